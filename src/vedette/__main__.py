@@ -1,0 +1,5 @@
+"""`python -m vedette` runs the command line."""
+
+from vedette.cli.main import main
+
+raise SystemExit(main())
