@@ -1,8 +1,18 @@
-"""Windows event classification and field aliases, driven by ``data/windows.yaml``."""
+"""Windows event classification and field aliases, driven by ``data/windows.yaml``.
+
+A flattened Windows event (EventData beside ``EventID``, ``Channel``, ``Provider_Name``...) is
+classified into the Sigma logsource the SigmaHQ rules expect: the channel gives the service
+(``Security`` -> ``security``), the channel and EventID give the categories (Sysmon 1 ->
+``process_creation``), and alias fields are added so that rules written with Sysmon names meet the
+built-in equivalents (Security 4688 ``NewProcessName`` -> ``Image``). The mapping is data; this
+module only compiles it into dictionaries so that classifying an event is a few lookups.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -11,53 +21,210 @@ import yaml
 
 from vedette.events import LogSource
 
+PRODUCT = "windows"
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_EMPTY_VALUES = frozenset(("", "-"))
+_UNKNOWN_CHANNEL = LogSource(product=PRODUCT)
+
 
 @dataclass(slots=True, frozen=True)
-class WindowsMapping:
-    """Channel to service, (channel, EventID) to categories, and field aliases."""
+class Alias:
+    """One alias field: the first usable source (field or ``{Field}`` template) gives its value."""
 
-    channels: dict[str, str]
-    categories: dict[tuple[str, int], frozenset[str]]
-    aliases: dict[tuple[str, int], tuple[tuple[str, str], ...]]
+    name: str
+    sources: tuple[str, ...]
+
+    def value(self, fields: Mapping[str, Any]) -> Any:
+        """Value of the alias for ``fields``, or None when no source is usable."""
+        for source in self.sources:
+            if "{" in source:
+                names = _PLACEHOLDER.findall(source)
+                values = [fields.get(n) for n in names]
+                if all(v is not None and str(v) not in _EMPTY_VALUES for v in values):
+                    return source.format_map(dict(zip(names, map(str, values), strict=True)))
+                continue
+            value = fields.get(source)
+            if value is not None and not (isinstance(value, str) and value in _EMPTY_VALUES):
+                return value
+        return None
+
+
+@dataclass(slots=True, frozen=True)
+class ConditionalCategory:
+    """A category that applies only when ``field`` equals one of ``values`` (case-insensitive)."""
+
+    category: str
+    field: str
+    values: frozenset[str]
+
+    def applies(self, fields: Mapping[str, Any]) -> bool:
+        """True when the event's field holds one of the values."""
+        value = fields.get(self.field)
+        return value is not None and str(value).lower() in self.values
+
+
+@dataclass(slots=True)
+class EventClass:
+    """Classification of one (channel, EventID): fixed logsource, conditional parts, aliases."""
+
+    logsource: LogSource
+    conditional: tuple[ConditionalCategory, ...] = ()
+    aliases: tuple[Alias, ...] = ()
+    _variants: dict[frozenset[str], LogSource] = field(default_factory=dict)
+
+    def classify(self, fields: Mapping[str, Any]) -> LogSource:
+        """The logsource of an event of this class (conditional categories resolved)."""
+        if not self.conditional:
+            return self.logsource
+        extra = frozenset(c.category for c in self.conditional if c.applies(fields))
+        if not extra:
+            return self.logsource
+        cached = self._variants.get(extra)
+        if cached is None:
+            base = self.logsource
+            cached = LogSource(base.product, base.services, base.categories | extra)
+            self._variants[extra] = cached
+        return cached
+
+
+@dataclass(slots=True)
+class ChannelClass:
+    """Classification of a channel: its services and its known EventIDs."""
+
+    logsource: LogSource
+    events: dict[int, EventClass]
+    compact_field_names: bool = False
+
+
+@dataclass(slots=True)
+class WindowsMapping:
+    """The compiled mapping: channels (lower-cased) and provider fallbacks."""
+
+    channels: dict[str, ChannelClass]
+    providers: dict[str, str]
+    not_produced: dict[str, str]
+
+    def channel_for(self, fields: Mapping[str, Any]) -> str:
+        """Lower-cased channel of an event, falling back on its provider."""
+        channel = fields.get("Channel")
+        if channel:
+            return str(channel).lower()
+        provider = fields.get("Provider_Name")
+        return self.providers.get(str(provider).lower(), "") if provider else ""
+
+    def services(self) -> frozenset[str]:
+        """Every Sigma service some channel produces."""
+        return frozenset(s for c in self.channels.values() for s in c.logsource.services)
+
+    def categories(self) -> frozenset[str]:
+        """Every Sigma category some (channel, EventID) can produce."""
+        found: set[str] = set()
+        for channel in self.channels.values():
+            for event in channel.events.values():
+                found |= event.logsource.categories
+                found |= {c.category for c in event.conditional}
+        return frozenset(found)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _event_class(
+    services: frozenset[str], entries: list[Any], aliases: tuple[Alias, ...]
+) -> EventClass:
+    fixed: set[str] = set()
+    conditional: list[ConditionalCategory] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            fixed.add(entry)
+            continue
+        ((name, wanted),) = dict(entry["when"]).items()
+        values = frozenset(str(v).lower() for v in _as_list(wanted))
+        conditional.append(ConditionalCategory(str(entry["category"]), str(name), values))
+    logsource = LogSource(PRODUCT, services, frozenset(fixed))
+    return EventClass(logsource, tuple(conditional), aliases)
+
+
+def compile_mapping(data: Mapping[str, Any]) -> WindowsMapping:
+    """Compile the YAML document of ``windows.yaml`` into lookup tables."""
+    services = {
+        str(name).lower(): frozenset(str(s) for s in _as_list(svc))
+        for name, svc in (data.get("channels") or {}).items()
+    }
+    categories = {
+        str(name).lower(): {int(eid): _as_list(cats) for eid, cats in by_id.items()}
+        for name, by_id in (data.get("categories") or {}).items()
+    }
+    aliases: dict[tuple[str, int], tuple[Alias, ...]] = {}
+    for entry in data.get("aliases") or []:
+        pairs = tuple(
+            Alias(str(alias), tuple(str(s) for s in _as_list(src)))
+            for alias, src in entry["fields"].items()
+        )
+        for event_id in entry["event_ids"]:
+            key = (str(entry["channel"]).lower(), int(event_id))
+            aliases[key] = aliases.get(key, ()) + pairs
+    compact = {str(c).lower() for c in data.get("compact_field_names") or []}
+
+    channels: dict[str, ChannelClass] = {}
+    for name in services.keys() | categories.keys() | {c for c, _ in aliases}:
+        svc = services.get(name, frozenset())
+        event_ids = categories.get(name, {}).keys() | {e for c, e in aliases if c == name}
+        events = {
+            eid: _event_class(
+                svc, categories.get(name, {}).get(eid, []), aliases.get((name, eid), ())
+            )
+            for eid in event_ids
+        }
+        channels[name] = ChannelClass(LogSource(PRODUCT, svc), events, name in compact)
+    providers = {str(p).lower(): str(c).lower() for p, c in (data.get("providers") or {}).items()}
+    not_produced = {str(k): str(v) for k, v in (data.get("not_produced") or {}).items()}
+    return WindowsMapping(channels, providers, not_produced)
 
 
 @cache
 def windows_mapping() -> WindowsMapping:
-    """Load the packaged Windows mapping once."""
+    """The packaged Windows mapping, loaded once per process."""
     text = resources.files("vedette.normalize").joinpath("data/windows.yaml").read_text("utf-8")
-    data = yaml.safe_load(text)
-    channels = {str(k).lower(): str(v) for k, v in data.get("channels", {}).items()}
-    categories: dict[tuple[str, int], frozenset[str]] = {}
-    for channel, by_id in data.get("categories", {}).items():
-        for event_id, cats in by_id.items():
-            categories[(str(channel).lower(), int(event_id))] = frozenset(cats)
-    aliases: dict[tuple[str, int], tuple[tuple[str, str], ...]] = {}
-    for entry in data.get("aliases", []):
-        pairs = tuple((str(a), str(s)) for a, s in entry["fields"].items())
-        for event_id in entry["event_ids"]:
-            key = (str(entry["channel"]).lower(), int(event_id))
-            aliases[key] = aliases.get(key, ()) + pairs
-    return WindowsMapping(channels, categories, aliases)
+    return compile_mapping(yaml.safe_load(text))
 
 
-def normalize_windows(fields: dict[str, Any]) -> LogSource:
-    """Classify a flattened Windows event and add alias fields in place.
-
-    ``fields`` must already be flat (EventData beside ``EventID``, ``Channel``, ...).
-    """
-    mapping = windows_mapping()
-    channel = str(fields.get("Channel") or "").lower()
+def _event_id(value: Any) -> int:
+    if isinstance(value, int):
+        return value
     try:
-        event_id = int(fields.get("EventID") or -1)
+        return int(str(value).strip())
     except (TypeError, ValueError):
-        event_id = -1
-    service = mapping.channels.get(channel)
-    key = (channel, event_id)
-    for alias, source in mapping.aliases.get(key, ()):
-        if alias not in fields and source in fields:
-            fields[alias] = fields[source]
-    return LogSource(
-        product="windows",
-        services=frozenset((service,)) if service else frozenset(),
-        categories=mapping.categories.get(key, frozenset()),
-    )
+        return -1
+
+
+def _add_compact_names(fields: dict[str, Any]) -> None:
+    spaced = [name for name in fields if " " in name]
+    for name in spaced:
+        fields.setdefault(name.replace(" ", ""), fields[name])
+
+
+def normalize_windows(fields: dict[str, Any], mapping: WindowsMapping | None = None) -> LogSource:
+    """Classify a flattened Windows event and add its alias fields in place.
+
+    ``fields`` must already be flat (EventData beside ``EventID``, ``Channel``, ...). An event
+    of an unknown channel still gets product ``windows`` so that product-only rules meet it.
+    """
+    mapping = mapping or windows_mapping()
+    channel = mapping.channels.get(mapping.channel_for(fields))
+    if channel is None:
+        return _UNKNOWN_CHANNEL
+    if channel.compact_field_names:
+        _add_compact_names(fields)
+    event = channel.events.get(_event_id(fields.get("EventID")))
+    if event is None:
+        return channel.logsource
+    for alias in event.aliases:
+        if alias.name not in fields:
+            value = alias.value(fields)
+            if value is not None:
+                fields[alias.name] = value
+    return event.classify(fields)
