@@ -1,1 +1,42 @@
-"""sources package."""
+"""Log sources: read files of every supported format into batches of normalised events.
+
+Public API::
+
+    report = ReadReport()
+    for path in iter_input_files(["/cases/host42"]):
+        for batch in read_events(path, report=report):
+            ...
+    print(report.summary())
+
+Each format is one module that registers a :class:`Reader` in :data:`READERS`; importing this
+package imports them all.
+"""
+
+from __future__ import annotations
+
+from vedette.sources import evtx as _evtx  # noqa: F401  (registers the reader)
+from vedette.sources.api import (
+    DEFAULT_BATCH_SIZE,
+    ReadTask,
+    plan_read_tasks,
+    read_events,
+    read_task,
+)
+from vedette.sources.inputs import iter_input_files
+from vedette.sources.registry import READERS, Reader, ReadOptions, register, sniff_format
+from vedette.sources.report import ReadReport
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "READERS",
+    "ReadOptions",
+    "ReadReport",
+    "ReadTask",
+    "Reader",
+    "iter_input_files",
+    "plan_read_tasks",
+    "read_events",
+    "read_task",
+    "register",
+    "sniff_format",
+]

@@ -1,0 +1,118 @@
+"""Flatten a Windows event in its XML-as-JSON shape into Sigma's flat field taxonomy.
+
+The shape is what the ``evtx`` package (and ``evtx_dump -o json``) produce and what SigmaHQ's
+regression ``.json`` files hold::
+
+    {"Event": {"System": {"Provider": {"#attributes": {"Name": "..."}}, "EventID": 4688, ...,
+               "TimeCreated": {"#attributes": {"SystemTime": "..."}}, "Channel": "Security", ...},
+               "EventData": {"NewProcessName": "C:\\\\...", ...}}}
+
+The result puts EventData (or UserData) fields at the top level beside the System fields, as the
+Sigma Windows rules expect: ``EventID`` (int), ``Channel``, ``Provider_Name``, ``Computer``,
+``EventRecordID``, ``TimeCreated`` (the SystemTime string), ``Keywords``, ``Level``, ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vedette.events import LogSource
+from vedette.normalize.tables import linux_sysmon_logsource
+from vedette.normalize.windows import normalize_windows
+
+_ATTRS = "#attributes"
+_TEXT = "#text"
+
+# System fields that describe the record itself: they win over an EventData/UserData field of
+# the same name (a log-cleared event's UserData carries the *cleared* Channel, for instance).
+_SYSTEM_WINS = ("EventRecordID", "Channel", "Computer")
+# Secondary System fields: an EventData field of the same name wins.
+_SYSTEM_DEFAULTS = ("Version", "Level", "Task", "Opcode", "Keywords")
+_SECTIONS = ("EventData", "UserData", "ProcessingErrorData", "DebugData", "BinaryEventData")
+
+
+def _text(value: Any) -> Any:
+    """The value of an XML element rendered as JSON: its ``#text`` when it has attributes."""
+    if isinstance(value, dict):
+        return value.get(_TEXT)
+    return value
+
+
+def _as_int(value: Any) -> Any:
+    value = _text(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return value
+
+
+def _flatten_section(section: dict[str, Any], fields: dict[str, Any]) -> None:
+    """EventData-like section: named Data already keyed by name; unnamed ``Data`` kept as Data."""
+    for key, value in section.items():
+        if key == _ATTRS:
+            continue
+        if isinstance(value, dict):
+            if _TEXT in value:
+                fields[key] = value[_TEXT]
+            elif any(k != _ATTRS for k in value):
+                # UserData: <LogFileCleared><SubjectUserName>..</..></..> nests elements
+                _flatten_section(value, fields)
+            else:
+                fields[key] = None
+        else:
+            fields[key] = value
+
+
+def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
+    """Flat Sigma fields of one event dict (with or without its outer ``Event`` key)."""
+    event = record.get("Event", record)
+    if not isinstance(event, dict):
+        return {}
+    fields: dict[str, Any] = {}
+    for name in _SECTIONS:
+        section = event.get(name)
+        if isinstance(section, dict):
+            _flatten_section(section, fields)
+        elif section is not None and section != "":
+            fields[name] = section
+    system = event.get("System")
+    if not isinstance(system, dict):
+        return fields
+    provider = system.get("Provider")
+    if isinstance(provider, dict):
+        attrs = provider.get(_ATTRS) or {}
+        if "Name" in attrs:
+            fields["Provider_Name"] = attrs["Name"]
+        if "Guid" in attrs:
+            fields.setdefault("Provider_Guid", attrs["Guid"])
+        if "EventSourceName" in attrs:
+            fields.setdefault("EventSourceName", attrs["EventSourceName"])
+    if "EventID" in system:
+        fields["EventID"] = _as_int(system["EventID"])
+    for key in _SYSTEM_WINS:
+        if key in system:
+            fields[key] = _text(system[key])
+    for key in _SYSTEM_DEFAULTS:
+        if key in system:
+            fields.setdefault(key, _text(system[key]))
+    for key in ("TimeCreated", "Execution", "Security", "Correlation"):
+        value = system.get(key)
+        attrs = value.get(_ATTRS) if isinstance(value, dict) else None
+        if not attrs:
+            continue
+        if key == "TimeCreated":
+            fields["TimeCreated"] = attrs.get("SystemTime")
+        else:
+            for attr, attr_value in attrs.items():
+                fields.setdefault(attr, attr_value)
+    return fields
+
+
+def classify_windows_event(fields: dict[str, Any]) -> LogSource:
+    """Logsource of a flattened Windows-schema event; Sysmon for Linux is product ``linux``."""
+    channel = fields.get("Channel")
+    if isinstance(channel, str) and channel.startswith("Linux-Sysmon"):
+        return linux_sysmon_logsource(fields)
+    return normalize_windows(fields)

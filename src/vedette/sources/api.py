@@ -1,0 +1,194 @@
+"""Reading logs: files in, batches of normalised events out, every skip reported.
+
+``read_events`` is the one entry point for a file; ``plan_read_tasks``/``read_task`` split big
+line-oriented files into byte ranges so that several worker processes can share one file. This
+module is the boundary where any exception a reader or a third-party library lets escape becomes
+a counted :class:`~vedette.errors.ReadWarning`: no traceback reaches a user from here.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from vedette.errors import ConfigError
+from vedette.events import Event
+from vedette.sources.inputs import Source, is_zip, read_head, split_member_path, zip_members
+from vedette.sources.registry import READERS, ReadOptions, sniff_format
+from vedette.sources.report import ReadReport
+
+DEFAULT_BATCH_SIZE = 2000
+DEFAULT_TASK_BYTES = 64 * 1024 * 1024
+_STREAM_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, ValueError, RuntimeError)
+
+
+@dataclass(slots=True, frozen=True)
+class ReadTask:
+    """A unit of reading work: a file or archive member, or a byte range of a plain file.
+
+    Tasks are small and picklable: a parent plans them, worker processes read them.
+    """
+
+    path: str
+    member: str | None = None
+    format: str | None = None
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def source(self) -> Source:
+        """The input stream this task reads."""
+        return Source(self.path, self.member, self.start, self.end)
+
+    @property
+    def display(self) -> str:
+        """``file``, ``archive.zip!member``, or ``file[start:end]``."""
+        text = self.source.display
+        if self.start or self.end is not None:
+            text += f"[{self.start}:{'' if self.end is None else self.end}]"
+        return text
+
+
+def _check_format(format: str | None) -> None:
+    if format is not None and format not in READERS:
+        known = ", ".join(sorted(READERS))
+        raise ConfigError(f"unknown log format {format!r} (known: {known})")
+
+
+def _sources(path: str | os.PathLike[str], report: ReadReport) -> list[Source]:
+    """The streams inside ``path``: itself, or each member when it is a zip archive."""
+    real, member = split_member_path(path)
+    if member is not None:
+        return [Source(real, member)]
+    if is_zip(real):
+        try:
+            return [Source(real, name) for name in zip_members(real)]
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            report.warn(real, "archive", f"unreadable zip archive: {exc}")
+            return []
+    return [Source(real)]
+
+
+def _resolve_format(source: Source, format: str | None, report: ReadReport) -> str | None:
+    """The reader name for ``source``: ``format`` if given, else sniffed; warn when none."""
+    try:
+        head = read_head(source)
+    except _STREAM_ERRORS as exc:
+        report.warn(source.display, "unreadable", f"{type(exc).__name__}: {exc}", offset=0)
+        return None
+    if not head:
+        report.warn(source.display, "empty", "no data", offset=0)
+        return None
+    if format is not None:
+        return format
+    found = sniff_format(head, source.name)
+    if found is None:
+        report.warn(source.display, "not-a-log", "no reader recognises this content", offset=0)
+    return found
+
+
+def _batches(
+    source: Source, fmt: str, report: ReadReport, batch_size: int, options: ReadOptions
+) -> Iterator[list[Event]]:
+    reader = READERS[fmt]
+    batch: list[Event] = []
+    if source.is_whole or source.start == 0:
+        report.add_file(fmt)
+    events = reader.read(source, report, options)
+    try:
+        for event in events:
+            batch.append(event)
+            if len(batch) >= batch_size:
+                report.add_events(fmt, len(batch))
+                yield batch
+                batch = []
+    except _STREAM_ERRORS as exc:
+        # Truncated compressed streams and I/O errors end the stream; what was read stays.
+        report.warn(source.display, "truncated", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # the boundary: a reader bug must not kill a scan
+        report.warn(source.display, "reader-error", f"{fmt}: {type(exc).__name__}: {exc}")
+    if batch:
+        report.add_events(fmt, len(batch))
+        yield batch
+
+
+def read_events(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    report: ReadReport,
+    threads: int = 0,
+) -> Iterator[list[Event]]:
+    """Yield batches of normalised events from one file (every member, for a zip archive).
+
+    ``format`` names a reader (see ``READERS``) and skips sniffing. Anything unreadable is a
+    warning on ``report``, never an exception; an unknown ``format`` is a ConfigError.
+    ``threads`` limits the EVTX parser's worker threads (0: all cores).
+    """
+    _check_format(format)
+    options = ReadOptions(threads=threads)
+    for source in _sources(path, report):
+        fmt = _resolve_format(source, format, report)
+        if fmt is not None:
+            yield from _batches(source, fmt, report, max(1, batch_size), options)
+
+
+def plan_read_tasks(
+    path: str | os.PathLike[str],
+    target_bytes: int = DEFAULT_TASK_BYTES,
+    *,
+    format: str | None = None,
+) -> list[ReadTask]:
+    """Split ``path`` into tasks: byte ranges of about ``target_bytes`` for big plain files of a
+    line-oriented format, one task per file or archive member otherwise.
+
+    Planning sniffs the format (so workers need not); a source that cannot be sniffed still gets
+    a task, and reading it reports why it was skipped.
+    """
+    _check_format(format)
+    scratch = ReadReport()
+    tasks: list[ReadTask] = []
+    for source in _sources(path, scratch):
+        fmt = _resolve_format(source, format, scratch)
+        whole = ReadTask(source.path, source.member, fmt)
+        if fmt is None or not READERS[fmt].splittable or not source.plain_file():
+            tasks.append(whole)
+            continue
+        try:
+            size = os.path.getsize(source.path)
+        except OSError:
+            tasks.append(whole)
+            continue
+        step = max(1, target_bytes)
+        if size <= step:
+            tasks.append(whole)
+            continue
+        for start in range(0, size, step):
+            end = start + step
+            tasks.append(ReadTask(source.path, None, fmt, start, None if end >= size else end))
+    if not tasks and scratch.warnings:  # an unreadable archive: let the reading report it
+        tasks.append(ReadTask(os.fspath(path)))
+    return tasks
+
+
+def read_task(
+    task: ReadTask,
+    *,
+    report: ReadReport,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    threads: int = 0,
+) -> Iterator[list[Event]]:
+    """Yield batches of events of one planned task, reporting skips on ``report``."""
+    if task.member is None and task.start == 0 and task.end is None and task.format is None:
+        yield from read_events(task.path, batch_size=batch_size, report=report, threads=threads)
+        return
+    source = task.source
+    fmt = task.format
+    if fmt is None or source.start == 0:
+        fmt = _resolve_format(source, task.format, report)
+    if fmt is not None:
+        yield from _batches(source, fmt, report, max(1, batch_size), ReadOptions(threads=threads))

@@ -1,0 +1,165 @@
+"""Windows XML event log files (``.evtx``), through the ``evtx`` package (Rust, multi-threaded).
+
+A record as the parser renders it (one line of its JSON, shortened)::
+
+    {"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},
+    "EventID":4985,...,"TimeCreated":{"#attributes":{"SystemTime":"2019-08-14T14:06:44.495674Z"}},
+    "EventRecordID":12294,"Channel":"Security","Computer":"MSEDGEWIN10"},"EventData":{
+    "SubjectUserName":"IEUser","ProcessName":"C:\\\\ProgramData\\\\proc_doppel64.exe",...}}}
+
+Format: https://github.com/libyal/libevtx/blob/main/documentation/Windows%20XML%20Event%20Log%20(EVTX).asciidoc
+
+A corrupt chunk makes the parser raise for that chunk; the reader counts the chunk's records as a
+warning (with the chunk's file offset when it can be found) and goes on with the next chunk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterator
+from typing import Any, cast
+
+import orjson
+from evtx import PyEvtxParser
+
+from vedette.events import Event, SourceRef
+from vedette.normalize.timeparse import parse_timestamp
+from vedette.normalize.winevent import classify_windows_event, flatten_windows_event
+from vedette.sources.inputs import Source
+from vedette.sources.registry import Reader, ReadOptions, register
+from vedette.sources.report import ReadReport
+
+MAGIC = b"ElfFile\x00"
+_FILE_HEADER = 4096
+_CHUNK_SIZE = 65536
+_CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
+_MAX_CONSECUTIVE_ERRORS = 10_000
+"""A parser that fails this often in a row is not making progress: stop rather than spin."""
+
+
+def _chunk_offset(path: str, first_record: int) -> int | None:
+    """File offset of the chunk whose first record id is ``first_record`` (for warnings)."""
+    try:
+        with open(path, "rb") as handle:
+            offset = _FILE_HEADER
+            while True:
+                handle.seek(offset)
+                header = handle.read(24)
+                if len(header) < 24:
+                    return None
+                if (
+                    header.startswith(b"ElfChnk\x00")
+                    and int.from_bytes(header[8:16], "little") == first_record
+                ):
+                    return offset
+                offset += _CHUNK_SIZE
+    except OSError:
+        return None
+
+
+class EvtxReader(Reader):
+    """EVTX files to Windows events with Sigma field names."""
+
+    name = "evtx"
+
+    def sniff(self, head: bytes, name: str) -> int:
+        return 100 if head.startswith(MAGIC) else 0
+
+    def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
+        display = source.display
+        target: Any = source.path
+        if source.member is not None or not source.plain_file():
+            with source.open() as stream:  # archive members: the parser needs to seek
+                target = io.BytesIO(stream.read())
+        try:
+            parser = PyEvtxParser(target, number_of_threads=options.threads)
+            records = parser.records_json()
+        except (OSError, RuntimeError, ValueError) as exc:
+            report.warn(display, "evtx-header", str(exc), offset=0)
+            return
+        failures = 0
+        produced = 0
+        skipped_before = report.total_skipped
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except (RuntimeError, OSError, ValueError) as exc:
+                failures += 1
+                self._warn_chunk(source, report, str(exc))
+                if failures >= _MAX_CONSECUTIVE_ERRORS:
+                    report.warn(display, "evtx-abandoned", "too many consecutive parse errors")
+                    return
+                continue
+            failures = 0
+            event = self._event(cast(dict[str, Any], record), display, report)
+            if event is not None:
+                produced += 1
+                yield event
+        self._check_completeness(source, report, produced, report.total_skipped > skipped_before)
+
+    @staticmethod
+    def _check_completeness(
+        source: Source, report: ReadReport, produced: int, warned: bool
+    ) -> None:
+        """Warn about what the parser skips silently: a partial last chunk, or no records."""
+        size: int | None = None
+        if source.member is None:
+            try:
+                size = os.path.getsize(source.path)
+            except OSError:
+                size = None
+        if size is not None and size > _FILE_HEADER:
+            partial = (size - _FILE_HEADER) % _CHUNK_SIZE
+            if partial:
+                report.warn(
+                    source.display,
+                    "evtx-truncated",
+                    f"file ends inside a chunk ({partial} of {_CHUNK_SIZE} bytes present)",
+                    offset=size - partial,
+                )
+                return
+        if produced == 0 and not warned:
+            report.warn(source.display, "evtx-no-records", "no readable record", offset=0)
+
+    @staticmethod
+    def _warn_chunk(source: Source, report: ReadReport, message: str) -> None:
+        match = _CHUNK_RANGE.search(message)
+        records, offset = 1, None
+        if match:
+            first, last = int(match.group(1)), int(match.group(2))
+            records = max(1, last - first + 1)
+            if source.member is None:
+                offset = _chunk_offset(source.path, first)
+        report.warn(source.display, "evtx-chunk", message, offset=offset, records=records)
+
+    @staticmethod
+    def _event(record: dict[str, Any], display: str, report: ReadReport) -> Event | None:
+        record_id = record.get("event_record_id")
+        try:
+            tree = orjson.loads(record["data"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            report.warn(display, "evtx-record", f"record {record_id}: {exc}")
+            return None
+        fields = flatten_windows_event(tree)
+        logsource = classify_windows_event(fields)
+        timestamp = parse_timestamp(fields.get("TimeCreated") or record.get("timestamp"))
+        computer = fields.get("Computer")
+        # The System EventRecordID is what Event Viewer and other tools show; the record
+        # header's number is the fallback for damaged System data.
+        system_id = fields.get("EventRecordID")
+        if isinstance(system_id, int):
+            record_id = system_id
+        return Event(
+            fields=fields,
+            logsource=logsource,
+            timestamp=timestamp,
+            host=computer if isinstance(computer, str) else None,
+            source=SourceRef(display, "evtx", record_id=record_id),
+        )
+
+
+register(EvtxReader())

@@ -1,0 +1,204 @@
+"""Input streams: plain files, .gz, .bz2, .zip members (``archive.zip!member``), UTF-16 text.
+
+Compression is recognised by magic bytes, not by file name, so a renamed ``.log`` that is really
+gzip still reads. Text in UTF-16 (with a byte-order mark, as Windows tools write it) is transcoded
+to UTF-8 here, once, so that every reader only ever sees UTF-8 (or Latin-1) bytes.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import io
+import os
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, cast
+
+MEMBER_SEPARATOR = "!"
+"""Separates an archive from its member in a source path: ``logs.zip!dir/file.json``."""
+
+HEAD_BYTES = 64 * 1024
+"""How much of a stream sniffing looks at."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BZIP2_MAGIC = b"BZh"
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+@dataclass(slots=True, frozen=True)
+class Source:
+    """One readable stream: a file, or a member of a zip archive, possibly compressed.
+
+    ``start``/``end`` select a byte range of a plain (uncompressed) file for a split read.
+    """
+
+    path: str
+    """The file on disk."""
+    member: str | None = None
+    """Member name inside the zip archive at ``path``."""
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def display(self) -> str:
+        """The path shown to users and kept in SourceRef: ``file`` or ``archive.zip!member``."""
+        return self.path if self.member is None else f"{self.path}{MEMBER_SEPARATOR}{self.member}"
+
+    @property
+    def name(self) -> str:
+        """Base name without compression suffix (``dns.log.gz`` -> ``dns.log``): a layout hint."""
+        base = os.path.basename(self.member if self.member is not None else self.path)
+        for suffix in (".gz", ".bz2"):
+            if base.endswith(suffix):
+                return base[: -len(suffix)]
+        return base
+
+    @property
+    def is_whole(self) -> bool:
+        """True when the source is read from its first byte to its last."""
+        return self.start == 0 and self.end is None
+
+    @contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        """Open the decompressed, UTF-8 (or single-byte) byte stream of this source."""
+        with ExitStack() as stack:
+            raw: IO[bytes]
+            if self.member is None:
+                raw = stack.enter_context(open(self.path, "rb"))
+            else:
+                archive = stack.enter_context(zipfile.ZipFile(self.path))
+                raw = stack.enter_context(archive.open(self.member))
+            yield _decoded(_decompressed(raw, stack), stack)
+
+    def plain_file(self) -> bool:
+        """True when this source is an uncompressed file on disk (byte ranges are meaningful)."""
+        if self.member is not None:
+            return False
+        try:
+            with open(self.path, "rb") as handle:
+                magic = handle.read(4)
+        except OSError:
+            return False
+        return not (
+            magic.startswith((_GZIP_MAGIC, _BZIP2_MAGIC, _ZIP_MAGIC, _EMPTY_ZIP_MAGIC))
+            or magic.startswith(_UTF16_BOMS)
+        )
+
+
+def _peek(stream: IO[bytes], size: int) -> bytes:
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        return bytes(peek(size)[:size])
+    return b""
+
+
+def _decompressed(raw: IO[bytes], stack: ExitStack) -> IO[bytes]:
+    """Wrap ``raw`` in gzip/bz2 decompression when its magic bytes say so (nested too)."""
+    stream: IO[bytes] = raw if hasattr(raw, "peek") else io.BufferedReader(cast(io.RawIOBase, raw))
+    for _ in range(4):  # a .gz inside a .bz2 is silly but cheap to allow; bombs are not loops
+        magic = _peek(stream, 3)
+        if magic.startswith(_GZIP_MAGIC):
+            stream = stack.enter_context(cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb")))
+        elif magic.startswith(_BZIP2_MAGIC) and len(magic) == 3:
+            stream = stack.enter_context(cast(IO[bytes], bz2.BZ2File(stream, mode="rb")))
+        else:
+            break
+    return stream
+
+
+def _decoded(stream: IO[bytes], stack: ExitStack) -> IO[bytes]:
+    """Transcode UTF-16 (with BOM) to UTF-8; drop a UTF-8 BOM."""
+    head = _peek(stream, 3)
+    if head.startswith(_UTF16_BOMS):
+        text = stack.enter_context(io.TextIOWrapper(stream, encoding="utf-16", errors="replace"))
+        return cast(IO[bytes], io.BufferedReader(_Utf8Transcoder(text), buffer_size=256 * 1024))
+    if head.startswith(codecs.BOM_UTF8):
+        stream.read(3)
+    return stream
+
+
+class _Utf8Transcoder(io.RawIOBase):
+    """A raw byte stream of UTF-8 produced from a text stream."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while len(self._pending) < len(buffer):
+            chunk = self._text.read(64 * 1024)
+            if not chunk:
+                break
+            self._pending += chunk.encode("utf-8", "surrogatepass")
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def read_head(source: Source, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` decoded bytes of a source (raises OSError and friends)."""
+    with source.open() as stream:
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining > 0:
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+
+def split_member_path(path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """``archive.zip!member`` -> (``archive.zip``, ``member``); a plain path -> (path, None)."""
+    text = os.fspath(path)
+    if MEMBER_SEPARATOR in text and not os.path.exists(text):
+        archive, _, member = text.partition(MEMBER_SEPARATOR)
+        if os.path.isfile(archive):
+            return archive, member
+    return text, None
+
+
+def is_zip(path: str) -> bool:
+    """True when ``path`` is a zip archive (by its magic bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) in (_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)
+    except OSError:
+        return False
+
+
+def zip_members(path: str) -> list[str]:
+    """Names of the file members of a zip archive, in archive order (raises on a bad zip)."""
+    with zipfile.ZipFile(path) as archive:
+        return [info.filename for info in archive.infolist() if not info.is_dir()]
+
+
+def iter_input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Every file under ``paths``, recursively, in a stable order.
+
+    Directories are walked (hidden entries such as ``.git`` skipped); anything else is yielded as
+    given, including paths that do not exist or ``archive.zip!member`` paths, so that reading them
+    reports a warning instead of the input vanishing silently.
+    """
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            yield path
