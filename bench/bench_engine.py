@@ -1,0 +1,322 @@
+"""Sigma engine throughput, side by side in one run, on one core.
+
+Measures over every ``.evtx`` of ``../shared/datasets/evtx-attack-samples`` with the SigmaHQ
+Windows rules of ``rules``, ``rules-threat-hunting`` and ``rules-emerging-threats``:
+
+  (a) parse only: the ``evtx`` package to dicts (``records_json`` + ``orjson.loads``), events/s;
+  (b) Vedette read + normalise (``vedette.sources.read_events``), events/s;
+  (c) Vedette read + match with the full rule set (``vedette.detect.Engine``), events/s, and
+      rule-load time cold (empty cache) and cached;
+  (d) pySigma's SQLite backend, the engine inside Zircolite: rules converted to SQL, the same
+      flattened events in an in-memory table, every query timed (``bench/engine/sqlite_runner.py``
+      in the separate venv ``bench/.venv-sqlite``, created by ``--setup-sqlite``).
+
+(a), (b) and (c) run in turns, ``--repeat`` times, and the best turn of each is reported (the
+machine is shared; the best turn is the least disturbed). The process is pinned to one CPU, and
+so is the SQLite child. Figures go to stdout and ``bench/out/engine.json``.
+
+    .venv/bin/python bench/bench_engine.py --setup-sqlite   # once
+    .venv/bin/python bench/bench_engine.py [--repeat 3] [--profile] [--skip-sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import evtx
+import orjson
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("VEDETTE_DATASETS", ROOT.parent / "shared" / "datasets"))
+RULE_FOLDERS = ("rules", "rules-threat-hunting", "rules-emerging-threats")
+SQLITE_VENV = ROOT / "bench" / ".venv-sqlite"
+SQLITE_RUNNER = ROOT / "bench" / "engine" / "sqlite_runner.py"
+OUT = ROOT / "bench" / "out"
+
+
+def windows_rule_files(sigma: Path) -> list[Path]:
+    """Rule files of the Windows rule set: product windows, or the product-less antivirus rules."""
+    found = []
+    for folder in RULE_FOLDERS:
+        for path in sorted((sigma / folder).rglob("*.yml")):
+            with path.open(encoding="utf-8") as handle:
+                docs = list(yaml.load_all(handle, Loader=yaml.CSafeLoader))
+            for doc in docs:
+                logsource = doc.get("logsource") if isinstance(doc, dict) else None
+                if isinstance(logsource, dict) and (
+                    logsource.get("product") == "windows"
+                    or logsource.get("category") == "antivirus"
+                ):
+                    found.append(path)
+                    break
+    return found
+
+
+def pin_to_one_cpu() -> int | None:
+    """Pin this process (and children) to one CPU; the CPU, or None where unsupported."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+# --- (a) parse only ---------------------------------------------------------------------------
+
+
+def parse_only(files: list[Path]) -> int:
+    """Every record of every file to a dict, as the ``evtx`` package gives it; event count."""
+    count = 0
+    for path in files:
+        for record in evtx.PyEvtxParser(str(path), 1).records_json():
+            orjson.loads(record["data"])
+            count += 1
+    return count
+
+
+# --- (b) and (c): Vedette -------------------------------------------------------------------
+
+
+def read_normalise(files: list[Path]) -> int:
+    """Vedette's EVTX reader: read, flatten and classify every event; event count."""
+    from vedette.sources import ReadReport, read_events
+
+    report = ReadReport()
+    count = 0
+    for path in files:
+        for batch in read_events(path, format="evtx", report=report):
+            count += len(batch)
+    return count
+
+
+def engine_available() -> bool:
+    """True once ``vedette.detect.Engine`` exists (the harness runs (a), (b), (d) before)."""
+    try:
+        from vedette.detect import Engine  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_engine(rule_files: list[Path], cache_dir: Path) -> Any:
+    from vedette.detect import Engine
+
+    return Engine.from_paths(rule_files, cache_dir=cache_dir)
+
+
+def read_match(files: list[Path], engine: Any, counts: dict[str, int] | None = None) -> int:
+    """Read and match every event with the full rule set; event count."""
+    from vedette.sources import ReadReport, read_events
+
+    report = ReadReport()
+    count = 0
+    for path in files:
+        for batch in read_events(path, format="evtx", report=report):
+            count += len(batch)
+            detections = engine.match(batch)
+            if counts is not None:
+                for detection in detections:
+                    counts[detection.rule_id] = counts.get(detection.rule_id, 0) + 1
+    return count
+
+
+def timed(function: Callable[[], int]) -> tuple[int, float]:
+    started = time.perf_counter()
+    count = function()
+    return count, time.perf_counter() - started
+
+
+# --- (d) SQLite backend -----------------------------------------------------------------------
+
+
+def setup_sqlite_venv() -> None:
+    """Create bench/.venv-sqlite with pySigma's SQLite backend (its own pySigma)."""
+    subprocess.run([sys.executable, "-m", "venv", str(SQLITE_VENV)], check=True)
+    pip = SQLITE_VENV / "bin" / "pip"
+    subprocess.run([str(pip), "install", "-q", "pysigma-backend-sqlite"], check=True)
+
+
+def flat_events(files: list[Path]) -> list[dict[str, Any]]:
+    """The flattened events Vedette matches, for the SQLite table (same events, same fields)."""
+    from vedette.sources import ReadReport, read_events
+
+    report = ReadReport()
+    return [
+        e.fields for p in files for b in read_events(p, format="evtx", report=report) for e in b
+    ]
+
+
+def run_sqlite(rule_files: list[Path], events: list[dict[str, Any]], work: Path) -> dict[str, Any]:
+    rules_list = work / "rules.txt"
+    rules_list.write_text("\n".join(str(p) for p in rule_files), encoding="utf-8")
+    events_file = work / "events.jsonl"
+    with events_file.open("wb") as handle:
+        for event in events:
+            handle.write(orjson.dumps(event, default=str) + b"\n")
+    python = SQLITE_VENV / "bin" / "python"
+    command = [str(python), str(SQLITE_RUNNER), "--rules", str(rules_list)]
+    command += ["--events", str(events_file)]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"SQLite runner failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def profile_match(files: list[Path], engine: Any, top: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    read_match(files, engine)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--samples", type=Path, default=DATASETS / "evtx-attack-samples")
+    parser.add_argument("--sigma", type=Path, default=DATASETS / "sigma")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="print where (c)'s time goes")
+    parser.add_argument("--top", type=int, default=30, help="profile entries to print")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--setup-sqlite", action="store_true", help="create the SQLite venv")
+    args = parser.parse_args()
+
+    if args.setup_sqlite:
+        setup_sqlite_venv()
+        return 0
+    cpu = pin_to_one_cpu()
+    files = sorted(args.samples.rglob("*.evtx"))
+    rule_files = windows_rule_files(args.sigma)
+    print(f"dataset: {args.samples} ({len(files)} files)")
+    print(f"rules:   {len(rule_files)} Windows rule files from {', '.join(RULE_FOLDERS)}")
+    print(f"machine: {machine()}; pinned to CPU {cpu}")
+
+    results: dict[str, Any] = {"files": len(files), "rule_files": len(rule_files)}
+    results["machine"] = machine()
+    parse_only(files)  # warm the page cache
+    turns: dict[str, list[tuple[int, float]]] = {"a": [], "b": [], "c": []}
+    engine = None
+    with tempfile.TemporaryDirectory(prefix="vedette-bench-") as work_dir:
+        work = Path(work_dir)
+        if engine_available():
+            cache = work / "cache"
+            started = time.perf_counter()
+            load_engine(rule_files, cache)
+            results["load_cold_seconds"] = time.perf_counter() - started
+            started = time.perf_counter()
+            engine = load_engine(rule_files, cache)
+            results["load_cached_seconds"] = time.perf_counter() - started
+            results["rules_loaded"] = engine.load_report.loaded
+            results["rule_load_errors"] = len(engine.load_report.errors)
+        for _ in range(args.repeat):
+            turns["a"].append(timed(lambda: parse_only(files)))
+            turns["b"].append(timed(lambda: read_normalise(files)))
+            if engine is not None:
+                turns["c"].append(timed(lambda: read_match(files, engine)))
+        for key, runs in turns.items():
+            if runs:
+                events, seconds = min(runs, key=lambda run: run[1])
+                results[f"{key}_events"] = events
+                results[f"{key}_seconds"] = seconds
+                results[f"{key}_events_per_s"] = events / seconds
+        vedette_counts: dict[str, int] = {}
+        if engine is not None:
+            read_match(files, engine, vedette_counts)
+            results["vedette_detections"] = sum(vedette_counts.values())
+            results["vedette_rules_fired"] = len(vedette_counts)
+        if not args.skip_sqlite and (SQLITE_VENV / "bin" / "python").exists():
+            events = flat_events(files)
+            sqlite = run_sqlite(rule_files, events, work)
+            matches = sqlite.pop("matches")
+            results["sqlite"] = sqlite
+            results["sqlite"]["detections"] = sum(matches.values())
+            results["sqlite"]["rules_fired"] = len(matches)
+            results["d_events_per_s"] = sqlite["events"] / sqlite["query_seconds"]
+            if vedette_counts:
+                both = set(matches) & set(vedette_counts)
+                results["rules_fired_by_both"] = len(both)
+                results["rules_only_sqlite"] = sorted(set(matches) - both)
+                results["rules_only_vedette"] = sorted(set(vedette_counts) - both)
+        if args.profile and engine is not None:
+            print(profile_match(files, engine, args.top))
+
+    print_summary(results)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "engine.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    def rate(key: str) -> str:
+        value = results.get(f"{key}_events_per_s")
+        return f"{value:>10,.0f} events/s" if value else "       n/a"
+
+    print(f"(a) parse only (evtx -> dicts)    {rate('a')}  ({results.get('a_events')} events)")
+    print(f"(b) Vedette read + normalise      {rate('b')}")
+    print(f"(c) Vedette read + match, full    {rate('c')}")
+    if "load_cold_seconds" in results:
+        print(
+            f"    rules loaded {results['rules_loaded']} ({results['rule_load_errors']} not loaded)"
+            f"; load cold {results['load_cold_seconds']:.2f} s, cached"
+            f" {results['load_cached_seconds']:.2f} s"
+        )
+        print(
+            f"    detections {results.get('vedette_detections')}"
+            f" from {results.get('vedette_rules_fired')} rules"
+        )
+    if "sqlite" in results:
+        s = results["sqlite"]
+        print(
+            f"(d) pySigma SQLite backend        {rate('d')}  (queries only: {s['queries']} queries"
+            f" from {s['rules_converted']} converted rules, {s['query_seconds']:.1f} s;"
+            f" convert {s['convert_seconds']:.1f} s, load {s['load_seconds']:.1f} s)"
+        )
+        print(
+            f"    not converted: {s['conversion_errors']}; detections {s['detections']}"
+            f" from {s['rules_fired']} rules"
+        )
+    a, c, d = (results.get(f"{k}_events_per_s") for k in "acd")
+    if a and c:
+        print(f"ratio (c)/(a) = {c / a:.2f}  (target >= 0.33, aim 0.5)")
+    if c and d:
+        print(f"ratio (c)/(d) = {c / d:.1f}x  (target >= 20x)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
