@@ -1,0 +1,204 @@
+"""CSV feeds and plain indicator lists.
+
+A plain list has one indicator per line (``#`` starts a comment); its type is declared by the
+feed (``type: ip``) or, with ``type: auto`` or none, recognised per line (hashes by length,
+addresses, URLs by scheme, e-mail addresses, otherwise domains).
+
+A CSV feed has a header row. The value column is ``value`` (or ``indicator``, ``ioc``,
+``observable``); the type comes from a ``type`` column or the feed's declared type. Optional
+columns: ``id``, ``confidence``, ``level``, ``valid_from``, ``valid_until``, ``labels``,
+``tags``, ``attack`` (technique ids separated by ``;`` or spaces), ``description``.
+Sample::
+
+    type,value,confidence,valid_until,attack
+    domain,evil.example,90,2030-01-01T00:00:00Z,T1071.004
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from vedette.errors import FeedError
+from vedette.events import LEVELS, AttackRef
+from vedette.intel.feeds import FeedSpec, parse_time, register_loader
+from vedette.intel.model import (
+    HASH_LENGTHS,
+    FeedReport,
+    Indicator,
+    IndicatorInfo,
+    canonical_type,
+    normalize,
+    refang,
+)
+
+_VALUE_COLUMNS = ("value", "indicator", "ioc", "observable")
+_SPLIT = re.compile(r"[;,\s|]+")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_HASH_BY_LENGTH = {length: name for name, length in HASH_LENGTHS.items()}
+
+
+def guess_type(value: str) -> str | None:
+    """The indicator type a bare value most plausibly is, or None."""
+    text = refang(value)
+    if _HEX.match(text) and len(text) in _HASH_BY_LENGTH:
+        return _HASH_BY_LENGTH[len(text)]
+    try:
+        ipaddress.ip_network(text, strict=False)
+        return "ip"
+    except ValueError:
+        pass
+    if "://" in text[:12]:
+        return "url"
+    if "@" in text:
+        return "email"
+    if "/" in text:
+        return "url"
+    return "domain" if "." in text else None
+
+
+def _open_text(path: Path) -> IO[str]:
+    try:
+        raw = path.open("rb")
+        magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        if magic == b"\x1f\x8b":
+            raw.close()
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot read: {exc}") from exc
+
+
+def _declared(spec: FeedSpec) -> str | None:
+    if spec.type in (None, "auto"):
+        return None
+    return canonical_type(spec.type)
+
+
+@register_loader("list")
+def load_list(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
+    """Indicators of a plain list, one per line."""
+    declared = _declared(spec)
+    info = IndicatorInfo(source=spec.source_name(), reference=spec.source_name())
+    with _open_text(spec.path) as handle:
+        for number, line in enumerate(handle, 1):
+            value = (
+                line.split("#", 1)[0].strip()
+                if not line.lstrip().startswith("http")
+                else (line.strip())
+            )
+            if not value:
+                continue
+            report.objects += 1
+            kind = declared or guess_type(value)
+            if kind is None:
+                report.warn("list-value", f"cannot tell the type of {value!r}", line=number)
+                continue
+            try:
+                canonical = normalize(kind, value)
+            except ValueError as exc:
+                report.warn("list-value", str(exc), line=number)
+                continue
+            report.count(kind)
+            report.indicators += 1
+            yield Indicator(kind, canonical, info)
+
+
+@register_loader("csv")
+def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
+    """Indicators of a CSV file with a header row."""
+    declared = _declared(spec)
+    shared: dict[tuple[object, ...], IndicatorInfo] = {}
+    with _open_text(spec.path) as handle:
+        reader = csv.DictReader(handle)
+        columns = {c.strip().lower(): c for c in reader.fieldnames or ()}
+        value_col = next((columns[c] for c in _VALUE_COLUMNS if c in columns), None)
+        if value_col is None:
+            raise FeedError(f"{spec.path}: CSV needs a value column (one of {_VALUE_COLUMNS})")
+        if declared is None and "type" not in columns:
+            declared = None  # recognised per row
+
+        def col(row: dict[str, str], name: str) -> str:
+            key = columns.get(name)
+            return (row.get(key) or "").strip() if key else ""
+
+        for row in reader:
+            number = reader.line_num
+            report.objects += 1
+            value = (row.get(value_col) or "").strip()
+            if not value:
+                continue
+            try:
+                kind = declared or (
+                    canonical_type(col(row, "type")) if col(row, "type") else guess_type(value)
+                )
+                if kind is None:
+                    raise ValueError(f"cannot tell the type of {value!r}")
+                canonical = normalize(kind, value)
+            except ValueError as exc:
+                report.warn("csv-value", str(exc), line=number)
+                continue
+            info = _row_info(spec, report, row, col, number, shared)
+            report.count(kind)
+            report.indicators += 1
+            yield Indicator(kind, canonical, info)
+
+
+def _row_info(
+    spec: FeedSpec,
+    report: FeedReport,
+    row: dict[str, str],
+    col: Callable[[dict[str, str], str], str],
+    number: int,
+    shared: dict[tuple[object, ...], IndicatorInfo],
+) -> IndicatorInfo:
+    get = col
+    confidence_text = get(row, "confidence")
+    confidence: int | None = None
+    if confidence_text:
+        try:
+            confidence = max(0, min(100, int(float(confidence_text))))
+        except ValueError:
+            report.warn("csv-value", f"confidence {confidence_text!r} is not a number", line=number)
+    level = get(row, "level").lower() or None
+    if level is not None and level not in LEVELS:
+        report.warn("csv-value", f"level {level!r} is not a Sigma level", line=number)
+        level = None
+    key = (
+        get(row, "id") or None,
+        confidence,
+        level,
+        get(row, "valid_from"),
+        get(row, "valid_until"),
+        get(row, "labels"),
+        get(row, "tags"),
+        get(row, "attack"),
+        get(row, "description"),
+    )
+    # Rows that share all their context share one IndicatorInfo (memory for big feeds).
+    info = shared.get(key)
+    if info is None:
+        info = IndicatorInfo(
+            source=spec.source_name(),
+            id=get(row, "id") or None,
+            reference=spec.source_name(),
+            description=get(row, "description") or None,
+            confidence=confidence,
+            level=level,
+            valid_from=parse_time(get(row, "valid_from")),
+            valid_until=parse_time(get(row, "valid_until")),
+            labels=tuple(x for x in _SPLIT.split(get(row, "labels")) if x),
+            tags=tuple(x for x in re.split(r"[;|]+", get(row, "tags")) if x.strip()),
+            attack=tuple(
+                AttackRef(x.upper()) for x in _SPLIT.split(get(row, "attack")) if x.strip()
+            ),
+        )
+        if key[0] is None:
+            shared[key] = info
+    return info

@@ -1,0 +1,77 @@
+"""Indicator matches as :class:`~vedette.events.Detection` objects, shaped like rule matches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vedette.events import Detection, Event
+from vedette.intel.model import TYPE_LABELS, IndicatorInfo
+
+DEFAULT_LEVEL = "high"
+"""Level of a match whose feed gives neither a level nor a confidence: a listed known-bad
+observable seen in one's own logs deserves a look tonight."""
+
+
+def level_from_confidence(confidence: int | None) -> str:
+    """Sigma level for a STIX-style confidence 0-100 (STIX 2.1 Appendix A: None/Low/Med/High)."""
+    if confidence is None:
+        return DEFAULT_LEVEL
+    if confidence <= 0:
+        return "informational"
+    if confidence < 30:
+        return "low"
+    if confidence < 70:
+        return "medium"
+    return "high"
+
+
+def detection_title(info: IndicatorInfo, itype: str, value: str) -> str:
+    """``Known-bad domain evil.example (MISP event 1234)``."""
+    label = TYPE_LABELS.get(itype, itype)
+    if itype == "ip" and "/" in value:
+        label = "IP range"
+    where = info.reference or info.source
+    if info.reference and info.source and info.source not in info.reference:
+        where = f"{info.source}: {info.reference}"
+    return f"Known-bad {label} {value} ({where})"
+
+
+def build_detection(
+    event: Event,
+    info: IndicatorInfo,
+    itype: str,
+    value: str,
+    rule_id: str,
+    observed: list[tuple[str, Any]],
+) -> Detection:
+    """The detection for indicator ``info`` (type ``itype``, value ``value``) in ``event``."""
+    extra: dict[str, Any] = {
+        "indicator_type": itype,
+        "indicator_value": value,
+        "source": info.source,
+        "confidence": info.confidence,
+        "valid_from": info.valid_from.isoformat() if info.valid_from else None,
+        "valid_until": info.valid_until.isoformat() if info.valid_until else None,
+        "observed": {field: val for field, val in observed},
+    }
+    if info.reference:
+        extra["reference"] = info.reference
+    if info.description:
+        extra["description"] = info.description
+    if info.labels:
+        extra["labels"] = list(info.labels)
+    if info.requires:
+        extra["requires"] = [f"{t}:{v}" for t, v in info.requires]
+    return Detection(
+        rule_id=rule_id,
+        rule_title=detection_title(info, itype, value),
+        level=info.level or level_from_confidence(info.confidence),
+        event=event,
+        tags=info.tags,
+        attack=info.attack,
+        matched=tuple(dict.fromkeys(field for field, _ in observed)),
+        kind="intel",
+        rule_name=None,
+        rule_path=None,
+        extra=extra,
+    )
