@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corr_support import Factory  # noqa: E402
+from corr_support import Factory
 
 
 @pytest.fixture
