@@ -14,7 +14,8 @@ package imports them all.
 
 from __future__ import annotations
 
-from vedette.sources import evtx as _evtx  # noqa: F401  (registers the reader)
+from vedette.sources import evtx as _evtx  # noqa: F401  (each import registers its reader)
+from vedette.sources import jsonl as _jsonl  # noqa: F401
 from vedette.sources.api import (
     DEFAULT_BATCH_SIZE,
     ReadTask,

@@ -155,7 +155,7 @@ def plan_read_tasks(
     for source in _sources(path, scratch):
         fmt = _resolve_format(source, format, scratch)
         whole = ReadTask(source.path, source.member, fmt)
-        if fmt is None or not READERS[fmt].splittable or not source.plain_file():
+        if fmt is None or not source.plain_file() or not READERS[fmt].can_split(read_head(source)):
             tasks.append(whole)
             continue
         try:

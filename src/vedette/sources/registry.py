@@ -48,6 +48,10 @@ class Reader(ABC):
     def sniff(self, head: bytes, name: str) -> int:
         """Confidence (0-100) that a stream starting with ``head`` (file ``name``) is mine."""
 
+    def can_split(self, head: bytes) -> bool:
+        """True when a stream starting with ``head`` may be read in byte ranges."""
+        return self.splittable
+
     @abstractmethod
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
         """Yield the events of ``source``; report skipped records on ``report``."""

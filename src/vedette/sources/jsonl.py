@@ -1,0 +1,266 @@
+"""JSON logs: NDJSON, concatenated (pretty-printed) objects, arrays, ``{"Records": [...]}``.
+
+Sample lines (one per layout recognised by :mod:`vedette.sources.json_layouts`)::
+
+    {"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":11,...}}}
+    {"SourceName":"Microsoft-Windows-Sysmon","EventID":10,"Channel":"Microsoft-Windows-Sysmon/Operational",...}
+    {"_path":"dns","ts":"2018-03-24T17:15:20.865716Z","uid":"CqKst53mF3det3eDV9","id.orig_h":"10.47.1.100",...}
+    {"timestamp":"2018-07-05T15:01:09.820360-0400","event_type":"ssh","src_ip":"192.168.86.85",...}
+    {"eventVersion":"1.05","eventSource":"s3.amazonaws.com","eventName":"ListObjects",...}
+
+Formats: NDJSON https://github.com/ndjson/ndjson-spec, JSON https://www.rfc-editor.org/rfc/rfc8259
+
+NDJSON (every line a complete value) is read line by line with orjson and may be split into byte
+ranges. Anything else (pretty-printed objects one after another, as evtx_dump and the SigmaHQ
+regression files write them, or one big array) is streamed value by value with a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+import orjson
+
+from vedette.events import Event, SourceRef
+from vedette.sources.inputs import Source, read_head
+from vedette.sources.json_layouts import LayoutPicker
+from vedette.sources.lines import Line, TextDecoder, head_lines, iter_raw_lines, looks_binary
+from vedette.sources.registry import Reader, ReadOptions, register
+from vedette.sources.report import ReadReport
+
+MAX_DOCUMENT_CHARS = 64 * 1024 * 1024
+"""A single JSON value larger than this is treated as corrupt rather than buffered."""
+_CHUNK = 1024 * 1024
+_SEPARATORS = " \t\r\n,[]"
+"""Skipped between top-level values: whitespace, and the punctuation of a top-level array."""
+
+
+def _is_ndjson(head: bytes) -> bool:
+    """True when the first lines of ``head`` are each a complete JSON object."""
+    lines = head_lines(head, limit=5)
+    if not lines:
+        return False
+    good = 0
+    for line in lines:
+        try:
+            if isinstance(orjson.loads(line), dict):
+                good += 1
+        except orjson.JSONDecodeError:
+            pass
+    return good * 2 > len(lines)
+
+
+def _records(value: Any) -> Iterator[Any]:
+    """The records inside one JSON value: itself, an array's items, CloudTrail's ``Records``."""
+    if isinstance(value, dict):
+        records = value.get("Records")
+        if isinstance(records, list) and len(value) <= 2:
+            yield from records
+        else:
+            yield value
+    elif isinstance(value, list):
+        yield from value
+    else:
+        yield value
+
+
+class JsonReader(Reader):
+    """JSON and NDJSON in the layouts of Windows, Zeek, Suricata, CloudTrail and others."""
+
+    name = "json"
+    splittable = True
+
+    def sniff(self, head: bytes, name: str) -> int:
+        text = head.lstrip()
+        if text[:1] not in (b"{", b"["):
+            return 0
+        if _is_ndjson(head):
+            return 80
+        return 60 if text[:2] in (b'{"', b"[{") or text[:1] == b"{" else 40
+
+    def can_split(self, head: bytes) -> bool:
+        return _is_ndjson(head)
+
+    def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
+        ndjson = _is_ndjson(read_head(source)) if source.is_whole else True
+        with source.open() as stream:
+            if ndjson:
+                yield from self._read_lines(stream, source, report)
+            else:
+                yield from self._read_documents(stream, source, report)
+
+    def _read_lines(self, stream: IO[bytes], source: Source, report: ReadReport) -> Iterator[Event]:
+        picker = LayoutPicker()
+        decoder = TextDecoder(source)
+        display, hint = source.display, source.name
+        for line in iter_raw_lines(stream, source, report):
+            try:
+                value = orjson.loads(line.data)
+            except orjson.JSONDecodeError as exc:
+                value = self._retry_latin1(line.data, decoder, line)
+                if value is None:
+                    reason = "binary" if looks_binary(line.data) else "json-parse"
+                    report.warn(display, reason, str(exc), offset=line.offset, line=line.number)
+                    continue
+            for record in _records(value):
+                ref = SourceRef(display, "json", line=line.number, offset=line.offset)
+                event = self._event(record, picker, hint, ref, report)
+                if event is not None:
+                    yield event
+        decoder.close(report)
+
+    @staticmethod
+    def _retry_latin1(data: bytes, decoder: TextDecoder, line: Line) -> Any:
+        """Parse a line that is not UTF-8 as Latin-1; None when it is bad JSON anyway."""
+        try:
+            data.decode("utf-8")
+            return None  # valid UTF-8: the JSON itself is bad
+        except UnicodeDecodeError:
+            pass
+        try:
+            value = orjson.loads(data.decode("latin-1"))
+        except orjson.JSONDecodeError:
+            return None
+        decoder.count_fallback(line)
+        return value
+
+    @staticmethod
+    def _event(
+        record: Any, picker: LayoutPicker, hint: str, ref: SourceRef, report: ReadReport
+    ) -> Event | None:
+        if not isinstance(record, dict):
+            report.warn(
+                ref.path,
+                "json-not-object",
+                f"{type(record).__name__} value",
+                offset=ref.offset,
+                line=ref.line,
+            )
+            return None
+        return picker.event(record, hint, ref)
+
+    def _read_documents(
+        self, stream: IO[bytes], source: Source, report: ReadReport
+    ) -> Iterator[Event]:
+        picker = LayoutPicker()
+        display, hint = source.display, source.name
+        for offset, line, value in _DocumentStream(stream, source, report):
+            for record in _records(value):
+                ref = SourceRef(display, "json", line=line, offset=offset)
+                event = self._event(record, picker, hint, ref, report)
+                if event is not None:
+                    yield event
+
+
+class _DocumentStream:
+    """Top-level JSON values of a stream, one after another, with a bounded buffer.
+
+    Offsets are character offsets of the decoded text (equal to byte offsets for ASCII).
+    """
+
+    def __init__(self, stream: IO[bytes], source: Source, report: ReadReport) -> None:
+        self._stream = stream
+        self._source = source
+        self._report = report
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self._latin1 = False
+        self._eof = False
+        self._buf = ""
+        self._base = 0  # stream offset of _buf[0]
+        self._lines = 1  # line number at _buf[0]
+
+    def _fill(self) -> bool:
+        """Append a chunk to the buffer; False at end of stream."""
+        if self._eof:
+            return False
+        data = self._stream.read(_CHUNK)
+        if not data:
+            self._eof = True
+            if not self._latin1:
+                try:
+                    self._buf += self._utf8.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    self._report.warn(
+                        self._source.display, "encoding", "stream ends inside a UTF-8 character"
+                    )
+            return False
+        if self._latin1:
+            self._buf += data.decode("latin-1")
+            return True
+        try:
+            self._buf += self._utf8.decode(data)
+        except UnicodeDecodeError:
+            self._latin1 = True
+            self._report.warn(
+                self._source.display,
+                "encoding",
+                "not UTF-8 from here on, read as Latin-1",
+                offset=self._base + len(self._buf),
+            )
+            self._buf += data.decode("latin-1")
+        return True
+
+    def _compact(self, pos: int) -> int:
+        if pos > _CHUNK:
+            self._lines += self._buf.count("\n", 0, pos)
+            self._base += pos
+            self._buf = self._buf[pos:]
+            return 0
+        return pos
+
+    def __iter__(self) -> Iterator[tuple[int, int | None, Any]]:
+        decoder = json.JSONDecoder()
+        pos = 0
+        whole = self._source.is_whole
+        while True:
+            buf = self._buf
+            while pos < len(buf) and buf[pos] in _SEPARATORS:
+                pos += 1
+            if pos >= len(buf):
+                pos = self._compact(pos)
+                if not self._fill():
+                    return
+                continue
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as exc:
+                incomplete = exc.pos >= len(buf) - 1 or exc.msg.startswith("Unterminated")
+                if incomplete and len(buf) - pos < MAX_DOCUMENT_CHARS and self._fill():
+                    continue
+                pos = self._recover(pos, exc)
+                if pos < 0:
+                    return
+                continue
+            line = self._lines + buf.count("\n", 0, pos) if whole else None
+            yield self._base + pos, line, value
+            pos = self._compact(end)
+
+    def _recover(self, pos: int, exc: json.JSONDecodeError) -> int:
+        """Warn about the bad value at ``pos`` and return where the next value may start."""
+        line = self._lines + self._buf.count("\n", 0, pos) if self._source.is_whole else None
+        sample = self._buf[pos : pos + 64]
+        reason = "binary" if looks_binary(sample.encode("utf-8", "replace")) else "json-parse"
+        self._report.warn(
+            self._source.display, reason, f"{exc.msg}", offset=self._base + pos, line=line
+        )
+        while True:
+            found = min(
+                (
+                    i
+                    for i in (self._buf.find("\n{", pos + 1), self._buf.find("\n[", pos + 1))
+                    if i >= 0
+                ),
+                default=-1,
+            )
+            if found >= 0:
+                return found + 1
+            pos = self._compact(len(self._buf))
+            if not self._fill():
+                return -1
+            pos = 0
+
+
+register(JsonReader())

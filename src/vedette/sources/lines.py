@@ -1,0 +1,130 @@
+"""Lines of a text source, for every line-oriented reader (NDJSON, syslog, Zeek, CSV, auditd, CEF).
+
+Handles what all of them share: byte ranges (a split read starts at the first line that *begins*
+inside its range and reads the line that straddles its end), line numbers (known only when reading
+from the first byte), overlong lines (skipped with a warning instead of eating memory), binary
+garbage, and text that is not UTF-8 (decoded as Latin-1 and counted once per source).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from vedette.sources.inputs import Source
+from vedette.sources.report import ReadReport
+
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""A longer line is not a log record: it is skipped and reported."""
+
+
+@dataclass(slots=True)
+class Line:
+    """One line: its number (1-based; None in a split read), byte offset and bytes without EOL."""
+
+    number: int | None
+    offset: int
+    data: bytes
+
+
+def looks_binary(data: bytes) -> bool:
+    """True for bytes no text log contains: NUL, or mostly control characters."""
+    if b"\x00" in data:
+        return True
+    if not data:
+        return False
+    sample = data[:512]
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32 or b == 127)
+    return controls * 10 > len(sample)
+
+
+def _align(stream: IO[bytes], start: int) -> int:
+    """Move to the first line that begins at or after ``start``; return that offset."""
+    if start <= 0:
+        return 0
+    stream.seek(start - 1)
+    if stream.read(1) == b"\n":
+        return start
+    skipped = stream.readline()
+    return start + len(skipped)
+
+
+def iter_raw_lines(stream: IO[bytes], source: Source, report: ReadReport) -> Iterator[Line]:
+    """Lines of an open ``stream`` within ``source``'s byte range, EOL stripped, empty skipped."""
+    offset = _align(stream, source.start)
+    end = source.end
+    number: int | None = 0 if source.start == 0 else None
+    while end is None or offset < end:
+        raw = stream.readline(MAX_LINE_BYTES)
+        if not raw:
+            return
+        line_offset = offset
+        offset += len(raw)
+        if number is not None:
+            number += 1
+        if not raw.endswith(b"\n") and len(raw) >= MAX_LINE_BYTES:
+            rest = 0
+            while True:  # skip to the end of the overlong line without holding it
+                more = stream.readline(MAX_LINE_BYTES)
+                rest += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            offset += rest
+            report.warn(
+                source.display,
+                "line-too-long",
+                f"{len(raw) + rest} bytes",
+                offset=line_offset,
+                line=number,
+            )
+            continue
+        data = raw.rstrip(b"\r\n")
+        if data.strip():
+            yield Line(number, line_offset, data)
+
+
+class TextDecoder:
+    """UTF-8 decoding with a Latin-1 fallback, reported once per source with the count."""
+
+    __slots__ = ("_fallbacks", "_first", "_source")
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self._fallbacks = 0
+        self._first: Line | None = None
+
+    def decode(self, line: Line) -> str:
+        """The text of ``line``."""
+        try:
+            return line.data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.count_fallback(line)
+            return line.data.decode("latin-1")
+
+    def count_fallback(self, line: Line) -> None:
+        """Count ``line`` as read through the Latin-1 fallback."""
+        self._fallbacks += 1
+        if self._first is None:
+            self._first = line
+
+    def close(self, report: ReadReport) -> None:
+        """Report the lines that were not UTF-8, if any."""
+        if self._fallbacks and self._first is not None:
+            report.warn(
+                self._source.display,
+                "encoding",
+                f"{self._fallbacks} line(s) not UTF-8, read as Latin-1",
+                offset=self._first.offset,
+                line=self._first.number,
+                records=self._fallbacks,
+            )
+
+
+def head_lines(head: bytes, limit: int = 20) -> list[bytes]:
+    """The first complete non-empty lines of a sniffing head (the last, maybe cut, is dropped
+    unless the head holds a single line)."""
+    parts = head.split(b"\n")
+    if len(parts) > 1:
+        parts = parts[:-1]
+    return [p.rstrip(b"\r") for p in parts if p.strip()][:limit]
