@@ -1,0 +1,79 @@
+"""SigmaHQ regression cases, end to end: real EVTX in, the full rule corpus, the named rule fires.
+
+Every case of ``sigma/regression_data`` names one rule, a real ``.evtx`` and ``match_count`` (the
+minimum number of detections of that rule on that file; absent means at least one). The file is
+read by Vedette's own reader (sniffed, flattened, classified), every event is matched against the
+whole corpus (``rules``, ``rules-threat-hunting``, ``rules-emerging-threats``,
+``rules-compliance``) loaded once, and the case's rule must fire at least ``match_count`` times.
+
+A case that cannot pass is listed in ``KNOWN_FAILURES`` with the reason; it is a strict xfail, so
+it is noticed the day it starts to pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from datasets import dataset, datasets_root
+from vedette.detect import Engine
+from vedette.sources import ReadReport, read_events
+
+CORPUS = ("rules", "rules-threat-hunting", "rules-emerging-threats", "rules-compliance")
+
+# case folder name -> why it cannot pass (see docs/regression-findings.md)
+KNOWN_FAILURES: dict[str, str] = {}
+
+
+def _cases() -> list[Any]:
+    root = datasets_root() / "sigma" / "regression_data"
+    infos = sorted(root.rglob("info.yml")) if root.exists() else []
+    params = []
+    for info in infos:
+        name = info.parent.name
+        marks = []
+        if name in KNOWN_FAILURES:
+            marks.append(pytest.mark.xfail(reason=KNOWN_FAILURES[name], strict=True))
+        params.append(pytest.param(info, id=name, marks=marks))
+    return params
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The whole corpus, loaded once per test session (per worker)."""
+    sigma = dataset("sigma")
+    cache = tmp_path_factory.mktemp("engine-cache")
+    loaded = Engine.from_paths([sigma / folder for folder in CORPUS], cache_dir=cache)
+    assert loaded.load_report.loaded > 3000
+    return loaded
+
+
+def _expectation(info: Path) -> tuple[str, int, Path]:
+    """(rule id, minimum detections, evtx file) of one case."""
+    case = yaml.safe_load(info.read_text(encoding="utf-8"))
+    rule_id = str(case["rule_metadata"][0]["id"]).lower()
+    tests = case.get("regression_tests_info") or [{}]
+    minimum = int(tests[0].get("match_count") or 1)
+    (evtx_file,) = info.parent.glob("*.evtx")
+    return rule_id, minimum, evtx_file
+
+
+@pytest.mark.parametrize("info", _cases())
+def test_regression_case(info: Path, engine: Engine) -> None:
+    rule_id, minimum, evtx_file = _expectation(info)
+    report = ReadReport()
+    fired: Counter[str] = Counter()
+    events = 0
+    for batch in read_events(evtx_file, report=report):
+        events += len(batch)
+        fired.update(d.rule_id.lower() for d in engine.match(batch))
+    assert events > 0, f"{evtx_file.name}: no event read ({report})"
+    assert not report.warnings, f"{evtx_file.name}: read warnings {report.warnings}"
+    assert fired[rule_id] >= minimum, (
+        f"rule {rule_id} fired {fired[rule_id]} times on {events} events of {evtx_file.name},"
+        f" expected at least {minimum}; rules that fired: {dict(fired.most_common(10))}"
+    )
