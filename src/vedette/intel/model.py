@@ -104,6 +104,8 @@ def normalize_domain(text: str) -> str:
     labels = value.split(".")
     if not value or not all(_DOMAIN_LABEL.match(label) for label in labels):
         raise ValueError(f"not a domain name: {text!r}")
+    if labels[-1].isdigit():
+        raise ValueError(f"not a domain name (an address?): {text!r}")
     return value
 
 
