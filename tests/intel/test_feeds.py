@@ -50,7 +50,7 @@ def test_poisonivy_or_patterns_expand_and_bad_parts_are_reported() -> None:
     assert any("autuo.xicp.net" in r for r in reasons)
     assert ("ip", "60.10.1.115") in {(i.type, i.value) for i in indicators}
     # OR alternatives share the indicator's context (id, labels).
-    first = [i for i in indicators if i.value == "www.webserver.dynssl.com"][0]
+    first = next(i for i in indicators if i.value == "www.webserver.dynssl.com")
     siblings = [i for i in indicators if i.info is first.info]
     assert len(siblings) > 2 and all(i.id == first.id for i in siblings)
     assert "attribution" in first.info.labels
