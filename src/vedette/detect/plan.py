@@ -56,7 +56,7 @@ Contract for external item scanners (the accelerator relies on exactly this)
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,7 +166,7 @@ class Compare:
 
 @dataclass(slots=True, frozen=True)
 class Exists:
-    """``exists: true``: field present with a non-null value; ``false``: absent or null."""
+    """``exists: true``: the field is present (whatever its value, null included)."""
 
     present: bool
 
@@ -278,6 +278,43 @@ def item_ids(node: Node) -> Iterator[int]:
             yield from item_ids(arg)
     elif isinstance(node, Not):
         yield from item_ids(node.arg)
+
+
+def evaluate(
+    node: Node, selections: Sequence[Selection], item: Callable[[int], bool | None]
+) -> bool | None:
+    """Evaluate a tree with Kleene three-valued logic (None = unknown).
+
+    With a two-valued ``item`` this is plain evaluation (used to say which selections matched);
+    with unknowns it tells at build time whether a rule can fire without a given set of items.
+    """
+    if isinstance(node, ItemRef):
+        return item(node.item_id)
+    if isinstance(node, SelRef):
+        return evaluate(selections[node.index].tree, selections, item)
+    if isinstance(node, And):
+        result: bool | None = True
+        for arg in node.args:
+            value = evaluate(arg, selections, item)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+    if isinstance(node, Or):
+        result = False
+        for arg in node.args:
+            value = evaluate(arg, selections, item)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+    if isinstance(node, Not):
+        value = evaluate(node.arg, selections, item)
+        return None if value is None else not value
+    assert isinstance(node, Const)
+    return node.value
 
 
 # -- rules -------------------------------------------------------------------------------------

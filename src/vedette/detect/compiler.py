@@ -1,0 +1,335 @@
+"""Compile pySigma rules into the matching plan (:mod:`vedette.detect.plan`).
+
+pySigma has already parsed the YAML and applied every value modifier when this module runs: a
+value arrives as a typed ``SigmaType`` (a ``SigmaString`` with wildcard markers, a
+``SigmaRegularExpression``, a ``SigmaExpansion`` of windash/base64offset alternatives, ...). This
+module maps each type to a plan matcher, resolves ``expand`` placeholders from the user's values,
+interns equal detection items across rules, and parses the condition.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sigma.conditions import ConditionAND
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SigmaType,
+    SpecialChars,
+)
+
+from vedette.detect.conditions import ConditionError, parse_conditions
+from vedette.detect.plan import (
+    ANY,
+    ONE,
+    And,
+    AnyOf,
+    Cidr,
+    Compare,
+    CompiledRule,
+    DetectionItem,
+    Exists,
+    FieldRef,
+    Glob,
+    GlobToken,
+    ItemRef,
+    Node,
+    Not,
+    Null,
+    Or,
+    Regex,
+    RuleInfo,
+    RuleLogSource,
+    RulePlan,
+    Selection,
+    TimePart,
+    ValueMatcher,
+    evaluate,
+    item_ids,
+    make_glob,
+)
+
+MAX_PLACEHOLDER_ALTERNATIVES = 4096
+"""A value whose placeholders expand to more alternatives than this is rejected (a typo in a
+placeholder file should not turn one rule into millions of patterns)."""
+
+_COMPARE_OPS = {
+    CompareOperators.LT: "lt",
+    CompareOperators.LTE: "lte",
+    CompareOperators.GT: "gt",
+    CompareOperators.GTE: "gte",
+}
+_REGEX_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: "i",
+    SigmaRegularExpressionFlag.MULTILINE: "m",
+    SigmaRegularExpressionFlag.DOTALL: "s",
+}
+_ATTACK_TECHNIQUE = re.compile(r"t\d{4}(?:\.\d{3})?\Z", re.IGNORECASE)
+
+
+class CompileError(ValueError):
+    """A rule pySigma accepted but that Vedette cannot evaluate (reason in the message)."""
+
+
+@dataclass(slots=True)
+class PlanBuilder:
+    """Accumulates compiled rules into one :class:`RulePlan`, interning equal items."""
+
+    placeholders: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    plan: RulePlan = field(default_factory=RulePlan)
+    _interned: dict[tuple[object, ...], int] = field(default_factory=dict)
+
+    def add(self, rule: SigmaRule, path: str | None) -> CompiledRule:
+        """Compile ``rule`` and add it to the plan; raises :class:`CompileError`."""
+        pending: list[DetectionItem] = []
+        names = list(rule.detection.detections)
+        selections = tuple(
+            Selection(name, self._detection(rule.detection.detections[name], pending))
+            for name in names
+        )
+        try:
+            condition = parse_conditions(list(rule.detection.condition), names)
+        except ConditionError as exc:
+            raise CompileError(str(exc)) from exc
+        # Only now, when the whole rule compiled, do its new items join the plan.
+        for item in pending:
+            self._interned[item.key()] = item.item_id
+            self.plan.items.append(item)
+        ids = tuple(sorted({i for s in selections for i in item_ids(s.tree)}))
+        compiled = CompiledRule(
+            info=rule_info(rule, path),
+            selections=selections,
+            condition=condition,
+            item_ids=ids,
+            needs_true_item=evaluate(condition, selections, lambda _i: False) is False,
+        )
+        self.plan.rules.append(compiled)
+        return compiled
+
+    # -- detections ------------------------------------------------------------------------
+
+    def _detection(self, detection: SigmaDetection, pending: list[DetectionItem]) -> Node:
+        args: list[Node] = []
+        for child in detection.detection_items:
+            if isinstance(child, SigmaDetection):
+                args.append(self._detection(child, pending))
+            else:
+                args.append(self._item(child, pending))
+        if len(args) == 1:
+            return args[0]
+        return And(tuple(args)) if detection.item_linking is ConditionAND else Or(tuple(args))
+
+    def _item(self, item: SigmaDetectionItem, pending: list[DetectionItem]) -> Node:
+        keyword = item.field is None
+        values: list[SigmaType] = list(item.value) or [SigmaNull()]
+        match_all = item.value_linking is ConditionAND and len(values) > 1
+        matchers: list[ValueMatcher] = []
+        for value in values:
+            matcher = self._matcher(value, keyword)
+            if isinstance(matcher, AnyOf) and not match_all:
+                matchers.extend(matcher.alternatives)  # OR inside OR: flatten
+            else:
+                matchers.append(matcher)
+        if keyword and any(not _keyword_ok(m) for m in matchers):
+            raise CompileError("a keyword (field-less) detection can only hold strings or numbers")
+        node: Node = ItemRef(self._intern(item.field, tuple(matchers), match_all, pending))
+        if not item.negated:
+            return node
+        if keyword:
+            return Not(node)
+        # neq: "the field is different from the specified values" (modifier appendix v2.1),
+        # so the field must hold a value: an absent or null field is not "different".
+        null = ItemRef(self._intern(item.field, (Null(),), False, pending))
+        return And((Not(null), Not(node)))
+
+    def _intern(
+        self,
+        field_name: str | None,
+        matchers: tuple[ValueMatcher, ...],
+        match_all: bool,
+        pending: list[DetectionItem],
+    ) -> int:
+        candidate = DetectionItem(-1, field_name, matchers, match_all)
+        key = candidate.key()
+        known = self._interned.get(key)
+        if known is not None:
+            return known
+        for item in pending:
+            if item.key() == key:
+                return item.item_id
+        item_id = len(self.plan.items) + len(pending)
+        pending.append(DetectionItem(item_id, field_name, matchers, match_all))
+        return item_id
+
+    # -- values ----------------------------------------------------------------------------
+
+    def _matcher(self, value: SigmaType, keyword: bool) -> ValueMatcher:
+        if isinstance(value, SigmaExpansion):
+            alternatives: list[ValueMatcher] = []
+            for v in value.values:
+                m = self._matcher(v, keyword)
+                alternatives.extend(m.alternatives if isinstance(m, AnyOf) else [m])
+            return alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
+        if isinstance(value, SigmaString):
+            return self._string(value, keyword)
+        if isinstance(value, SigmaTimestampPart):  # before SigmaNumber: it is a subclass
+            return TimePart(value.timestamp_part.name.lower(), int(value.number))
+        if isinstance(value, SigmaNumber):
+            return _wrap(make_glob([_number_text(value.number)]), keyword)
+        if isinstance(value, SigmaBool):
+            return make_glob(["true" if value.boolean else "false"])
+        if isinstance(value, SigmaNull):
+            return Null()
+        if isinstance(value, SigmaExists):
+            return Exists(bool(value.exists))
+        if isinstance(value, SigmaRegularExpression):
+            return self._regex(value)
+        if isinstance(value, SigmaCIDRExpression):
+            return Cidr((str(value.network),))
+        if isinstance(value, SigmaCompareExpression):
+            op = _COMPARE_OPS.get(value.op)
+            if op is None:
+                raise CompileError(f"unsupported comparison {value.op.name}")
+            return Compare(op, value.number.number)
+        if isinstance(value, SigmaFieldReference):
+            return FieldRef(value.field, value.starts_with, value.ends_with)
+        raise CompileError(f"unsupported value type {type(value).__name__}")
+
+    def _string(self, value: SigmaString, keyword: bool) -> ValueMatcher:
+        cased = isinstance(value, SigmaCasedString)
+        alternatives = [
+            _wrap(make_glob(tokens, cased), keyword) for tokens in self._expand(list(value.s))
+        ]
+        return alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
+
+    def _expand(self, parts: list[object]) -> list[list[GlobToken]]:
+        """Token lists of a string's parts, one per combination of placeholder values."""
+        choices: list[list[list[GlobToken]]] = []
+        total = 1
+        for part in parts:
+            if isinstance(part, Placeholder):
+                options = [_tokens(SigmaString(v).s) for v in self._placeholder(part.name)]
+                total *= len(options)
+                if total > MAX_PLACEHOLDER_ALTERNATIVES:
+                    raise CompileError(
+                        f"placeholders expand to more than {MAX_PLACEHOLDER_ALTERNATIVES} values"
+                    )
+                choices.append(options)
+            else:
+                choices.append([_tokens([part])])
+        return [[t for chunk in combo for t in chunk] for combo in itertools.product(*choices)]
+
+    def _placeholder(self, name: str) -> Sequence[str]:
+        values = self.placeholders.get(name)
+        if values is None:
+            raise CompileError(
+                f"placeholder '%{name}%' has no value (the specification requires rejecting "
+                "rules whose placeholders cannot be resolved; give values with --placeholders)"
+            )
+        if not values:
+            raise CompileError(f"placeholder '%{name}%' has an empty list of values")
+        return values
+
+    def _regex(self, value: SigmaRegularExpression) -> ValueMatcher:
+        flags = "".join(sorted(_REGEX_FLAGS[f] for f in value.flags))
+        parts = list(value.regexp.s)
+        if not any(isinstance(p, Placeholder) for p in parts):
+            return Regex(str(value.regexp), flags)
+        text = ""
+        for part in parts:
+            if isinstance(part, Placeholder):
+                options = "|".join(re.escape(v) for v in self._placeholder(part.name))
+                text += f"(?:{options})"
+            elif isinstance(part, SpecialChars):
+                text += "*" if part is SpecialChars.WILDCARD_MULTI else "?"
+            else:
+                text += str(part)
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise CompileError(f"regular expression after placeholders is invalid: {exc}") from exc
+        return Regex(text, flags)
+
+
+def _tokens(parts: Sequence[object]) -> list[GlobToken]:
+    out: list[GlobToken] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif part is SpecialChars.WILDCARD_MULTI:
+            out.append(ANY)
+        elif part is SpecialChars.WILDCARD_SINGLE:
+            out.append(ONE)
+        elif isinstance(part, Placeholder):
+            raise CompileError(f"nested placeholder %{part.name}% in a placeholder value")
+    return out
+
+
+def _wrap(matcher: ValueMatcher, keyword: bool) -> ValueMatcher:
+    """Keyword values match anywhere in a value (what every Sigma engine does for keywords)."""
+    if not keyword or not isinstance(matcher, Glob):
+        return matcher
+    return make_glob([ANY, *matcher.tokens, ANY], matcher.case_sensitive)
+
+
+def _keyword_ok(matcher: ValueMatcher) -> bool:
+    if isinstance(matcher, AnyOf):
+        return all(_keyword_ok(m) for m in matcher.alternatives)
+    return isinstance(matcher, (Glob, Regex))
+
+
+def _number_text(number: int | float) -> str:
+    if isinstance(number, float) and number.is_integer():
+        return str(int(number))
+    return repr(number) if isinstance(number, float) else str(number)
+
+
+def attack_ids(tags: Sequence[str]) -> tuple[str, ...]:
+    """ATT&CK technique ids (``T1059.001``) from ``attack.tNNNN[.NNN]`` tags, in tag order."""
+    out: list[str] = []
+    for tag in tags:
+        namespace, _, name = tag.partition(".")
+        if namespace.lower() == "attack" and _ATTACK_TECHNIQUE.match(name):
+            technique = name.upper()
+            if technique not in out:
+                out.append(technique)
+    return tuple(out)
+
+
+def rule_info(rule: SigmaRule, path: str | None) -> RuleInfo:
+    """The user-facing facts of a pySigma rule."""
+    tags = tuple(str(t) for t in rule.tags)
+    logsource = rule.logsource
+    return RuleInfo(
+        id=str(rule.id) if rule.id is not None else (rule.name or rule.title),
+        title=rule.title,
+        level=str(rule.level) if rule.level is not None else "informational",
+        status=str(rule.status) if rule.status is not None else None,
+        tags=tags,
+        logsource=RuleLogSource(logsource.product, logsource.service, logsource.category),
+        path=path,
+        name=rule.name,
+        attack_ids=attack_ids(tags),
+        description=rule.description,
+        falsepositives=tuple(str(f) for f in rule.falsepositives or ()),
+        references=tuple(str(r) for r in rule.references or ()),
+        author=rule.author,
+    )

@@ -1,0 +1,351 @@
+"""The Sigma engine: compiled rules in, detections out.
+
+For a batch of events the engine (1) asks the item scanner which of the items it covers are
+true for each event, (2) routes each event to the rules of its logsource (cached per distinct
+logsource), (3) picks as candidates the rules that have a true item, plus the few rules that can
+fire without one, and (4) evaluates each candidate's condition as generated Python code over the
+set of true items, deciding the remaining (uncovered) items lazily, at most once per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationRule
+
+from vedette.detect import cache
+from vedette.detect.loader import (
+    LoadReport,
+    LoadResult,
+    RuleSources,
+    load_placeholders,
+    load_rules,
+    read_rule_sources,
+)
+from vedette.detect.matchers import EventView, ItemTest, item_test
+from vedette.detect.plan import (
+    And,
+    CompiledRule,
+    Const,
+    ItemRef,
+    Node,
+    Not,
+    Or,
+    RuleInfo,
+    RulePlan,
+    Selection,
+    SelRef,
+    evaluate,
+)
+from vedette.detect.scanner import AUTO_ORDER, ItemScanner, get_scanner_factory
+from vedette.errors import ConfigError
+from vedette.events import AttackRef, Detection, Event, LogSource
+
+ConditionFn = Callable[[set[int], Callable[[int], bool]], bool]
+
+
+@dataclass(slots=True)
+class _Route:
+    """Rules of one event logsource: a membership flag per rule and the ungated ones."""
+
+    flags: bytearray
+    always: tuple[int, ...]
+    count: int
+
+
+class Engine:
+    """Evaluates compiled Sigma rules against batches of events.
+
+    Build one with :meth:`from_paths` (rule files and folders, with an optional on-disk cache)
+    or :meth:`from_yaml` (rule texts, for tests). ``scanner`` picks the item scanner:
+    ``"auto"`` (Hyperscan when available, else the pure-Python index), ``"python"``,
+    ``"hyperscan"``, or ``"none"`` (every item by its own Python closure: the slow reference).
+    """
+
+    def __init__(
+        self,
+        result: LoadResult,
+        *,
+        scanner: str = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
+        self._result = result
+        self._scanner_name = scanner
+        self._cache_dir = cache_dir
+        self._build()
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_paths(
+        cls,
+        paths: Iterable[Path | str],
+        *,
+        placeholders: Path | None = None,
+        cache_dir: Path | None = None,
+        scanner: str = "auto",
+    ) -> Engine:
+        """Load every rule under ``paths`` (files or folders).
+
+        ``placeholders`` is a YAML file of placeholder values for ``|expand`` rules;
+        ``cache_dir`` keeps the compiled rule set so the next load of the same files is fast.
+        """
+        sources = read_rule_sources(paths)
+        values = load_placeholders(placeholders)
+        return cls._from_sources(sources, values, cache_dir=cache_dir, scanner=scanner)
+
+    @classmethod
+    def from_yaml(
+        cls,
+        *texts: str,
+        placeholders: Mapping[str, Sequence[str]] | None = None,
+        scanner: str = "auto",
+    ) -> Engine:
+        """Load rules from YAML texts (each may hold several documents)."""
+        sources = RuleSources(texts=[(f"<yaml {i + 1}>", t) for i, t in enumerate(texts)])
+        return cls._from_sources(sources, dict(placeholders or {}), scanner=scanner)
+
+    @classmethod
+    def _from_sources(
+        cls,
+        sources: RuleSources,
+        placeholders: Mapping[str, Sequence[str]],
+        *,
+        cache_dir: Path | None = None,
+        scanner: str = "auto",
+    ) -> Engine:
+        result: LoadResult | None = None
+        key = ""
+        if cache_dir is not None:
+            key = cache.fingerprint(sources.texts, placeholders)
+            cached = cache.load(cache_dir, key)
+            if isinstance(cached, LoadResult):
+                result = cached
+        if result is None:
+            result = load_rules(sources, placeholders=placeholders)
+            if cache_dir is not None:
+                cache.store(cache_dir, key, result)
+        engine = cls(result, scanner=scanner, cache_dir=cache_dir)
+        engine.cache_key = key or None
+        return engine
+
+    cache_key: str | None = None
+    """Fingerprint of the rule set when loaded with a cache (scanners key their files by it)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "result": self._result,
+            "scanner": self._scanner_name,
+            "cache_dir": self._cache_dir,
+            "cache_key": self.cache_key,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._result = state["result"]
+        self._scanner_name = state["scanner"]
+        self._cache_dir = state["cache_dir"]
+        self.cache_key = state["cache_key"]
+        self._build()
+
+    def _build(self) -> None:
+        plan = self._result.plan
+        self._scanner = _make_scanner(self._scanner_name, plan, self._cache_dir)
+        covered = self._scanner.covered if self._scanner is not None else frozenset()
+        self._covered = covered
+        self._tests: list[ItemTest | None] = [
+            None if item.item_id in covered else item_test(item) for item in plan.items
+        ]
+        item_rules: list[list[int]] = [[] for _ in plan.items]
+        gated: list[bool] = []
+        for index, rule in enumerate(plan.rules):
+            for item_id in rule.item_ids:
+                item_rules[item_id].append(index)
+            verdict = evaluate(
+                rule.condition,
+                rule.selections,
+                lambda i: False if i in covered else None,
+            )
+            gated.append(verdict is False)
+        self._item_rules = [tuple(r) for r in item_rules]
+        self._gated = gated
+        self._conditions = _compile_conditions(plan.rules, covered)
+        self._routes: dict[LogSource, _Route] = {}
+        self._by_id = {r.info.id: r.info for r in plan.rules}
+        self._by_name = {r.info.name: r.info for r in plan.rules if r.info.name}
+        self._attack = [tuple(AttackRef(t) for t in r.info.attack_ids) for r in plan.rules]
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> list[RuleInfo]:
+        """Every loaded (detection) rule."""
+        return [r.info for r in self._result.plan.rules]
+
+    @property
+    def load_report(self) -> LoadReport:
+        """Counts and every rule that was not loaded, with the reason."""
+        return self._result.report
+
+    @property
+    def correlation_rules(self) -> list[SigmaCorrelationRule]:
+        """Correlation rules (pySigma objects, references resolved), for the correlator."""
+        return self._result.correlation_rules
+
+    @property
+    def plan(self) -> RulePlan:
+        """The compiled matching plan (for scanners, benchmarks and tools)."""
+        return self._result.plan
+
+    @property
+    def scanner(self) -> ItemScanner | None:
+        """The item scanner in use (None with ``scanner="none"``)."""
+        return self._scanner
+
+    def rule(self, ref: str) -> RuleInfo | None:
+        """A loaded rule by id or by name."""
+        return self._by_id.get(ref) or self._by_name.get(ref)
+
+    def rule_by_id(self, rule_id: str) -> RuleInfo | None:
+        """A loaded rule by its id."""
+        return self._by_id.get(rule_id)
+
+    def rule_by_name(self, name: str) -> RuleInfo | None:
+        """A loaded rule by its ``name`` attribute."""
+        return self._by_name.get(name)
+
+    def match(self, events: Sequence[Event]) -> list[Detection]:
+        """Detections of every rule on every event of the batch, in event order."""
+        if not events:
+            return []
+        if self._scanner is not None:
+            decided = self._scanner.decide(events)
+        else:
+            decided = [set() for _ in events]
+        out: list[Detection] = []
+        routes, item_rules, conditions, tests = (
+            self._routes,
+            self._item_rules,
+            self._conditions,
+            self._tests,
+        )
+        for event, true_items in zip(events, decided, strict=True):
+            route = routes.get(event.logsource)
+            if route is None:
+                route = self._route(event.logsource)
+            if not route.count:
+                continue
+            flags = route.flags
+            candidates = set(route.always)
+            for item_id in true_items:
+                for index in item_rules[item_id]:
+                    if flags[index]:
+                        candidates.add(index)
+            if not candidates:
+                continue
+            view = EventView(event.fields)
+            memo: dict[int, bool] = {}
+
+            def lazy(item_id: int, view: EventView = view, memo: dict[int, bool] = memo) -> bool:
+                value = memo.get(item_id)
+                if value is None:
+                    test = tests[item_id]
+                    value = memo[item_id] = test(view) if test is not None else False
+                return value
+
+            for index in sorted(candidates):
+                if conditions[index](true_items, lazy):
+                    out.append(self._detection(index, event, true_items, lazy))
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _route(self, logsource: LogSource) -> _Route:
+        rules = self._result.plan.rules
+        flags = bytearray(len(rules))
+        always: list[int] = []
+        for index, rule in enumerate(rules):
+            if rule.info.logsource.admits(logsource):
+                flags[index] = 1
+                if not self._gated[index]:
+                    always.append(index)
+        route = _Route(flags, tuple(always), sum(flags))
+        self._routes[logsource] = route
+        return route
+
+    def _detection(
+        self, index: int, event: Event, true_items: set[int], lazy: Callable[[int], bool]
+    ) -> Detection:
+        rule = self._result.plan.rules[index]
+        info = rule.info
+        covered = self._covered
+
+        def truth(item_id: int) -> bool:
+            return item_id in true_items if item_id in covered else lazy(item_id)
+
+        matched = tuple(
+            s.name
+            for s in rule.selections
+            if not s.name.startswith("_") and evaluate(s.tree, rule.selections, truth)
+        )
+        return Detection(
+            rule_id=info.id,
+            rule_title=info.title,
+            level=info.level,
+            event=event,
+            status=info.status,
+            tags=info.tags,
+            attack=self._attack[index],
+            matched=matched,
+            kind="sigma",
+            rule_name=info.name,
+            rule_path=info.path,
+        )
+
+
+def _make_scanner(name: str, plan: RulePlan, cache_dir: Path | None) -> ItemScanner | None:
+    if name == "none":
+        return None
+    names = AUTO_ORDER if name == "auto" else (name,)
+    for candidate in names:
+        factory = get_scanner_factory(candidate)
+        if factory is not None:
+            return factory(plan, cache_dir)
+    raise ConfigError(f"item scanner {name!r} is not available")
+
+
+def _compile_conditions(
+    rules: Sequence[CompiledRule], covered: frozenset[int]
+) -> list[ConditionFn]:
+    """One Python function per rule: ``f(true_items, lazy) -> bool``, generated and compiled once.
+
+    Covered items become ``(id in T)``, others ``U(id)`` (decided lazily); selections are
+    inlined, so a condition costs a few set lookups and short-circuits like hand-written code.
+    """
+    lines: list[str] = []
+    for index, rule in enumerate(rules):
+        expr = _expr(rule.condition, rule.selections, covered)
+        lines.append(f"def r{index}(T, U):\n    return {expr}\n")
+    source = "".join(lines) + "RULES = [" + ", ".join(f"r{i}" for i in range(len(rules))) + "]\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<vedette rule conditions>", "exec"), namespace)
+    functions: list[ConditionFn] = namespace["RULES"]
+    return functions
+
+
+def _expr(node: Node, selections: Sequence[Selection], covered: frozenset[int]) -> str:
+    if isinstance(node, ItemRef):
+        i = node.item_id
+        return f"({i} in T)" if i in covered else f"U({i})"
+    if isinstance(node, SelRef):
+        return _expr(selections[node.index].tree, selections, covered)
+    if isinstance(node, And):
+        return "(" + " and ".join(_expr(a, selections, covered) for a in node.args) + ")"
+    if isinstance(node, Or):
+        return "(" + " or ".join(_expr(a, selections, covered) for a in node.args) + ")"
+    if isinstance(node, Not):
+        return "(not " + _expr(node.arg, selections, covered) + ")"
+    assert isinstance(node, Const)
+    return "True" if node.value else "False"

@@ -1,0 +1,69 @@
+"""Fixtures for engine tests: build a one-rule engine from a detection block and run it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from vedette.detect import Engine
+from vedette.detect.scanner import get_scanner_factory
+from vedette.events import Event, LogSource
+
+RULE_TEMPLATE = """\
+title: Test rule
+id: 5a5bd5b4-7f9e-4a41-9d7b-000000000001
+status: test
+level: high
+logsource:
+    product: windows
+    category: process_creation
+detection:
+{detection}
+"""
+
+PROCESS = LogSource("windows", frozenset(), frozenset({"process_creation"}))
+
+# Every scanner mode must give the same answer: "none" (each item by its own closure, the
+# reference), "python" (the dictionary index) and, when it is registered, "hyperscan".
+SCANNERS = ["none", "python"] + (["hyperscan"] if get_scanner_factory("hyperscan") else [])
+
+
+def rule_text(detection: str) -> str:
+    """A complete rule around an indented ``detection`` block."""
+    body = textwrap.indent(textwrap.dedent(detection).strip("\n"), "    ")
+    return RULE_TEMPLATE.format(detection=body)
+
+
+Fires = Callable[..., bool]
+
+
+@pytest.fixture
+def fires() -> Fires:
+    """``fires(detection_yaml, fields, placeholders=None) -> bool`` across every scanner."""
+
+    def run(detection: str, fields: dict[str, Any], **kwargs: Any) -> bool:
+        answers = {}
+        for scanner in SCANNERS:
+            engine = Engine.from_yaml(rule_text(detection), scanner=scanner, **kwargs)
+            assert engine.load_report.errors == [], engine.load_report.errors
+            answers[scanner] = bool(engine.match([Event(dict(fields), PROCESS)]))
+        assert len(set(answers.values())) == 1, f"scanners disagree: {answers}"
+        return next(iter(answers.values()))
+
+    return run
+
+
+@pytest.fixture
+def load_error() -> Callable[..., str]:
+    """``load_error(detection_yaml) -> reason`` of the one rule that must not load."""
+
+    def run(detection: str, **kwargs: Any) -> str:
+        engine = Engine.from_yaml(rule_text(detection), scanner="none", **kwargs)
+        assert engine.load_report.loaded == 0
+        assert len(engine.load_report.errors) == 1
+        return engine.load_report.errors[0].reason
+
+    return run
