@@ -1,0 +1,279 @@
+"""`vedette scan`: offline hunting over files and folders of logs.
+
+Exit codes: 0 the scan ran (with or without detections); 1 usage or configuration error;
+2 no input could be read; 3 ``--fail-on LEVEL`` and a detection at or above it was output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from vedette.cli.registry import CommandRegistry
+from vedette.errors import ConfigError
+from vedette.events import LEVELS, level_rank
+from vedette.output.navigator import TechniqueTally, scan_layer, write_layer
+from vedette.output.progress import TerminalProgress, wants_progress
+from vedette.output.summary import render_summary, write_summary_json
+from vedette.output.table import make_console
+from vedette.output.writers import WRITERS, open_writer
+from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector, default_cache_dir
+from vedette.pipeline.filters import DetectionFilter
+from vedette.pipeline.inputs import InputSource
+from vedette.pipeline.runner import Progress
+from vedette.pipeline.scan import ScanRequest, execute_scan
+from vedette.pipeline.stats import ScanStats
+
+EXIT_OK = 0
+EXIT_USAGE = 1
+EXIT_NO_INPUT = 2
+EXIT_FAIL_ON = 3
+
+FILE_TABLE_WIDTH = 200
+"""Width of a table written to a file or a pipe, where there is no terminal to measure."""
+
+DESCRIPTION = """\
+Scan files and folders of logs (EVTX, JSON, syslog, auditd, Zeek, Suricata, CSV, CEF; .gz,
+.bz2, .zip) with Sigma rules, Sigma correlation rules and threat-intel indicators, and print a
+timeline of detections mapped to MITRE ATT&CK, followed by a summary.
+
+exit codes: 0 scan ran, 1 usage or configuration error, 2 no input readable,
+            3 --fail-on level reached
+"""
+
+EPILOG = """\
+examples:
+  vedette scan ./triage                                   bundled rules, timeline on the terminal
+  vedette scan ./triage --rules sigma/rules --min-level high
+  vedette scan host1.evtx logs.zip --attack T1059 --from 2024-03-01
+  vedette scan ./triage --format jsonl -o detections.jsonl --summary-json summary.json
+  vedette scan ./triage --intel feeds/misp.json --navigator layer.json --fail-on high
+"""
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    _exit_1_on_usage_error(parser)
+    parser.epilog = EPILOG
+    parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="files and folders")
+
+    detect = parser.add_argument_group("detection")
+    detect.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="Sigma rule file or folder (repeatable; default: starter pack + installed rule set)",
+    )
+    detect.add_argument(
+        "--intel", action="append", type=Path, default=[], metavar="FEED", help="indicator feed"
+    )
+    detect.add_argument(
+        "--placeholders", type=Path, metavar="FILE", help="YAML values for rule placeholders"
+    )
+    detect.add_argument(
+        "--no-correlation", action="store_true", help="do not evaluate Sigma correlation rules"
+    )
+    detect.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"compiled-rule cache (default: {default_cache_dir()})",
+    )
+    detect.add_argument("--no-cache", action="store_true", help="compile rules without the cache")
+
+    filters = parser.add_argument_group("filters (applied to output; correlations see all)")
+    filters.add_argument("--min-level", choices=LEVELS, metavar="LEVEL", help="lowest level shown")
+    filters.add_argument("--status", action="append", default=[], help="rule status to show")
+    filters.add_argument("--tag", action="append", default=[], help="rule tag or tag prefix")
+    filters.add_argument(
+        "--attack",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="ATT&CK technique (T1059 includes its sub-techniques) or tactic name",
+    )
+    filters.add_argument("--from", dest="time_from", metavar="TIME", help="ISO 8601 start (UTC)")
+    filters.add_argument("--to", dest="time_to", metavar="TIME", help="ISO 8601 end (UTC)")
+    filters.add_argument(
+        "--exclude-rule", action="append", default=[], metavar="ID", help="rule id or name"
+    )
+    filters.add_argument("--host", action="append", default=[], help="host name (glob)")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("-f", "--format", choices=sorted(WRITERS), default="table")
+    output.add_argument("-o", "--output", type=Path, metavar="FILE", help="write detections here")
+    output.add_argument("--summary-json", type=Path, metavar="FILE", help="summary as JSON")
+    output.add_argument("--navigator", type=Path, metavar="FILE", help="ATT&CK Navigator layer")
+    output.add_argument("--no-summary", action="store_true", help="do not print the summary")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument(
+        "--fail-on", choices=LEVELS, metavar="LEVEL", help="exit 3 if a detection at this level"
+    )
+
+    tuning = parser.add_argument_group("input and performance")
+    tuning.add_argument(
+        "--input-format", metavar="NAME", help="read every file with this reader (no sniffing)"
+    )
+    tuning.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes (default: all cores)",
+    )
+    tuning.add_argument("--temp-dir", type=Path, metavar="DIR", help="where to spill large output")
+
+
+def _exit_1_on_usage_error(parser: argparse.ArgumentParser) -> None:
+    """Usage errors of this command exit 1 (argparse's default, 2, means "no input" here)."""
+
+    def error(message: str) -> NoReturn:
+        parser.print_usage(sys.stderr)
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
+
+    setattr(parser, "error", error)  # noqa: B010  (argparse offers no other hook)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    detection_filter = DetectionFilter.build(
+        min_level=args.min_level,
+        statuses=args.status,
+        tags=args.tag,
+        attack=args.attack,
+        time_from=args.time_from,
+        time_to=args.time_to,
+        exclude_rules=args.exclude_rule,
+        hosts=args.host,
+    )
+    source = _input_source(args)
+    for option, target in (("--summary-json", args.summary_json), ("--navigator", args.navigator)):
+        if target is not None and not target.parent.is_dir():
+            raise ConfigError(f"{option}: folder {target.parent} does not exist")
+    config = DetectorConfig(
+        rule_paths=tuple(args.rules) or tuple(_default_rules()),
+        placeholders=args.placeholders,
+        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
+        intel_feeds=tuple(args.intel),
+        correlate=not args.no_correlation,
+    )
+    detector, facts = build_detector(config)
+    stats = ScanStats(
+        rules_loaded=facts.rules_loaded,
+        rule_errors=facts.rule_errors,
+        correlation_rules=facts.correlation_rules,
+        indicators_loaded=facts.indicators,
+        notes=list(facts.notes),
+    )
+    request = ScanRequest(
+        paths=tuple(args.paths), jobs=args.jobs, filter=detection_filter, temp_dir=args.temp_dir
+    )
+    tally = TechniqueTally()
+    with _output_stream(args.output) as stream:
+        to_terminal = args.output is None and _isatty(sys.stdout)
+        writer = open_writer(
+            args.format,
+            stream,
+            color=None if to_terminal else False,
+            width=None if to_terminal else FILE_TABLE_WIDTH,
+        )
+        with _progress(args) as progress:
+            result = execute_scan(
+                request,
+                detector,
+                source,
+                sinks=(writer.write, tally),
+                stats=stats,
+                progress=progress,
+                factory=WorkerFactory(config),
+            )
+        writer.close()
+
+    if args.summary_json is not None:
+        write_summary_json(stats, args.summary_json)
+    if args.navigator is not None:
+        layer = scan_layer(tally, name="vedette scan", description=", ".join(stats.inputs))
+        write_layer(layer, args.navigator)
+    if not args.no_summary:
+        render_summary(stats, make_console(_summary_stream(args)))
+    if not result.readable:
+        print("vedette: error: no input could be read", file=sys.stderr)
+        return EXIT_NO_INPUT
+    if args.fail_on is not None and any(
+        count and level_rank(level) >= level_rank(args.fail_on)
+        for level, count in stats.by_level.items()
+    ):
+        return EXIT_FAIL_ON
+    return EXIT_OK
+
+
+def _default_rules() -> list[Path]:
+    from vedette.rulepacks import default_rule_paths
+
+    return default_rule_paths()
+
+
+def _input_source(args: argparse.Namespace) -> InputSource:
+    from vedette.pipeline.sources_input import SourcesInput
+    from vedette.sources import READERS
+
+    if args.input_format is not None and args.input_format not in READERS:
+        known = ", ".join(sorted(READERS))
+        raise ConfigError(f"--input-format: unknown format {args.input_format!r} (known: {known})")
+    # With several worker processes the cores are taken; one EVTX parser thread each.
+    return SourcesInput(format=args.input_format, threads=0 if args.jobs == 1 else 1)
+
+
+@contextlib.contextmanager
+def _output_stream(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ConfigError(f"-o: cannot write {path}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[Progress | None]:
+    if args.no_progress or not wants_progress(sys.stderr):
+        yield None
+        return
+    with TerminalProgress(sys.stderr) as bar:
+        yield bar
+
+
+def _summary_stream(args: argparse.Namespace) -> TextIO:
+    # Detections in a machine format on stdout must not be mixed with the human summary.
+    if args.output is None and args.format != "table":
+        return sys.stderr
+    return sys.stdout
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def register(registry: CommandRegistry) -> None:
+    """Register `vedette scan`."""
+    registry.add(
+        ("scan",),
+        "hunt through files and folders of logs with Sigma rules and indicators",
+        _configure,
+        _run,
+        description=DESCRIPTION,
+    )

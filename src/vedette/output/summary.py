@@ -1,0 +1,155 @@
+"""The scan summary for a human (rich) and for a script (``--summary-json``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from vedette.events import LEVELS
+from vedette.output.table import LEVEL_STYLES
+from vedette.pipeline.stats import EXAMPLES, ScanStats, iso_utc
+
+TOP = 10
+
+
+def write_summary_json(stats: ScanStats, path: Path) -> None:
+    """Write the machine-readable summary to ``path``."""
+    path.write_bytes(orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def render_summary(stats: ScanStats, console: Console) -> None:
+    """Print the human summary."""
+    console.print()
+    console.rule("[bold]vedette scan summary", align="left")
+    for part in _sections(stats):
+        console.print(part)
+
+
+def _sections(stats: ScanStats) -> list[_Section | Text]:
+    parts: list[_Section | Text] = [_headline(stats), _inputs(stats)]
+    if stats.records_skipped or stats.warnings_total:
+        parts.append(_skipped(stats))
+    parts.append(_rules(stats))
+    if stats.detections:
+        parts.extend((_levels(stats), _top_rules(stats), _top_hosts(stats)))
+        if stats.by_tactic:
+            parts.append(_tactics(stats))
+    parts.extend(Text(note, style="yellow") for note in stats.notes)
+    return parts
+
+
+def _headline(stats: ScanStats) -> Text:
+    text = Text()
+    text.append(f"{stats.events_read:,}", style="bold")
+    text.append(f" events from {stats.files_read:,} files in ")
+    text.append(f"{stats.elapsed_seconds:.1f} s", style="bold")
+    text.append(f" ({stats.events_per_second:,.0f} events/s, {stats.jobs} jobs); ")
+    text.append(f"{stats.detections:,} detections", style="bold")
+    first, last = iso_utc(stats.first_event), iso_utc(stats.last_event)
+    if first and last:
+        text.append(f"\nevents from {first} to {last}")
+    return text
+
+
+class _Section:
+    """A heading, its table, and example lines under the table."""
+
+    def __init__(self, heading: Text, table: Table) -> None:
+        self.heading = heading
+        self.table = table
+        self.notes: list[Text] = []
+
+    def add_row(self, *cells: str | Text) -> None:
+        self.table.add_row(*cells)
+
+    def add_note(self, text: str) -> None:
+        self.notes.append(Text(f"  {text}", style="dim"))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.heading
+        yield self.table
+        yield from self.notes
+
+
+def _table(title: str, *columns: str, header: bool = True) -> _Section:
+    table = Table(box=None, padding=(0, 2), show_header=header, header_style="dim")
+    for index, name in enumerate(columns):
+        table.add_column(name, justify="right" if index else "left")
+    return _Section(Text(title, style="bold"), table)
+
+
+def _inputs(stats: ScanStats) -> _Section:
+    table = _table("Input", "format", "files", "events")
+    formats = sorted(set(stats.files_by_format) | set(stats.events_by_format))
+    for name in formats:
+        table.add_row(
+            name,
+            f"{stats.files_by_format.get(name, 0):,}",
+            f"{stats.events_by_format.get(name, 0):,}",
+        )
+    if not formats:
+        table.add_row("(nothing readable)", "0", "0")
+    return table
+
+
+def _skipped(stats: ScanStats) -> _Section:
+    table = _table(f"Skipped: {stats.records_skipped:,} records or parts", "reason", "count")
+    for reason, count in sorted(stats.skipped_by_reason.items(), key=lambda kv: -kv[1]):
+        table.add_row(reason, f"{count:,}")
+    for warning in stats.skipped_examples[:EXAMPLES]:
+        table.add_note(f"e.g. {warning}")
+    return table
+
+
+def _rules(stats: ScanStats) -> _Section:
+    table = _table("Rules", "", "", header=False)
+    table.add_row("loaded", f"{stats.rules_loaded:,}")
+    if stats.correlation_rules:
+        table.add_row("correlation rules", f"{stats.correlation_rules:,}")
+    if stats.indicators_loaded:
+        table.add_row("indicators", f"{stats.indicators_loaded:,}")
+    style = "yellow" if stats.rule_errors else ""
+    table.add_row(Text("not loaded", style=style), Text(f"{stats.rules_not_loaded:,}", style=style))
+    for error in stats.rule_errors[:EXAMPLES]:
+        table.add_note(f"e.g. {error}")
+    if stats.rule_errors:
+        table.add_note("details of every rule not loaded: vedette rules check PATH")
+    return table
+
+
+def _levels(stats: ScanStats) -> _Section:
+    table = _table("Detections by level", "level", "count")
+    for level in reversed(LEVELS):
+        if stats.by_level[level]:
+            table.add_row(
+                Text(level, style=LEVEL_STYLES.get(level, "")), f"{stats.by_level[level]:,}"
+            )
+    return table
+
+
+def _top_rules(stats: ScanStats) -> _Section:
+    table = _table("Top rules", "rule", "level", "count")
+    for fired in stats.top_rules(TOP):
+        label = fired.title if fired.kind == "sigma" else f"[{fired.kind}] {fired.title}"
+        table.add_row(
+            label, Text(fired.level, style=LEVEL_STYLES.get(fired.level, "")), f"{fired.count:,}"
+        )
+    return table
+
+
+def _top_hosts(stats: ScanStats) -> _Section:
+    table = _table("Top hosts", "host", "detections")
+    for host, count in stats.by_host.most_common(TOP):
+        table.add_row(host, f"{count:,}")
+    return table
+
+
+def _tactics(stats: ScanStats) -> _Section:
+    table = _table("ATT&CK tactics seen", "tactic", "detections")
+    for tactic, count in stats.by_tactic.most_common():
+        table.add_row(tactic, f"{count:,}")
+    return table

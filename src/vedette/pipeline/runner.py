@@ -1,0 +1,314 @@
+"""The parallel scan runner: read jobs in worker processes, detections back to the parent.
+
+Each worker gets the :class:`Detector`'s matching part once (inherited through ``fork`` where
+the platform has it, so the compiled rule set is shared copy-on-write; otherwise built by a
+picklable factory from the rule paths and the compiled-rule cache), reads jobs, matches every
+batch and returns its detections and its read report. A worker whose detections for one job
+pass ``spill_threshold`` writes them as a sorted run file and returns the file name instead,
+so neither side ever holds an unbounded list. With ``jobs == 1`` everything runs in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.sharedctypes
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from vedette.errors import ReadWarning
+from vedette.events import Detection
+from vedette.pipeline.detector import Detector
+from vedette.pipeline.inputs import InputSource, ReadJob
+from vedette.pipeline.ordering import ExternalSorter, write_run
+
+DetectorFactory = Callable[[], Detector]
+
+
+class Progress(Protocol):
+    """Where the runner reports progress (a terminal bar, or nothing)."""
+
+    def begin(self, files: int, total_bytes: int) -> None:
+        """The work ahead."""
+        ...
+
+    def update(self, *, files_done: int, bytes_done: int, events: int, detections: int) -> None:
+        """Totals so far."""
+        ...
+
+
+class NoProgress:
+    """Progress that shows nothing."""
+
+    def begin(self, files: int, total_bytes: int) -> None:
+        """Ignore."""
+
+    def update(self, *, files_done: int, bytes_done: int, events: int, detections: int) -> None:
+        """Ignore."""
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class RunOptions:
+    """How to run: worker count, where to spill, and the spill threshold."""
+
+    jobs: int
+    spill_dir: Path
+    spill_threshold: int = 20_000
+    poll_seconds: float = 0.25
+
+
+@dataclass(slots=True)
+class JobResult:
+    """What one job produced, sent from a worker to the parent."""
+
+    job: ReadJob
+    report: Any
+    detections: list[Detection]
+    runs: list[tuple[Path, int]] = field(default_factory=list)
+    events: int = 0
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    failure: ReadWarning | None = None
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """Everything read: base detections (to be merged in order), the merged report, totals."""
+
+    detections: ExternalSorter
+    report: Any
+    jobs: int
+    events: int = 0
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    plan_warnings: list[ReadWarning] = field(default_factory=list)
+    failures: list[ReadWarning] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _WorkerState:
+    detector: Detector
+    source: InputSource
+    spill_dir: Path
+    spill_threshold: int
+    events: Any = None  # multiprocessing Value in a worker; None in-process
+    found: Any = None
+
+
+_STATE: _WorkerState | None = None
+
+
+def _init_worker(
+    detector: Detector | DetectorFactory,
+    source: InputSource,
+    spill_dir: Path,
+    spill_threshold: int,
+    events: Any,
+    found: Any,
+) -> None:
+    global _STATE
+    built = detector if isinstance(detector, Detector) else detector()
+    _STATE = _WorkerState(built, source, spill_dir, spill_threshold, events, found)
+
+
+def _run_job(job: ReadJob) -> JobResult:
+    state = _STATE
+    assert state is not None, "worker not initialised"
+    return run_job(state, job)
+
+
+def run_job(
+    state: _WorkerState, job: ReadJob, on_batch: Callable[[int, int], None] | None = None
+) -> JobResult:
+    """Read one job and match every batch; never raises for a bad input."""
+    report = state.source.new_report()
+    result = JobResult(job=job, report=report, detections=[])
+    pending = result.detections
+    try:
+        for batch in state.source.read(job, report):
+            found = state.detector.match(batch)
+            result.events += len(batch)
+            _widen_time_range(result, batch)
+            if found:
+                pending.extend(found)
+                if len(pending) >= state.spill_threshold:
+                    result.runs.append((write_run(pending, state.spill_dir), len(pending)))
+                    pending.clear()
+            if on_batch is not None:
+                on_batch(len(batch), len(found))
+            elif state.events is not None:
+                with state.events.get_lock():
+                    state.events.value += len(batch)
+                with state.found.get_lock():
+                    state.found.value += len(found)
+    except Exception as exc:  # a reader or rule bug must cost one file, not the scan
+        result.failure = ReadWarning(
+            path=job.path,
+            reason="internal-error",
+            detail=f"{type(exc).__name__}: {exc}",
+            records=0,
+        )
+    return result
+
+
+def _widen_time_range(result: JobResult, batch: Sequence[Any]) -> None:
+    times = [e.timestamp for e in batch if e.timestamp is not None]
+    if not times:
+        return
+    low, high = min(times), max(times)
+    if result.first_time is None or low < result.first_time:
+        result.first_time = low
+    if result.last_time is None or high > result.last_time:
+        result.last_time = high
+
+
+class ScanRunner:
+    """Runs the read-and-match phase of a scan over many jobs, in parallel when asked."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        source: InputSource,
+        options: RunOptions,
+        *,
+        factory: DetectorFactory | None = None,
+        progress: Progress | None = None,
+        run_size: int = 50_000,
+    ) -> None:
+        self.detector = detector
+        self.source = source
+        self.options = options
+        self.factory = factory
+        self.progress: Progress = progress or NoProgress()
+        self.run_size = run_size
+
+    def run(self, paths: Sequence[Path]) -> RunOutcome:
+        """Plan, read and match everything under ``paths``."""
+        jobs, plan_warnings = self.source.plan(paths)
+        # Largest first so one big file does not start last and leave a core idle.
+        jobs.sort(key=lambda j: (-j.size, j.path))
+        outcome = RunOutcome(
+            detections=ExternalSorter(self.options.spill_dir, run_size=self.run_size),
+            report=self.source.new_report(),
+            jobs=len(jobs),
+            plan_warnings=plan_warnings,
+        )
+        self.progress.begin(len(jobs), sum(j.size for j in jobs))
+        workers = max(1, min(self.options.jobs, len(jobs)))
+        results = self._in_process(jobs) if workers <= 1 else self._in_pool(jobs, workers)
+        done_bytes = found = 0
+        for done_files, result in enumerate(results, start=1):
+            self._absorb(outcome, result)
+            done_bytes += result.job.size
+            found += len(result.detections) + sum(n for _, n in result.runs)
+            self.progress.update(
+                files_done=done_files,
+                bytes_done=done_bytes,
+                events=outcome.events,
+                detections=found,
+            )
+        return outcome
+
+    def _absorb(self, outcome: RunOutcome, result: JobResult) -> None:
+        self.source.merge(outcome.report, result.report)
+        outcome.events += result.events
+        if result.first_time is not None and (
+            outcome.first_time is None or result.first_time < outcome.first_time
+        ):
+            outcome.first_time = result.first_time
+        if result.last_time is not None and (
+            outcome.last_time is None or result.last_time > outcome.last_time
+        ):
+            outcome.last_time = result.last_time
+        for path, count in result.runs:
+            outcome.detections.adopt_run(path, count)
+        outcome.detections.extend(result.detections)
+        if result.failure is not None:
+            outcome.failures.append(result.failure)
+
+    def _in_process(self, jobs: list[ReadJob]) -> Iterator[JobResult]:
+        state = _WorkerState(
+            self.detector.for_worker(),
+            self.source,
+            self.options.spill_dir,
+            self.options.spill_threshold,
+        )
+        totals = {"events": 0, "found": 0, "files": 0, "bytes": 0}
+
+        def on_batch(events: int, found: int) -> None:
+            totals["events"] += events
+            totals["found"] += found
+            self.progress.update(
+                files_done=totals["files"],
+                bytes_done=totals["bytes"],
+                events=totals["events"],
+                detections=totals["found"],
+            )
+
+        for job in jobs:
+            result = run_job(state, job, on_batch)
+            totals["files"] += 1
+            totals["bytes"] += job.size
+            yield result
+
+    def _in_pool(self, jobs: list[ReadJob], workers: int) -> Iterator[JobResult]:
+        context = _pool_context()
+        events = context.Value("q", 0)
+        found = context.Value("q", 0)
+        # Under fork the detector is inherited, not pickled; elsewhere a factory rebuilds it.
+        payload: Detector | DetectorFactory = self.detector.for_worker()
+        if context.get_start_method() != "fork" and self.factory is not None:
+            payload = self.factory
+        files_done = bytes_done = 0
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(
+                payload,
+                self.source,
+                self.options.spill_dir,
+                self.options.spill_threshold,
+                events,
+                found,
+            ),
+        ) as pool:
+            futures: dict[Future[JobResult], ReadJob] = {pool.submit(_run_job, j): j for j in jobs}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(
+                    pending, timeout=self.options.poll_seconds, return_when=FIRST_COMPLETED
+                )
+                for future in done:
+                    job = futures[future]
+                    files_done += 1
+                    bytes_done += job.size
+                    yield self._collect(future, job)
+                self.progress.update(
+                    files_done=files_done,
+                    bytes_done=bytes_done,
+                    events=events.value,
+                    detections=found.value,
+                )
+
+    def _collect(self, future: Future[JobResult], job: ReadJob) -> JobResult:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            reason, detail = "worker-died", f"the worker process stopped ({exc})"
+        except Exception as exc:
+            reason, detail = "internal-error", f"{type(exc).__name__}: {exc}"
+        failure = ReadWarning(path=job.path, reason=reason, detail=detail, records=0)
+        return JobResult(job=job, report=self.source.new_report(), detections=[], failure=failure)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork shares the compiled rule set copy-on-write; macOS and Windows lack a safe fork.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")

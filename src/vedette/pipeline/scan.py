@@ -1,0 +1,116 @@
+"""One offline scan from paths to ordered, filtered, enriched detections.
+
+::
+
+    paths ─► ScanRunner (workers: read + match) ─► base detections, sorted runs
+          ─► merge in time order ─► correlator ─► ATT&CK enrichment ─► filters
+          ─► sort again (correlations complete late) ─► sinks (writers) + ScanStats
+
+The command line, the tests and later the monitoring centre's retro-hunt drive this same
+function; it prints nothing itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vedette.events import Detection
+from vedette.pipeline.detector import Detector
+from vedette.pipeline.filters import DetectionFilter
+from vedette.pipeline.inputs import InputSource
+from vedette.pipeline.ordering import ExternalSorter, chunked
+from vedette.pipeline.runner import DetectorFactory, Progress, RunOptions, ScanRunner
+from vedette.pipeline.stats import ScanStats
+
+Sink = Callable[[Detection], None]
+
+_ENRICH_CHUNK = 1000
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ScanRequest:
+    """What to scan and how."""
+
+    paths: tuple[Path, ...]
+    jobs: int = 1
+    filter: DetectionFilter = field(default_factory=DetectionFilter)
+    temp_dir: Path | None = None
+    run_size: int = 50_000
+    """Detections held in memory per sorter before a sorted run is spilled to disk."""
+    spill_threshold: int = 20_000
+    """Detections a worker holds for one job before it spills a sorted run."""
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """The statistics of a finished scan; ``readable`` is False when no input could be read."""
+
+    stats: ScanStats
+    readable: bool
+
+
+def execute_scan(
+    request: ScanRequest,
+    detector: Detector,
+    source: InputSource,
+    *,
+    sinks: Sequence[Sink] = (),
+    stats: ScanStats | None = None,
+    progress: Progress | None = None,
+    factory: DetectorFactory | None = None,
+) -> ScanResult:
+    """Run a scan and hand every output detection, in order, to each sink."""
+    started = time.perf_counter()
+    stats = stats if stats is not None else ScanStats()
+    stats.inputs = [str(p) for p in request.paths]
+    stats.jobs = request.jobs
+    if request.temp_dir is not None:
+        request.temp_dir.mkdir(parents=True, exist_ok=True)
+    spill_dir = Path(tempfile.mkdtemp(prefix="vedette-scan-", dir=request.temp_dir))
+    try:
+        options = RunOptions(
+            jobs=request.jobs, spill_dir=spill_dir, spill_threshold=request.spill_threshold
+        )
+        runner = ScanRunner(
+            detector,
+            source,
+            options,
+            factory=factory,
+            progress=progress,
+            run_size=request.run_size,
+        )
+        outcome = runner.run(request.paths)
+        summary = source.summarize(outcome.report)
+        stats.read_jobs = outcome.jobs
+        stats.files_by_format = dict(summary.files_by_format)
+        stats.events_by_format = dict(summary.events_by_format)
+        stats.events_read = outcome.events
+        stats.first_event, stats.last_event = outcome.first_time, outcome.last_time
+        stats.add_warnings(outcome.plan_warnings)
+        stats.add_skips(summary.skipped_by_reason, summary.warnings)
+        stats.add_warnings(outcome.failures)
+        stats.base_detections = outcome.detections.count
+
+        shown = ExternalSorter(spill_dir, run_size=request.run_size)
+        for detection in _enriched(detector, detector.correlate(outcome.detections)):
+            if request.filter.accepts(detection):
+                shown.add(detection)
+        for detection in shown:
+            stats.observe(detection)
+            for sink in sinks:
+                sink(detection)
+        readable = outcome.events > 0 or any(stats.files_by_format.values())
+        return ScanResult(stats=stats, readable=readable)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+        stats.elapsed_seconds = time.perf_counter() - started
+
+
+def _enriched(detector: Detector, detections: Iterable[Detection]) -> Iterable[Detection]:
+    for chunk in chunked(detections, _ENRICH_CHUNK):
+        yield from detector.enrich(chunk)
