@@ -225,8 +225,8 @@ class Correlator:
                 self._warn("undated-event", detection.rule_id, "detection without event time")
                 continue
             time = _micros(when)
-            if self._released is not None and time < self._released:
-                self._warn("late-event", detection.rule_id, "older than the watermark allows")
+            if self._watermark is not None and time < self._watermark - self.tolerance:
+                self._warn("late-event", detection.rule_id, "older than watermark - tolerance")
                 continue
             heapq.heappush(self._heap, (time, self._seq, detection))
             self._seq += 1

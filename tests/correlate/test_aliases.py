@@ -1,0 +1,73 @@
+"""aliases: one group across rules whose field names differ (the specification's example)."""
+
+from __future__ import annotations
+
+from corr_support import Factory, run
+
+RULES = """
+title: Internal error
+name: internal_error
+logsource: {category: webserver}
+detection: {selection: {http.response.status_code: 500}, condition: selection}
+---
+title: New network connection
+name: new_network_connection
+logsource: {category: network_connection}
+detection:
+    selection: {event.category: network, event.type: connection, event.outcome: success}
+    condition: selection
+---
+title: Error followed by a connection back
+name: error_then_connection
+correlation:
+    type: temporal
+    rules:
+        - internal_error
+        - new_network_connection
+    group-by:
+        - internal_ip
+        - remote_ip
+    timespan: 10s
+    aliases:
+        internal_ip:
+            internal_error: destination.ip
+            new_network_connection: source.ip
+        remote_ip:
+            internal_error: source.ip
+            new_network_connection: destination.ip
+"""
+
+
+def error(make: Factory, at: float, server: str, client: str):  # type: ignore[no-untyped-def]
+    return make.det("internal_error", at, **{"destination.ip": server, "source.ip": client})
+
+
+def connection(make: Factory, at: float, src: str, dst: str):  # type: ignore[no-untyped-def]
+    return make.det("new_network_connection", at, **{"source.ip": src, "destination.ip": dst})
+
+
+def test_aliases_join_fields_with_different_names(make: Factory) -> None:
+    detections = [
+        error(make, 0, "10.0.0.5", "203.0.113.7"),
+        connection(make, 4, "10.0.0.5", "203.0.113.7"),
+    ]
+    [alert] = run(make.correlator(RULES), detections)
+    assert alert.extra["group_by"] == {"internal_ip": "10.0.0.5", "remote_ip": "203.0.113.7"}
+
+
+def test_same_field_names_without_the_alias_mapping_do_not_join(make: Factory) -> None:
+    # The connection goes the other way: its source is the client, so the groups differ.
+    detections = [
+        error(make, 0, "10.0.0.5", "203.0.113.7"),
+        connection(make, 4, "203.0.113.7", "10.0.0.5"),
+    ]
+    assert run(make.correlator(RULES), detections) == []
+
+
+def test_alias_of_a_rule_not_in_rules_is_a_load_error(make: Factory) -> None:
+    from vedette.correlate import Correlator, load_yaml_rules
+
+    rules = load_yaml_rules(RULES.replace("new_network_connection: source.ip", "ghost: source.ip"))
+    correlator = Correlator(rules.correlations, rules.base_rules)
+    [error_entry] = correlator.load_errors
+    assert "ghost" in error_entry.reason
