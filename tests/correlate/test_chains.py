@@ -104,15 +104,18 @@ def test_cycles_are_load_errors(make: Factory) -> None:
     text = """
 title: A
 name: corr_a
-correlation: {type: event_count, rules: [corr_b], group-by: [User], timespan: 1m, condition: {gte: 1}}
+correlation:
+    {type: event_count, rules: [corr_b], group-by: [User], timespan: 1m, condition: {gte: 1}}
 ---
 title: B
 name: corr_b
-correlation: {type: event_count, rules: [corr_a], group-by: [User], timespan: 1m, condition: {gte: 1}}
+correlation:
+    {type: event_count, rules: [corr_a], group-by: [User], timespan: 1m, condition: {gte: 1}}
 ---
 title: C
 name: corr_c
-correlation: {type: event_count, rules: [corr_a], group-by: [User], timespan: 1m, condition: {gte: 1}}
+correlation:
+    {type: event_count, rules: [corr_a], group-by: [User], timespan: 1m, condition: {gte: 1}}
 """
     rules = load_yaml_rules(text)
     correlator = Correlator(rules.correlations, rules.base_rules)

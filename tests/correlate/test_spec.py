@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from sigma.collection import SigmaCollection
 
@@ -53,7 +55,8 @@ def test_bad_timespans(spec: object) -> None:
             "needs condition.percentile",
         ),
         (
-            "  type: event_count\n  rules: [failed_logon]\n  timespan: soon\n  condition: {gte: 2}\n",
+            "  type: event_count\n  rules: [failed_logon]\n  timespan: soon\n"
+            "  condition: {gte: 2}\n",
             "timespan",
         ),
         ("  type: event_count\n  rules: [failed_logon]\n  condition: {gte: 2}\n", "no timespan"),
@@ -62,11 +65,13 @@ def test_bad_timespans(spec: object) -> None:
             "not supported",
         ),
         (
-            "  type: event_count\n  rules: [failed_logon]\n  timespan: 1m\n  condition: {above: 2}\n",
+            "  type: event_count\n  rules: [failed_logon]\n  timespan: 1m\n"
+            "  condition: {above: 2}\n",
             "unknown condition operator",
         ),
         (
-            "  type: event_count\n  rules: [failed_logon]\n  timespan: 1m\n  condition: {gte: many}\n",
+            "  type: event_count\n  rules: [failed_logon]\n  timespan: 1m\n"
+            "  condition: {gte: many}\n",
             "not a number",
         ),
         (
@@ -163,11 +168,8 @@ def test_correlator_from_pysigma_objects_and_a_fake_engine() -> None:
     )
     collection = SigmaCollection.from_yaml(text)
 
-    class FakeEngine:
-        correlation_rules = [collection.rules[-1]]
-        rules = [collection.rules[0]]
-
-    correlator = Correlator.from_engine(FakeEngine(), max_groups=10)
+    engine = SimpleNamespace(correlation_rules=[collection.rules[-1]], rules=[collection.rules[0]])
+    correlator = Correlator.from_engine(engine, max_groups=10)
     assert correlator.load_errors == []
     assert correlator.suppressed_rule_ids == {
         "53ba33fd-3a50-4468-a5ef-c583635cfa92",
