@@ -187,8 +187,11 @@ def _parse_file(
         reason = f"cannot parse ({type(exc).__name__}: {exc})"
         report.errors.append(RuleLoadError(path=path, reason=reason))
         return
-    for error in collection.errors:
-        report.errors.append(RuleLoadError(path=path, line=_line(error), reason=_reason(error)))
+    own = {id(e) for rule in [*collection.rules, *collection.filters] for e in rule.errors}
+    for error in collection.errors:  # rules' own errors are repeated here: report them once
+        if id(error) not in own:
+            line = _line(error)
+            report.errors.append(RuleLoadError(path=path, line=line, reason=_reason(error)))
     for rule in [*collection.rules, *collection.filters]:
         sources[id(rule)] = (path, text)
     collections.append(collection)
