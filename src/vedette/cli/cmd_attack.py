@@ -1,0 +1,280 @@
+"""`vedette attack ...`: ATT&CK coverage of a rule set, group overlap hints, technique lookup."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from vedette.cli.registry import CommandRegistry
+from vedette.errors import ConfigError, InputError
+from vedette.intel.attack import AttackKB, is_technique_id, sorted_technique_ids
+from vedette.intel.coverage import rank_groups, rule_coverage, techniques_from_result
+from vedette.intel.navigator import navigator_layer, write_layer
+
+COVERAGE_DESCRIPTION = """\
+Which ATT&CK techniques a Sigma rule set covers, per tactic, from the rules' attack.* tags.
+
+examples:
+  vedette attack coverage                               the default rules
+  vedette attack coverage --rules ./sigma/rules --techniques
+  vedette attack coverage --rules ./rules --navigator coverage-layer.json
+"""
+
+GROUPS_DESCRIPTION = """\
+Rank known ATT&CK groups by the overlap (Jaccard, with sub-techniques rolled up to their
+parent) of the techniques they are known to use with the techniques that fired in a scan.
+This is a HINT for where to look next, NOT an attribution: techniques are shared widely.
+
+examples:
+  vedette scan ./logs --format jsonl -o result.jsonl && vedette attack groups --from result.jsonl
+  vedette attack groups --from layer.json --top 5
+"""
+
+SHOW_DESCRIPTION = """\
+Look up techniques, groups or software by id or name.
+
+examples:
+  vedette attack show T1059.001 T1003.001
+  vedette attack show G0016
+  vedette attack show "Cozy Bear"
+"""
+
+
+def _kb(args: argparse.Namespace) -> AttackKB:
+    return AttackKB.load(args.attack_data)
+
+
+def _add_kb_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--attack-data",
+        type=Path,
+        metavar="FILE",
+        help="ATT&CK STIX bundle or Vedette table to use instead of the bundled one",
+    )
+
+
+# -- coverage ---------------------------------------------------------------------------------
+
+
+def _configure_coverage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="Sigma rule file or folder (repeatable; default: the bundled and installed rules)",
+    )
+    parser.add_argument("--navigator", type=Path, metavar="FILE", help="write a Navigator layer")
+    parser.add_argument(
+        "--techniques", action="store_true", help="also list every covered technique"
+    )
+    _add_kb_option(parser)
+
+
+def _load_rules(paths: list[Path]) -> tuple[list[object], int]:
+    from vedette.detect import Engine
+
+    if not paths:
+        from vedette.rulepacks import default_rule_paths
+
+        paths = list(default_rule_paths())
+        if not paths:
+            raise ConfigError("no rules given and no default rules installed (use --rules PATH)")
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such rule file or folder")
+    engine = Engine.from_paths(paths, scanner="none")
+    return list(engine.rules), len(engine.load_report.errors)
+
+
+def _run_coverage(args: argparse.Namespace) -> int:
+    kb = _kb(args)
+    rules, errors = _load_rules(args.rules)
+    coverage = rule_coverage(rules, kb)  # type: ignore[arg-type]
+    console = Console()
+    table = Table(title=f"ATT&CK coverage of {coverage.rules_total:,} rules (ATT&CK v{kb.version})")
+    table.add_column("Tactic")
+    table.add_column("Rules", justify="right")
+    table.add_column("Techniques", justify="right")
+    table.add_column("Covered", justify="right")
+    table.add_column("Most covered techniques")
+    for tactic in coverage.by_tactic:
+        top = sorted(tactic.techniques, key=lambda t: -len(coverage.by_technique.get(t, [])))[:3]
+        names = ", ".join(f"{t} {kb.ref(t).name} ({len(coverage.by_technique[t])})" for t in top)
+        table.add_row(
+            tactic.name,
+            str(len(tactic.rules)),
+            f"{len(tactic.parents_covered)}/{tactic.parents_total}",
+            f"{tactic.percent:.0f}%",
+            names,
+        )
+    console.print(table)
+    if args.techniques:
+        detail = Table(title="Covered techniques")
+        detail.add_column("Technique")
+        detail.add_column("Name")
+        detail.add_column("Tactics")
+        detail.add_column("Rules", justify="right")
+        for tid in sorted_technique_ids(list(coverage.by_technique)):
+            ref = kb.ref(tid)
+            detail.add_row(tid, ref.name, ", ".join(ref.tactics),
+                           str(len(coverage.by_technique[tid])))  # fmt: skip
+        console.print(detail)
+    console.print(
+        f"{len(coverage.by_technique)} techniques covered; "
+        f"{coverage.rules_without_attack} rules carry no ATT&CK tag; "
+        f"{errors} rule files did not load"
+    )
+    if coverage.unknown_techniques:
+        unknown = ", ".join(sorted(coverage.unknown_techniques))
+        console.print(f"[yellow]technique ids unknown to ATT&CK v{kb.version}: {unknown}[/]")
+    if args.navigator is not None:
+        comments = {
+            tid: f"{len(ids)} rule(s): " + ", ".join(ids[:20])
+            for tid, ids in coverage.by_technique.items()
+        }
+        layer = navigator_layer(
+            coverage.scores(),
+            name="Vedette rule coverage",
+            description=f"{coverage.rules_total} Sigma rules; score = number of rules",
+            comments=comments,
+            kb=kb,
+        )
+        write_layer(layer, args.navigator)
+        console.print(f"Navigator layer written to {args.navigator}")
+    return 0
+
+
+# -- groups -----------------------------------------------------------------------------------
+
+
+def _configure_groups(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        metavar="RESULT",
+        help="scan result (JSONL detections) or an ATT&CK Navigator layer",
+    )
+    parser.add_argument("--top", type=int, default=10, help="how many groups (default: 10)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_kb_option(parser)
+
+
+def _run_groups(args: argparse.Namespace) -> int:
+    kb = _kb(args)
+    observed = techniques_from_result(args.source)
+    matches = rank_groups(observed, kb, top=args.top)
+    if args.json:
+        print(json.dumps({
+            "note": "hint, not attribution",
+            "observed_techniques": sorted_technique_ids(list(observed)),
+            "groups": [
+                {"id": m.group.id, "name": m.group.name, "aliases": list(m.group.aliases),
+                 "score": round(m.score, 4), "shared": list(m.shared),
+                 "known_techniques": m.known}
+                for m in matches
+            ],
+        }, indent=2))  # fmt: skip
+        return 0
+    console = Console()
+    console.print(
+        "[bold yellow]HINT, NOT ATTRIBUTION:[/] groups whose known techniques overlap what "
+        "fired. Techniques are shared by many groups and tools; treat this as a lead to check, "
+        "never as a conclusion."
+    )
+    if not observed:
+        console.print(f"no ATT&CK techniques found in {args.source}")
+        return 0
+    console.print(f"{len(observed)} techniques observed: "
+                  + ", ".join(sorted_technique_ids(list(observed))))  # fmt: skip
+    table = Table(title=f"Known groups by technique overlap (ATT&CK v{kb.version})")
+    table.add_column("#", justify="right")
+    table.add_column("Group")
+    table.add_column("Also known as")
+    table.add_column("Overlap", justify="right")
+    table.add_column("Shared", justify="right")
+    table.add_column("Shared techniques")
+    for rank, match in enumerate(matches, 1):
+        table.add_row(
+            str(rank),
+            f"{match.group.id} {match.group.name}",
+            ", ".join(match.group.aliases[:3]),
+            f"{match.score:.3f}",
+            f"{len(match.shared)}/{match.known}",
+            ", ".join(match.shared[:8]) + (" ..." if len(match.shared) > 8 else ""),
+        )
+    console.print(table)
+    return 0
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+def _configure_show(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", nargs="+", metavar="ID", help="technique, group or software")
+    _add_kb_option(parser)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    kb = _kb(args)
+    console = Console()
+    missing = 0
+    for key in args.ids:
+        text = key.strip()
+        if is_technique_id(text):
+            technique = kb.technique(text, follow_revoked=False)
+            if technique is None:
+                console.print(f"{text}: unknown technique")
+                missing += 1
+                continue
+            state = ""
+            if technique.revoked:
+                state = f" [red](revoked, now {technique.revoked_by})[/]"
+            elif technique.deprecated:
+                state = " [yellow](deprecated)[/]"
+            console.print(f"[bold]{technique.id}[/] {technique.name}{state}")
+            console.print(f"  tactics:   {', '.join(technique.tactics) or '-'}")
+            console.print(f"  platforms: {', '.join(technique.platforms) or '-'}")
+            users = sorted(g.name for g in kb.groups.values() if technique.id in g.techniques)
+            console.print(f"  used by {len(users)} groups: {', '.join(users[:15])}"
+                          + (" ..." if len(users) > 15 else ""))  # fmt: skip
+            console.print(f"  https://attack.mitre.org/techniques/{technique.id.replace('.', '/')}")
+            continue
+        software = kb.software.get(text.upper())
+        if software is not None:
+            console.print(f"[bold]{software.id}[/] {software.name} ({software.type})")
+            console.print(
+                f"  techniques: {', '.join(sorted_technique_ids(list(software.techniques)))}"
+            )
+            continue
+        group = kb.group_by_name(text)
+        if group is None:
+            console.print(f"{text}: no technique, group or software by that id or name")
+            missing += 1
+            continue
+        console.print(f"[bold]{group.id}[/] {group.name}")
+        if group.aliases:
+            console.print(f"  also known as: {', '.join(group.aliases)}")
+        console.print(f"  {len(group.techniques)} techniques: "
+                      + ", ".join(sorted_technique_ids(list(group.techniques))))  # fmt: skip
+        names = [kb.software[s].name for s in group.software if s in kb.software]
+        console.print(f"  software: {', '.join(names) or '-'}")
+    return 1 if missing == len(args.ids) else 0
+
+
+def register(registry: CommandRegistry) -> None:
+    """Register `vedette attack coverage|groups|show`."""
+    registry.group(("attack",), "MITRE ATT&CK: rule coverage, group hints, lookups")
+    registry.add(("attack", "coverage"), "which ATT&CK techniques a rule set covers",
+                 _configure_coverage, _run_coverage, COVERAGE_DESCRIPTION)  # fmt: skip
+    registry.add(("attack", "groups"), "known groups overlapping what fired (hint only)",
+                 _configure_groups, _run_groups, GROUPS_DESCRIPTION)  # fmt: skip
+    registry.add(("attack", "show"), "look up a technique, group or software",
+                 _configure_show, _run_show, SHOW_DESCRIPTION)  # fmt: skip
