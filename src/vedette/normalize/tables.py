@@ -5,6 +5,7 @@ Each ``data/<table>.yaml`` describes one source family::
     product: zeek
     service_is_kind: true      # the kind (here the Zeek log type) is also a service
     services: []               # services every event of the family has
+    aliases: {}                # aliases every event of the family gets
     kinds:
       dns:
         categories: [dns]
@@ -51,6 +52,8 @@ class SourceTable:
     categories: frozenset[str]
     service_is_kind: bool
     kinds: dict[str, SourceClass]
+    aliases: tuple[tuple[str, str], ...] = ()
+    """Aliases every event of the family gets."""
     defaults: dict[str, SourceClass] = field(default_factory=dict)
     """Classes of kinds not named in the data, built on first use."""
 
@@ -63,7 +66,7 @@ class SourceTable:
         found = self.defaults.get(key)
         if found is None:
             services = self.services | {key} if (self.service_is_kind and key) else self.services
-            found = SourceClass(LogSource(self.product, services, self.categories))
+            found = SourceClass(LogSource(self.product, services, self.categories), self.aliases)
             if len(self.defaults) < 4096:  # bounded: kinds come from input data
                 self.defaults[key] = found
         return found
@@ -86,6 +89,7 @@ def source_table(name: str) -> SourceTable:
     services = _strings(data.get("services"))
     categories = _strings(data.get("categories"))
     service_is_kind = bool(data.get("service_is_kind", False))
+    shared_aliases = {str(a): str(s) for a, s in (data.get("aliases") or {}).items()}
     kinds: dict[str, SourceClass] = {}
     for kind, spec in (data.get("kinds") or {}).items():
         spec = spec or {}
@@ -98,9 +102,13 @@ def source_table(name: str) -> SourceTable:
             kind_services,
             categories | _strings(spec.get("categories")),
         )
-        aliases = tuple((str(a), str(s)) for a, s in (spec.get("aliases") or {}).items())
-        kinds[key] = SourceClass(logsource, aliases)
-    return SourceTable(product, services, categories, service_is_kind, kinds)
+        kind_aliases = shared_aliases | {
+            str(a): str(s) for a, s in (spec.get("aliases") or {}).items()
+        }
+        kinds[key] = SourceClass(logsource, tuple(kind_aliases.items()))
+    return SourceTable(
+        product, services, categories, service_is_kind, kinds, tuple(shared_aliases.items())
+    )
 
 
 def linux_sysmon_logsource(fields: dict[str, Any]) -> LogSource:

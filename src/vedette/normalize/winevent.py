@@ -15,6 +15,7 @@ Sigma Windows rules expect: ``EventID`` (int), ``Channel``, ``Provider_Name``, `
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree
 
 from vedette.events import LogSource
 from vedette.normalize.tables import linux_sysmon_logsource
@@ -116,3 +117,50 @@ def classify_windows_event(fields: dict[str, Any]) -> LogSource:
     if isinstance(channel, str) and channel.startswith("Linux-Sysmon"):
         return linux_sysmon_logsource(fields)
     return normalize_windows(fields)
+
+
+def parse_event_xml(text: str) -> dict[str, Any] | None:
+    """An ``<Event>`` XML document (Sysmon for Linux writes these to syslog) in the JSON shape
+    :func:`flatten_windows_event` takes; None when it is not well-formed XML."""
+    try:
+        root = ElementTree.fromstring(text)
+    except (ElementTree.ParseError, ValueError):
+        return None
+    event: dict[str, Any] = {}
+    for section in root:
+        name = _local(section.tag)
+        if name == "System":
+            system: dict[str, Any] = {}
+            for child in section:
+                key = _local(child.tag)
+                if child.attrib:
+                    system[key] = {_ATTRS: dict(child.attrib), _TEXT: child.text}
+                else:
+                    system[key] = _typed(child.text)
+            event["System"] = system
+        else:
+            data: dict[str, Any] = {}
+            unnamed: list[Any] = []
+            for child in section:
+                if "Name" in child.attrib:
+                    data[child.attrib["Name"]] = child.text
+                elif _local(child.tag) == "Data":
+                    unnamed.append(child.text)
+                else:
+                    data[_local(child.tag)] = child.text
+            if unnamed:
+                data["Data"] = unnamed if len(unnamed) > 1 else unnamed[0]
+            event[name] = data
+    return {"Event": event}
+
+
+def _local(tag: str) -> str:
+    """Tag without its ``{namespace}``."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _typed(text: str | None) -> Any:
+    """System integers as int (as the evtx renderer gives them), everything else as text."""
+    if text is not None and text.isdigit() and len(text) < 19:
+        return int(text)
+    return text

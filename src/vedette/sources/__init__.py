@@ -14,8 +14,11 @@ package imports them all.
 
 from __future__ import annotations
 
-from vedette.sources import evtx as _evtx  # noqa: F401  (each import registers its reader)
+from vedette.sources import apache_error as _apache_error  # noqa: F401  (registers a reader)
+from vedette.sources import evtx as _evtx  # noqa: F401
 from vedette.sources import jsonl as _jsonl  # noqa: F401
+from vedette.sources import syslog as _syslog  # noqa: F401
+from vedette.sources import zeek as _zeek  # noqa: F401
 from vedette.sources.api import (
     DEFAULT_BATCH_SIZE,
     ReadTask,

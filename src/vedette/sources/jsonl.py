@@ -53,6 +53,11 @@ def _is_ndjson(head: bytes) -> bool:
     return good * 2 > len(lines)
 
 
+def _incomplete(exc: json.JSONDecodeError, text: str) -> bool:
+    """True when a parse error only means the text stops before the value ends."""
+    return exc.pos >= len(text) - 1 or exc.msg.startswith("Unterminated")
+
+
 def _records(value: Any) -> Iterator[Any]:
     """The records inside one JSON value: itself, an array's items, CloudTrail's ``Records``."""
     if isinstance(value, dict):
@@ -79,7 +84,14 @@ class JsonReader(Reader):
             return 0
         if _is_ndjson(head):
             return 80
-        return 60 if text[:2] in (b'{"', b"[{") or text[:1] == b"{" else 40
+        # A document: the first value must parse, or fail only because the head ends early.
+        decoded = text.decode("utf-8", "replace")
+        try:
+            json.JSONDecoder().raw_decode(decoded)
+        except json.JSONDecodeError as exc:
+            if not _incomplete(exc, decoded):
+                return 0
+        return 60
 
     def can_split(self, head: bytes) -> bool:
         return _is_ndjson(head)
@@ -227,8 +239,7 @@ class _DocumentStream:
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as exc:
-                incomplete = exc.pos >= len(buf) - 1 or exc.msg.startswith("Unterminated")
-                if incomplete and len(buf) - pos < MAX_DOCUMENT_CHARS and self._fill():
+                if _incomplete(exc, buf) and len(buf) - pos < MAX_DOCUMENT_CHARS and self._fill():
                     continue
                 pos = self._recover(pos, exc)
                 if pos < 0:
