@@ -25,19 +25,21 @@ from vedette.sources import ReadReport, read_events
 
 CORPUS = ("rules", "rules-threat-hunting", "rules-emerging-threats", "rules-compliance")
 
-# case folder name -> why it cannot pass (see docs/regression-findings.md)
+# case folder name (all formats) or name + ".evtx"/".json" -> why it cannot pass
+# (see docs/regression-findings.md)
 KNOWN_FAILURES: dict[str, str] = {}
 
 
-def _cases() -> list[Any]:
+def _cases(suffix: str) -> list[Any]:
     root = datasets_root() / "sigma" / "regression_data"
     infos = sorted(root.rglob("info.yml")) if root.exists() else []
     params = []
     for info in infos:
         name = info.parent.name
         marks = []
-        if name in KNOWN_FAILURES:
-            marks.append(pytest.mark.xfail(reason=KNOWN_FAILURES[name], strict=True))
+        reason = KNOWN_FAILURES.get(f"{name}{suffix}") or KNOWN_FAILURES.get(name)
+        if reason:
+            marks.append(pytest.mark.xfail(reason=reason, strict=True))
         params.append(pytest.param(info, id=name, marks=marks))
     return params
 
@@ -52,28 +54,39 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return loaded
 
 
-def _expectation(info: Path) -> tuple[str, int, Path]:
-    """(rule id, minimum detections, evtx file) of one case."""
+def _expectation(info: Path, suffix: str) -> tuple[str, int, Path]:
+    """(rule id, minimum detections, events file with that suffix) of one case."""
     case = yaml.safe_load(info.read_text(encoding="utf-8"))
     rule_id = str(case["rule_metadata"][0]["id"]).lower()
     tests = case.get("regression_tests_info") or [{}]
     minimum = int(tests[0].get("match_count") or 1)
-    (evtx_file,) = info.parent.glob("*.evtx")
-    return rule_id, minimum, evtx_file
+    (events_file,) = info.parent.glob(f"*{suffix}")
+    return rule_id, minimum, events_file
 
 
-@pytest.mark.parametrize("info", _cases())
-def test_regression_case(info: Path, engine: Engine) -> None:
-    rule_id, minimum, evtx_file = _expectation(info)
+def _check(info: Path, suffix: str, engine: Engine) -> None:
+    rule_id, minimum, events_file = _expectation(info, suffix)
     report = ReadReport()
     fired: Counter[str] = Counter()
     events = 0
-    for batch in read_events(evtx_file, report=report):
+    for batch in read_events(events_file, report=report):  # format sniffed, as `vedette scan`
         events += len(batch)
         fired.update(d.rule_id.lower() for d in engine.match(batch))
-    assert events > 0, f"{evtx_file.name}: no event read ({report})"
-    assert not report.warnings, f"{evtx_file.name}: read warnings {report.warnings}"
+    assert events > 0, f"{events_file.name}: no event read ({report})"
+    assert not report.warnings, f"{events_file.name}: read warnings {report.warnings}"
     assert fired[rule_id] >= minimum, (
-        f"rule {rule_id} fired {fired[rule_id]} times on {events} events of {evtx_file.name},"
+        f"rule {rule_id} fired {fired[rule_id]} times on {events} events of {events_file.name},"
         f" expected at least {minimum}; rules that fired: {dict(fired.most_common(10))}"
     )
+
+
+@pytest.mark.parametrize("info", _cases(".evtx"))
+def test_regression_case_evtx(info: Path, engine: Engine) -> None:
+    """The case's real ``.evtx`` (the test SigmaHQ's own CI runs)."""
+    _check(info, ".evtx", engine)
+
+
+@pytest.mark.parametrize("info", _cases(".json"))
+def test_regression_case_json(info: Path, engine: Engine) -> None:
+    """The same events as exported ``.json`` (evtx_dump layout), through the JSON reader."""
+    _check(info, ".json", engine)
