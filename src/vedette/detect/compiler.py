@@ -241,8 +241,8 @@ class PlanBuilder:
         values = self.placeholders.get(name)
         if values is None:
             raise CompileError(
-                f"placeholder '%{name}%' has no value (the specification requires rejecting "
-                "rules whose placeholders cannot be resolved; give values with --placeholders)"
+                f"placeholder '%{name}%' has no value (Sigma requires rejecting such a rule; "
+                "give values with --placeholders)"
             )
         if not values:
             raise CompileError(f"placeholder '%{name}%' has an empty list of values")

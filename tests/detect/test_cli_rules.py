@@ -1,0 +1,78 @@
+"""`vedette rules list` and `vedette rules check`, driven in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vedette.cli.main import main
+
+GOOD = """\
+title: Rar archive created
+id: 6f3e2987-db24-4c78-a860-b4f4095a7095
+status: test
+level: high
+tags: [attack.collection, attack.t1560.001]
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\\rar.exe'
+    condition: selection
+"""
+
+BAD = """\
+title: Broken condition
+id: 0d5b3a86-0000-4000-8000-000000000001
+status: test
+level: low
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image: x
+    condition: selection and nothere
+"""
+
+
+def test_check_all_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    assert main(["rules", "check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "rules loaded: 1" in out
+    assert "not loaded: 0" in out
+
+
+def test_check_reports_each_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "bad.yml").write_text(BAD)
+    assert main(["rules", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "not loaded: 1" in out
+    bad_line = next(line for line in out.splitlines() if "bad.yml" in line)
+    assert "nothere" in bad_line
+    assert "[Broken condition]" in bad_line
+    assert f"{tmp_path / 'bad.yml'}:" in bad_line
+
+
+def test_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "good.yml").write_text(GOOD)
+    assert main(["rules", "list", "--rules", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    header, row = out.splitlines()
+    assert header.split("\t") == ["id", "level", "status", "title", "logsource", "techniques"]
+    assert row.split("\t") == [
+        "6f3e2987-db24-4c78-a860-b4f4095a7095",
+        "high",
+        "test",
+        "Rar archive created",
+        "windows/*/process_creation",
+        "T1560.001",
+    ]
+    assert main(["rules", "list", "--rules", str(tmp_path), "--format", "table"]) == 0
+    assert "Rar" in capsys.readouterr().out
+    assert main(["rules", "list", "--rules", str(tmp_path), "--level", "critical"]) == 0
+    assert "Rar archive created" not in capsys.readouterr().out
