@@ -15,6 +15,9 @@ package imports them all.
 from __future__ import annotations
 
 from vedette.sources import apache_error as _apache_error  # noqa: F401  (registers a reader)
+from vedette.sources import auditd as _auditd  # noqa: F401
+from vedette.sources import cef as _cef  # noqa: F401
+from vedette.sources import csvfile as _csvfile  # noqa: F401
 from vedette.sources import evtx as _evtx  # noqa: F401
 from vedette.sources import jsonl as _jsonl  # noqa: F401
 from vedette.sources import syslog as _syslog  # noqa: F401

@@ -3,7 +3,8 @@
 Sample lines (2.2 and 2.4 formats)::
 
     [Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok /etc/httpd/conf/workers2.properties
-    [Fri Sep 09 10:42:29.902022 2011] [core:error] [pid 35708:tid 4328636416] [client 72.15.99.187] File does not exist: /usr/local/apache2/htdocs/favicon.ico
+    [Fri Sep 09 10:42:29.902022 2011] [core:error] [pid 35708:tid 4328636416] [client 72.15.99.187]
+    File does not exist: /usr/local/apache2/htdocs/favicon.ico   (one line in the file)
 
 Format: https://httpd.apache.org/docs/2.4/logs.html#errorlog
 

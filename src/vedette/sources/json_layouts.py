@@ -177,9 +177,19 @@ _GENERIC_TIME = ("@timestamp", "timestamp", "time", "ts", "eventTime", "date", "
 _GENERIC_HOST = ("host.name", "hostname", "host", "computer", "Computer")
 
 
+def _looks_like_time_key(key: str) -> bool:
+    lowered = key.lower()
+    return "timestamp" in lowered or "datetime" in lowered or lowered.endswith("time")
+
+
 def _generic(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
     fields = flatten_json(record)
     timestamp = next((fields[k] for k in _GENERIC_TIME if fields.get(k) is not None), None)
+    if timestamp is None:  # CSV exports and ad-hoc JSON: "Event DateTime", "eventTimestamp"...
+        timestamp = next(
+            (v for k, v in fields.items() if v and _looks_like_time_key(k)),
+            None,
+        )
     host = next((fields[k] for k in _GENERIC_HOST if isinstance(fields.get(k), str)), None)
     return fields, LogSource(), timestamp, host
 
