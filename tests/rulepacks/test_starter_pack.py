@@ -2,7 +2,9 @@
 
 Each rule ``starter/<stem>.yml`` has a case file ``cases/<stem>.yml`` with the event logsource,
 one ``match`` event the rule must fire on and one ``miss`` event (a close miss) it must not.
-Corpus-wide checks collect every problem and fail once with the full list.
+For a correlation rule, ``match`` and ``miss`` are each a sequence of events (``_at``: seconds
+from the start), run through the whole pack's engine and the correlator. Corpus-wide checks
+collect every problem and fail once with the full list.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,14 +21,16 @@ from typing import Any
 import pytest
 import yaml
 
+from vedette.correlate import Correlator
 from vedette.detect import Engine
-from vedette.events import Event, LogSource
+from vedette.events import Detection, Event, LogSource
 from vedette.rulepacks import starter_pack_dir
 
 CASES = Path(__file__).resolve().parent / "cases"
 LEVELS = {"informational", "low", "medium", "high", "critical"}
 STATUSES = {"stable", "test", "experimental"}
 TECHNIQUE = re.compile(r"^attack\.t\d{4}(\.\d{3})?$")
+START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 TACTICS = {
     "reconnaissance", "resource-development", "initial-access", "execution", "persistence",
     "privilege-escalation", "defense-evasion", "credential-access", "discovery",
@@ -51,12 +56,15 @@ class Case:
     stem: str
     rule_id: str
     logsource: LogSource
-    match: tuple[dict[str, Any], ...]
-    miss: tuple[dict[str, Any], ...]
+    correlation: bool
+    match: tuple[tuple[dict[str, Any], ...], ...]
+    miss: tuple[tuple[dict[str, Any], ...], ...]
 
 
-def _events(value: Any) -> tuple[dict[str, Any], ...]:
-    return tuple(value) if isinstance(value, list) else (value,)
+def _runs(value: Any, correlation: bool) -> tuple[tuple[dict[str, Any], ...], ...]:
+    """Event runs to try: one sequence for a correlation, else each event on its own."""
+    events = tuple(value) if isinstance(value, list) else (value,)
+    return (events,) if correlation else tuple((e,) for e in events)
 
 
 def load_cases() -> Iterator[Case]:
@@ -64,6 +72,7 @@ def load_cases() -> Iterator[Case]:
         data = yaml.safe_load(path.read_text("utf-8"))
         rule = documents(starter_pack_dir() / path.name)[0]
         source = data["logsource"]
+        correlation = "correlation" in rule
         yield Case(
             stem=path.stem,
             rule_id=str(rule["id"]),
@@ -72,18 +81,35 @@ def load_cases() -> Iterator[Case]:
                 services=frozenset(source.get("services", ())),
                 categories=frozenset(source.get("categories", ())),
             ),
-            match=_events(data["match"]),
-            miss=_events(data["miss"]),
+            correlation=correlation,
+            match=_runs(data["match"], correlation),
+            miss=_runs(data["miss"], correlation),
         )
 
 
-def fired(case: Case, fields: dict[str, Any]) -> bool:
-    event = Event(fields=dict(fields), logsource=case.logsource, host="case")
-    return any(d.rule_id == case.rule_id for d in starter_engine().match([event]))
+def fired(case: Case, run: tuple[dict[str, Any], ...]) -> bool:
+    """Whether the case's rule fires on a run of events (through the correlator if needed)."""
+    engine = starter_engine()
+    events = [
+        Event(
+            fields={k: v for k, v in fields.items() if not k.startswith("_")},
+            logsource=case.logsource,
+            timestamp=START + timedelta(seconds=fields.get("_at", 0)),
+            host="case",
+        )
+        for fields in run
+    ]
+    detections: list[Detection] = engine.match(events)
+    if case.correlation:
+        correlator = Correlator.from_engine(engine)
+        detections.sort(key=lambda d: d.timestamp or START)
+        detections = correlator.process(detections) + correlator.flush()
+    return any(d.rule_id == case.rule_id for d in detections)
 
 
 def test_pack_has_at_least_30_rules_covering_windows_and_linux() -> None:
-    products = [documents(p)[0]["logsource"].get("product") for p in rule_files()]
+    rules = [documents(p)[0] for p in rule_files()]
+    products = [r["logsource"].get("product") for r in rules if "detection" in r]
     assert len(products) >= 30
     assert products.count("windows") >= 15 and products.count("linux") >= 8
 
@@ -91,9 +117,12 @@ def test_pack_has_at_least_30_rules_covering_windows_and_linux() -> None:
 def test_every_rule_loads_with_zero_errors() -> None:
     report = starter_engine().load_report
     assert [str(e) for e in report.errors] == []
-    assert len(starter_engine().rules) == sum(
-        1 for p in rule_files() for d in documents(p) if "detection" in d
+    all_documents = [d for p in rule_files() for d in documents(p)]
+    assert len(starter_engine().rules) == sum(1 for d in all_documents if "detection" in d)
+    assert len(starter_engine().correlation_rules) == sum(
+        1 for d in all_documents if "correlation" in d
     )
+    assert Correlator.from_engine(starter_engine()).load_errors == []
 
 
 def test_every_rule_is_complete_and_unique() -> None:
@@ -116,11 +145,11 @@ def test_every_rule_is_complete_and_unique() -> None:
                 problems.append(f"{name}: status {rule.get('status')!r}")
             if rule.get("author") != "Vedette project":
                 problems.append(f"{name}: author {rule.get('author')!r}")
-            for key in ("title", "description", "logsource", "date"):
+            needed = ("title", "description", "date")
+            needed += ("correlation",) if "correlation" in rule else ("logsource", "detection")
+            for key in needed:
                 if not rule.get(key):
                     problems.append(f"{name}: no {key}")
-            if "correlation" in rule:
-                continue
             tags = rule.get("tags") or []
             if not any(TECHNIQUE.match(t) for t in tags):
                 problems.append(f"{name}: no ATT&CK technique tag")
@@ -140,11 +169,11 @@ def test_every_case_file_belongs_to_a_rule() -> None:
 
 @pytest.mark.parametrize("case", list(load_cases()), ids=lambda c: c.stem)
 def test_rule_fires_on_its_match_event(case: Case) -> None:
-    for fields in case.match:
-        assert fired(case, fields), f"{case.stem} did not fire on {fields}"
+    for run in case.match:
+        assert fired(case, run), f"{case.stem} did not fire on {run}"
 
 
 @pytest.mark.parametrize("case", list(load_cases()), ids=lambda c: c.stem)
 def test_rule_ignores_its_close_miss(case: Case) -> None:
-    for fields in case.miss:
-        assert not fired(case, fields), f"{case.stem} fired on its close miss {fields}"
+    for run in case.miss:
+        assert not fired(case, run), f"{case.stem} fired on its close miss {run}"
