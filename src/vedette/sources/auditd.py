@@ -2,8 +2,8 @@
 
 Sample (one event: four records sharing the serial 93777, ended by EOE when the kernel writes it)::
 
-    type=SYSCALL msg=audit(1604996384.965:93777): arch=c000003e syscall=59 success=yes ... comm="dd" exe="/bin/dd" key=(null)
-    type=EXECVE msg=audit(1604996384.965:93777): argc=4 a0="dd" a1="if=/dev/zero" a2="bs=1" a3="count=1"
+    type=SYSCALL msg=audit(1604996384.965:93777): arch=c000003e syscall=59 ... exe="/bin/dd"
+    type=EXECVE msg=audit(1604996384.965:93777): argc=4 a0="dd" a1="if=/dev/zero" a2="bs=1" ...
     type=CWD msg=audit(1604996384.965:93777): cwd="/home/wardog"
     type=PATH msg=audit(1604996384.965:93777): item=0 name="/bin/dd" inode=20 dev=08:01 ...
 

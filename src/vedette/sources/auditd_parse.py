@@ -2,7 +2,7 @@
 
 Sample record::
 
-    type=EXECVE msg=audit(1604996384.965:93777): argc=4 a0="dd" a1="if=/dev/zero" a2="bs=1" a3="count=1"
+    type=EXECVE msg=audit(1604996384.965:93777): argc=4 a0="dd" a1="if=/dev/zero" a2="bs=1" ...
 
 Format: https://github.com/linux-audit/audit-documentation/wiki/SPEC-Writing-Good-Events and
 https://access.redhat.com/documentation/en-us/red_hat_enterprise_linux/7/html/security_guide/sec-understanding_audit_log_files
@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 _HEADER = re.compile(
-    r"(?:node=(?P<node>\S+) )?type=(?P<type>\S+) msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):? ?"
+    r"(?:node=(?P<node>\S+) )?type=(?P<type>\S+) "
+    r"msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):? ?"
 )
 _PAIR = re.compile(r"""([A-Za-z_][\w-]*)=("[^"]*"|'[^']*'|\S*)""")
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")

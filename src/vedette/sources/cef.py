@@ -2,9 +2,10 @@
 
 Sample line::
 
-    Sep 19 08:26:10 host CEF:0|Security|threatmanager|1.0|100|worm successfully stopped|10|src=10.0.0.1 dst=2.1.2.2 spt=1232
+    Sep 19 08:26:10 host CEF:0|Security|threatmanager|1.0|100|worm stopped|10|src=10.0.0.1 dpt=445
 
-Spec: https://www.microfocus.com/documentation/arcsight/arcsight-smartconnectors-8.4/pdfdoc/cef-implementation-standard/cef-implementation-standard.pdf
+Spec: "Implementing ArcSight Common Event Format (CEF)", Micro Focus / OpenText,
+https://www.microfocus.com/documentation/arcsight/arcsight-smartconnectors/ (CEF standard).
 
 Header fields become ``cef_version``, ``device_vendor``, ``device_product``, ``device_version``,
 ``signature_id``, ``name``, ``severity``; extension keys keep their CEF names (``src``, ``dst``,

@@ -30,7 +30,10 @@ csv.field_size_limit(16 * 1024 * 1024)
 
 
 def _split(text: str, delimiter: str) -> list[str]:
-    return next(csv.reader([text], delimiter=delimiter), [])
+    try:
+        return next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error:
+        return []
 
 
 def _dialect(head: bytes) -> tuple[str, list[str]] | None:

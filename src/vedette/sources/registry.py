@@ -70,7 +70,10 @@ def sniff_format(head: bytes, name: str) -> str | None:
     best_name: str | None = None
     best_score = MIN_SNIFF_SCORE - 1
     for reader in READERS.values():
-        score = reader.sniff(head, name)
+        try:
+            score = reader.sniff(head, name)
+        except Exception:  # a sniffer bug must not stop a scan: that reader just declines
+            score = 0
         if score > best_score:
             best_name, best_score = reader.name, score
     return best_name
