@@ -1,0 +1,165 @@
+"""The Quick start, in-process: `vedette scan samples` with the bundled rules finds the attack.
+
+The bundled sample night (see docs/rule-pack.md) holds a phishing-to-LSASS-dump chain on
+WS-FIN-07, a domain takeover on SRV-DC-01 and an SSH break-in with persistence on web-01, among
+routine activity. These tests pin exactly which starter rules fire on which host: every expected
+detection must appear, and nothing else may fire (the benign noise must stay quiet).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vedette.cli.main import main
+from vedette.rulepacks import starter_pack_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+WS, DC, WEB = "WS-FIN-07.corp.example", "SRV-DC-01.corp.example", "web-01"
+
+EXPECTED: dict[str, set[str]] = {
+    WS: {
+        "proc_creation_win_office_spawns_shell",
+        "proc_creation_win_powershell_encoded_command",
+        "net_connection_win_powershell_web_to_public_address",
+        "posh_ps_download_and_execute",
+        "file_event_win_script_host_drops_executable",
+        "net_connection_win_program_in_public_folder_outbound",
+        "proc_creation_win_reg_add_run_key",
+        "registry_set_win_run_key_user_writable_target",
+        "proc_creation_win_schtasks_create_suspicious_action",
+        "proc_creation_win_whoami_privileges",
+        "proc_creation_win_domain_admin_discovery",
+        "proc_creation_win_rundll32_comsvcs_minidump",
+        "image_load_win_comsvcs_in_rundll32",
+        "proc_access_win_lsass_minidump_calltrace",
+    },
+    DC: {
+        "win_security_logon_failure_unknown_account",
+        "win_security_logon_failure_burst",
+        "win_system_service_install_suspicious_image",
+        "proc_creation_win_certutil_download",
+        "file_event_win_script_host_drops_executable",
+        "proc_creation_win_mimikatz_commands",
+        "proc_access_win_lsass_access_from_writable_folder",
+        "proc_creation_win_procdump_lsass",
+        "proc_access_win_lsass_minidump_calltrace",
+        "file_event_win_lsass_dump_file",
+        "proc_creation_win_ntdsutil_ifm",
+        "proc_creation_win_net_user_add",
+        "win_security_user_account_created",
+        "proc_creation_win_net_add_to_admin_group",
+        "win_security_member_added_to_privileged_group",
+        "proc_creation_win_wevtutil_clear_log",
+        "win_system_eventlog_cleared",
+        "win_security_audit_log_cleared",
+    },
+    WEB: {
+        "lnx_sshd_account_name_guessing",
+        "lnx_sshd_password_guessing",
+        "lnx_sshd_login_after_password_guessing",
+        "lnx_sshd_accepted_password",  # shown because the chained correlation has generate: true
+        "lnx_sudo_grants_admin_rights",
+        "lnx_auth_new_local_user",
+        "lnx_cron_download_piped_to_shell",
+    },
+}
+# auditd records carry no host name; these are checked by rule only.
+EXPECTED_AUDITD = {
+    "lnx_auditd_sudoers_modified",
+    "lnx_auditd_user_added_to_admin_group",
+    "lnx_auditd_user_account_added",
+    "lnx_auditd_chmod_executable_in_tmp",
+    "lnx_auditd_download_to_hidden_tmp_file",
+    "lnx_auditd_crontab_replaced_from_stdin",
+    "lnx_auditd_download_piped_to_shell",
+}
+
+
+def stems_by_id() -> dict[str, str]:
+    ids = {}
+    for path in starter_pack_dir().glob("*.yml"):
+        for doc in yaml.safe_load_all(path.read_text("utf-8")):
+            ids[str(doc["id"])] = path.stem
+    return ids
+
+
+@pytest.fixture
+def no_installed_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default rules = the starter pack only, whatever the developer has installed."""
+    monkeypatch.setenv("VEDETTE_HOME", str(tmp_path / "vedette-home"))
+    monkeypatch.chdir(ROOT)
+
+
+def scan_jsonl(out: Path, cache: Path) -> list[dict[str, Any]]:
+    code = main(
+        [
+            "scan",
+            "samples",
+            "--format",
+            "jsonl",
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--no-progress",
+            "--no-summary",
+        ]
+    )
+    assert code == 0
+    return [json.loads(line) for line in out.read_text("utf-8").splitlines() if line.strip()]
+
+
+def fired(records: list[dict[str, Any]]) -> tuple[dict[str, set[str]], set[str]]:
+    """(host -> rule stems) for hosts with names, and the stems of auditd detections."""
+    stems = stems_by_id()
+    by_host: dict[str, set[str]] = {}
+    auditd: set[str] = set()
+    for record in records:
+        stem = stems.get(record["rule_id"], record["rule_id"])
+        if "auditd" in record["logsource"]["services"]:
+            auditd.add(stem)
+        else:
+            by_host.setdefault(record["host"], set()).add(stem)
+    return by_host, auditd
+
+
+@pytest.mark.usefixtures("no_installed_rules")
+def test_quickstart_scan_finds_exactly_the_attack(tmp_path: Path) -> None:
+    records = scan_jsonl(tmp_path / "out.jsonl", tmp_path / "cache")
+    by_host, _ = fired(records)
+    assert by_host == EXPECTED
+
+
+@pytest.mark.usefixtures("no_installed_rules")
+def test_quickstart_scan_reads_the_auditd_log(tmp_path: Path) -> None:
+    records = scan_jsonl(tmp_path / "out.jsonl", tmp_path / "cache")
+    _, auditd = fired(records)
+    assert auditd == EXPECTED_AUDITD
+
+
+@pytest.mark.usefixtures("no_installed_rules")
+def test_second_run_with_warm_cache_gives_the_same_detections(tmp_path: Path) -> None:
+    # ./scripts/run twice: the second run loads the compiled rules from the cache.
+    first = scan_jsonl(tmp_path / "first.jsonl", tmp_path / "cache")
+    second = scan_jsonl(tmp_path / "second.jsonl", tmp_path / "cache")
+    assert len(second) == len(first) > 0
+    assert fired(second) == fired(first)
+
+
+@pytest.mark.usefixtures("no_installed_rules")
+def test_quickstart_prints_a_timeline_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["scan", "samples", "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "LSASS Memory Dump Through comsvcs.dll MiniDump" in out
+    assert "SSH Login After Password Guessing" in out
+    assert "T1003.001" in out
+    assert "summary" in out.lower()
