@@ -1,0 +1,105 @@
+"""`vedette attack ...` and `vedette intel ...` driven in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datasets import dataset
+from vedette.cli.main import main
+
+RULE = """
+title: Encoded PowerShell
+id: 11111111-1111-1111-1111-111111111111
+status: test
+level: high
+tags: [attack.execution, attack.t1059.001]
+logsource: {product: windows, category: process_creation}
+detection:
+  selection: {CommandLine|contains: ' -enc '}
+  condition: selection
+"""
+
+
+def test_attack_coverage_with_navigator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rule.yml").write_text(RULE)
+    layer = tmp_path / "layer.json"
+    assert main(["attack", "coverage", "--rules", str(tmp_path / "rule.yml"),
+                 "--navigator", str(layer), "--techniques"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "Execution" in out and "T1059.001" in out and "PowerShell" in out
+    data = json.loads(layer.read_text())
+    assert [t["techniqueID"] for t in data["techniques"] if "score" in t] == ["T1059.001"]
+
+
+def test_attack_coverage_missing_rules_path_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["attack", "coverage", "--rules", str(tmp_path / "nope")]) == 2
+    assert "no such rule file" in capsys.readouterr().err
+
+
+def test_attack_groups_labels_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = tmp_path / "result.jsonl"
+    result.write_text(
+        "\n".join(json.dumps({"attack": [{"id": t}]}) for t in ("T1059.001", "T1003.001", "T1078"))
+    )
+    assert main(["attack", "groups", "--from", str(result), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "HINT, NOT ATTRIBUTION" in out
+    assert main(["attack", "groups", "--from", str(result), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["note"] == "hint, not attribution" and len(data["groups"]) == 10
+
+
+def test_attack_show(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["attack", "show", "T1003.001", "APT29", "S0002"]) == 0
+    out = capsys.readouterr().out
+    assert "LSASS Memory" in out and "credential-access" in out
+    assert "G0016" in out and "Mimikatz" in out
+    assert main(["attack", "show", "T9999"]) == 1
+
+
+def test_intel_check_reports_counts_and_unsupported(capsys: pytest.CaptureFixture[str]) -> None:
+    apt1 = dataset("threat-intel", "stix2-json-schemas-examples", "examples", "threat-reports",
+                   "apt1.json")  # fmt: skip
+    assert main(["intel", "check", str(apt1), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["indicators"] == 10
+    assert len(data["feeds"][0]["unsupported"]) == 2
+    assert main(["intel", "check", str(apt1)]) == 0
+    assert "x509-certificate:issuer" in capsys.readouterr().out
+
+
+def test_intel_check_bad_feed_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["intel", "check", str(bad)]) == 1
+    assert "cannot read JSON" in capsys.readouterr().err
+
+
+def test_intel_sweep_over_jsonl_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logs = tmp_path / "sysmon.jsonl"
+    event = {
+        "Event": {
+            "System": {
+                "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}},
+                "EventID": 22,
+                "Channel": "Microsoft-Windows-Sysmon/Operational",
+                "Computer": "WS1",
+                "TimeCreated": {"#attributes": {"SystemTime": "2025-01-01T00:00:00Z"}},
+            },
+            "EventData": {"QueryName": "cdn.evil.example", "Image": "C:\\x.exe"},
+        }
+    }
+    logs.write_text(json.dumps(event) + "\n")
+    feed = tmp_path / "feed.txt"
+    feed.write_text("evil.example\n")
+    assert main(["intel", "sweep", "--intel", str(feed), str(logs), "--jsonl"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["rule_title"] for x in lines] == ["Known-bad domain evil.example (feed.txt)"]
+    assert lines[0]["extra"]["observed"] == {"QueryName": "cdn.evil.example"}
