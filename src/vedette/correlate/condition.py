@@ -57,6 +57,14 @@ class Threshold:
         """True when ``value`` satisfies every bound."""
         return all(bound.holds(value) for bound in self.bounds)
 
+    def compile(self) -> Callable[[Number], bool]:
+        """A fast ``holds`` for the hot path (one closure, no loop for a single bound)."""
+        checks = tuple((OPERATORS[bound.op], bound.threshold) for bound in self.bounds)
+        if len(checks) == 1:
+            compare, threshold = checks[0]
+            return lambda value: compare(value, threshold)
+        return lambda value: all(compare(value, threshold) for compare, threshold in checks)
+
     @property
     def lower_only(self) -> bool:
         """True when the condition only has lower bounds (gt/gte), i.e. is monotone."""

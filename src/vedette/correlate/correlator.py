@@ -74,7 +74,7 @@ class Correlator:
             self._load_error(spec, reason)
         self._build(resolution.specs, resolution.targets)
 
-        self._heap: list[tuple[int, int, Detection]] = []
+        self._heap: list[tuple[int, int, Detection, list[tuple[Evaluator, int]]]] = []
         self._seq = 0
         self._watermark: int | None = None
         self._released: int | None = None
@@ -218,7 +218,8 @@ class Correlator:
         fired: list[Detection] = []
         for detection in detections:
             self.stats["received"] += 1
-            if not self._routes(detection):
+            routes = self._routes(detection)
+            if not routes:
                 continue
             when = detection.event.timestamp
             if when is None:
@@ -228,7 +229,7 @@ class Correlator:
             if self._watermark is not None and time < self._watermark - self.tolerance:
                 self._warn("late-event", detection.rule_id, "older than watermark - tolerance")
                 continue
-            heapq.heappush(self._heap, (time, self._seq, detection))
+            heapq.heappush(self._heap, (time, self._seq, detection, routes))
             self._seq += 1
             if self._watermark is None or time > self._watermark:
                 self._watermark = time
@@ -240,7 +241,7 @@ class Correlator:
         """End of input: release everything buffered and judge every open window."""
         fired: list[Detection] = []
         if self._heap:
-            self._release(max(time for time, _, _ in self._heap), fired)
+            self._release(max(entry[0] for entry in self._heap), fired)
         for evaluator in self.evaluators:
             for found in evaluator.flush():
                 self._emit(evaluator, found, fired)
@@ -260,9 +261,9 @@ class Correlator:
     def _release(self, until: int, fired: list[Detection]) -> None:
         heap = self._heap
         while heap and heap[0][0] <= until:
-            time, seq, detection = heapq.heappop(heap)
+            time, seq, detection, routes = heapq.heappop(heap)
             self._released = time
-            for evaluator, rule in self._routes(detection) or ():
+            for evaluator, rule in routes:
                 self._feed(evaluator, rule, detection, time, seq, fired)
             self.stats["used"] += 1
         if self._released is not None:
@@ -285,8 +286,11 @@ class Correlator:
         ok, value = evaluator.value_of(detection, rule)
         if not ok:
             return
-        group = evaluator.touch(key)
-        if group is None:
+        groups = evaluator.groups
+        group = groups.get(key)
+        if group is not None:
+            groups.move_to_end(key)
+        else:
             if self.live_groups >= self.max_groups:
                 self._evict_oldest()
             group = evaluator.create(key)

@@ -32,6 +32,8 @@ MAX_EVENT_REFS = 100
 """Contributing events listed in a correlation detection (the count is always complete)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNUSED_TALLY = Tally()
+"""Stands in for the counters of measures with ``uses_tally = False`` (never written to)."""
 _LEVELS = ("informational", "low", "medium", "high", "critical")
 
 
@@ -46,14 +48,15 @@ class Group:
 
     key: GroupKey
     entries: list[Entry] = field(default_factory=list)
-    tally: Tally = field(default_factory=Tally)
+    tally: Tally | None = None
+    """Counters of an incremental measure (None for measures that need none)."""
     last_time: int = 0
     latched_until: int | None = None
     """Trailing: no new alert until an event later than this (firing time + timespan)."""
     start: int | None = None
     """Closing: start of the open window."""
     last: Detection | None = None
-    """The latest detection that entered the window (the completing event when closing)."""
+    """Closing: the latest detection in the open window (the alert's event if it fires)."""
     level: int = -1
     """Highest level rank seen (the fallback level of a rule without one)."""
 
@@ -81,6 +84,7 @@ class Evaluator:
         negated = spec.expression is not None and "not" in spec.expression.split()
         self.trailing = self.measure.incremental and spec.threshold.lower_only and not negated
         self.span = spec.timespan_seconds * 1_000_000
+        self._holds = spec.threshold.compile()
         self.groups: OrderedDict[GroupKey, Group] = OrderedDict()
         self._closing: list[tuple[int, GroupKey, int]] = []
         self._warn = warn
@@ -147,7 +151,7 @@ class Evaluator:
 
     def create(self, key: GroupKey) -> Group:
         """A new, most recently used group."""
-        group = Group(key)
+        group = Group(key, tally=Tally() if self.measure.uses_tally else None)
         self.groups[key] = group
         return group
 
@@ -155,11 +159,11 @@ class Evaluator:
 
     def _add_trailing(self, group: Group, entry: Entry, detection: Detection) -> Detection | None:
         entries = group.entries
-        if not entries or entries[-1][:2] <= entry[:2]:
+        if not entries or entries[-1].time <= entry.time:  # arrival order breaks time ties
             entries.append(entry)
         else:  # an inner correlation completed late: keep (time, arrival) order
             position = len(entries)
-            while position and entries[position - 1][:2] > entry[:2]:
+            while position and entries[position - 1].time > entry.time:
                 position -= 1
             entries.insert(position, entry)
         now = max(group.last_time, entry.time)
@@ -168,24 +172,25 @@ class Evaluator:
         if entry.time < horizon:
             entries.remove(entry)
             return None
-        self.measure.add(group.tally, entry)
+        tally = group.tally or _UNUSED_TALLY
+        self.measure.add(tally, entry)
         stale = 0
         while entries[stale].time < horizon:
-            self.measure.remove(group.tally, entries[stale])
+            self.measure.remove(tally, entries[stale])
             stale += 1
         if stale:
             del entries[:stale]
-        if entry.time == now:
-            group.last = detection
         if group.latched_until is not None:
             if now <= group.latched_until:
                 return None
             group.latched_until = None
-        value = self.measure.current(group.tally, entries)
-        if not self.spec.threshold.holds(value):
+        value = self.measure.current(tally, entries)
+        if not self._holds(value):
             return None
         group.latched_until = now + self.span
-        return self._detection(group, entries, value, horizon, now)
+        # The arriving detection completed the condition: it is the alert's event. Trailing
+        # groups keep no event of their own, only (time, rule, value, source) entries.
+        return self._detection(group, entries, value, horizon, now, detection)
 
     # -- closing windows ------------------------------------------------------------------
 
@@ -210,9 +215,10 @@ class Evaluator:
         if not entries or start is None:
             return None
         value = self.measure.over(entries)
-        if not self.spec.threshold.holds(value):
+        if not self._holds(value):
             return None
-        return self._detection(group, entries, value, start, start + self.span)
+        assert group.last is not None  # a window is never judged before a detection entered it
+        return self._detection(group, entries, value, start, start + self.span, group.last)
 
     # -- time passing ---------------------------------------------------------------------
 
@@ -257,11 +263,15 @@ class Evaluator:
     # -- output ---------------------------------------------------------------------------
 
     def _detection(
-        self, group: Group, entries: list[Entry], value: Any, start: int, end: int
+        self,
+        group: Group,
+        entries: list[Entry],
+        value: Any,
+        start: int,
+        end: int,
+        completing: Detection,
     ) -> Detection:
         spec = self.spec
-        completing = group.last
-        assert completing is not None  # a window is never judged before a detection entered it
         seen = sorted({entry.rule for entry in entries})
         level = spec.level or (_LEVELS[group.level] if group.level >= 0 else "medium")
         extra: dict[str, Any] = {

@@ -56,6 +56,8 @@ class Measure:
 
     incremental: ClassVar[bool] = False
     needs_value: ClassVar[bool] = False
+    uses_tally: ClassVar[bool] = True
+    """False when the measure needs only the window's entries (no per-group counters)."""
 
     def __init__(self, spec: CorrelationSpec) -> None:
         self.spec = spec
@@ -79,6 +81,7 @@ class EventCount(Measure):
     """``event_count``: how many events."""
 
     incremental = True
+    uses_tally = False
 
     def current(self, tally: Tally, entries: Sequence[Entry]) -> Number:
         return len(entries)
@@ -195,6 +198,7 @@ class ValueAvg(Measure):
     """``value_avg``: arithmetic mean of ``condition.field``."""
 
     needs_value = True
+    uses_tally = False
 
     def over(self, entries: Sequence[Entry]) -> Number:
         if not entries:
@@ -206,6 +210,7 @@ class ValuePercentile(Measure):
     """``value_percentile``: the ``condition.percentile``-th percentile (linear interpolation)."""
 
     needs_value = True
+    uses_tally = False
 
     def over(self, entries: Sequence[Entry]) -> Number:
         percentile = self.spec.percentile if self.spec.percentile is not None else 50.0
@@ -216,6 +221,7 @@ class ValueMedian(Measure):
     """``value_median``: the median of ``condition.field`` (mean of the middle two when even)."""
 
     needs_value = True
+    uses_tally = False
 
     def over(self, entries: Sequence[Entry]) -> Number:
         return percentile_of(sorted(entry.value for entry in entries), 50.0)
