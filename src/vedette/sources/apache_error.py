@@ -88,6 +88,7 @@ class ApacheErrorReader(Reader):
             for line in iter_raw_lines(stream, source, report):
                 fields = parse_apache_error_line(decoder.decode(line))
                 if fields is None:
+                    decoder.retract()
                     reason = "binary" if looks_binary(line.data) else "apache-parse"
                     report.warn(display, reason, "not an Apache error log line",
                                 offset=line.offset, line=line.number)  # fmt: skip

@@ -120,6 +120,7 @@ class AuditdReader(Reader):
                 record = parse_audit_line(decoder.decode(line))
                 if record is None:
                     if not past_end:
+                        decoder.retract()
                         reason = "binary" if looks_binary(line.data) else "auditd-parse"
                         report.warn(display, reason, "not an audit record",
                                     offset=line.offset, line=line.number)  # fmt: skip

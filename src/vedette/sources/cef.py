@@ -88,6 +88,7 @@ class CefReader(Reader):
                 position = text.find("CEF:")
                 fields = parse_cef(text[position:]) if position >= 0 else None
                 if fields is None:
+                    decoder.retract()
                     reason = "binary" if looks_binary(line.data) else "cef-parse"
                     report.warn(display, reason, "not a CEF record", offset=line.offset,
                                 line=line.number)  # fmt: skip

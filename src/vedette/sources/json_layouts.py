@@ -139,9 +139,9 @@ def zeek_kind(hint: str) -> str:
 
 
 def _is_zeek(record: dict[str, Any], hint: str) -> bool:
-    if "ts" not in record:
-        return False
-    return "_path" in record or "uid" in record or "id.orig_h" in record or "id" in record
+    if "_path" in record and ("ts" in record or "_write_ts" in record):
+        return True
+    return "ts" in record and ("uid" in record or "id.orig_h" in record)
 
 
 def _zeek(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:

@@ -87,20 +87,30 @@ def iter_raw_lines(stream: IO[bytes], source: Source, report: ReadReport) -> Ite
 class TextDecoder:
     """UTF-8 decoding with a Latin-1 fallback, reported once per source with the count."""
 
-    __slots__ = ("_fallbacks", "_first", "_source")
+    __slots__ = ("_fallbacks", "_first", "_last_fell_back", "_source")
 
     def __init__(self, source: Source) -> None:
         self._source = source
         self._fallbacks = 0
         self._first: Line | None = None
+        self._last_fell_back = False
 
     def decode(self, line: Line) -> str:
         """The text of ``line``."""
         try:
-            return line.data.decode("utf-8")
+            text = line.data.decode("utf-8")
+            self._last_fell_back = False
+            return text
         except UnicodeDecodeError:
             self.count_fallback(line)
+            self._last_fell_back = True
             return line.data.decode("latin-1")
+
+    def retract(self) -> None:
+        """Un-count the last decoded line: it was skipped and is reported for another reason."""
+        if self._last_fell_back:
+            self._fallbacks -= 1
+            self._last_fell_back = False
 
     def count_fallback(self, line: Line) -> None:
         """Count ``line`` as read through the Latin-1 fallback."""

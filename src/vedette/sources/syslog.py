@@ -97,7 +97,7 @@ class SyslogReader(Reader):
     splittable = True
 
     def sniff(self, head: bytes, name: str) -> int:
-        lines = head_lines(head, limit=10)
+        lines = [line for line in head_lines(head, limit=10) if not looks_binary(line)]
         if not lines:
             return 0
         parsed = sum(1 for line in lines if parse_syslog_line(line) is not None)
@@ -113,6 +113,7 @@ class SyslogReader(Reader):
             for line in iter_raw_lines(stream, source, report):
                 fields = parse_syslog_line(decoder.decode(line), reference=reference)
                 if fields is None:
+                    decoder.retract()
                     reason = "binary" if looks_binary(line.data) else "syslog-parse"
                     report.warn(display, reason, "not a syslog line", offset=line.offset,
                                 line=line.number)  # fmt: skip

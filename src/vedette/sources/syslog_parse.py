@@ -133,18 +133,15 @@ def parse_syslog_line(
     fields["timestamp"] = stamp
     rest = text[bsd.end() :]
     host, _, after_host = rest.partition(" ")
-    tag = _TAG.match(after_host)
-    if host and tag and not host.endswith(":"):
+    if host.endswith(":") or "[" in host:  # "Mmm dd hh:mm:ss prog[pid]: msg": no host
+        host, after_host = "", rest
+    elif host:
         fields["hostname"] = host
+    tag = _TAG.match(after_host)
+    if tag:
         fields["program"] = tag.group("tag")
         if tag.group("pid"):
             fields["pid"] = tag.group("pid")
-        fields["message"] = after_host[tag.end() :]
-    elif host.endswith(":"):  # "Mmm dd hh:mm:ss prog: msg" written without a host
-        fields["program"] = host[:-1]
-        fields["message"] = after_host
-    else:
-        if host:
-            fields["hostname"] = host
-        fields["message"] = after_host
+        after_host = after_host[tag.end() :]
+    fields["message"] = after_host
     return fields

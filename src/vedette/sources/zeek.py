@@ -158,6 +158,7 @@ class ZeekTsvReader(Reader):
                     continue
                 values = text.split(header.separator)
                 if not header.fields or len(values) != len(header.fields):
+                    decoder.retract()
                     reason = "binary" if looks_binary(line.data) else "zeek-columns"
                     detail = f"{len(values)} columns, header has {len(header.fields)}"
                     report.warn(display, reason, detail, offset=line.offset, line=line.number)
