@@ -71,3 +71,41 @@ def test_alias_of_a_rule_not_in_rules_is_a_load_error(make: Factory) -> None:
     correlator = Correlator(rules.correlations, rules.base_rules)
     [error_entry] = correlator.load_errors
     assert "ghost" in error_entry.reason
+
+
+def test_condition_field_can_be_an_alias(make: Factory) -> None:
+    from vedette.correlate import Correlator, load_yaml_rules
+
+    text = """
+title: Kerberos failure
+name: kerberos_failure
+logsource: {product: windows, service: security}
+detection: {selection: {EventID: 4771}, condition: selection}
+---
+title: NTLM failure
+name: ntlm_failure
+logsource: {product: windows, service: security}
+detection: {selection: {EventID: 4776}, condition: selection}
+---
+title: Many accounts failing from one source, any protocol
+name: spray_any_protocol
+correlation:
+    type: value_count
+    rules: [kerberos_failure, ntlm_failure]
+    group-by: [source]
+    timespan: 5m
+    aliases:
+        source: {kerberos_failure: IpAddress, ntlm_failure: Workstation}
+        account: {kerberos_failure: TargetUserName, ntlm_failure: TargetUserName}
+    condition: {field: account, gte: 3}
+"""
+    rules = load_yaml_rules(text)
+    correlator = Correlator(rules.correlations, rules.base_rules)
+    detections = [
+        make.det("kerberos_failure", 0, IpAddress="10.1.1.1", TargetUserName="ann"),
+        make.det("ntlm_failure", 1, Workstation="10.1.1.1", TargetUserName="bob"),
+        make.det("kerberos_failure", 2, IpAddress="10.1.1.1", TargetUserName="cid"),
+    ]
+    [alert] = run(correlator, detections)
+    assert alert.extra["group_by"] == {"source": "10.1.1.1"}
+    assert alert.extra["value"] == 3

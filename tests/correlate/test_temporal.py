@@ -125,3 +125,29 @@ correlation:
     [alert] = run(make.correlator(text), quiet)
     assert alert.extra["expression"].startswith("recon_whoami and")
     assert run(make.correlator(text), noisy) == []
+
+
+def test_expression_condition_from_pysigma_objects(make: Factory) -> None:
+    from sigma.collection import SigmaCollection
+
+    from vedette.correlate import Correlator
+
+    text = (
+        BASE
+        + """---
+title: Whoami or ipconfig, then net user
+name: expr
+correlation:
+    type: temporal
+    group-by: [Computer]
+    timespan: 5m
+    condition: (recon_whoami or recon_ipconfig) and recon_net_user
+"""
+    )
+    collection = SigmaCollection.from_yaml(text)
+    correlator = Correlator([collection.rules[-1]], collection.rules[:-1])
+    assert correlator.load_errors == []
+    assert correlator.rules[0].rules == ("recon_whoami", "recon_ipconfig", "recon_net_user")
+    fired = run(correlator, recon(make, [("recon_ipconfig", 0), ("recon_net_user", 30)]))
+    assert [a.extra["value"] for a in fired] == [1]
+    assert run(correlator, recon(make, [("recon_ipconfig", 400), ("recon_whoami", 401)])) == []
