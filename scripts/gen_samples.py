@@ -1231,7 +1231,11 @@ def audit_log() -> list[str]:
         serial += 1
         for record in records:
             kind, _, rest = record.partition(" ")
-            lines.append(f"type={kind} msg=audit({stamp(clock)}:{serial}): {rest}")
+            # node= is there because auditd.conf has name_format = hostname (the usual choice
+            # when audit logs are shipped off the machine).
+            lines.append(
+                f"node={LINUX_HOST} type={kind} msg=audit({stamp(clock)}:{serial}): {rest}"
+            )
 
     def execve(
         clock: str,
