@@ -260,3 +260,14 @@ def test_indicators_round_trip_and_custom_field_map() -> None:
     ]
     assert hits(index, {"peer": "192.0.2.9"}) == ["192.0.2.0/24"]
     assert hits(index, {"DestinationIp": "192.0.2.9"}) == []  # not in this field map
+
+
+def test_index_pickles_for_worker_processes() -> None:
+    import pickle
+
+    index = index_of(("ip", "10.0.0.0/8"), ("domain", "evil.example"))
+    assert hits(index, {"QueryName": "evil.example"})  # compiles the plan first
+    clone = pickle.loads(pickle.dumps(index))
+    assert hits(clone, {"DestinationIp": "10.1.2.3"}) == ["10.0.0.0/8"]
+    assert hits(clone, {"QueryName": "x.evil.example"}) == ["evil.example"]
+    assert len(clone) == 2

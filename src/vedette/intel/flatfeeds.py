@@ -110,41 +110,51 @@ def load_list(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
             yield Indicator(kind, canonical, info)
 
 
+_CONTEXT_COLUMNS = ("id", "confidence", "level", "valid_from", "valid_until", "labels", "tags",
+                    "attack", "description")  # fmt: skip
+
+
 @register_loader("csv")
 def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
     """Indicators of a CSV file with a header row."""
     declared = _declared(spec)
     shared: dict[tuple[object, ...], IndicatorInfo] = {}
     with _open_text(spec.path) as handle:
-        reader = csv.DictReader(handle)
-        columns = {c.strip().lower(): c for c in reader.fieldnames or ()}
-        value_col = next((columns[c] for c in _VALUE_COLUMNS if c in columns), None)
-        if value_col is None:
+        reader = csv.reader(handle)
+        header = next(reader, None) or []
+        columns = {c.strip().lower(): i for i, c in enumerate(header)}
+        value_at = next((columns[c] for c in _VALUE_COLUMNS if c in columns), None)
+        if value_at is None:
             raise FeedError(f"{spec.path}: CSV needs a value column (one of {_VALUE_COLUMNS})")
-        if declared is None and "type" not in columns:
-            declared = None  # recognised per row
+        type_at = columns.get("type")
+        has_context = any(c in columns for c in _CONTEXT_COLUMNS)
+        plain = IndicatorInfo(source=spec.source_name(), reference=spec.source_name())
 
-        def col(row: dict[str, str], name: str) -> str:
-            key = columns.get(name)
-            return (row.get(key) or "").strip() if key else ""
+        def col(row: list[str], name: str) -> str:
+            at = columns.get(name)
+            return row[at].strip() if at is not None and at < len(row) else ""
 
         for row in reader:
-            number = reader.line_num
             report.objects += 1
-            value = (row.get(value_col) or "").strip()
+            value = row[value_at].strip() if value_at < len(row) else ""
             if not value:
                 continue
             try:
-                kind = declared or (
-                    canonical_type(col(row, "type")) if col(row, "type") else guess_type(value)
-                )
+                kind = declared
+                if kind is None:
+                    named = (
+                        row[type_at].strip() if type_at is not None and type_at < len(row) else ""
+                    )
+                    kind = canonical_type(named) if named else guess_type(value)
                 if kind is None:
                     raise ValueError(f"cannot tell the type of {value!r}")
                 canonical = normalize(kind, value)
             except ValueError as exc:
-                report.warn("csv-value", str(exc), line=number)
+                report.warn("csv-value", str(exc), line=reader.line_num)
                 continue
-            info = _row_info(spec, report, row, col, number, shared)
+            info = (
+                _row_info(spec, report, row, col, reader.line_num, shared) if has_context else plain
+            )
             report.count(kind)
             report.indicators += 1
             yield Indicator(kind, canonical, info)
@@ -153,8 +163,8 @@ def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
 def _row_info(
     spec: FeedSpec,
     report: FeedReport,
-    row: dict[str, str],
-    col: Callable[[dict[str, str], str], str],
+    row: list[str],
+    col: Callable[[list[str], str], str],
     number: int,
     shared: dict[tuple[object, ...], IndicatorInfo],
 ) -> IndicatorInfo:

@@ -82,6 +82,17 @@ class IndicatorIndex:
         self._net6_probe: list[tuple[int, dict[int, Entry]]] = []
         self._ip_cache: dict[str, tuple[int, int] | None] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled plan holds bound methods and the address cache is only a cache:
+        # neither is worth shipping to a worker process.
+        state = dict(self.__dict__)
+        state["_plan"] = None
+        state["_ip_cache"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
@@ -135,6 +146,9 @@ class IndicatorIndex:
                 bits = net.max_prefixlen - net.prefixlen
                 nets = self._nets4 if net.version == 4 else self._nets6
                 return nets.setdefault(net.prefixlen, {}), int(net.network_address) >> bits
+            if ":" not in value:
+                packed = socket.inet_pton(socket.AF_INET, value)
+                return self._ip4, int.from_bytes(packed, "big")
             address = ipaddress.ip_address(value)
             return (self._ip4 if address.version == 4 else self._ip6), int(address)
         if kind == "domain":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ TYPE_ALIASES: dict[str, str] = {
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}$")
+_DEFANG_HINT = re.compile(r"[\[({]|^[hf]x", re.IGNORECASE)
 _DEFANG = (("[.]", "."), ("(.)", "."), ("{.}", "."), ("[dot]", "."), ("[:]", ":"), ("[@]", "@"))
 
 
@@ -64,6 +66,8 @@ def canonical_type(name: str) -> str:
 def refang(text: str) -> str:
     """Undo the usual defanging of shared indicators (``evil[.]example``, ``hxxp://``)."""
     out = text.strip()
+    if not _DEFANG_HINT.search(out):
+        return out
     for old, new in _DEFANG:
         out = out.replace(old, new)
     lowered = out[:5].lower()
@@ -77,6 +81,13 @@ def refang(text: str) -> str:
 def normalize_ip(text: str) -> str:
     """Canonical text of an address or CIDR network (IPv4-mapped IPv6 becomes IPv4)."""
     raw = refang(text)
+    if raw.count(".") == 3 and raw[-1:].isdigit() and "/" not in raw and not raw.startswith("0"):
+        try:  # fast path for the commonest indicator: a plain dotted IPv4 address
+            canonical = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, raw))
+        except OSError:
+            canonical = ""
+        if canonical == raw:
+            return raw
     if "/" in raw:
         network = ipaddress.ip_network(raw, strict=False)
         if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
