@@ -178,6 +178,8 @@ class AuditdReader(Reader):
 def _serials_in(stream: IO[bytes], begin: int, end: int) -> set[int]:
     stream.seek(begin)
     data = stream.read(end - begin)
+    if not data.endswith(b"\n"):
+        data += stream.readline()  # the line straddling ``end`` began before it: it counts
     lines = data.split(b"\n")
     if begin > 0:
         lines = lines[1:]  # the first may be cut

@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -148,16 +149,21 @@ class _Utf8Transcoder(io.RawIOBase):
 
 def read_head(source: Source, size: int = HEAD_BYTES) -> bytes:
     """The first ``size`` decoded bytes of a source (raises OSError and friends)."""
+    chunks: list[bytes] = []
     with source.open() as stream:
-        chunks: list[bytes] = []
         remaining = size
         while remaining > 0:
-            chunk = stream.read(remaining)
+            try:
+                chunk = stream.read(min(remaining, 8192))
+            except (EOFError, OSError, zlib.error):
+                if chunks:  # a truncated archive: sniff what there is; reading will report it
+                    break
+                raise
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-        return b"".join(chunks)
+    return b"".join(chunks)
 
 
 def split_member_path(path: str | os.PathLike[str]) -> tuple[str, str | None]:
