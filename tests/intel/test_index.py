@@ -271,3 +271,21 @@ def test_index_pickles_for_worker_processes() -> None:
     assert hits(clone, {"DestinationIp": "10.1.2.3"}) == ["10.0.0.0/8"]
     assert hits(clone, {"QueryName": "x.evil.example"}) == ["evil.example"]
     assert len(clone) == 2
+
+
+def test_revoked_stix_indicator_is_withdrawn_on_reimport(tmp_path: Path) -> None:
+    indicator = {
+        "type": "indicator",
+        "id": "indicator--r",
+        "pattern": "[domain-name:value = 'evil.example' OR ipv4-addr:value = '192.0.2.1']",
+    }
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": [indicator]}))
+    index = IndicatorIndex.from_feeds([path])
+    assert len(index) == 2 and hits(index, {"QueryName": "evil.example"})
+    indicator["revoked"] = True
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": [indicator]}))
+    report = index.load_feed(path)
+    assert report.removed == 2 and len(index) == 0
+    assert not hits(index, {"QueryName": "evil.example"})
+    assert not hits(index, {"DestinationIp": "192.0.2.1"})

@@ -114,8 +114,38 @@ class IndicatorIndex:
         )
         for indicator in iter_feed(spec, report):
             self.add(indicator)
+        if report.withdrawn:
+            report.removed = self.remove(set(report.withdrawn), source=report.source)
         self.reports.append(report)
         return report
+
+    def remove(self, ids: set[str], *, source: str | None = None) -> int:
+        """Remove indicators by their own id (of ``source`` only, when given); return how many.
+
+        Feeds withdraw indicators this way: a revoked STIX indicator, a deleted MISP attribute.
+        """
+        removed = 0
+        tables: list[dict[Any, Entry]] = [
+            self._ip4, self._ip6, self._domains, self._urls, self._hashes, self._emails,
+            *self._nets4.values(), *self._nets6.values(),
+        ]  # fmt: skip
+        for table in tables:
+            for key in list(table):
+                infos = _infos(table[key])
+                kept = [
+                    i for i in infos
+                    if i.id not in ids or (source is not None and i.source != source)
+                ]  # fmt: skip
+                if len(kept) == len(infos):
+                    continue
+                removed += len(infos) - len(kept)
+                if not kept:
+                    del table[key]
+                else:
+                    table[key] = kept if len(kept) > 1 else kept[0]
+        self._count -= removed
+        self._plan = None
+        return removed
 
     def add(self, indicator: Indicator) -> bool:
         """Index one indicator; True when new, False when it updated an existing one."""

@@ -175,6 +175,8 @@ def _attribute(
 ) -> Iterator[Indicator]:
     report.objects += 1
     if attribute.get("deleted"):
+        if attribute.get("uuid"):
+            report.withdraw(str(attribute["uuid"]))
         return
     kind = str(attribute.get("type", ""))
     parts = misp_types().get(kind)

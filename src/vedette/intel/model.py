@@ -257,6 +257,7 @@ class FeedReport:
     skipped_not_for_ids: int = 0
     skipped_other_types: int = 0
     removed: int = 0
+    withdrawn: list[str] = field(default_factory=list)
     unsupported: list[ReadWarning] = field(default_factory=list)
     by_type: dict[str, int] = field(default_factory=dict)
 
@@ -265,6 +266,10 @@ class FeedReport:
         self.unsupported.append(
             ReadWarning(path=self.path, reason=reason, detail=detail, line=line)
         )
+
+    def withdraw(self, indicator_id: str) -> None:
+        """Record an indicator the feed revokes or deletes (removed from the index on load)."""
+        self.withdrawn.append(indicator_id)
 
     def count(self, kind: str) -> None:
         """Count one indexed observable of ``kind``."""

@@ -101,7 +101,7 @@ def _indicator(
 ) -> Iterator[Indicator]:
     oid = str(obj.get("id"))
     if obj.get("revoked"):
-        report.warn("stix-revoked", f"{oid}: revoked indicator not loaded")
+        report.withdraw(oid)
         return
     pattern_type = obj.get("pattern_type", "stix")
     if pattern_type != "stix":
