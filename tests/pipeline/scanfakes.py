@@ -151,6 +151,7 @@ class CountingCorrelator:
         self.seen: list[Detection] = []
         self.times: list[datetime | None] = []
         self.suppressed_rule_ids = frozenset({rule_id}) if suppress else frozenset()
+        self.warnings: list[str] = []
 
     def process(self, detections: Sequence[Detection]) -> list[Detection]:
         fired = []

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -17,7 +18,8 @@ from typing import NoReturn, TextIO
 from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError
 from vedette.events import LEVELS, level_rank
-from vedette.output.navigator import TechniqueTally, scan_layer, write_layer
+from vedette.intel import AttackKB
+from vedette.output.navigator import TechniqueTally, write_scan_layer
 from vedette.output.progress import TerminalProgress, wants_progress
 from vedette.output.summary import render_summary, write_summary_json
 from vedette.output.table import make_console
@@ -142,6 +144,7 @@ def _exit_1_on_usage_error(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     detection_filter = DetectionFilter.build(
@@ -172,6 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         correlation_rules=facts.correlation_rules,
         indicators_loaded=facts.indicators,
         notes=list(facts.notes),
+        load_seconds=time.perf_counter() - started,
     )
     request = ScanRequest(
         paths=tuple(args.paths), jobs=args.jobs, filter=detection_filter, temp_dir=args.temp_dir
@@ -194,16 +198,23 @@ def _run(args: argparse.Namespace) -> int:
                 stats=stats,
                 progress=progress,
                 factory=WorkerFactory(config),
+                started=started,
             )
         writer.close()
 
     if args.summary_json is not None:
         write_summary_json(stats, args.summary_json)
     if args.navigator is not None:
-        layer = scan_layer(tally, name="vedette scan", description=", ".join(stats.inputs))
-        write_layer(layer, args.navigator)
+        write_scan_layer(
+            tally,
+            args.navigator,
+            name="vedette scan",
+            description="Detections of vedette scan " + " ".join(stats.inputs),
+            kb=detector.attack_kb if isinstance(detector.attack_kb, AttackKB) else None,
+        )
     if not args.no_summary:
         render_summary(stats, make_console(_summary_stream(args)))
+    _warn_internal_errors(stats)
     if not result.readable:
         print("vedette: error: no input could be read", file=sys.stderr)
         return EXIT_NO_INPUT
@@ -213,6 +224,23 @@ def _run(args: argparse.Namespace) -> int:
     ):
         return EXIT_FAIL_ON
     return EXIT_OK
+
+
+INTERNAL_REASONS = ("internal-error", "worker-died")
+
+
+def _warn_internal_errors(stats: ScanStats) -> None:
+    """Say loudly, even with --no-summary, when a bug (not bad input) cost part of the scan."""
+    failed = sum(stats.skipped_by_reason.get(reason, 0) for reason in INTERNAL_REASONS)
+    if not failed:
+        return
+    example = next((w for w in stats.skipped_examples if w.reason in INTERNAL_REASONS), None)
+    print(
+        f"vedette: warning: {failed} input part(s) not scanned because of an internal error"
+        + (f", e.g. {example}" if example else "")
+        + "; this is a bug in Vedette, please report it",
+        file=sys.stderr,
+    )
 
 
 def _default_rules() -> list[Path]:

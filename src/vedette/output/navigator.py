@@ -1,19 +1,19 @@
 """``--navigator FILE``: an ATT&CK Navigator layer of the techniques that fired.
 
 Scores are detection counts; each technique's comment names the rules that fired for it.
+The layer itself is built by ``vedette.intel.navigator`` (one layer format for the project).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from vedette.events import Detection
+from vedette.intel.attack import AttackKB
+from vedette.intel.navigator import navigator_layer, write_layer
 
-NAVIGATOR_VERSION = "5.1.0"
-LAYER_VERSION = "4.5"
+COMMENT_RULES = 10
+"""Rules named in a technique's comment, most frequent first."""
 
 
 class TechniqueTally:
@@ -30,39 +30,25 @@ class TechniqueTally:
             by_rule = self.rules.setdefault(tid, {})
             by_rule[detection.rule_title] = by_rule.get(detection.rule_title, 0) + 1
 
-
-def scan_layer(tally: TechniqueTally, *, name: str, description: str) -> dict[str, Any]:
-    """A Navigator layer: one entry per technique, score = detections."""
-    top = max(tally.counts.values(), default=1)
-    techniques = []
-    for tid in sorted(tally.counts):
-        rules = sorted(tally.rules[tid].items(), key=lambda kv: (-kv[1], kv[0]))
-        comment = "; ".join(f"{title} ({count})" for title, count in rules[:10])
-        techniques.append(
-            {
-                "techniqueID": tid,
-                "score": tally.counts[tid],
-                "comment": comment,
-                "enabled": True,
-                "showSubtechniques": True,
-            }
-        )
-    return {
-        "name": name,
-        "versions": {"navigator": NAVIGATOR_VERSION, "layer": LAYER_VERSION},
-        "domain": "enterprise-attack",
-        "description": description,
-        "sorting": 3,
-        "hideDisabled": False,
-        "techniques": techniques,
-        "gradient": {"colors": ["#ffe5b4", "#ff6666"], "minValue": 0, "maxValue": top},
-        "legendItems": [],
-        "showTacticRowBackground": False,
-        "selectTechniquesAcrossTactics": True,
-        "selectSubtechniquesWithParent": False,
-    }
+    def comments(self) -> dict[str, str]:
+        """Per technique: ``"Rule A (3); Rule B (1)"``."""
+        out = {}
+        for tid, by_rule in self.rules.items():
+            ranked = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))[:COMMENT_RULES]
+            out[tid] = "; ".join(f"{title} ({count})" for title, count in ranked)
+        return out
 
 
-def write_layer(layer: dict[str, Any], path: Path) -> None:
-    """Write a layer as indented JSON."""
-    path.write_bytes(orjson.dumps(layer, option=orjson.OPT_INDENT_2) + b"\n")
+def write_scan_layer(
+    tally: TechniqueTally,
+    path: Path,
+    *,
+    name: str,
+    description: str,
+    kb: AttackKB | None = None,
+) -> None:
+    """Write the Navigator layer of a scan's detections to ``path``."""
+    layer = navigator_layer(
+        tally.counts, name=name, description=description, comments=tally.comments(), kb=kb
+    )
+    write_layer(layer, path)

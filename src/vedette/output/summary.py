@@ -45,10 +45,13 @@ def _sections(stats: ScanStats) -> list[_Section | Text]:
 def _headline(stats: ScanStats) -> Text:
     text = Text()
     text.append(f"{stats.events_read:,}", style="bold")
-    text.append(f" events from {stats.files_read:,} files in ")
+    text.append(f" events from {_plural(stats.files_read, 'file')} in ")
     text.append(f"{stats.elapsed_seconds:.1f} s", style="bold")
-    text.append(f" ({stats.events_per_second:,.0f} events/s, {stats.jobs} jobs); ")
-    text.append(f"{stats.detections:,} detections", style="bold")
+    text.append(
+        f" ({stats.events_per_second:,.0f} events/s, {_plural(stats.jobs, 'job')},"
+        f" rules loaded in {stats.load_seconds:.1f} s); "
+    )
+    text.append(_plural(stats.detections, "detection"), style="bold")
     first, last = iso_utc(stats.first_event), iso_utc(stats.last_event)
     if first and last:
         text.append(f"\nevents from {first} to {last}")
@@ -73,6 +76,10 @@ class _Section:
         yield self.heading
         yield self.table
         yield from self.notes
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _table(title: str, *columns: str, header: bool = True) -> _Section:

@@ -17,6 +17,8 @@ from vedette.events import Detection
 from vedette.output.keyfields import key_fields_text
 
 BLOCK = 200
+VALUE_WIDTH = 160
+"""Characters of one key-field value in the table (CSV and JSON keep everything)."""
 
 LEVEL_STYLES: dict[str, str] = {
     "critical": "bold white on red",
@@ -102,16 +104,16 @@ class TableWriter:
         title = detection.rule_title
         if detection.kind != "sigma":
             title = f"[{detection.kind}] {title}"
-        attack = ",".join(ref.technique_id for ref in detection.attack[:2])
-        if len(detection.attack) > 2:
-            attack += "+"
+        attack = detection.attack[0].technique_id if detection.attack else ""
+        if len(detection.attack) > 1:
+            attack += "+"  # the first technique; the rest are in the JSON outputs
         return (
             when,
             host,
             level_text(detection.level),
             title,
             attack or "-",
-            Text(key_fields_text(detection, width=300)),
+            Text(key_fields_text(detection, width=VALUE_WIDTH)),
         )
 
 

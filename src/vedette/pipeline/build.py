@@ -7,13 +7,14 @@ worker process that cannot inherit it through ``fork`` rebuilds only the matchin
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from vedette.correlate import Correlator
+from vedette.detect import Engine
 from vedette.errors import ConfigError, RuleLoadError
+from vedette.intel import AttackKB, IndicatorIndex
 from vedette.pipeline.detector import Detector
 
 
@@ -46,32 +47,26 @@ class LoadFacts:
     notes: list[str] = field(default_factory=list)
 
 
-def _module(name: str) -> Any:
-    return importlib.import_module(name)
-
-
-def load_engine(config: DetectorConfig) -> Any:
-    """The Sigma engine for the configured rule paths (``vedette.detect.Engine``)."""
+def load_engine(config: DetectorConfig) -> Engine:
+    """The Sigma engine for the configured rule paths (compiled-rule cache used and filled)."""
     for path in config.rule_paths:
         if not path.exists():
             raise ConfigError(f"--rules: {path} does not exist")
     if config.placeholders is not None and not config.placeholders.is_file():
         raise ConfigError(f"--placeholders: {config.placeholders} is not a file")
-    engine_class = _module("vedette.detect").Engine
-    return engine_class.from_paths(
+    return Engine.from_paths(
         list(config.rule_paths), placeholders=config.placeholders, cache_dir=config.cache_dir
     )
 
 
-def load_indicators(config: DetectorConfig) -> Any:
+def load_indicators(config: DetectorConfig) -> IndicatorIndex | None:
     """The indicator index of the configured feeds, or None without feeds."""
     if not config.intel_feeds:
         return None
     for path in config.intel_feeds:
         if not path.exists():
             raise ConfigError(f"--intel: {path} does not exist")
-    index_class = _module("vedette.intel").IndicatorIndex
-    return index_class.from_feeds(list(config.intel_feeds))
+    return IndicatorIndex.from_feeds(list(config.intel_feeds))
 
 
 @dataclass(slots=True, frozen=True)
@@ -93,7 +88,8 @@ def build_detector(config: DetectorConfig) -> tuple[Detector, LoadFacts]:
     facts.rule_errors = list(report.errors)
     indicators = load_indicators(config)
     if indicators is not None:
-        facts.indicators = _indicator_count(indicators)
+        facts.indicators = len(indicators)
+        facts.notes.extend(_feed_notes(indicators))
     if facts.rules_loaded == 0 and indicators is None:
         first = "; ".join(str(e) for e in facts.rule_errors[:3])
         raise ConfigError(
@@ -103,41 +99,31 @@ def build_detector(config: DetectorConfig) -> tuple[Detector, LoadFacts]:
     detector = Detector(engine=engine, indicators=indicators)
     if config.correlate:
         _attach_correlator(detector, engine, facts)
-    _attach_attack(detector, config, facts)
+    _attach_attack(detector, config)
     return detector, facts
 
 
-def _indicator_count(index: Any) -> int:
-    for name in ("count", "size", "indicator_count"):
-        value = getattr(index, name, None)
-        if isinstance(value, int):
-            return value
-    try:
-        return len(index)
-    except TypeError:
-        return 0
+def _feed_notes(index: IndicatorIndex) -> list[str]:
+    notes = []
+    for report in index.reports:
+        if report.unsupported:
+            first = report.unsupported[0]
+            notes.append(
+                f"intel feed {report.path}: {len(report.unsupported)} entries not usable"
+                f" (e.g. {first.reason}: {first.detail})"
+            )
+    return notes
 
 
-def _attach_correlator(detector: Detector, engine: Any, facts: LoadFacts) -> None:
-    if not list(getattr(engine, "correlation_rules", ()) or ()):
+def _attach_correlator(detector: Detector, engine: Engine, facts: LoadFacts) -> None:
+    if not engine.correlation_rules:
         return
-    try:
-        correlate = _module("vedette.correlate")
-        correlator_class = correlate.Correlator
-    except (ImportError, AttributeError):
-        facts.notes.append("correlation rules loaded but the correlator is not available")
-        return
-    correlator = correlator_class.from_engine(engine)
+    correlator = Correlator.from_engine(engine)
     detector.correlator = correlator
-    detector.suppressed_rule_ids = frozenset(getattr(correlator, "suppressed_rule_ids", ()) or ())
-    facts.correlation_rules = len(list(getattr(correlator, "rules", engine.correlation_rules)))
-    facts.rule_errors.extend(getattr(correlator, "load_errors", ()) or ())
+    detector.suppressed_rule_ids = frozenset(correlator.suppressed_rule_ids)
+    facts.correlation_rules = len(correlator.rules)
+    facts.rule_errors.extend(correlator.load_errors)
 
 
-def _attach_attack(detector: Detector, config: DetectorConfig, facts: LoadFacts) -> None:
-    try:
-        kb_class = _module("vedette.intel").AttackKB
-    except (ImportError, AttributeError):
-        facts.notes.append("ATT&CK names and tactics unavailable (no knowledge base)")
-        return
-    detector.attack_kb = kb_class.load(config.attack_data)
+def _attach_attack(detector: Detector, config: DetectorConfig) -> None:
+    detector.attack_kb = AttackKB.load(config.attack_data)

@@ -35,6 +35,11 @@ class Correlator(Protocol):
         """Correlation detections still pending at the end of the input."""
         ...
 
+    @property
+    def warnings(self) -> Sequence[object]:
+        """Counted problems (late events, missing group-by fields, the group cap)."""
+        ...
+
 
 class Enricher(Protocol):
     """Fills ATT&CK names and tactics into detections (``AttackKB``)."""

@@ -63,9 +63,14 @@ def execute_scan(
     stats: ScanStats | None = None,
     progress: Progress | None = None,
     factory: DetectorFactory | None = None,
+    started: float | None = None,
 ) -> ScanResult:
-    """Run a scan and hand every output detection, in order, to each sink."""
-    started = time.perf_counter()
+    """Run a scan and hand every output detection, in order, to each sink.
+
+    ``started`` (a ``time.perf_counter()`` value) lets the caller count rule loading in the
+    elapsed time; by default the clock starts here.
+    """
+    started = time.perf_counter() if started is None else started
     stats = stats if stats is not None else ScanStats()
     stats.inputs = [str(p) for p in request.paths]
     stats.jobs = request.jobs
@@ -100,6 +105,8 @@ def execute_scan(
         for detection in _enriched(detector, detector.correlate(outcome.detections)):
             if request.filter.accepts(detection):
                 shown.add(detection)
+        if detector.correlator is not None:
+            stats.notes.extend(str(w) for w in detector.correlator.warnings)
         for detection in shown:
             stats.observe(detection)
             for sink in sinks:

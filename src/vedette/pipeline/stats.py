@@ -69,6 +69,8 @@ class ScanStats:
     last_event: datetime | None = None
     first_detection: datetime | None = None
     last_detection: datetime | None = None
+    load_seconds: float = 0.0
+    """Time spent loading rules, indicators and ATT&CK data (part of ``elapsed_seconds``)."""
     elapsed_seconds: float = 0.0
 
     @property
@@ -184,6 +186,7 @@ class ScanStats:
                 "last": iso_utc(self.last_detection),
             },
             "notes": list(self.notes),
+            "load_seconds": round(self.load_seconds, 3),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "events_per_second": round(self.events_per_second, 1),
         }
