@@ -118,7 +118,7 @@ def load_engine(rule_files: list[Path], cache_dir: Path) -> Any:
     return Engine.from_paths(rule_files, cache_dir=cache_dir)
 
 
-def read_match(files: list[Path], engine: Any, counts: dict[str, int] | None = None) -> int:
+def read_match(files: list[Path], engine: Any) -> int:
     """Read and match every event with the full rule set; event count."""
     from vedette.sources import ReadReport, read_events
 
@@ -127,10 +127,7 @@ def read_match(files: list[Path], engine: Any, counts: dict[str, int] | None = N
     for path in files:
         for batch in read_events(path, format="evtx", report=report):
             count += len(batch)
-            detections = engine.match(batch)
-            if counts is not None:
-                for detection in detections:
-                    counts[detection.rule_id] = counts.get(detection.rule_id, 0) + 1
+            engine.match(batch)
     return count
 
 
@@ -150,14 +147,56 @@ def setup_sqlite_venv() -> None:
     subprocess.run([str(pip), "install", "-q", "pysigma-backend-sqlite"], check=True)
 
 
-def flat_events(files: list[Path]) -> list[dict[str, Any]]:
-    """The flattened events Vedette matches, for the SQLite table (same events, same fields)."""
+def reference_pass(files: list[Path], engine: Any) -> tuple[list[Any], dict[str, set[int]]]:
+    """Every event (in file order) and, per rule id, the indices of the events it fired on."""
     from vedette.sources import ReadReport, read_events
 
     report = ReadReport()
-    return [
-        e.fields for p in files for b in read_events(p, format="evtx", report=report) for e in b
-    ]
+    events: list[Any] = []
+    fired: dict[str, set[int]] = {}
+    for path in files:
+        for batch in read_events(path, format="evtx", report=report):
+            position = {id(event): len(events) + i for i, event in enumerate(batch)}
+            events.extend(batch)
+            for detection in engine.match(batch) if engine is not None else ():
+                fired.setdefault(detection.rule_id.lower(), set()).add(
+                    position[id(detection.event)]
+                )
+    return events, fired
+
+
+def agreement(
+    events: list[Any], vedette: dict[str, set[int]], sqlite: dict[str, list[int]], engine: Any
+) -> dict[str, Any]:
+    """Compare, rule by rule, the events each engine fired on.
+
+    The SQLite path runs every rule on every event (no logsource routing, as Zircolite's
+    generic rulesets); its hits are first restricted to the events the rule's logsource admits,
+    so what remains to compare is detection semantics alone.
+    """
+    rules = {info.id.lower(): info for info in engine.rules}
+    compared = agreeing = 0
+    disagreements = []
+    for rule_id in sorted(set(vedette) | {r.lower() for r in sqlite}):
+        info = rules.get(rule_id)
+        if info is None:
+            continue
+        routed = {i for i in sqlite.get(rule_id, ()) if info.logsource.admits(events[i].logsource)}
+        ours = vedette.get(rule_id, set())
+        compared += 1
+        if routed == ours:
+            agreeing += 1
+            continue
+        disagreements.append(
+            {
+                "rule": info.path,
+                "sqlite_only": sorted(routed - ours)[:5],
+                "vedette_only": sorted(ours - routed)[:5],
+                "sqlite_only_count": len(routed - ours),
+                "vedette_only_count": len(ours - routed),
+            }
+        )
+    return {"rules_compared": compared, "rules_agree": agreeing, "disagreements": disagreements}
 
 
 def run_sqlite(rule_files: list[Path], events: list[dict[str, Any]], work: Path) -> dict[str, Any]:
@@ -255,24 +294,19 @@ def main() -> int:
                 results[f"{key}_events"] = events
                 results[f"{key}_seconds"] = seconds
                 results[f"{key}_events_per_s"] = events / seconds
-        vedette_counts: dict[str, int] = {}
+        events, fired = reference_pass(files, engine)
         if engine is not None:
-            read_match(files, engine, vedette_counts)
-            results["vedette_detections"] = sum(vedette_counts.values())
-            results["vedette_rules_fired"] = len(vedette_counts)
+            results["vedette_detections"] = sum(len(hits) for hits in fired.values())
+            results["vedette_rules_fired"] = len(fired)
         if not args.skip_sqlite and (SQLITE_VENV / "bin" / "python").exists():
-            events = flat_events(files)
-            sqlite = run_sqlite(rule_files, events, work)
-            matches = sqlite.pop("matches")
+            sqlite = run_sqlite(rule_files, [event.fields for event in events], work)
+            matches = {rule_id.lower(): rows for rule_id, rows in sqlite.pop("matches").items()}
             results["sqlite"] = sqlite
-            results["sqlite"]["detections"] = sum(matches.values())
+            results["sqlite"]["detections"] = sum(len(rows) for rows in matches.values())
             results["sqlite"]["rules_fired"] = len(matches)
             results["d_events_per_s"] = sqlite["events"] / sqlite["query_seconds"]
-            if vedette_counts:
-                both = set(matches) & set(vedette_counts)
-                results["rules_fired_by_both"] = len(both)
-                results["rules_only_sqlite"] = sorted(set(matches) - both)
-                results["rules_only_vedette"] = sorted(set(vedette_counts) - both)
+            if engine is not None:
+                results["agreement"] = agreement(events, fired, matches, engine)
         if args.profile and engine is not None:
             print(profile_match(files, engine, args.top))
 
@@ -311,6 +345,17 @@ def print_summary(results: dict[str, Any]) -> None:
             f"    not converted: {s['conversion_errors']}; detections {s['detections']}"
             f" from {s['rules_fired']} rules"
         )
+    if "agreement" in results:
+        agreed = results["agreement"]
+        print(
+            f"    semantics: {agreed['rules_agree']} of {agreed['rules_compared']} rules fire on"
+            " exactly the same events in Vedette and the SQLite backend (after routing)"
+        )
+        for row in agreed["disagreements"]:
+            print(
+                f"      differs: {row['rule']}: SQLite only {row['sqlite_only_count']},"
+                f" Vedette only {row['vedette_only_count']}"
+            )
     a, c, d = (results.get(f"{k}_events_per_s") for k in "acd")
     if a and c:
         print(f"ratio (c)/(a) = {c / a:.2f}  (target >= 0.33, aim 0.5)")

@@ -116,9 +116,10 @@ def prepare(db: sqlite3.Connection, queries: list[tuple[str, str]]) -> int:
 
 def run_queries(
     db: sqlite3.Connection, queries: list[tuple[str, str]]
-) -> tuple[dict[str, int], int, float]:
-    """Matches per rule id, queries that failed, seconds taken."""
-    matches: dict[str, int] = {}
+) -> tuple[dict[str, list[int]], int, float]:
+    """Matched events (0-based line numbers of the events file) per rule id, failed queries,
+    seconds taken."""
+    matches: dict[str, list[int]] = {}
     failed = 0
     started = time.perf_counter()
     for rule_id, sql in queries:
@@ -127,8 +128,8 @@ def run_queries(
         except sqlite3.Error:
             failed += 1
             continue
-        if rows:
-            matches[rule_id] = matches.get(rule_id, 0) + len(rows)
+        if rows:  # the first column of `SELECT *` is row_id, numbered from 1 in file order
+            matches.setdefault(rule_id, []).extend(row[0] - 1 for row in rows)
     return matches, failed, time.perf_counter() - started
 
 
