@@ -26,9 +26,11 @@ _TEXT = "#text"
 
 # System fields that describe the record itself: they win over an EventData/UserData field of
 # the same name (a log-cleared event's UserData carries the *cleared* Channel, for instance).
-_SYSTEM_WINS = ("EventRecordID", "Channel", "Computer")
+_SYSTEM_WINS = frozenset(("EventRecordID", "Channel", "Computer"))
 # Secondary System fields: an EventData field of the same name wins.
-_SYSTEM_DEFAULTS = ("Version", "Level", "Task", "Opcode", "Keywords")
+_SYSTEM_DEFAULTS = frozenset(("Version", "Level", "Task", "Opcode", "Keywords"))
+# System elements whose attributes are the values: SystemTime, ProcessID/ThreadID, UserID, ...
+_SYSTEM_ATTRS = frozenset(("TimeCreated", "Execution", "Security", "Correlation"))
 _SECTIONS = ("EventData", "UserData", "ProcessingErrorData", "DebugData", "BinaryEventData")
 
 
@@ -66,48 +68,57 @@ def _flatten_section(section: dict[str, Any], fields: dict[str, Any]) -> None:
             fields[key] = value
 
 
+def _add_section(section: Any, name: str, fields: dict[str, Any]) -> None:
+    if type(section) is dict:
+        # the common case, EventData already keyed by Data Name: one C-level update
+        if _ATTRS in section or "Data" in section or dict in map(type, section.values()):
+            _flatten_section(section, fields)
+        else:
+            fields.update(section)
+    elif section is not None and section != "":
+        fields[name] = section
+
+
 def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
     """Flat Sigma fields of one event dict (with or without its outer ``Event`` key)."""
     event = record.get("Event", record)
-    if not isinstance(event, dict):
+    if type(event) is not dict:
         return {}
     fields: dict[str, Any] = {}
     for name in _SECTIONS:
-        section = event.get(name)
-        if isinstance(section, dict):
-            _flatten_section(section, fields)
-        elif section is not None and section != "":
-            fields[name] = section
+        if name in event:
+            _add_section(event[name], name, fields)
     system = event.get("System")
-    if not isinstance(system, dict):
+    if type(system) is not dict:
         return fields
     provider = system.get("Provider")
-    if isinstance(provider, dict):
-        attrs = provider.get(_ATTRS) or {}
-        if "Name" in attrs:
-            fields["Provider_Name"] = attrs["Name"]
-        if "Guid" in attrs:
-            fields.setdefault("Provider_Guid", attrs["Guid"])
-        if "EventSourceName" in attrs:
-            fields.setdefault("EventSourceName", attrs["EventSourceName"])
-    if "EventID" in system:
-        fields["EventID"] = _as_int(system["EventID"])
-    for key in _SYSTEM_WINS:
-        if key in system:
-            fields[key] = _text(system[key])
-    for key in _SYSTEM_DEFAULTS:
-        if key in system:
-            fields.setdefault(key, _text(system[key]))
-    for key in ("TimeCreated", "Execution", "Security", "Correlation"):
-        value = system.get(key)
-        attrs = value.get(_ATTRS) if isinstance(value, dict) else None
-        if not attrs:
-            continue
-        if key == "TimeCreated":
-            fields["TimeCreated"] = attrs.get("SystemTime")
-        else:
-            for attr, attr_value in attrs.items():
-                fields.setdefault(attr, attr_value)
+    if type(provider) is dict:
+        attrs = provider.get(_ATTRS)
+        if type(attrs) is dict:
+            if "Name" in attrs:
+                fields["Provider_Name"] = attrs["Name"]
+            if "Guid" in attrs:
+                fields.setdefault("Provider_Guid", attrs["Guid"])
+            if "EventSourceName" in attrs:
+                fields.setdefault("EventSourceName", attrs["EventSourceName"])
+    for key, value in system.items():
+        if key in _SYSTEM_WINS:
+            fields[key] = value if type(value) is not dict else value.get(_TEXT)
+        elif key == "EventID":
+            fields["EventID"] = value if type(value) is int else _as_int(value)
+        elif key in _SYSTEM_DEFAULTS:
+            if key not in fields:
+                fields[key] = value if type(value) is not dict else value.get(_TEXT)
+        elif key in _SYSTEM_ATTRS and type(value) is dict:
+            attrs = value.get(_ATTRS)
+            if type(attrs) is not dict:
+                continue
+            if key == "TimeCreated":
+                fields["TimeCreated"] = attrs.get("SystemTime")
+            else:
+                for attr, attr_value in attrs.items():
+                    if attr not in fields:
+                        fields[attr] = attr_value
     return fields
 
 

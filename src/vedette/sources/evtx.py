@@ -63,6 +63,7 @@ class EvtxReader(Reader):
     """EVTX files to Windows events with Sigma field names."""
 
     name = "evtx"
+    magic = MAGIC
 
     def sniff(self, head: bytes, name: str) -> int:
         return 100 if head.startswith(MAGIC) else 0

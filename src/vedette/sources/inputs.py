@@ -23,7 +23,7 @@ from typing import IO, cast
 MEMBER_SEPARATOR = "!"
 """Separates an archive from its member in a source path: ``logs.zip!dir/file.json``."""
 
-HEAD_BYTES = 64 * 1024
+HEAD_BYTES = 32 * 1024
 """How much of a stream sniffing looks at."""
 
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -43,6 +43,8 @@ class Reader(ABC):
 
     name: ClassVar[str]
     splittable: ClassVar[bool] = False
+    magic: ClassVar[bytes | None] = None
+    """Bytes every stream of this format starts with; a match decides sniffing at once."""
 
     @abstractmethod
     def sniff(self, head: bytes, name: str) -> int:
@@ -67,6 +69,9 @@ def register(reader: Reader) -> Reader:
 
 def sniff_format(head: bytes, name: str) -> str | None:
     """Name of the reader most confident about ``head``, or None when no reader wants it."""
+    for reader in READERS.values():
+        if reader.magic is not None and head.startswith(reader.magic):
+            return reader.name
     best_name: str | None = None
     best_score = MIN_SNIFF_SCORE - 1
     for reader in READERS.values():

@@ -141,6 +141,7 @@ class ZeekTsvReader(Reader):
 
     name = "zeek"
     splittable = True
+    magic = b"#separator"
 
     def sniff(self, head: bytes, name: str) -> int:
         return 100 if head.startswith(b"#separator") else 0
