@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -256,50 +257,79 @@ def live_group_detections(groups: int) -> Iterator[Detection]:
         yield Detection("failed_logon", "Failed logon", "low", event, rule_name="failed_logon")
 
 
+def memory_spec(kind: str, condition: dict[str, Any]) -> CorrelationSpec:
+    return spec_from_mapping(
+        {
+            "title": f"memory {kind}",
+            "correlation": {
+                "type": kind,
+                "rules": ["failed_logon"],
+                "group-by": ["TargetUserName"],
+                "timespan": "1h",
+                "condition": condition,
+            },
+        }
+    )
+
+
+def fill(spec: CorrelationSpec, groups: int) -> Correlator:
+    """A correlator holding ``groups`` live groups (one detection each, no firing)."""
+    correlator = Correlator([spec], [BaseRule("failed_logon", "failed_logon")], max_groups=groups)
+    stream = live_group_detections(groups)
+    while batch := list(itertools.islice(stream, 1000)):
+        correlator.process(batch)
+        del batch
+    assert correlator.live_groups == groups, correlator.live_groups
+    assert not correlator.warnings, correlator.warnings
+    return correlator
+
+
+MEMORY_CASES: dict[str, dict[str, Any]] = {
+    "event_count": {"gte": 5},
+    "value_avg": {"field": "Bytes", "gt": 5000},
+}
+
+
+def rss_growth(kind: str, groups: int) -> int:
+    """RSS growth of a fresh process filling ``groups`` groups (run in a child process)."""
+    spec = memory_spec(kind, MEMORY_CASES[kind])
+    gc.collect()
+    before = rss_bytes()
+    correlator = fill(spec, groups)
+    gc.collect()
+    growth = rss_bytes() - before
+    assert correlator.live_groups == groups
+    return growth
+
+
 def bench_memory(groups: int) -> list[dict[str, Any]]:
+    """Retained bytes (tracemalloc), and RSS growth measured in a fresh child process."""
     results = []
-    for kind, condition in (
-        ("event_count", {"gte": 5}),
-        ("value_avg", {"field": "Bytes", "gt": 5000}),
-    ):
-        spec = spec_from_mapping(
-            {
-                "title": f"memory {kind}",
-                "correlation": {
-                    "type": kind,
-                    "rules": ["failed_logon"],
-                    "group-by": ["TargetUserName"],
-                    "timespan": "1h",
-                    "condition": condition,
-                },
-            }
+    for kind, condition in MEMORY_CASES.items():
+        child = subprocess.run(
+            [sys.executable, __file__, "--rss-child", kind, "--groups", str(groups)],
+            check=True,
+            capture_output=True,
+            text=True,
         )
+        growth = int(child.stdout.strip())
         gc.collect()
-        rss_before = rss_bytes()
         tracemalloc.start()
-        correlator = Correlator(
-            [spec], [BaseRule("failed_logon", "failed_logon")], max_groups=groups
-        )
-        stream = live_group_detections(groups)
-        while batch := list(itertools.islice(stream, 1000)):
-            correlator.process(batch)
-            del batch
+        correlator = fill(memory_spec(kind, condition), groups)
         gc.collect()
         retained, _peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        rss_after = rss_bytes()
-        assert correlator.live_groups == groups, correlator.live_groups
-        assert not correlator.warnings, correlator.warnings
+        del correlator
+        gc.collect()
         results.append(
             {
                 "type": kind,
-                "live_groups": correlator.live_groups,
+                "live_groups": groups,
                 "retained_mib": round(retained / 2**20, 1),
                 "bytes_per_group": round(retained / groups),
-                "rss_growth_mib": round((rss_after - rss_before) / 2**20, 1),
+                "rss_growth_mib": round(growth / 2**20, 1),
             }
         )
-        del correlator
     return results
 
 
@@ -309,7 +339,11 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=200_000, help="detections for (a)")
     parser.add_argument("--groups", type=int, default=100_000, help="live groups for (c)")
     parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        print(rss_growth(args.rss_child, args.groups))
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     figures: dict[str, Any] = {

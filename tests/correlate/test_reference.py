@@ -1,0 +1,82 @@
+"""The correlator against a naive reference implementation, on random streams (hypothesis).
+
+The reference recomputes every window from scratch: for each detection in time order, the
+events of its group in ``[t - timespan, t]``; it fires when the measure meets the threshold
+and the group has not fired within the last timespan.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from corr_support import T0, Factory, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+RULES = """
+title: Base
+name: base
+logsource: {product: test}
+detection: {selection: {x: 1}, condition: selection}
+---
+title: Under test
+name: under_test
+correlation:
+    type: TYPE
+    rules: [base]
+    group-by: [g]
+    timespan: 30s
+    condition: CONDITION
+"""
+
+stream = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=300),  # seconds
+        st.sampled_from(["a", "b", "c"]),  # group
+        st.sampled_from(["u1", "u2", "u3", "u4", "u5"]),  # value
+    ),
+    max_size=60,
+).map(sorted)
+
+
+def reference(events: list[tuple[int, str, str]], distinct: bool, threshold: int) -> list:
+    fired: list[tuple[int, str]] = []
+    last_fire: dict[str, int] = {}
+    for position, (now, group, _value) in enumerate(events):
+        if group in last_fire and now <= last_fire[group] + 30:
+            continue
+        window = [e for e in events[: position + 1] if e[1] == group and e[0] >= now - 30]
+        measure = len({e[2] for e in window}) if distinct else len(window)
+        if measure >= threshold:
+            fired.append((now, group))
+            last_fire[group] = now
+    return fired
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=stream, threshold=st.integers(min_value=1, max_value=6))
+def test_event_count_matches_the_reference(events: list, threshold: int) -> None:
+    make = Factory()
+    text = RULES.replace("TYPE", "event_count").replace("CONDITION", f"{{gte: {threshold}}}")
+    detections = [make.det("base", t, g=g, v=v) for t, g, v in events]
+    fired = run(make.correlator(text), detections)
+    got = [
+        (int((a.event.timestamp - T0) / timedelta(seconds=1)), a.extra["group_by"]["g"])
+        for a in fired
+    ]
+    assert got == reference(events, distinct=False, threshold=threshold)
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=stream, threshold=st.integers(min_value=1, max_value=5))
+def test_value_count_matches_the_reference(events: list, threshold: int) -> None:
+    make = Factory()
+    condition = f"{{field: v, gte: {threshold}}}"
+    text = RULES.replace("TYPE", "value_count").replace("CONDITION", condition)
+    detections = [make.det("base", t, g=g, v=v) for t, g, v in events]
+    fired = run(make.correlator(text), detections)
+    got = [
+        (int((a.event.timestamp - T0) / timedelta(seconds=1)), a.extra["group_by"]["g"])
+        for a in fired
+    ]
+    assert got == reference(events, distinct=True, threshold=threshold)
