@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 from vedette.detect import Engine
 from vedette.events import Event, LogSource
@@ -76,6 +77,11 @@ correlation:
 """
 
 
+def load(paths: list[Path], **kwargs: Any) -> Engine:
+    """Engine over ``paths`` with the Python scanner (these tests are about loading)."""
+    return Engine.from_paths(paths, scanner="python", **kwargs)
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,7 @@ def test_one_bad_rule_never_stops_the_rest(tmp_path: Path) -> None:
     bad = write(tmp_path, "a/bad.yml", BAD_MODIFIER)
     broken = write(tmp_path, "b/broken.yaml", NOT_YAML)
     write(tmp_path, "b/readme.txt", "not a rule")
-    engine = Engine.from_paths([tmp_path])
+    engine = load([tmp_path])
     report = engine.load_report
     assert report.loaded == 1
     assert report.files == 3
@@ -111,7 +117,7 @@ def test_one_bad_rule_never_stops_the_rest(tmp_path: Path) -> None:
 
 
 def test_missing_path_is_reported(tmp_path: Path) -> None:
-    engine = Engine.from_paths([tmp_path / "nothing.yml"])
+    engine = load([tmp_path / "nothing.yml"])
     assert engine.load_report.loaded == 0
     assert engine.load_report.errors[0].reason == "no such file or folder"
 
@@ -124,7 +130,7 @@ def test_filter_applies_to_the_rules_it_names(tmp_path: Path) -> None:
     write(tmp_path, "good.yml", GOOD)
     write(tmp_path, "other.yml", other)
     write(tmp_path, "filters/admins.yml", FILTER)
-    engine = Engine.from_paths([tmp_path])
+    engine = load([tmp_path])
     assert engine.load_report.errors == []
     assert engine.load_report.loaded == 2
     assert engine.load_report.filters == 1
@@ -140,7 +146,7 @@ def test_filter_applies_to_the_rules_it_names(tmp_path: Path) -> None:
 def test_correlation_rules_are_kept_not_failed(tmp_path: Path) -> None:
     write(tmp_path, "good.yml", GOOD)
     write(tmp_path, "corr.yml", CORRELATION)
-    engine = Engine.from_paths([tmp_path])
+    engine = load([tmp_path])
     assert engine.load_report.errors == []
     assert engine.load_report.loaded == 1
     assert engine.load_report.correlations == 1
@@ -152,14 +158,14 @@ def test_correlation_rules_are_kept_not_failed(tmp_path: Path) -> None:
 
 def test_correlation_with_unknown_rule_is_a_load_error(tmp_path: Path) -> None:
     write(tmp_path, "corr.yml", CORRELATION)
-    engine = Engine.from_paths([tmp_path])
+    engine = load([tmp_path])
     assert engine.correlation_rules == []
     (error,) = engine.load_report.errors
     assert "good_rule" in error.reason
 
 
 def test_multi_document_files_and_several_texts() -> None:
-    engine = Engine.from_yaml(GOOD + "---\n" + BAD_MODIFIER, CORRELATION)
+    engine = Engine.from_yaml(GOOD + "---\n" + BAD_MODIFIER, CORRELATION, scanner="python")
     assert engine.load_report.loaded == 1
     assert len(engine.load_report.errors) == 1
     assert len(engine.correlation_rules) == 1
@@ -168,11 +174,11 @@ def test_multi_document_files_and_several_texts() -> None:
 def test_placeholder_file(tmp_path: Path) -> None:
     rule = GOOD.replace("Image|endswith: '\\rar.exe'", "User|expand: '%Admins%'")
     write(tmp_path, "rules/expand.yml", rule)
-    without = Engine.from_paths([tmp_path / "rules"])
+    without = load([tmp_path / "rules"])
     assert without.load_report.loaded == 0
     assert "'%Admins%' has no value" in without.load_report.errors[0].reason
     values = write(tmp_path, "placeholders.yml", "Admins:\n  - 'adm_*'\n  - root\n")
-    engine = Engine.from_paths([tmp_path / "rules"], placeholders=values)
+    engine = load([tmp_path / "rules"], placeholders=values)
     assert engine.load_report.loaded == 1
     assert len(engine.match([rar("ADM_x"), rar("root"), rar("bob")])) == 2
 
@@ -181,16 +187,16 @@ def test_cache_reuses_the_compiled_plan(tmp_path: Path) -> None:
     write(tmp_path, "rules/good.yml", GOOD)
     write(tmp_path, "rules/bad.yml", BAD_MODIFIER)
     cache_dir = tmp_path / "cache"
-    first = Engine.from_paths([tmp_path / "rules"], cache_dir=cache_dir)
+    first = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert first.cache_key is not None
     assert len(list(cache_dir.glob("rules-*.pickle"))) == 1
-    second = Engine.from_paths([tmp_path / "rules"], cache_dir=cache_dir)
+    second = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert second.cache_key == first.cache_key
     assert second.load_report.errors == first.load_report.errors
     assert len(second.match([rar()])) == 1
     # changing a rule file changes the key: the cache never serves a stale plan
     write(tmp_path, "rules/good.yml", GOOD.replace("rar.exe", "7z.exe"))
-    third = Engine.from_paths([tmp_path / "rules"], cache_dir=cache_dir)
+    third = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert third.cache_key != first.cache_key
     assert third.match([rar()]) == []
 
@@ -198,10 +204,10 @@ def test_cache_reuses_the_compiled_plan(tmp_path: Path) -> None:
 def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path) -> None:
     write(tmp_path, "rules/good.yml", GOOD)
     cache_dir = tmp_path / "cache"
-    first = Engine.from_paths([tmp_path / "rules"], cache_dir=cache_dir)
+    first = load([tmp_path / "rules"], cache_dir=cache_dir)
     (entry,) = cache_dir.glob("rules-*.pickle")
     entry.write_bytes(b"garbage")
-    again = Engine.from_paths([tmp_path / "rules"], cache_dir=cache_dir)
+    again = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert again.cache_key == first.cache_key
     assert len(again.match([rar()])) == 1
 
@@ -215,7 +221,7 @@ def test_engine_pickles_for_worker_processes() -> None:
 
 
 def test_routing_by_logsource() -> None:
-    engine = Engine.from_yaml(GOOD)
+    engine = Engine.from_yaml(GOOD, scanner="python")
     other = Event({"Image": r"C:\rar.exe"}, LogSource("windows", frozenset({"security"})))
     linux = Event({"Image": r"C:\rar.exe"}, LogSource("linux", frozenset(), PROCESS.categories))
     assert engine.match([other, linux]) == []

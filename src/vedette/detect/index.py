@@ -2,23 +2,31 @@
 
 Instead of testing each glob of each rule, the globs are filed per field under their shape:
 equality in a dict keyed by the value, prefixes and suffixes in dicts keyed by the literal per
-length, substrings in a list, and only the rest (``?``, inner ``*``) as regular expressions. One
-pass over an event's fields then yields every true glob ("atom"); atoms make matcher slots true,
-slots make items true (``any`` or, for ``|all`` items, every slot). Regex and the other kinds are
-left to the engine's per-item closures. This is the reference :class:`ItemScanner`; the Hyperscan
-scanner must agree with it.
+length, substrings in buckets keyed by one of their three-character pieces (so a value only
+meets the substrings that share a trigram with it), and only the rest (``?``, inner ``*``) as
+regular expressions. One pass over an event's fields yields every true glob ("atom"); atoms make
+matcher slots true, slots make items true (``any`` or, for ``|all`` items, every slot).
+
+Tables are built per event logsource, from the items of the rules that logsource meets, so a
+Sysmon process event never looks at the globs of Linux or cloud rules. Regex and the other kinds
+are left to the engine's per-item closures. This is the reference
+:class:`~vedette.detect.scanner.ItemScanner`; the Hyperscan scanner must agree with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vedette.detect.matchers import glob_regex
 from vedette.detect.plan import AnyOf, DetectionItem, Glob, RulePlan, render_values
 from vedette.detect.scanner import SCANNERS
-from vedette.events import Event
+from vedette.events import Event, LogSource
+
+GRAM = 3
+"""Length of the substring pieces that bucket ``contains`` literals."""
 
 
 @dataclass(slots=True)
@@ -32,7 +40,10 @@ class _FieldIndex:
     other: list[tuple[Callable[[str], object], int]] = field(default_factory=list)
     prefix_lengths: tuple[int, ...] = ()
     suffix_lengths: tuple[int, ...] = ()
-    contains_items: tuple[tuple[str, list[int]], ...] = ()
+    short: tuple[tuple[str, list[int]], ...] = ()
+    """Substrings shorter than :data:`GRAM`, tested one by one."""
+    buckets: dict[str, tuple[tuple[str, list[int]], ...]] = field(default_factory=dict)
+    """Trigram -> the substrings filed under it (each substring under its rarest trigram)."""
 
     def add(self, glob: Glob, atom: int) -> None:
         shape = glob.shape()
@@ -52,7 +63,20 @@ class _FieldIndex:
     def freeze(self) -> None:
         self.prefix_lengths = tuple(sorted(self.prefix))
         self.suffix_lengths = tuple(sorted(self.suffix))
-        self.contains_items = tuple(self.contains.items())
+        grams: Counter[str] = Counter()
+        for text in self.contains:
+            grams.update({text[i : i + GRAM] for i in range(len(text) - GRAM + 1)})
+        short: list[tuple[str, list[int]]] = []
+        buckets: dict[str, list[tuple[str, list[int]]]] = {}
+        for text, atoms in self.contains.items():
+            if len(text) < GRAM:
+                short.append((text, atoms))
+                continue
+            pieces = {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
+            anchor = min(pieces, key=lambda g: (grams[g], g))
+            buckets.setdefault(anchor, []).append((text, atoms))
+        self.short = tuple(short)
+        self.buckets = {g: tuple(entries) for g, entries in buckets.items()}
 
     def scan(self, s: str, out: set[int]) -> None:
         """Add to ``out`` the atoms true for string ``s`` (already lower-cased if caseless)."""
@@ -72,65 +96,61 @@ class _FieldIndex:
             hit = self.suffix[length].get(s[n - length :] if length else "")
             if hit:
                 out.update(hit)
-        for text, atoms in self.contains_items:
+        for text, atoms in self.short:
             if text in s:
                 out.update(atoms)
+        buckets = self.buckets
+        if buckets and n >= GRAM:
+            for gram in {s[i : i + GRAM] for i in range(n - GRAM + 1)}:
+                entries = buckets.get(gram)
+                if entries is not None:
+                    for text, atoms in entries:
+                        if text in s:
+                            out.update(atoms)
         for match, atom in self.other:
             if match(s) is not None:
                 out.add(atom)
 
 
-class PythonScanner:
-    """Reference :class:`~vedette.detect.scanner.ItemScanner` over every all-glob item."""
+class _Tables:
+    """Every index of one set of items, and the atom -> slot -> item mapping."""
 
-    def __init__(self, items: Sequence[DetectionItem]) -> None:
-        self._caseless: dict[str | None, _FieldIndex] = {}
-        self._cased: dict[str | None, _FieldIndex] = {}
-        self._atom_slots: list[list[int]] = []
-        self._slot_item: list[int] = []
-        self._all_slots: dict[int, int] = {}  # item id -> number of slots, for |all items
+    __slots__ = ("all_slots", "atom_slots", "cased", "caseless", "keyword", "slot_item")
+
+    def __init__(self, items: Iterable[DetectionItem]) -> None:
+        self.caseless: dict[str | None, _FieldIndex] = {}
+        self.cased: dict[str | None, _FieldIndex] = {}
+        self.atom_slots: list[list[int]] = []
+        self.slot_item: list[int] = []
+        self.all_slots: dict[int, int] = {}  # item id -> number of slots, for |all items
         atom_ids: dict[tuple[str | None, Glob], int] = {}
-        covered: set[int] = set()
         for item in items:
-            globs_per_slot = [_globs(m) for m in item.matchers]
-            if any(g is None for g in globs_per_slot):
-                continue
-            covered.add(item.item_id)
+            globs_per_slot = [item_globs(m) or [] for m in item.matchers]
             name = item.field.lower() if item.field is not None else None
             if item.match_all:
-                self._all_slots[item.item_id] = len(globs_per_slot)
+                self.all_slots[item.item_id] = len(globs_per_slot)
             for globs in globs_per_slot:
-                slot = len(self._slot_item)
-                self._slot_item.append(item.item_id)
-                for glob in globs or ():
+                slot = len(self.slot_item)
+                self.slot_item.append(item.item_id)
+                for glob in globs:
                     key = (name, glob)
                     atom = atom_ids.get(key)
                     if atom is None:
-                        atom = atom_ids[key] = len(self._atom_slots)
-                        self._atom_slots.append([])
-                        table = self._cased if glob.case_sensitive else self._caseless
+                        atom = atom_ids[key] = len(self.atom_slots)
+                        self.atom_slots.append([])
+                        table = self.cased if glob.case_sensitive else self.caseless
                         table.setdefault(name, _FieldIndex()).add(glob, atom)
-                    self._atom_slots[atom].append(slot)
-        for table in (self._caseless, self._cased):
+                    self.atom_slots[atom].append(slot)
+        for table in (self.caseless, self.cased):
             for index in table.values():
                 index.freeze()
-        self._covered = frozenset(covered)
-        self._keyword = self._caseless.get(None), self._cased.get(None)
+        self.keyword = self.caseless.get(None), self.cased.get(None)
 
-    @property
-    def covered(self) -> frozenset[int]:
-        """Item ids decided here: every item whose matchers are all globs."""
-        return self._covered
-
-    def decide(self, events: Sequence[Event]) -> list[set[int]]:
-        """True covered items per event."""
-        return [self.decide_one(event.fields) for event in events]
-
-    def decide_one(self, fields: dict[str, object]) -> set[int]:
-        """True covered items of one event's fields."""
+    def decide(self, fields: dict[str, object]) -> set[int]:
         atoms: set[int] = set()
-        caseless, cased = self._caseless, self._cased
-        kw_caseless, kw_cased = self._keyword
+        caseless, cased = self.caseless, self.cased
+        kw_caseless, kw_cased = self.keyword
+        keyword = kw_caseless is not None or kw_cased is not None
         seen: set[str] = set()
         for key, value in fields.items():
             name = key.lower()
@@ -139,7 +159,7 @@ class PythonScanner:
             seen.add(name)
             lower_index = caseless.get(name)
             cased_index = cased.get(name)
-            if lower_index is None and cased_index is None and not (kw_caseless or kw_cased):
+            if lower_index is None and cased_index is None and not keyword:
                 continue
             strings = [value] if isinstance(value, str) else render_values(value)
             for s in strings:
@@ -152,16 +172,16 @@ class PythonScanner:
                     kw_caseless.scan(low, atoms)
                 if kw_cased is not None:
                     kw_cased.scan(s, atoms)
-        return self._items(atoms)
+        return self.items(atoms)
 
-    def _items(self, atoms: set[int]) -> set[int]:
+    def items(self, atoms: set[int]) -> set[int]:
         true: set[int] = set()
         if not atoms:
             return true
         slots: set[int] = set()
         for atom in atoms:
-            slots.update(self._atom_slots[atom])
-        slot_item, all_slots = self._slot_item, self._all_slots
+            slots.update(self.atom_slots[atom])
+        slot_item, all_slots = self.slot_item, self.all_slots
         counts: dict[int, int] = {}
         for slot in slots:
             item = slot_item[slot]
@@ -176,13 +196,53 @@ class PythonScanner:
         return true
 
 
-def _globs(matcher: object) -> list[Glob] | None:
+class PythonScanner:
+    """Reference :class:`~vedette.detect.scanner.ItemScanner` over every all-glob item."""
+
+    def __init__(self, plan: RulePlan) -> None:
+        self._plan = plan
+        self._covered = frozenset(
+            item.item_id
+            for item in plan.items
+            if all(item_globs(m) is not None for m in item.matchers)
+        )
+        self._tables: dict[LogSource, _Tables] = {}
+
+    @property
+    def covered(self) -> frozenset[int]:
+        """Item ids decided here: every item whose matchers are all globs."""
+        return self._covered
+
+    def decide(self, events: Sequence[Event]) -> list[set[int]]:
+        """True covered items per event (items of rules its logsource meets)."""
+        tables = self._tables
+        out: list[set[int]] = []
+        for event in events:
+            table = tables.get(event.logsource)
+            if table is None:
+                table = self._build(event.logsource)
+            out.append(table.decide(event.fields))
+        return out
+
+    def _build(self, logsource: LogSource) -> _Tables:
+        wanted: set[int] = set()
+        for rule in self._plan.rules:
+            if rule.info.logsource.admits(logsource):
+                wanted.update(rule.item_ids)
+        items = self._plan.items
+        table = _Tables(items[i] for i in sorted(wanted & self._covered))
+        self._tables[logsource] = table
+        return table
+
+
+def item_globs(matcher: object) -> list[Glob] | None:
+    """The globs of a matcher made only of globs (a Glob, or AnyOf of them), else None."""
     if isinstance(matcher, Glob):
         return [matcher]
     if isinstance(matcher, AnyOf):
         out: list[Glob] = []
         for alternative in matcher.alternatives:
-            globs = _globs(alternative)
+            globs = item_globs(alternative)
             if globs is None:
                 return None
             out.extend(globs)
@@ -193,7 +253,7 @@ def _globs(matcher: object) -> list[Glob] | None:
 def build_python_scanner(plan: RulePlan, cache_dir: Path | None) -> PythonScanner:
     """Scanner factory registered as ``"python"``."""
     del cache_dir
-    return PythonScanner(plan.items)
+    return PythonScanner(plan)
 
 
 SCANNERS["python"] = build_python_scanner
