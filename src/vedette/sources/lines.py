@@ -134,9 +134,7 @@ class TextDecoder:
 def head_lines(head: bytes, limit: int = 20) -> list[bytes]:
     """The first complete non-empty lines of a sniffing head (the last, maybe cut, is dropped
     unless the head holds a single line)."""
-    head = head[:16384]
-    if b"\x00" in head[:1024]:
-        return []  # binary: no line-oriented format starts like this
+    head = head[:16384]  # sniffers need a few lines, not the whole head
     parts = head.split(b"\n")
     if len(parts) > 1:
         parts = parts[:-1]
