@@ -78,6 +78,7 @@ class IndicatorIndex:
         self._count = 0
         self._plan: dict[str, tuple[Callable[[Any, str, list[Hit]], None], ...]] | None = None
         self._url_parts: tuple[tuple[str, str], ...] = ()
+        self._watched: frozenset[str] = frozenset()
         self._net4_probe: list[tuple[int, dict[int, Entry]]] = []
         self._net6_probe: list[tuple[int, dict[int, Entry]]] = []
         self._ip_cache: dict[str, tuple[int, int] | None] = {}
@@ -235,16 +236,19 @@ class IndicatorIndex:
         if self._count == 0:
             return []
         plan = self._plan if self._plan is not None else self._compile()
+        watched = self._watched
         url_parts = self._url_parts
         out: list[Detection] = []
         for event in events:
             fields = event.fields
             hits: list[Hit] = []
-            for name, value in fields.items():
-                probes = plan.get(name)
-                if probes is None or value is None:
+            # A set intersection in C finds the few watched fields of an event faster than a
+            # Python loop over all its fields.
+            for name in watched.intersection(fields):
+                value = fields[name]
+                if value is None:
                     continue
-                for probe in probes:
+                for probe in plan[name]:
                     probe(value, name, hits)
             for host_field, path_field in url_parts:
                 host = fields.get(host_field)
@@ -275,6 +279,7 @@ class IndicatorIndex:
             if probes:
                 plan[name] = probes
         self._url_parts = self.fields.url_parts if active["url"] else ()
+        self._watched = frozenset(plan)
         self._net4_probe = [(32 - p, t) for p, t in sorted(self._nets4.items())]
         self._net6_probe = [(128 - p, t) for p, t in sorted(self._nets6.items())]
         self._plan = plan
@@ -418,6 +423,9 @@ class IndicatorIndex:
 
     def _detections(self, event: Event, hits: list[Hit]) -> list[Detection]:
         when = event.timestamp
+        if len(hits) > 1:  # report fields in the event's own order, whatever the set order
+            position = {name: i for i, name in enumerate(event.fields)}
+            hits.sort(key=lambda hit: position.get(hit[3], len(position)))
         grouped: dict[tuple[Any, ...], tuple[IndicatorInfo, str, str, list[tuple[str, Any]]]] = {}
         for kind, key, entry, field, observed in hits:
             for info in _infos(entry):
