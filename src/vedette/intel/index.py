@@ -185,7 +185,7 @@ class IndicatorIndex:
         if kind == "domain":
             return self._domains, value
         if kind == "url":
-            return self._urls, url_key(value)
+            return self._urls, value if "://" not in value else url_key(value)
         if kind == "email":
             return self._emails, value
         if kind in HASH_LENGTHS:

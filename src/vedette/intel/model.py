@@ -181,8 +181,7 @@ def normalize(kind: str, text: str) -> str:
     if kind == "domain":
         return normalize_domain(text)
     if kind == "url":
-        url_key(text)
-        return refang(text)
+        return url_key(text)
     if kind == "email":
         return normalize_email(text)
     if kind in HASH_LENGTHS:
