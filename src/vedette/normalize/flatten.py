@@ -12,6 +12,27 @@ from typing import Any
 _SCALARS = (str, int, float, bool)
 
 
+def is_flat(value: dict[str, Any]) -> bool:
+    """True when no value is an object and every list holds scalars only (checked in C loops)."""
+    types = set(map(type, value.values()))
+    if dict in types:
+        return False
+    if list not in types:
+        return True
+    for item in value.values():
+        if type(item) is list:
+            inner = set(map(type, item))
+            if dict in inner or list in inner:
+                return False
+    return True
+
+
+def flatten_owned(value: dict[str, Any]) -> dict[str, Any]:
+    """Flat fields of a JSON object the caller owns: ``value`` itself when it is already flat
+    (most Zeek and many ECS records), else a flat copy."""
+    return value if is_flat(value) else flatten_json(value)
+
+
 def flatten_json(
     value: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None
 ) -> dict[str, Any]:

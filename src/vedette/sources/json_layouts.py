@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vedette.events import Event, LogSource, SourceRef
-from vedette.normalize.flatten import flatten_json
+from vedette.normalize.flatten import flatten_json, flatten_owned
 from vedette.normalize.tables import source_table
 from vedette.normalize.timeparse import parse_timestamp
 from vedette.normalize.winevent import classify_windows_event, flatten_windows_event
@@ -145,7 +145,8 @@ def _is_zeek(record: dict[str, Any], hint: str) -> bool:
 
 
 def _zeek(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
-    fields = flatten_json(record)
+    # Zeek writes flat records (dotted names, lists of scalars) unless told to nest them
+    fields = record if dict not in set(map(type, record.values())) else flatten_json(record)
     kind = record.get("_path") or zeek_kind(hint)
     logsource = source_table("zeek").classify(kind).apply(fields)
     return fields, logsource, record.get("ts"), None
@@ -156,7 +157,7 @@ def _is_suricata(record: dict[str, Any], hint: str) -> bool:
 
 
 def _suricata(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
-    fields = flatten_json(record)
+    fields = flatten_owned(record)
     logsource = source_table("suricata").classify(record.get("event_type")).apply(fields)
     return fields, logsource, record.get("timestamp"), record.get("host")
 
@@ -166,7 +167,7 @@ def _is_cloudtrail(record: dict[str, Any], hint: str) -> bool:
 
 
 def _cloudtrail(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
-    fields = flatten_json(record)
+    fields = flatten_owned(record)
     logsource = source_table("cloudtrail").classify().apply(fields)
     return fields, logsource, record.get("eventTime") or record.get("@timestamp"), None
 
@@ -183,7 +184,7 @@ def _looks_like_time_key(key: str) -> bool:
 
 
 def _generic(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
-    fields = flatten_json(record)
+    fields = flatten_owned(record)
     timestamp = next((fields[k] for k in _GENERIC_TIME if fields.get(k) is not None), None)
     if timestamp is None:  # CSV exports and ad-hoc JSON: "Event DateTime", "eventTimestamp"...
         timestamp = next(

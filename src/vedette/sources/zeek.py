@@ -108,20 +108,44 @@ class ZeekHeader:
         elif key == "types":
             self.types = value.split(self.separator)
 
-    def convert(self, raw: str, type_name: str) -> Any:
-        """A field value in its Zeek type."""
-        if raw == self.unset:
-            return None
-        container = type_name.startswith(("set[", "vector["))
-        if raw == self.empty:
-            return [] if container else ""
-        if container:
-            inner = type_name[type_name.index("[") + 1 : -1]
-            convert = _SCALAR_TYPES.get(inner)
-            items = [_unescape(item) for item in raw.split(self.set_separator)]
-            return [convert(item) for item in items] if convert else items
-        convert = _SCALAR_TYPES.get(type_name)
-        return convert(raw) if convert else _unescape(raw)
+    def converters(self) -> list[Callable[[str], Any]]:
+        """One value converter per column, built once per header (the hot loop calls them)."""
+        return [self._converter(type_name) for type_name in self.types]
+
+    def _converter(self, type_name: str) -> Callable[[str], Any]:
+        unset, empty, set_separator = self.unset, self.empty, self.set_separator
+        if type_name.startswith(("set[", "vector[")):
+            inner = _SCALAR_TYPES.get(type_name[type_name.index("[") + 1 : -1])
+
+            def container(raw: str) -> Any:
+                if raw == unset:
+                    return None
+                if raw == empty:
+                    return []
+                items = [_unescape(item) for item in raw.split(set_separator)]
+                return [inner(item) for item in items] if inner else items
+
+            return container
+        scalar = _SCALAR_TYPES.get(type_name)
+        if scalar is None:
+
+            def text(raw: str) -> Any:
+                if raw == unset:
+                    return None
+                if raw == empty:
+                    return ""
+                return _unescape(raw) if "\\" in raw else raw
+
+            return text
+
+        def typed(raw: str) -> Any:
+            if raw == unset:
+                return None
+            if raw == empty:
+                return ""
+            return scalar(raw)
+
+        return typed
 
 
 def read_header(source: Source) -> ZeekHeader:
@@ -151,6 +175,8 @@ class ZeekTsvReader(Reader):
         decoder = TextDecoder(source)
         table = source_table("zeek")
         display = source.display
+        converters: list[Callable[[str], Any]] = []
+        converters_for: list[str] | None = None
         with source.open() as stream:
             for line in iter_raw_lines(stream, source, report):
                 text = decoder.decode(line)
@@ -164,11 +190,18 @@ class ZeekTsvReader(Reader):
                     detail = f"{len(values)} columns, header has {len(header.fields)}"
                     report.warn(display, reason, detail, offset=line.offset, line=line.number)
                     continue
-                types = header.types if len(header.types) == len(values) else [""] * len(values)
-                fields = {
-                    name: header.convert(raw, type_name)
-                    for name, raw, type_name in zip(header.fields, values, types, strict=True)
-                }
+                if converters_for is not header.types:
+                    converters_for = header.types
+                    converters = header.converters()
+                    if len(converters) != len(header.fields):
+                        converters = [str] * len(header.fields)  # no usable #types line
+                fields = dict(
+                    zip(
+                        header.fields,
+                        [c(r) for c, r in zip(converters, values, strict=True)],
+                        strict=True,
+                    )
+                )
                 kind = header.path or zeek_kind(source.name)
                 logsource = table.classify(kind).apply(fields)
                 ts = fields.get("ts")
