@@ -289,3 +289,22 @@ def test_revoked_stix_indicator_is_withdrawn_on_reimport(tmp_path: Path) -> None
     assert report.removed == 2 and len(index) == 0
     assert not hits(index, {"QueryName": "evil.example"})
     assert not hits(index, {"DestinationIp": "192.0.2.1"})
+
+
+def test_real_suricata_and_zeek_events_through_the_readers() -> None:
+    from vedette.sources import ReadReport, read_events
+
+    suricata = dataset("misc-logs", "suricata")
+    zeek_dns = dataset("misc-logs", "zeek")
+    http = next(p for p in suricata.rglob("http.json"))
+    dns = next(p for p in zeek_dns.rglob("dns.log.gz"))
+    report = ReadReport()
+    (http_event, *_) = next(iter(read_events(http, report=report)))
+    (dns_event, *_) = next(iter(read_events(dns, report=report)))
+    host = str(http_event.fields["http.hostname"])
+    url = f"http://{host}{http_event.fields['http.url']}"
+    query = str(dns_event.fields["query"])
+    index = index_of(("url", url), ("domain", query), ("ip", str(dns_event.fields["id.resp_h"])))
+    assert url.split("://", 1)[1] in hits(index, {**http_event.fields})
+    found = hits(index, {**dns_event.fields})
+    assert query in found and str(dns_event.fields["id.resp_h"]) in found
