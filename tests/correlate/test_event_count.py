@@ -42,7 +42,7 @@ def test_fires_when_the_threshold_is_reached_not_before(make: Factory) -> None:
     assert alert.extra["group_by"] == {"TargetUserName": "alice"}
     assert alert.event.timestamp == T0 + timedelta(seconds=40)
     assert len(alert.extra["events"]) == 5
-    assert alert.extra["events"][0]["source"].line is not None
+    assert alert.extra["events"][0]["source"] == {"path": "test.log", "format": "jsonl", "line": 1}
 
 
 def test_one_short_of_the_threshold_does_not_fire(make: Factory) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from vedette.correlate.measures import MEASURES, Entry, Tally
 from vedette.correlate.spec import CorrelationSpec
-from vedette.events import Detection, level_rank
+from vedette.events import Detection, SourceRef, level_rank
 
 GroupKey = tuple[Any, ...]
 
@@ -289,7 +289,7 @@ class Evaluator:
                 {
                     "rule_id": self.rule_ids[entry.rule],
                     "timestamp": micros_to_datetime(entry.time),
-                    "source": entry.source,
+                    "source": _source_dict(entry.source),
                 }
                 for entry in entries[:MAX_EVENT_REFS]
             ],
@@ -314,6 +314,18 @@ class Evaluator:
             rule_path=spec.path,
             extra=extra,
         )
+
+
+def _source_dict(source: SourceRef | None) -> dict[str, Any] | None:
+    """A contributing event's place as plain data (what every output format can write)."""
+    if source is None:
+        return None
+    place: dict[str, Any] = {"path": source.path, "format": source.format}
+    for name in ("record_id", "line", "offset"):
+        value = getattr(source, name)
+        if value is not None:
+            place[name] = value
+    return place
 
 
 def _lookup(detection: Detection, name: str) -> Any:
