@@ -308,3 +308,17 @@ def test_real_suricata_and_zeek_events_through_the_readers() -> None:
     assert url.split("://", 1)[1] in hits(index, {**http_event.fields})
     found = hits(index, {**dns_event.fields})
     assert query in found and str(dns_event.fields["id.resp_h"]) in found
+
+
+def test_retro_hunt_ignores_valid_from_but_not_expiry(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.csv"
+    path.write_text(
+        "type,value,valid_from,valid_until\n"
+        "domain,new.example,2025-06-01T00:00:00Z,\n"
+        "domain,old.example,2024-01-01T00:00:00Z,2024-06-01T00:00:00Z\n"
+    )
+    strict = IndicatorIndex.from_feeds([path])
+    retro = IndicatorIndex.from_feeds([FeedSpec(path, ignore_valid_from=True)])
+    assert not hits(strict, {"QueryName": "new.example"})  # WHEN is before valid_from
+    assert hits(retro, {"QueryName": "new.example"}) == ["new.example"]
+    assert not hits(retro, {"QueryName": "old.example"})  # expired stays expired

@@ -66,6 +66,11 @@ def _add_feed_options(parser: argparse.ArgumentParser) -> None:
         "--level", help="level of every match of these feeds (overrides confidence)"
     )
     parser.add_argument(
+        "--ignore-valid-from",
+        action="store_true",
+        help="retro-hunt: also match events older than an indicator's valid_from",
+    )
+    parser.add_argument(
         "--include-non-ids",
         action="store_true",
         help="also use MISP attributes not flagged to_ids",
@@ -79,16 +84,18 @@ def _configure_check(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="list every unsupported item")
 
 
-def _apply_ids(specs: list[FeedSpec], include_non_ids: bool) -> list[FeedSpec]:
-    if not include_non_ids:
-        return specs
+def _apply_ids(specs: list[FeedSpec], args: argparse.Namespace) -> list[FeedSpec]:
     from dataclasses import replace
 
-    return [replace(spec, to_ids_only=False) for spec in specs]
+    if args.include_non_ids:
+        specs = [replace(spec, to_ids_only=False) for spec in specs]
+    if args.ignore_valid_from:
+        specs = [replace(spec, ignore_valid_from=True) for spec in specs]
+    return specs
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    specs = _apply_ids(_specs(args, args.feeds), args.include_non_ids)
+    specs = _apply_ids(_specs(args, args.feeds), args)
     index = IndicatorIndex()
     started = time.perf_counter()
     for spec in specs:
@@ -162,7 +169,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 def _run_sweep(args: argparse.Namespace) -> int:
     from vedette.sources import ReadReport, iter_input_files, read_events
 
-    specs = _apply_ids(_specs(args, args.intel), args.include_non_ids)
+    specs = _apply_ids(_specs(args, args.intel), args)
     index = IndicatorIndex()
     for spec in specs:
         index.load_feed(spec)

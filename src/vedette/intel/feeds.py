@@ -11,6 +11,8 @@ flagged ``to_ids`` are used. A YAML feed list names several feeds with their set
         level: critical
       - path: blocked-ips.txt
         type: ip
+      - path: fresh-cert-bundle.json
+        ignore_valid_from: true     # retro-hunt: match events older than valid_from too
 
 Loaders are registered by format name in :data:`FEED_LOADERS`; each yields
 :class:`~vedette.intel.model.Indicator` objects and records what it skipped in a
@@ -44,6 +46,7 @@ class FeedSpec:
     level: str | None = None
     confidence: int | None = None
     to_ids_only: bool = True
+    ignore_valid_from: bool = False
 
     def source_name(self) -> str:
         """The source name shown in detections (the file name when none is set)."""
@@ -136,7 +139,7 @@ def read_feed_list(path: Path) -> list[FeedSpec]:
         if not isinstance(entry, dict) or "path" not in entry:
             raise FeedError(f"{path}: feed #{number} needs a 'path'")
         unknown = set(entry) - {"path", "format", "source", "type", "level", "confidence",
-                                "to_ids_only"}  # fmt: skip
+                                "to_ids_only", "ignore_valid_from"}  # fmt: skip
         if unknown:
             raise FeedError(f"{path}: feed #{number}: unknown setting(s) {sorted(unknown)}")
         spec = FeedSpec(
@@ -147,6 +150,7 @@ def read_feed_list(path: Path) -> list[FeedSpec]:
             level=entry.get("level"),
             confidence=entry.get("confidence"),
             to_ids_only=bool(entry.get("to_ids_only", True)),
+            ignore_valid_from=bool(entry.get("ignore_valid_from", False)),
         )
         spec.validate()
         specs.append(spec)
@@ -191,7 +195,7 @@ def iter_feed(spec: FeedSpec, report: FeedReport | None = None) -> Iterator[Indi
         report = FeedReport(path=str(spec.path), format=fmt, source=spec.source_name())
     report.format = fmt
     indicators = loader(spec, report)
-    if spec.level is None and spec.confidence is None:
+    if spec.level is None and spec.confidence is None and not spec.ignore_valid_from:
         yield from indicators
         return
     cache: dict[int, tuple[IndicatorInfo, IndicatorInfo]] = {}
@@ -204,6 +208,7 @@ def iter_feed(spec: FeedSpec, report: FeedReport | None = None) -> Iterator[Indi
                 confidence=indicator.info.confidence
                 if indicator.info.confidence is not None
                 else spec.confidence,
+                valid_from=None if spec.ignore_valid_from else indicator.info.valid_from,
             )
             pair = (indicator.info, info)
             cache[id(indicator.info)] = pair
