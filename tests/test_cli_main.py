@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from vedette import __version__
@@ -29,3 +33,61 @@ def test_version_command_lists_engines(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["version"]) == 0
     out = capsys.readouterr().out
     assert "pysigma" in out and "evtx" in out
+
+
+def test_help_lists_the_responder_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("scan", "rules", "version"):
+        assert command in out
+    assert "examples:" in out
+
+
+def test_rules_group_has_update(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ("rules", "update") in build_registry().commands
+    with pytest.raises(SystemExit):
+        main(["rules", "--help"])
+    assert "update" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["scna", "logs"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and "Traceback" not in err
+
+
+def test_vedette_error_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VEDETTE_HOME", str(tmp_path / "home"))
+    assert main(["rules", "update", "--file", str(tmp_path / "missing.zip")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1
+    assert errors[0].startswith("vedette: error: cannot read rule archive")
+
+
+def test_unexpected_exception_is_reported_as_a_bug_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import vedette.cli.cmd_rules_update as cmd
+
+    def broken(**kwargs: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setenv("VEDETTE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cmd, "update_rules", broken)
+    assert main(["rules", "update", "--file", str(tmp_path / "x.zip")]) == 70
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: boom" in err and "Traceback" not in err
+
+
+def test_python_dash_m_vedette_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vedette", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"vedette {__version__}"
