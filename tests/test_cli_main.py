@@ -65,7 +65,7 @@ def test_vedette_error_is_one_line_and_exit_1(
 ) -> None:
     monkeypatch.setenv("VEDETTE_HOME", str(tmp_path / "home"))
     assert main(["rules", "update", "--file", str(tmp_path / "missing.zip")]) == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vedette:")]
     assert len(errors) == 1
     assert errors[0].startswith("vedette: error: cannot read rule archive")
 
