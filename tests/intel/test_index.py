@@ -322,3 +322,13 @@ def test_retro_hunt_ignores_valid_from_but_not_expiry(tmp_path: Path) -> None:
     assert not hits(strict, {"QueryName": "new.example"})  # WHEN is before valid_from
     assert hits(retro, {"QueryName": "new.example"}) == ["new.example"]
     assert not hits(retro, {"QueryName": "old.example"})  # expired stays expired
+
+
+def test_dns_answers_checked_for_addresses_and_names() -> None:
+    index = index_of(("ip", "203.0.113.0/24"), ("domain", "cdn.evil.example"))
+    sysmon = "type:  5 cdn.evil.example;::ffff:203.0.113.77;"
+    assert hits(index, {"QueryName": "innocent.example", "QueryResults": sysmon}) == [
+        "cdn.evil.example",
+        "203.0.113.0/24",
+    ]
+    assert hits(index, {"answers": ["198.51.100.1", "203.0.113.9"]}) == ["203.0.113.0/24"]

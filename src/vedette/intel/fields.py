@@ -14,7 +14,7 @@ import yaml
 
 from vedette.errors import ConfigError
 
-FIELD_KINDS = ("ip", "domain", "url", "hash", "email")
+FIELD_KINDS = ("ip", "domain", "answers", "url", "hash", "email")
 
 
 @dataclass(slots=True, frozen=True)

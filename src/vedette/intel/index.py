@@ -269,6 +269,7 @@ class IndicatorIndex:
         active: dict[str, Callable[[Any, str, list[Hit]], None] | None] = {
             "ip": self._probe_ip if has_ip else None,
             "domain": self._probe_domain if (self._domains or has_ip) else None,
+            "answers": self._probe_answers if (self._domains or has_ip) else None,
             "url": self._probe_url if (self._urls or self._domains or has_ip) else None,
             "hash": self._probe_hash if self._hashes else None,
             "email": self._probe_email if self._emails else None,
@@ -351,6 +352,20 @@ class IndicatorIndex:
             if dot < 0:
                 return
             name = name[dot + 1 :]
+
+    def _probe_answers(self, value: Any, field: str, hits: list[Hit]) -> None:
+        if isinstance(value, list):
+            for item in value:
+                self._probe_answers(item, field, hits)
+            return
+        if not isinstance(value, str):
+            return
+        for answer in value.split(";"):
+            answer = answer.strip()
+            if answer.startswith("type:"):  # Sysmon: "type:  5 cname.example"
+                answer = answer.rsplit(None, 1)[-1]
+            if answer:
+                self._probe_domain(answer, field, hits)
 
     def _probe_url(self, value: Any, field: str, hits: list[Hit]) -> None:
         if isinstance(value, list):
