@@ -3,6 +3,7 @@ filters, enrichment, and bad input."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,26 @@ def test_spilling_at_every_level_changes_nothing(tmp_path: Path) -> None:
     spilled, _ = scan(MemoryInput(corpus()), tmp_path / "b", jobs=2, run_size=5, spill_threshold=4)
     assert lines(spilled) == lines(plain)
     assert not any((tmp_path / "b").iterdir())  # the spill folder is removed
+
+
+def test_one_big_file_is_fanned_out_over_the_workers_with_the_same_output(tmp_path: Path) -> None:
+    files = corpus(files=3)
+    files["case/big.evtx"] = corpus(files=1, per_file=300)["case/host0/file0.evtx"]
+    for event in files["case/big.evtx"]:
+        event.source = replace(event.source, path="case/big.evtx")  # type: ignore[type-var]
+    one, _ = scan(MemoryInput(files), tmp_path / "a", jobs=1)
+    fanned, result = scan(MemoryInput(files), tmp_path / "b", jobs=2, fanout_min_bytes=100)
+    assert lines(fanned) == lines(one)
+    assert result.stats.events_read == 420 and result.stats.files_by_format == {"evtx": 4}
+
+
+def test_a_reader_failing_during_fan_out_costs_only_that_file(tmp_path: Path) -> None:
+    files = corpus(files=3)
+    files["case/big.evtx"] = corpus(files=1, per_file=300)["case/host0/file0.evtx"]
+    source = MemoryInput(files, explode={"case/big.evtx"})
+    out, result = scan(source, tmp_path, jobs=2, fanout_min_bytes=100)
+    assert result.stats.skipped_by_reason == {"internal-error": 1}
+    assert result.stats.events_read == 120 and out
 
 
 def test_filters_apply_to_output_but_correlation_sees_everything(tmp_path: Path) -> None:

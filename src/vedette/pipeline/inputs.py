@@ -28,6 +28,8 @@ class ReadJob:
     size: int
     task: Any = None
     """The reader's own task object (``vedette.sources.ReadTask``), or None for the whole file."""
+    stride: tuple[int, int] | None = None
+    """``(k, n)``: read everything, match only batches k, k+n, k+2n, ... (see the runner)."""
 
 
 @dataclass(slots=True)

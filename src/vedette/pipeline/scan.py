@@ -44,6 +44,8 @@ class ScanRequest:
     """Detections held in memory per sorter before a sorted run is spilled to disk."""
     spill_threshold: int = 20_000
     """Detections a worker holds for one job before it spills a sorted run."""
+    fanout_min_bytes: int = 8 * 1024 * 1024
+    """Smallest job whose batches are spread over all workers (see ``RunOptions``)."""
 
 
 @dataclass(slots=True)
@@ -79,7 +81,10 @@ def execute_scan(
     spill_dir = Path(tempfile.mkdtemp(prefix="vedette-scan-", dir=request.temp_dir))
     try:
         options = RunOptions(
-            jobs=request.jobs, spill_dir=spill_dir, spill_threshold=request.spill_threshold
+            jobs=request.jobs,
+            spill_dir=spill_dir,
+            spill_threshold=request.spill_threshold,
+            fanout_min_bytes=request.fanout_min_bytes,
         )
         runner = ScanRunner(
             detector,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +71,21 @@ class SourcesInput:
         )
 
 
+COMPRESSION_RATIO = 8
+"""Assumed expansion of a .gz / .bz2 file: job sizes estimate work, which follows the text."""
+
+
 def _task_size(task: ReadTask) -> int:
+    """Bytes of log text a job will read: the work it stands for, used to plan the workers."""
     if task.end is not None:
         return task.end - task.start
     try:
-        return max(0, os.path.getsize(task.path) - task.start)
-    except OSError:
+        if task.member is not None:
+            with zipfile.ZipFile(task.path) as archive:
+                return archive.getinfo(task.member).file_size
+        size = max(0, os.path.getsize(task.path) - task.start)
+    except (OSError, KeyError, zipfile.BadZipFile):
         return 0
+    if task.path.lower().endswith((".gz", ".bz2")):
+        return size * COMPRESSION_RATIO
+    return size

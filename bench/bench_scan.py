@@ -1,0 +1,247 @@
+"""Benchmark of the whole `vedette scan` command: wall time and peak memory.
+
+Each case runs ``vedette scan`` as a subprocess (exactly what a user runs) several times and
+reports the median wall time and the median peak memory of the process tree (parent plus
+workers), sampled from ``/proc`` every 50 ms: the sum of RSS (counts pages the forked workers
+share with the parent once per process, so it overstates) and the sum of PSS (shared pages
+divided among their sharers: the honest figure).
+
+Cases (the full SigmaHQ Windows rule set: Windows rules of ``rules``, ``rules-threat-hunting``
+and ``rules-emerging-threats``, compiled once into a warm cache before timing):
+
+* ``evtx-attack-samples`` at ``--jobs 1`` and ``--jobs 2``;
+* the 53,698-event OTRF LSASS campaign file at ``--jobs 1`` and ``--jobs 2``;
+* ``evtx-attack-samples`` doubled and quadrupled (every file linked 2x / 4x under distinct
+  names in a temporary folder) at ``--jobs 2``: time should grow linearly, memory stay flat.
+
+Usage::
+
+    .venv/bin/python bench/bench_scan.py [--runs 3] [--json bench/out/scan.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("VEDETTE_DATASETS", ROOT.parent / "shared" / "datasets"))
+VEDETTE = ROOT / ".venv" / "bin" / "vedette"
+RULE_FOLDERS = ("rules", "rules-threat-hunting", "rules-emerging-threats")
+ATTACK_SAMPLES = DATASETS / "evtx-attack-samples"
+LSASS = (
+    DATASETS
+    / "otrf-security-datasets"
+    / "datasets"
+    / "compound"
+    / "LSASS_campaign_01"
+    / "metasploit_logonpasswords_lsass_memory_dump.zip"
+)
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Result:
+    """Medians of one case."""
+
+    case: str
+    jobs: int
+    runs: int
+    events: int
+    detections: int
+    wall_seconds: float
+    wall_min: float
+    wall_max: float
+    peak_rss_mib: float
+    peak_pss_mib: float
+    events_per_second: float
+
+
+def windows_rule_links(sigma: Path, into: Path) -> int:
+    """Link every Windows rule file (product windows, or antivirus) into ``into``."""
+    import yaml
+
+    into.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for folder in RULE_FOLDERS:
+        for path in sorted((sigma / folder).rglob("*.yml")):
+            with path.open(encoding="utf-8") as handle:
+                docs = list(yaml.load_all(handle, Loader=yaml.CSafeLoader))
+            if any(
+                isinstance(d, dict)
+                and isinstance(d.get("logsource"), dict)
+                and (
+                    d["logsource"].get("product") == "windows"
+                    or d["logsource"].get("category") == "antivirus"
+                )
+                for d in docs
+            ):
+                count += 1
+                (into / f"{count:05d}-{path.name}").symlink_to(path.resolve())
+    return count
+
+
+def repeated_input(source: Path, times: int, into: Path) -> Path:
+    """``source``'s files linked ``times`` times under distinct folders (same content)."""
+    target = into / f"x{times}"
+    for copy in range(times):
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            link = target / f"copy{copy}" / path.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+    return target
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every descendant, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def _memory(pids: list[int]) -> tuple[int, int]:
+    """Sum of RSS and of PSS (bytes) over ``pids``."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                rss += int(statm.read().split()[1]) * PAGE
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return rss, pss
+
+
+def run_once(args: list[str]) -> tuple[float, int, int]:
+    """Wall seconds, peak tree RSS and PSS (bytes) of one command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak_rss = peak_pss = 0
+    while process.poll() is None:
+        rss, pss = _memory(_tree(process.pid))
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        message = process.stderr.read().decode() if process.stderr else ""
+        raise SystemExit(f"failed ({process.returncode}): {' '.join(args)}\n{message}")
+    return wall, peak_rss, peak_pss
+
+
+def bench_case(
+    name: str, inputs: list[Path], rules: Path, cache: Path, jobs: int, runs: int, work: Path
+) -> Result:
+    """Median of ``runs`` runs of one scan."""
+    summary = work / "summary.json"
+    args = [
+        str(VEDETTE), "scan", *map(str, inputs), "--rules", str(rules), "--cache-dir", str(cache),
+        "--jobs", str(jobs), "-f", "jsonl", "-o", os.devnull, "--no-summary", "--no-progress",
+        "--summary-json", str(summary),
+    ]  # fmt: skip
+    walls, rsss, psss = [], [], []
+    for _ in range(runs):
+        wall, rss, pss = run_once(args)
+        walls.append(wall)
+        rsss.append(rss)
+        psss.append(pss)
+    data = json.loads(summary.read_text())
+    wall = statistics.median(walls)
+    return Result(
+        case=name,
+        jobs=jobs,
+        runs=runs,
+        events=data["events_read"],
+        detections=data["detections"],
+        wall_seconds=round(wall, 2),
+        wall_min=round(min(walls), 2),
+        wall_max=round(max(walls), 2),
+        peak_rss_mib=round(statistics.median(rsss) / 2**20, 1),
+        peak_pss_mib=round(statistics.median(psss) / 2**20, 1),
+        events_per_second=round(data["events_read"] / wall, 1),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--quick", action="store_true", help="skip the LSASS and x4 cases")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vedette-bench-scan-"))
+    try:
+        rules = work / "windows-rules"
+        rule_count = windows_rule_links(DATASETS / "sigma", rules)
+        cache = work / "cache"
+        print(f"rules: {rule_count} SigmaHQ Windows rule files; machine: {os.cpu_count()} cores")
+        started = time.perf_counter()
+        cold, _, _ = run_once(
+            [str(VEDETTE), "scan", str(ATTACK_SAMPLES / "Execution"), "--rules", str(rules),
+             "--cache-dir", str(cache), "-o", os.devnull, "--no-summary", "--no-progress",
+             "--jobs", "1"]
+        )  # fmt: skip
+        print(f"cold start (compile + fill cache, small input): {cold:.1f} s", flush=True)
+        del started
+        cases: list[tuple[str, list[Path], int]] = [
+            ("evtx-attack-samples", [ATTACK_SAMPLES], 1),
+            ("evtx-attack-samples", [ATTACK_SAMPLES], 2),
+            ("evtx-attack-samples x2", [repeated_input(ATTACK_SAMPLES, 2, work)], 2),
+        ]
+        if not options.quick:
+            cases += [
+                ("evtx-attack-samples x4", [repeated_input(ATTACK_SAMPLES, 4, work)], 2),
+                ("OTRF LSASS_campaign_01", [LSASS], 1),
+                ("OTRF LSASS_campaign_01", [LSASS], 2),
+            ]
+        results = []
+        for name, inputs, jobs in cases:
+            result = bench_case(name, inputs, rules, cache, jobs, options.runs, work)
+            results.append(result)
+            print(json.dumps(asdict(result)), flush=True)
+        print()
+        print("| input | jobs | events | detections | wall s (median, min–max) | events/s |"
+              " peak RSS sum MiB | peak PSS sum MiB |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
+        for r in results:
+            print(
+                f"| {r.case} | {r.jobs} | {r.events:,} | {r.detections:,} | "
+                f"{r.wall_seconds} ({r.wall_min}–{r.wall_max}) | {r.events_per_second:,.0f} | "
+                f"{r.peak_rss_mib} | {r.peak_pss_mib} |"
+            )
+        if options.json:
+            options.json.parent.mkdir(parents=True, exist_ok=True)
+            payload = {"rules": rule_count, "cold_start_seconds": round(cold, 2)}
+            payload["results"] = [asdict(r) for r in results]  # type: ignore[assignment]
+            options.json.write_text(json.dumps(payload, indent=2) + "\n")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
