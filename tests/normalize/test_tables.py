@@ -11,7 +11,7 @@ from vedette.events import LogSource
 from vedette.normalize.tables import linux_sysmon_logsource, source_table
 
 TABLES = ("zeek", "suricata", "cloudtrail", "syslog", "syslog_facility", "auditd", "cef",
-          "linux_sysmon", "apache_error")  # fmt: skip
+          "linux_sysmon", "apache_error", "weblog")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", TABLES)
