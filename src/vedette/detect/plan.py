@@ -63,6 +63,21 @@ from typing import Any
 from vedette.events import LogSource
 
 
+class _Compact:
+    """Pickles a frozen slotted dataclass as a constructor call.
+
+    The default pickling of frozen slotted dataclasses sets each field through a slow Python
+    path; a cached plan holds about a hundred thousand of these objects, so this halves the time
+    of a warm start.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        names = self.__dataclass_fields__  # type: ignore[attr-defined]
+        return (type(self), tuple(getattr(self, name) for name in names))
+
+
 class Wildcard(enum.Enum):
     """Wildcard markers inside a :class:`Glob`."""
 
@@ -81,7 +96,7 @@ GlobToken = str | Wildcard
 
 
 @dataclass(slots=True, frozen=True)
-class Glob:
+class Glob(_Compact):
     """Whole-value wildcard match; ``tokens`` alternate literal text and :class:`Wildcard`."""
 
     tokens: tuple[GlobToken, ...]
@@ -142,7 +157,7 @@ def make_glob(
 
 
 @dataclass(slots=True, frozen=True)
-class Regex:
+class Regex(_Compact):
     """Python regular expression (``re.search``) with Sigma flags ``i``, ``m``, ``s``."""
 
     pattern: str
@@ -150,14 +165,14 @@ class Regex:
 
 
 @dataclass(slots=True, frozen=True)
-class Cidr:
+class Cidr(_Compact):
     """Value is an IPv4/IPv6 address inside one of ``networks`` (``"10.0.0.0/8"``...)."""
 
     networks: tuple[str, ...]
 
 
 @dataclass(slots=True, frozen=True)
-class Compare:
+class Compare(_Compact):
     """Numeric comparison ``value <op> number`` with op in lt, lte, gt, gte."""
 
     op: str
@@ -165,19 +180,19 @@ class Compare:
 
 
 @dataclass(slots=True, frozen=True)
-class Exists:
+class Exists(_Compact):
     """``exists: true``: the field is present (whatever its value, null included)."""
 
     present: bool
 
 
 @dataclass(slots=True, frozen=True)
-class Null:
+class Null(_Compact):
     """``field: null``: the field is absent, null, or an empty list."""
 
 
 @dataclass(slots=True, frozen=True)
-class FieldRef:
+class FieldRef(_Compact):
     """``fieldref``: the value equals (or starts/ends with, or contains) field ``other``'s value."""
 
     other: str
@@ -186,7 +201,7 @@ class FieldRef:
 
 
 @dataclass(slots=True, frozen=True)
-class TimePart:
+class TimePart(_Compact):
     """Time modifiers: ``part`` (minute, hour, day, week, month, year) of a timestamp value."""
 
     part: str
@@ -194,7 +209,7 @@ class TimePart:
 
 
 @dataclass(slots=True, frozen=True)
-class AnyOf:
+class AnyOf(_Compact):
     """OR of alternatives produced by an expansion modifier (windash, base64offset, expand)."""
 
     alternatives: tuple[ValueMatcher, ...]
@@ -207,7 +222,7 @@ SCANNABLE_KINDS: tuple[type, ...] = (Glob, Regex, AnyOf)
 
 
 @dataclass(slots=True, frozen=True)
-class DetectionItem:
+class DetectionItem(_Compact):
     """One field (or keyword) test: ``any``/``all`` of ``matchers`` over the field's values."""
 
     item_id: int
@@ -225,42 +240,42 @@ class DetectionItem:
 
 
 @dataclass(slots=True, frozen=True)
-class ItemRef:
+class ItemRef(_Compact):
     """Leaf of a selection tree: the truth of item ``item_id``."""
 
     item_id: int
 
 
 @dataclass(slots=True, frozen=True)
-class SelRef:
+class SelRef(_Compact):
     """Leaf of a condition tree: the truth of ``rule.selections[index]``."""
 
     index: int
 
 
 @dataclass(slots=True, frozen=True)
-class And:
+class And(_Compact):
     """All of ``args``."""
 
     args: tuple[Node, ...]
 
 
 @dataclass(slots=True, frozen=True)
-class Or:
+class Or(_Compact):
     """Any of ``args``."""
 
     args: tuple[Node, ...]
 
 
 @dataclass(slots=True, frozen=True)
-class Not:
+class Not(_Compact):
     """Negation of ``arg``."""
 
     arg: Node
 
 
 @dataclass(slots=True, frozen=True)
-class Const:
+class Const(_Compact):
     """A constant truth value (an empty ``all of`` is true, an empty ``1 of`` false)."""
 
     value: bool
@@ -321,7 +336,7 @@ def evaluate(
 
 
 @dataclass(slots=True, frozen=True)
-class RuleLogSource:
+class RuleLogSource(_Compact):
     """A rule's logsource (``None`` = not constrained)."""
 
     product: str | None = None
@@ -338,7 +353,7 @@ class RuleLogSource:
 
 
 @dataclass(slots=True, frozen=True)
-class RuleInfo:
+class RuleInfo(_Compact):
     """What a user sees of a loaded rule."""
 
     id: str
@@ -357,7 +372,7 @@ class RuleInfo:
 
 
 @dataclass(slots=True, frozen=True)
-class Selection:
+class Selection(_Compact):
     """A named search identifier of a rule and its tree over item ids."""
 
     name: str
@@ -365,7 +380,7 @@ class Selection:
 
 
 @dataclass(slots=True, frozen=True)
-class CompiledRule:
+class CompiledRule(_Compact):
     """A rule ready to match: selections over items, condition over selections."""
 
     info: RuleInfo
