@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,28 @@ def test_a_folder_with_corrupt_and_unsupported_files_scans_the_rest(
     skipped_paths = {Path(w["path"]).name for w in data_summary["skipped_examples"]}
     assert {"garbage.evtx", "notes.bin", "empty.log"} <= skipped_paths
     assert "Skipped" in err
+
+
+def test_archives_and_a_forced_reader_give_the_same_detections(
+    capsys: pytest.CaptureFixture[str],
+    sample: Path,
+    rules: list[str],
+    cache: list[str],
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "triage.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.write(sample, "host/sysmon.evtx")
+    code, out, err = scan(capsys, str(archive), *rules, *cache, "-f", "jsonl", "--no-summary")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert {r["rule_id"] for r in records} == {COMSVCS_ID, WMIPRVSE_ID}
+    assert {r["source"]["path"] for r in records} == {f"{archive}!host/sysmon.evtx"}
+    code, out, err = scan(
+        capsys, str(sample), *rules, *cache, "--input-format", "evtx", "-f", "jsonl", "--no-summary"
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 2
 
 
 def test_indicator_hits_use_the_same_shape(

@@ -86,6 +86,7 @@ def test_values_json_cannot_carry_become_text(schema: dict[str, Any]) -> None:
         When=datetime(2024, 1, 1, tzinfo=UTC),
         Set={"b", "a"},
         Huge=2**70,
+        Ref=SourceRef(path="a.evtx", format="evtx", record_id=3),
         Path=Path("/x"),
     )
     line = dumps(detection_record(detection))
@@ -95,6 +96,7 @@ def test_values_json_cannot_carry_become_text(schema: dict[str, Any]) -> None:
     assert record["event"]["When"] == "2024-01-01T00:00:00Z"
     assert record["event"]["Set"] == ["a", "b"]
     assert record["event"]["Huge"] == str(2**70)
+    assert record["event"]["Ref"]["record_id"] == 3
     assert b"\n" not in line
 
 

@@ -126,11 +126,18 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "-j",
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
+        default=_cores(),
         metavar="N",
         help="worker processes (default: all cores)",
     )
     tuning.add_argument("--temp-dir", type=Path, metavar="DIR", help="where to spill large output")
+
+
+def _cores() -> int:
+    """Cores this process may use (the affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _exit_1_on_usage_error(parser: argparse.ArgumentParser) -> None:

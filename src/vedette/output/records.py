@@ -7,6 +7,7 @@ described by ``docs/scan-detection.schema.json``. Keys are only ever added, neve
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -90,6 +91,8 @@ def jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, Detection):
         return {"rule_id": value.rule_id, "timestamp": iso_utc(value.event.timestamp)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return str(value)
 
 
