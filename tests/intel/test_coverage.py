@@ -77,10 +77,9 @@ def test_inline_rule_set_coverage_per_tactic(kb: AttackKB) -> None:
 
 
 def test_starter_pack_coverage_matches_its_tags(kb: AttackKB) -> None:
-    from vedette.rulepacks import default_rule_paths
+    from vedette.rulepacks import starter_pack_dir
 
-    engine = Engine.from_paths([p for p in default_rule_paths() if Path(p).exists()],
-                               scanner="none")  # fmt: skip
+    engine = Engine.from_paths([starter_pack_dir()], scanner="none")
     coverage = rule_coverage(engine.rules, kb)
     tagged = {
         kb.ref(tid).technique_id

@@ -267,3 +267,15 @@ def test_url_canonical_form() -> None:
     assert url_key("HTTP://Evil.Example:80/a/B?x=1#frag") == "evil.example/a/B?x=1"
     assert url_key("https://evil.example/") == "evil.example"
     assert url_key("hxxps://evil[.]example:8443/p") == "evil.example:8443/p"
+
+
+def test_misp_rest_response_and_event_list(tmp_path: Path) -> None:
+    attribute = {"type": "url", "value": "hxxp://evil[.]example/x", "to_ids": True, "uuid": "a"}
+    response = {"response": [{"Event": {"id": "1", "Attribute": [attribute]}}]}
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps(response))
+    indicators, report = load_feed(FeedSpec(path))
+    assert report.format == "misp"
+    assert [(i.type, i.value, i.info.reference) for i in indicators] == [
+        ("url", "evil.example/x", "MISP event 1")
+    ]
