@@ -226,3 +226,15 @@ def test_routing_by_logsource() -> None:
     linux = Event({"Image": r"C:\rar.exe"}, LogSource("linux", frozenset(), PROCESS.categories))
     assert engine.match([other, linux]) == []
     assert len(engine.match([rar(), other, rar()])) == 2
+
+
+def test_report_notes_name_the_interpretations_rules_rely_on() -> None:
+    keyword = GOOD.replace(
+        "    selection:\n        Image|endswith: '\\rar.exe'\n", "    selection:\n        - 'rar'\n"
+    )
+    plain = Engine.from_yaml(GOOD, scanner="python")
+    assert plain.load_report.notes == []
+    engine = Engine.from_yaml(keyword, scanner="python")
+    assert engine.load_report.loaded == 1
+    (note,) = engine.load_report.notes
+    assert note.startswith("1 rule(s): keyword")

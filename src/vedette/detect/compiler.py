@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -85,6 +86,23 @@ _REGEX_FLAGS = {
 _ATTACK_TECHNIQUE = re.compile(r"t\d{4}(?:\.\d{3})?\Z", re.IGNORECASE)
 
 
+NOTES: dict[str, str] = {
+    "keyword": (
+        "keyword (field-less) values match as case-insensitive substrings of any field value "
+        "(the specification leaves the matching of keywords to the tool)"
+    ),
+    "neq": (
+        "neq holds only when the field has a value that differs (an absent or null field "
+        "is not 'different')"
+    ),
+    "time": (
+        "time modifiers read the field as a timestamp (ISO 8601, epoch seconds or "
+        "milliseconds) in UTC; week is the ISO week (1-53)"
+    ),
+}
+"""Where Vedette interprets the specification; listed in the load report when rules use them."""
+
+
 class CompileError(ValueError):
     """A rule pySigma accepted but that Vedette cannot evaluate (reason in the message)."""
 
@@ -95,11 +113,15 @@ class PlanBuilder:
 
     placeholders: Mapping[str, Sequence[str]] = field(default_factory=dict)
     plan: RulePlan = field(default_factory=RulePlan)
+    notes: Counter[str] = field(default_factory=Counter)
+    """Interpretation notes (keys of :data:`NOTES`) -> number of loaded rules they concern."""
     _interned: dict[tuple[object, ...], int] = field(default_factory=dict)
+    _rule_notes: set[str] = field(default_factory=set)
 
     def add(self, rule: SigmaRule, path: str | None) -> CompiledRule:
         """Compile ``rule`` and add it to the plan; raises :class:`CompileError`."""
         pending: list[DetectionItem] = []
+        self._rule_notes = set()
         names = list(rule.detection.detections)
         selections = tuple(
             Selection(name, self._detection(rule.detection.detections[name], pending))
@@ -122,6 +144,7 @@ class PlanBuilder:
             needs_true_item=evaluate(condition, selections, lambda _i: False) is False,
         )
         self.plan.rules.append(compiled)
+        self.notes.update(self._rule_notes)
         return compiled
 
     # -- detections ------------------------------------------------------------------------
@@ -150,6 +173,8 @@ class PlanBuilder:
                 matchers.append(matcher)
         if keyword and any(not _keyword_ok(m) for m in matchers):
             raise CompileError("a keyword (field-less) detection can only hold strings or numbers")
+        if keyword:
+            self._rule_notes.add("keyword")
         node: Node = ItemRef(self._intern(item.field, tuple(matchers), match_all, pending))
         if not item.negated:
             return node
@@ -157,6 +182,7 @@ class PlanBuilder:
             return Not(node)
         # neq: "the field is different from the specified values" (modifier appendix v2.1),
         # so the field must hold a value: an absent or null field is not "different".
+        self._rule_notes.add("neq")
         null = ItemRef(self._intern(item.field, (Null(),), False, pending))
         return And((Not(null), Not(node)))
 
@@ -191,6 +217,7 @@ class PlanBuilder:
         if isinstance(value, SigmaString):
             return self._string(value, keyword)
         if isinstance(value, SigmaTimestampPart):  # before SigmaNumber: it is a subclass
+            self._rule_notes.add("time")
             return TimePart(value.timestamp_part.name.lower(), int(value.number))
         if isinstance(value, SigmaNumber):
             return _wrap(make_glob([_number_text(value.number)]), keyword)

@@ -22,7 +22,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaYAMLLoader
 
 from vedette.detect import sigma_compat
-from vedette.detect.compiler import CompileError, PlanBuilder
+from vedette.detect.compiler import NOTES, CompileError, PlanBuilder
 from vedette.detect.plan import RulePlan
 from vedette.errors import ConfigError, RuleLoadError
 
@@ -153,6 +153,9 @@ def load_rules(
             reason = f"internal error ({type(exc).__name__}: {exc})"
             report.errors.append(_error(rule, path, text, reason))
     report.correlations = len(correlations)
+    report.notes = [
+        f"{count} rule(s): {NOTES[key]}" for key, count in sorted(builder.notes.items())
+    ]
     return LoadResult(builder.plan, report, correlations)
 
 
