@@ -447,6 +447,60 @@ def workstation() -> tuple[Channel, Channel]:
         task=2,
     )
 
+    # Look-alikes that the rules must leave alone: Edge's updater calling out from Program Files,
+    # a vendor's updater registering a task, a login script's plain whoami, and a script block
+    # that downloads a report without running anything.
+    edge_update = "C:\\Program Files (x86)\\Microsoft\\EdgeUpdate\\MicrosoftEdgeUpdate.exe"
+    s.process(
+        "03:01:30.118",
+        7702,
+        edge_update,
+        f'"{edge_update}" /ua /installsource scheduler',
+        1240,
+        SYSTEM,
+        original="msedgeupdate.dll",
+        description="Microsoft Edge Update",
+        integrity="System",
+    )
+    s.network("03:01:31.540", 7702, WS_IP, "198.51.100.14", 443, "msedge.update.example.com")
+    s.process(
+        "03:01:40.002",
+        7720,
+        SYS32 + "schtasks.exe",
+        'schtasks.exe /create /tn "Contoso\\AgentUpdate" /sc daily /st 12:30 '
+        '/tr "\\"C:\\Program Files\\Contoso\\Agent\\updater.exe\\" --quiet" /ru SYSTEM /f',
+        1240,
+        SYSTEM,
+        original="schtasks.exe",
+        description="Task Scheduler Configuration Tool",
+        integrity="System",
+    )
+    s.process(
+        "03:01:52.610",
+        7740,
+        SYS32 + "whoami.exe",
+        "whoami.exe",
+        5208,
+        JDOE,
+        original="whoami.exe",
+        description="whoami - displays logged on user",
+    )
+    ps.add(
+        at("03:01:55.902"),
+        4104,
+        {
+            "MessageNumber": 1,
+            "MessageTotal": 1,
+            "ScriptBlockText": "Invoke-WebRequest -Uri https://intranet.corp.example/fx/rates.csv"
+            " -OutFile $env:USERPROFILE\\Documents\\rates.csv -UseDefaultCredentials",
+            "ScriptBlockId": guid("sb", 4)[1:-1].lower(),
+            "Path": "C:\\Users\\jdoe\\Documents\\get-rates.ps1",
+        },
+        user_sid=JDOE_SID,
+        pid=7688,
+        task=2,
+    )
+
     # --- initial access: the invoice macro starts encoded PowerShell
     s.process(
         "03:02:11.090",
@@ -703,6 +757,22 @@ def domain_controller() -> tuple[Channel, Channel, Channel]:
         integrity="System",
     )
     s.access("03:05:00.640", 2410, 704, "0x1000", BENIGN_TRACE)
+    defender = (
+        "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.25100.9008-0\\MsMpEng.exe"
+    )
+    s.procs[2480] = {"image": defender, "cmd": f'"{defender}"', "user": SYSTEM}
+    s.access("03:05:12.330", 2480, 704, "0x1010", BENIGN_TRACE)
+    s.process(
+        "03:07:44.515",
+        5170,
+        SYS32 + "certutil.exe",
+        "certutil.exe -hashfile C:\\Install\\SQL2022-KB5046861-x64.exe SHA256",
+        1300,
+        "CORP\\adm-mlopez",
+        original="CertUtil.exe",
+        description="CertUtil.exe",
+        integrity="High",
+    )
     sysl.add(
         at("03:06:30.001"),
         7036,
@@ -988,8 +1058,24 @@ def auth_and_syslog() -> tuple[list[str], list[str]]:
                 "(root) CMD (command -v debian-sa1 > /dev/null && debian-sa1 1 1)",
             )
         )
-    # An administrator logs in with a key from the jump host and restarts nginx.
+    syslog.append(
+        syslog_line(
+            "02:20:01",
+            "CRON",
+            30503,
+            "(backup) CMD (/usr/local/bin/backup.sh && curl -fsS -m 10 -o /dev/null "
+            "https://hc-ping.example.com/3f9a1c52)",
+        )
+    )
+    # An administrator logs in with a key from the jump host and restarts nginx; before that,
+    # one mistyped password (one failure is not guessing).
     auth += [
+        syslog_line(
+            "02:12:31",
+            "sshd",
+            30299,
+            f"Failed password for mlopez from {JUMP_IP} port 50118 ssh2",
+        ),
         syslog_line(
             "02:12:44",
             "sshd",
@@ -1300,6 +1386,19 @@ def audit_log() -> list[str]:
         ses=311,
         exe="/usr/bin/systemctl",
         key="privileged",
+        cwd="/home/mlopez",
+        tty="pts0",
+    )
+    execve(
+        "02:13:58",
+        ["chmod", "755", "/usr/local/bin/backup.sh"],
+        pid=30371,
+        ppid=30370,
+        auid=1000,
+        uid=0,
+        ses=311,
+        exe="/usr/bin/chmod",
+        key="perm_mod",
         cwd="/home/mlopez",
         tty="pts0",
     )
