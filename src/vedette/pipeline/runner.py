@@ -67,6 +67,9 @@ class RunOptions:
     spill_dir: Path
     spill_threshold: int = 20_000
     poll_seconds: float = 0.25
+    start_method: str | None = None
+    """Worker start method; None: ``fork`` on Linux (the compiled rules are inherited),
+    ``spawn`` elsewhere (each worker rebuilds them through the factory and the cache)."""
     fanout_min_bytes: int = 8 * 1024 * 1024
     """A job at least this large, and large against the whole input, is strided over all
     workers, so one big EVTX or zipped JSON file does not leave the other cores idle."""
@@ -288,7 +291,7 @@ class ScanRunner:
             yield run_job(state, job, on_batch)
 
     def _in_pool(self, jobs: list[ReadJob], workers: int) -> Iterator[JobResult]:
-        context = _pool_context()
+        context = _pool_context(self.options.start_method)
         events = context.Value("q", 0)
         found = context.Value("q", 0)
         # Under fork the detector is inherited, not pickled; elsewhere a factory rebuilds it.
@@ -329,8 +332,8 @@ class ScanRunner:
         return JobResult(job=job, report=self.source.new_report(), detections=[], failure=failure)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def _pool_context(method: str | None) -> multiprocessing.context.BaseContext:
     # fork shares the compiled rule set copy-on-write; macOS and Windows lack a safe fork.
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+    if method is None:
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return multiprocessing.get_context(method)

@@ -46,6 +46,8 @@ class ScanRequest:
     """Detections a worker holds for one job before it spills a sorted run."""
     fanout_min_bytes: int = 8 * 1024 * 1024
     """Smallest job whose batches are spread over all workers (see ``RunOptions``)."""
+    start_method: str | None = None
+    """Worker start method (see ``RunOptions``)."""
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ def execute_scan(
             spill_dir=spill_dir,
             spill_threshold=request.spill_threshold,
             fanout_min_bytes=request.fanout_min_bytes,
+            start_method=request.start_method,
         )
         runner = ScanRunner(
             detector,
