@@ -16,6 +16,7 @@ layout. A split read takes the header from the start of the file.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 
 from vedette.events import Event, SourceRef
@@ -26,6 +27,7 @@ from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 
 _DELIMITERS = (",", ";")
+_HEADER_NAME = re.compile(r"[A-Za-z_@\"][\w@ .:/#()\"-]{0,63}")
 csv.field_size_limit(16 * 1024 * 1024)
 
 
@@ -36,8 +38,11 @@ def _split(text: str, delimiter: str) -> list[str]:
         return []
 
 
-def _dialect(head: bytes) -> tuple[str, list[str]] | None:
-    """Delimiter and header of a CSV head, or None when it does not look like CSV."""
+def _dialect(head: bytes, *, strict: bool = True) -> tuple[str, list[str]] | None:
+    """Delimiter and header of a CSV head, or None when it does not look like CSV.
+
+    ``strict`` (sniffing) wants every sampled row as wide as the header; reading a file the user
+    named as CSV only wants a majority, since bad rows are reported one by one."""
     lines = [line.decode("utf-8", "replace") for line in head_lines(head, limit=6)]
     if len(lines) < 2:
         return None
@@ -48,10 +53,11 @@ def _dialect(head: bytes) -> tuple[str, list[str]] | None:
             continue
         if any(name.strip().replace(".", "").isdigit() for name in header):
             continue  # a header names columns; numbers mean this is data
-        if any(len(name) > 128 or "{" in name for name in header):
-            continue
+        if not all(_HEADER_NAME.fullmatch(name.strip()) for name in header):
+            continue  # prose with a comma ("Copyright (c) [2016], OASIS") is no header
         widths = [len(_split(line, delimiter)) for line in lines[1:]]
-        if sum(1 for w in widths if w == len(header)) * 2 > len(widths):
+        matching = sum(1 for w in widths if w == len(header))
+        if matching == len(widths) or (not strict and matching * 2 >= len(widths)):
             return delimiter, [name.strip() for name in header]
     return None
 
@@ -69,7 +75,7 @@ class CsvReader(Reader):
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
         with Source(source.path, source.member).open() as stream:
-            dialect = _dialect(stream.read(64 * 1024))
+            dialect = _dialect(stream.read(64 * 1024), strict=False)
         if dialect is None:
             report.warn(source.display, "csv-header", "no CSV header found", offset=0)
             return
