@@ -14,7 +14,7 @@ import pytest
 
 from vedette.cli.main import main
 from vedette.rulepacks import RuleUpdateError, default_rule_paths, read_manifest, update_rules
-from vedette.rulepacks.install import MANIFEST_NAME
+from vedette.rulepacks.install import MANIFEST_NAME, update_lock
 from vedette.rulepacks.sigmahq import package_url, release_tag
 
 RULE = """\
@@ -96,6 +96,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
+def rules_folder_entries(home: Path) -> list[str]:
+    """What an update left in the rules folder, apart from its lock file."""
+    return sorted(p.name for p in (home / "rules").iterdir() if p.name != ".update.lock")
+
+
 def installed_rules(home: Path) -> list[str]:
     return sorted(p.name for p in (home / "rules" / "sigma").rglob("*.yml"))
 
@@ -129,8 +134,7 @@ def test_second_update_replaces_the_first_and_reports_it(
 
     assert result.previous is not None and result.previous.rule_count == 5
     assert installed_rules(home) == ["proc_creation_test_0.yml", "proc_creation_test_1.yml"]
-    leftovers = [p.name for p in (home / "rules").iterdir() if p.name != "sigma"]
-    assert leftovers == []
+    assert rules_folder_entries(home) == ["sigma"]
 
 
 @pytest.mark.parametrize(
@@ -154,7 +158,7 @@ def test_failed_update_keeps_the_old_rule_set(
 
     assert installed_rules(home) == before
     assert (read_manifest(home / "rules" / "sigma") or pytest.fail("manifest lost")).rule_count == 4
-    assert sorted(p.name for p in (home / "rules").iterdir()) == ["sigma"]
+    assert rules_folder_entries(home) == ["sigma"]
 
 
 def test_zip_without_rules_is_refused(server: FakeReleaseServer, home: Path) -> None:
@@ -176,6 +180,26 @@ def test_zip_slip_member_is_refused(server: FakeReleaseServer, home: Path) -> No
         update_rules(url=server.url("/evil.zip"))
     assert not (home / "outside.yml").exists()
     assert not (home / "rules" / "sigma").exists()
+
+
+def test_concurrent_update_is_refused_and_the_first_one_completes(
+    server: FakeReleaseServer, home: Path
+) -> None:
+    server.routes["/a.zip"] = (200, rule_zip(3))
+    busy = "another `vedette rules update` is running"
+    with update_lock(home / "rules"), pytest.raises(RuleUpdateError, match=busy):
+        update_rules(url=server.url("/a.zip"))
+    assert update_rules(url=server.url("/a.zip")).installed.rule_count == 3
+
+
+def test_leftovers_of_an_interrupted_update_are_cleaned(
+    server: FakeReleaseServer, home: Path
+) -> None:
+    (home / "rules" / ".staging-sigma-crashed" / "rules").mkdir(parents=True)
+    (home / "rules" / ".retired-sigma-0badc0de").mkdir(parents=True)
+    server.routes["/a.zip"] = (200, rule_zip(1))
+    update_rules(url=server.url("/a.zip"))
+    assert rules_folder_entries(home) == ["sigma"]
 
 
 def test_unreachable_server_is_a_clear_error(home: Path) -> None:

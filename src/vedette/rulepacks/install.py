@@ -14,6 +14,8 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -46,6 +48,31 @@ class RulesetInfo:
     rule_count: int
     file_count: int
     archive_sha256: str
+
+
+@contextmanager
+def update_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for one update; a second update fails at once.
+
+    Only POSIX systems get the lock (``fcntl``); elsewhere updates are not serialised.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with (folder / ".update.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RuleUpdateError(
+                f"another `vedette rules update` is running on {folder}; try again when it ends"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def looks_like_sigma(data: bytes) -> bool:

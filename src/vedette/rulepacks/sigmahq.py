@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vedette.rulepacks.download import DEFAULT_TIMEOUT, Download, RuleUpdateError, copy_local, fetch
-from vedette.rulepacks.install import RulesetInfo, install_archive, read_manifest
+from vedette.rulepacks.install import RulesetInfo, install_archive, read_manifest, update_lock
 from vedette.rulepacks.paths import installed_ruleset_dir
 
 RELEASE_URL = "https://github.com/SigmaHQ/sigma/releases/latest/download/{asset}"
@@ -72,9 +72,11 @@ def update_rules(
     for machines without network. The previous rule set stays in place on any failure.
     """
     target = target if target is not None else installed_ruleset_dir()
-    previous = read_manifest(target) if target.is_dir() else None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
+    with (
+        update_lock(target.parent),
+        tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp,
+    ):
+        previous = read_manifest(target) if target.is_dir() else None
         dest = Path(tmp) / "rules.zip"
         download: Download
         if archive is not None:
