@@ -112,8 +112,8 @@ class _FieldIndex:
                 out.add(atom)
 
 
-class _Tables:
-    """Every index of one set of items, and the atom -> slot -> item mapping."""
+class GlobTables:
+    """The indexes of one set of all-glob items, and the atom -> slot -> item mapping."""
 
     __slots__ = ("all_slots", "atom_slots", "cased", "caseless", "keyword", "slot_item")
 
@@ -147,6 +147,7 @@ class _Tables:
         self.keyword = self.caseless.get(None), self.cased.get(None)
 
     def decide(self, fields: dict[str, object]) -> set[int]:
+        """True items among this table's items for one event's fields."""
         atoms: set[int] = set()
         caseless, cased = self.caseless, self.cased
         kw_caseless, kw_cased = self.keyword
@@ -175,6 +176,7 @@ class _Tables:
         return self.items(atoms)
 
     def items(self, atoms: set[int]) -> set[int]:
+        """True items given the true atoms."""
         true: set[int] = set()
         if not atoms:
             return true
@@ -206,7 +208,7 @@ class PythonScanner:
             for item in plan.items
             if all(item_globs(m) is not None for m in item.matchers)
         )
-        self._tables: dict[LogSource, _Tables] = {}
+        self._tables: dict[LogSource, GlobTables] = {}
 
     @property
     def covered(self) -> frozenset[int]:
@@ -224,13 +226,13 @@ class PythonScanner:
             out.append(table.decide(event.fields))
         return out
 
-    def _build(self, logsource: LogSource) -> _Tables:
+    def _build(self, logsource: LogSource) -> GlobTables:
         wanted: set[int] = set()
         for rule in self._plan.rules:
             if rule.info.logsource.admits(logsource):
                 wanted.update(rule.item_ids)
         items = self._plan.items
-        table = _Tables(items[i] for i in sorted(wanted & self._covered))
+        table = GlobTables(items[i] for i in sorted(wanted & self._covered))
         self._tables[logsource] = table
         return table
 
