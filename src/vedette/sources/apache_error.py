@@ -72,7 +72,7 @@ class ApacheErrorReader(Reader):
     splittable = True
 
     def sniff(self, head: bytes, name: str) -> int:
-        lines = head_lines(head, limit=10)
+        lines = head_lines(head)
         if not lines:
             return 0
         parsed = sum(

@@ -98,7 +98,7 @@ class AuditdReader(Reader):
     splittable = True
 
     def sniff(self, head: bytes, name: str) -> int:
-        lines = head_lines(head, limit=10)
+        lines = head_lines(head)
         if not lines:
             return 0
         parsed = sum(1 for line in lines if parse_audit_line(line) is not None)

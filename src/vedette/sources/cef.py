@@ -75,7 +75,7 @@ class CefReader(Reader):
     splittable = True
 
     def sniff(self, head: bytes, name: str) -> int:
-        lines = head_lines(head, limit=10)
+        lines = head_lines(head)
         hits = sum(1 for line in lines if b"CEF:" in line)
         return 90 if lines and hits * 2 > len(lines) else 0
 

@@ -43,7 +43,7 @@ def _dialect(head: bytes, *, strict: bool = True) -> tuple[str, list[str]] | Non
 
     ``strict`` (sniffing) wants every sampled row as wide as the header; reading a file the user
     named as CSV only wants a majority, since bad rows are reported one by one."""
-    lines = [line.decode("utf-8", "replace") for line in head_lines(head, limit=6)]
+    lines = [line.decode("utf-8", "replace") for line in head_lines(head)[:6]]
     if len(lines) < 2:
         return None
     header_line = lines[0].lstrip("\ufeff")

@@ -40,7 +40,7 @@ _SEPARATORS = " \t\r\n,[]"
 
 def _is_ndjson(head: bytes) -> bool:
     """True when the first lines of ``head`` are each a complete JSON object."""
-    lines = head_lines(head, limit=5)
+    lines = head_lines(head)[:5]
     if not lines:
         return False
     good = 0

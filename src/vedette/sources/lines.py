@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import IO
 
 from vedette.sources.inputs import Source
 from vedette.sources.report import ReadReport
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
+_CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32), 127])
 """A longer line is not a log record: it is skipped and reported."""
 
 
@@ -35,7 +37,7 @@ def looks_binary(data: bytes) -> bool:
     if not data:
         return False
     sample = data[:512]
-    controls = sum(1 for b in sample if b < 9 or 13 < b < 32 or b == 127)
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     return controls * 10 > len(sample)
 
 
@@ -131,11 +133,12 @@ class TextDecoder:
             )
 
 
-def head_lines(head: bytes, limit: int = 20) -> list[bytes]:
+@lru_cache(maxsize=16)  # every sniffer asks for the lines of the same head
+def head_lines(head: bytes, limit: int = 10) -> tuple[bytes, ...]:
     """The first complete non-empty lines of a sniffing head (the last, maybe cut, is dropped
     unless the head holds a single line)."""
     head = head[:16384]  # sniffers need a few lines, not the whole head
     parts = head.split(b"\n")
     if len(parts) > 1:
         parts = parts[:-1]
-    return [p.rstrip(b"\r") for p in parts if p.strip()][:limit]
+    return tuple([p.rstrip(b"\r") for p in parts if p.strip()][:limit])

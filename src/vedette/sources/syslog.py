@@ -97,7 +97,7 @@ class SyslogReader(Reader):
     splittable = True
 
     def sniff(self, head: bytes, name: str) -> int:
-        lines = [line for line in head_lines(head, limit=10) if not looks_binary(line)]
+        lines = [line for line in head_lines(head) if not looks_binary(line)]
         if not lines:
             return 0
         parsed = sum(1 for line in lines if parse_syslog_line(line) is not None)

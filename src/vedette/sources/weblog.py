@@ -81,7 +81,7 @@ class WebAccessLogReader(Reader):
     splittable = True
 
     def sniff(self, head: bytes, name: str) -> int:
-        lines = head_lines(head, limit=10)
+        lines = head_lines(head)
         if not lines:
             return 0
         parsed = sum(1 for line in lines if parse_access_line(line.decode("latin-1")) is not None)
