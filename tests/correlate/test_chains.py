@@ -123,3 +123,36 @@ correlation:
     assert "cycle" in reasons["A"] and "cycle" in reasons["B"]
     assert "could not be loaded" in reasons["C"]
     assert correlator.rules == []
+
+
+def test_closing_inner_window_reaches_a_closing_outer_one_at_flush(make: Factory) -> None:
+    # The outer rule comes first in the file; both judge complete windows (eq / lte).
+    text = """
+title: Outer, exactly one quiet burst per user
+name: outer
+correlation:
+    type: event_count
+    rules: [inner]
+    group-by: [User]
+    timespan: 1h
+    condition: {eq: 1}
+---
+title: Inner, exactly three failures
+name: inner
+correlation:
+    type: event_count
+    rules: [failed_login]
+    group-by: [User]
+    timespan: 1m
+    condition: {eq: 3}
+---
+title: Failed login
+name: failed_login
+logsource: {product: windows, service: security}
+detection: {selection: {EventID: 4625}, condition: selection}
+"""
+    correlator = make.correlator(text)
+    detections = [make.det("failed_login", t, User="ann") for t in (0, 10, 20)]
+    [alert] = run(correlator, detections)
+    assert alert.rule_id == "outer"
+    assert alert.extra["value"] == 1

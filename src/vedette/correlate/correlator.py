@@ -180,6 +180,9 @@ class Correlator:
                     if target.base.name:
                         self._by_name.setdefault(target.base.name, []).append((evaluator, index))
         self._index_of = {id(evaluator): i for i, evaluator in enumerate(self.evaluators)}
+        # Windows are judged inner correlations first, so that what an inner one emits when
+        # its window closes still reaches the outer one before that one's windows are judged.
+        self._inner_first = [self.evaluators[i] for i in _inner_first(targets)]
 
         suppressed: set[str] = set()
         for rule_id, outers in base_referrers.items():
@@ -242,7 +245,7 @@ class Correlator:
         fired: list[Detection] = []
         if self._heap:
             self._release(max(entry[0] for entry in self._heap), fired)
-        for evaluator in self.evaluators:
+        for evaluator in self._inner_first:
             for found in evaluator.flush():
                 self._emit(evaluator, found, fired)
         self._heap.clear()
@@ -267,7 +270,7 @@ class Correlator:
                 self._feed(evaluator, rule, detection, time, seq, fired)
             self.stats["used"] += 1
         if self._released is not None:
-            for evaluator in self.evaluators:
+            for evaluator in self._inner_first:
                 for found in evaluator.expire(self._released):
                     self._emit(evaluator, found, fired)
 
@@ -331,6 +334,25 @@ class Correlator:
     def _outputs(self, fired: list[Detection]) -> list[Detection]:
         self.stats["output"] += len(fired)
         return fired
+
+
+def _inner_first(targets: list[list[Target]]) -> list[int]:
+    """Correlation indexes ordered so that every referenced correlation precedes its users."""
+    order: list[int] = []
+    placed: set[int] = set()
+
+    def place(node: int) -> None:
+        if node in placed:
+            return
+        placed.add(node)  # resolution already rejected cycles
+        for target in targets[node]:
+            if target.correlation is not None:
+                place(target.correlation)
+        order.append(node)
+
+    for node in range(len(targets)):
+        place(node)
+    return order
 
 
 def _micros(when: datetime) -> int:
