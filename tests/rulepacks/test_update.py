@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from datasets import dataset
 from vedette.cli.main import main
-from vedette.rulepacks import RuleUpdateError, default_rule_paths, read_manifest, update_rules
+from vedette.detect import Engine
+from vedette.rulepacks import (
+    RuleUpdateError,
+    default_rule_paths,
+    read_manifest,
+    starter_pack_dir,
+    update_rules,
+)
 from vedette.rulepacks.install import MANIFEST_NAME, update_lock
 from vedette.rulepacks.sigmahq import package_url, release_tag
 
@@ -247,3 +255,28 @@ def test_release_urls_point_at_sigmahq_latest_release() -> None:
         "r2026-11-17"
     )
     assert release_tag("https://mirror.example.com/sigma.zip") is None
+
+
+def test_installed_sigmahq_rules_load_beside_the_starter_pack(
+    server: FakeReleaseServer, home: Path
+) -> None:
+    # A release-shaped zip of the real SigmaHQ Linux rules, served and installed, then loaded by
+    # the engine from default_rule_paths() together with the starter pack.
+    sigma = dataset("sigma")
+    files = sorted((sigma / "rules" / "linux").rglob("*.yml"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, path.relative_to(sigma).as_posix())
+        zf.write(sigma / "LICENSE.Detection.Rules.md", "LICENSE.Detection.Rules.md")
+    server.routes["/releases/download/r2026-11-17/sigma_core.zip"] = (200, buffer.getvalue())
+
+    result = update_rules(url=server.url("/latest/sigma_core.zip"))
+    assert result.installed.rule_count == len(files) > 100
+
+    engine = Engine.from_paths(default_rule_paths())
+    starter = len(list(starter_pack_dir().glob("*.yml")))
+    report = engine.load_report
+    assert report.loaded + report.correlations + len(report.errors) >= starter + len(files) - 5
+    assert report.loaded >= len(files)  # the installed rules really load, not only the starter
+    assert any(Path(rule.path).is_relative_to(result.path) for rule in engine.rules)
