@@ -111,17 +111,18 @@ class Correlator:
             if isinstance(rule, Mapping):
                 return spec_from_mapping(rule, path=str(rule.get("__path__", "<memory>")))
             return spec_from_sigma(rule)
-        except SpecError as error:
-            source = getattr(rule, "source", None)
-            path = getattr(source, "path", None) if source is not None else None
-            title = getattr(rule, "title", None)
+        except Exception as error:  # the boundary: a rule object we cannot read is a load error
+            reason = str(error) if isinstance(error, SpecError) else f"unreadable rule ({error!r})"
             if isinstance(rule, Mapping):
-                title = rule.get("title")
-            rule_id = getattr(rule, "id", None)
+                path, title, rule_id = rule.get("__path__"), rule.get("title"), rule.get("id")
+            else:
+                source = getattr(rule, "source", None)
+                path = getattr(source, "path", None) if source is not None else None
+                title, rule_id = getattr(rule, "title", None), getattr(rule, "id", None)
             self.load_errors.append(
                 RuleLoadError(
                     path=str(path) if path is not None else "<memory>",
-                    reason=f"correlation cannot be honoured: {error}",
+                    reason=f"correlation cannot be honoured: {reason}",
                     rule_id=str(rule_id) if rule_id is not None else None,
                     title=str(title) if title is not None else None,
                 )

@@ -142,13 +142,6 @@ class Evaluator:
             return self._add_trailing(group, entry, detection)
         return self._add_closing(group, entry, detection)
 
-    def touch(self, key: GroupKey) -> Group | None:
-        """The live group for ``key``, marked as the most recently used."""
-        group = self.groups.get(key)
-        if group is not None:
-            self.groups.move_to_end(key)
-        return group
-
     def create(self, key: GroupKey) -> Group:
         """A new, most recently used group."""
         group = Group(key, tally=Tally() if self.measure.uses_tally else None)
