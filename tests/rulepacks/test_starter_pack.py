@@ -24,6 +24,7 @@ import yaml
 from vedette.correlate import Correlator
 from vedette.detect import Engine
 from vedette.events import Detection, Event, LogSource
+from vedette.intel import AttackKB
 from vedette.rulepacks import starter_pack_dir
 
 CASES = Path(__file__).resolve().parent / "cases"
@@ -177,3 +178,41 @@ def test_rule_fires_on_its_match_event(case: Case) -> None:
 def test_rule_ignores_its_close_miss(case: Case) -> None:
     for run in case.miss:
         assert not fired(case, run), f"{case.stem} fired on its close miss {run}"
+
+
+def test_pysigma_validators_find_nothing() -> None:
+    # pySigma's own rule checks (dangling detections, duplicate titles, wildcards that should be
+    # modifiers, ...); the tag validators that download ATT&CK data are left out (offline).
+    from sigma.collection import SigmaCollection
+    from sigma.validation import SigmaValidator
+    from sigma.validators.core import validators
+
+    collection = SigmaCollection.load_ruleset([str(p) for p in rule_files()])
+    online = {"attacktag", "d3_fendtag", "cartag"}
+    validator = SigmaValidator([v for name, v in validators.items() if name not in online])
+    issues = validator.validate_rules(collection.rules)
+    assert [
+        f"{type(i).__name__}: {[r.source.path.name for r in i.rules if r.source]}" for i in issues
+    ] == []
+
+
+def test_attack_tags_name_real_techniques_of_their_tactics() -> None:
+    # Every technique tag exists in the bundled ATT&CK table, and at least one of its tactics is
+    # among the rule's tactic tags.
+    kb = AttackKB.load()
+    problems = []
+    for path in rule_files():
+        for rule in documents(path):
+            tags = [t.removeprefix("attack.") for t in rule.get("tags", [])]
+            tactics = {t for t in tags if t in TACTICS}
+            for tag in tags:
+                if not TECHNIQUE.match("attack." + tag):
+                    continue
+                technique = kb.technique(tag.upper())
+                if technique is None:
+                    problems.append(f"{path.name}: {tag} is not an ATT&CK technique")
+                elif not tactics & set(technique.tactics):
+                    problems.append(
+                        f"{path.name}: {tag} is {technique.tactics}, tags say {tactics}"
+                    )
+    assert problems == []
