@@ -279,3 +279,16 @@ def test_misp_rest_response_and_event_list(tmp_path: Path) -> None:
     assert [(i.type, i.value, i.info.reference) for i in indicators] == [
         ("url", "evil.example/x", "MISP event 1")
     ]
+
+
+def test_bad_file_in_a_feed_folder_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    from vedette.intel.index import IndicatorIndex
+
+    (tmp_path / "good.txt").write_text("203.0.113.9\n")
+    (tmp_path / "broken.json").write_text("{oops")
+    index = IndicatorIndex.from_feeds([tmp_path])
+    assert len(index) == 1
+    broken = next(r for r in index.reports if r.path.endswith("broken.json"))
+    assert [w.reason for w in broken.unsupported] == ["feed-unreadable"]
+    with pytest.raises(FeedError, match="cannot read JSON"):
+        IndicatorIndex.from_feeds([tmp_path / "broken.json"])

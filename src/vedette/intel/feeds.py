@@ -47,6 +47,8 @@ class FeedSpec:
     confidence: int | None = None
     to_ids_only: bool = True
     ignore_valid_from: bool = False
+    in_folder: bool = False
+    """Found by walking a folder: if unreadable, it is reported and the other feeds load."""
 
     def source_name(self) -> str:
         """The source name shown in detections (the file name when none is set)."""
@@ -175,7 +177,7 @@ def expand_feed_paths(paths: list[str | Path | FeedSpec]) -> list[FeedSpec]:
                 continue
             for child in sorted(path.rglob("*")):
                 if child.is_file() and child.suffix.lower() in (".json", ".csv", ".txt", ".gz"):
-                    specs.append(FeedSpec(child))
+                    specs.append(FeedSpec(child, in_folder=True))
         elif path.suffix.lower() in (".yaml", ".yml"):
             specs.extend(read_feed_list(path))
         else:

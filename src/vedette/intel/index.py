@@ -113,8 +113,14 @@ class IndicatorIndex:
         report = FeedReport(
             path=str(spec.path), format=spec.format or "", source=spec.source_name()
         )
-        for indicator in iter_feed(spec, report):
-            self.add(indicator)
+        try:
+            for indicator in iter_feed(spec, report):
+                self.add(indicator)
+        except FeedError as exc:
+            if not spec.in_folder:
+                raise
+            # One bad file in a feed folder must not cost the others (what loaded stays).
+            report.warn("feed-unreadable", str(exc))
         if report.withdrawn:
             report.removed = self.remove(set(report.withdrawn), source=report.source)
         self.reports.append(report)
