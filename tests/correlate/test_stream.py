@@ -99,3 +99,14 @@ def test_batches_and_single_calls_give_the_same_result(make: Factory) -> None:
 
     assert key(one_by_one) == key(in_batches)
     assert len(one_by_one) > 7
+
+
+def test_advance_judges_closing_windows_in_a_quiet_stream(make: Factory) -> None:
+    text = RULES.replace("condition: {gte: 3}", "condition: {lte: 2}")
+    correlator = make.correlator(text)
+    first = make.det("failed_logon", 0, TargetUserName="ann")
+    assert correlator.process([first]) == []
+    assert correlator.advance(first.event.timestamp + timedelta(seconds=60)) == []  # window end
+    [alert] = correlator.advance(first.event.timestamp + timedelta(seconds=61))
+    assert alert.extra["value"] == 1
+    assert correlator.live_groups == 0

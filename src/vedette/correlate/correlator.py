@@ -241,6 +241,26 @@ class Correlator:
             self._release(self._watermark - self.tolerance, fired)
         return self._outputs(fired)
 
+    def advance(self, now: datetime) -> list[Detection]:
+        """Move event time to ``now`` without a detection (a heartbeat for quiet streams).
+
+        Releases what waited in the reorder buffer up to ``now`` minus the tolerance and judges
+        the windows complete by then; the monitoring centre calls it on a timer with the time
+        its sources have reached, so that closing windows do not wait for the next detection.
+        """
+        fired: list[Detection] = []
+        time = _micros(now)
+        if self._watermark is None or time > self._watermark:
+            self._watermark = time
+        until = self._watermark - self.tolerance
+        self._release(until, fired)
+        if self._released is None or until > self._released:
+            self._released = until
+            for evaluator in self._inner_first:
+                for found in evaluator.expire(until):
+                    self._emit(evaluator, found, fired)
+        return self._outputs(fired)
+
     def flush(self) -> list[Detection]:
         """End of input: release everything buffered and judge every open window."""
         fired: list[Detection] = []
