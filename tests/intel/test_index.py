@@ -332,3 +332,18 @@ def test_dns_answers_checked_for_addresses_and_names() -> None:
         "203.0.113.0/24",
     ]
     assert hits(index, {"answers": ["198.51.100.1", "203.0.113.9"]}) == ["203.0.113.0/24"]
+
+
+@pytest.mark.parametrize(
+    ("query", "hit"),
+    [
+        ("evil.example.com", True),
+        ("login.evil.example.com", True),
+        ("evil.example.com.attacker.net", False),
+        ("notevil.example.com", False),
+        ("example.com", False),
+    ],
+)
+def test_lookalikes_of_a_three_label_domain(query: str, hit: bool) -> None:
+    index = index_of(("domain", "evil.example.com"))
+    assert bool(hits(index, {"DestinationHostname": query})) is hit
