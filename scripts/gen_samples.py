@@ -783,6 +783,33 @@ def domain_controller() -> tuple[Channel, Channel, Channel]:
     )
     logon("03:10:12.904", "WS-FIN-07$", 3, WS_IP)
 
+    def service_ticket(clock: str, user: str, service: str, encryption: str) -> None:
+        sec.add(
+            at(clock),
+            4769,
+            {
+                "TargetUserName": user,
+                "TargetDomainName": "CORP.EXAMPLE",
+                "ServiceName": service,
+                "ServiceSid": f"{DOMAIN_SID}-{1100 + stable(service, 90)}",
+                "TicketOptions": "0x40810000",
+                "TicketEncryptionType": encryption,
+                "IpAddress": f"::ffff:{WS_IP}",
+                "IpPort": str(50000 + stable(clock, 9000)),
+                "Status": "0x0",
+                "LogonGuid": guid("tgs", clock),
+                "TransmittedServices": "-",
+            },
+            pid=704,
+            task=14337,
+            user_sid=None,
+        )
+
+    # Routine: the workstation's own service ticket (AES). Then Kerberoasting: jdoe's session
+    # asks for an RC4 ticket of the SQL service account, to crack its password offline.
+    service_ticket("03:10:13.051", "WS-FIN-07$@CORP.EXAMPLE", "SRV-DC-01$", "0x12")
+    service_ticket("03:11:02.774", "jdoe@CORP.EXAMPLE", "svc_sql", "0x17")
+
     # --- password guessing from WS-FIN-07 with names read from the dump, then success
     for i, (user, sub) in enumerate(
         [

@@ -40,6 +40,7 @@ EXPECTED: dict[str, set[str]] = {
         "proc_access_win_lsass_minidump_calltrace",
     },
     DC: {
+        "win_security_kerberoasting_rc4_ticket",
         "win_security_logon_failure_unknown_account",
         "win_security_logon_failure_burst",
         "win_system_service_install_suspicious_image",
