@@ -307,9 +307,12 @@ class Correlator:
         key = evaluator.group_key(detection, rule)
         if key is None:
             return
-        ok, value = evaluator.value_of(detection, rule)
-        if not ok:
-            return
+        if evaluator.measure.needs_value:
+            ok, value = evaluator.value_of(detection, rule)
+            if not ok:
+                return
+        else:
+            value = None
         groups = evaluator.groups
         group = groups.get(key)
         if group is not None:

@@ -35,6 +35,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNUSED_TALLY = Tally()
 """Stands in for the counters of measures with ``uses_tally = False`` (never written to)."""
 _LEVELS = ("informational", "low", "medium", "high", "critical")
+_LEVEL_RANK = {name: level_rank(name) for name in _LEVELS}
 
 
 def micros_to_datetime(micros: int) -> datetime:
@@ -103,13 +104,19 @@ class Evaluator:
         names = self._fields[rule]
         if not names:
             return ()
+        fields = detection.event.fields
+        plain = detection.kind != "correlation"
         values = []
         for name in names:
-            value = _lookup(detection, name)
+            value = fields.get(name) if plain else None
             if value is None:
-                self._warn("missing-group-field", self.spec.key, name)
-                return None
-            values.append(_hashable(value))
+                value = _lookup(detection, name)
+                if value is None:
+                    self._warn("missing-group-field", self.spec.key, name)
+                    return None
+            if value.__class__ is list or value.__class__ is dict:
+                value = _hashable(value)
+            values.append(value)
         return tuple(values)
 
     def value_of(self, detection: Detection, rule: int) -> tuple[bool, Any]:
@@ -137,7 +144,11 @@ class Evaluator:
     ) -> Detection | None:
         """Put one detection in its group's window; the correlation detection if it fires."""
         entry = Entry(time, seq, rule, value, detection.event.source)
-        group.level = max(group.level, level_rank(detection.level))
+        rank = _LEVEL_RANK.get(detection.level)
+        if rank is None:
+            rank = level_rank(detection.level)
+        if rank > group.level:
+            group.level = rank
         if self.trailing:
             return self._add_trailing(group, entry, detection)
         return self._add_closing(group, entry, detection)

@@ -147,6 +147,10 @@ class TemporalOrdered(Measure):
 
     incremental = True
 
+    def __init__(self, spec: CorrelationSpec) -> None:
+        super().__init__(spec)
+        self._holds = spec.threshold.compile()
+
     def add(self, tally: Tally, entry: Entry) -> None:
         tally.add_key(entry.rule)
 
@@ -157,7 +161,7 @@ class TemporalOrdered(Measure):
         # The ordered prefix can never exceed the number of distinct rules seen: when even
         # that upper bound misses a (lower-bound) threshold, skip the walk over the window.
         distinct = len(tally.counts)
-        if not self.spec.threshold.holds(distinct):
+        if not self._holds(distinct):
             return distinct
         return self.over(entries)
 
