@@ -9,6 +9,7 @@ detection must appear, and nothing else may fire (the benign noise must stay qui
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,27 @@ def test_quickstart_prints_a_timeline_and_a_summary(
     assert "SSH Login After Password Guessing" in out
     assert "T1003.001" in out
     assert "summary" in out.lower()
+
+
+@pytest.mark.usefixtures("no_installed_rules")
+def test_quickstart_uses_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Air-gapped by default: the scan must not open a single internet socket (pySigma, for one,
+    # would download ATT&CK data if asked for it). Worker processes are forked from this one,
+    # so they inherit the tripwire.
+    attempts: list[object] = []
+
+    def tripwire(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError("network use during a scan")
+
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            tripwire(self, address)
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    records = scan_jsonl(tmp_path / "out.jsonl", tmp_path / "cache")
+    assert attempts == []
+    assert fired(records) == EXPECTED
