@@ -111,3 +111,15 @@ def test_closing_window_is_judged_when_event_time_passes_its_end(make: Factory) 
     [alert] = correlator.process([later])
     assert alert.extra["group_by"] == {"Computer": "db1"}
     assert alert.extra["value"] == 200
+
+
+def test_group_values_of_different_types_never_need_to_compare(make: Factory) -> None:
+    # Two closing windows ending at the same time, one group keyed by an int, one by a str.
+    text = metric("value_avg", "{field: SentBytes, gte: 0}", timespan="1m")
+    detections = [
+        make.det("outbound", 0, Computer=7, SentBytes=1),
+        make.det("outbound", 0, Computer="db1", SentBytes=2),
+        make.det("outbound", 120, Computer="other", SentBytes=3),
+    ]
+    fired = run(make.correlator(text), detections)
+    assert sorted(str(a.extra["group_by"]["Computer"]) for a in fired) == ["7", "db1", "other"]

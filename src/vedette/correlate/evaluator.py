@@ -16,6 +16,7 @@ Two ways of evaluating, chosen once per rule (see ``docs/correlation.md``):
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,9 @@ class Evaluator:
         self.span = spec.timespan_seconds * 1_000_000
         self._holds = spec.threshold.compile()
         self.groups: OrderedDict[GroupKey, Group] = OrderedDict()
-        self._closing: list[tuple[int, GroupKey, int]] = []
+        self._closing: list[tuple[int, int, GroupKey, int]] = []
+        """Open closing windows: (end, tie-breaker, group key, start); keys never compare."""
+        self._opened = itertools.count()
         self._warn = warn
         self._fields = [
             tuple(spec.field_for(name, ref) for name in spec.group_by) for ref in spec.rules
@@ -204,7 +207,8 @@ class Evaluator:
             fired = self._close(group)
         if group.start is None:
             group.start = entry.time
-            heapq.heappush(self._closing, (entry.time + self.span, group.key, entry.time))
+            window = (entry.time + self.span, next(self._opened), group.key, entry.time)
+            heapq.heappush(self._closing, window)
         group.entries.append(entry)
         group.last_time = max(group.last_time, entry.time)
         group.last = detection
@@ -231,7 +235,7 @@ class Evaluator:
         fired: list[Detection] = []
         closing = self._closing
         while closing and closing[0][0] < now:
-            _, key, start = heapq.heappop(closing)
+            _, _, key, start = heapq.heappop(closing)
             group = self.groups.get(key)
             if group is not None and group.start == start:
                 found = self._close(group)
