@@ -109,7 +109,7 @@ class Channel:
         system = {
             "Provider": {"#attributes": provider_attrs},
             "EventID": eid,
-            "Version": 5 if event_id == 1 and self.channel.endswith("Sysmon/Operational") else 0,
+            "Version": self._version(event_id),
             "Level": 4,
             "Task": task,
             "Opcode": 0,
@@ -131,6 +131,12 @@ class Channel:
         else:
             event["EventData"] = data or {}
         self.events.append((when, {"Event": event}))
+
+    def _version(self, event_id: int) -> int:
+        """Event schema version, as Sysmon 15 writes it per event ID (0 for the other logs)."""
+        if not self.channel.endswith("Sysmon/Operational"):
+            return 0
+        return {1: 5, 3: 5, 7: 3, 10: 3, 11: 2, 13: 2, 22: 5}.get(event_id, 0)
 
     def write(self, path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
