@@ -14,6 +14,10 @@ and ``rules-emerging-threats``, compiled once into a warm cache before timing):
 * ``evtx-attack-samples`` doubled and quadrupled (every file linked 2x / 4x under distinct
   names in a temporary folder) at ``--jobs 2``: time should grow linearly, memory stay flat.
 
+With ``--noisy``: one rule that fires on *every* event, over the LSASS file once and twice
+(53,698 and 107,396 detections, past the in-memory limits so sorted runs are spilled and
+merged): memory must stay flat even when the output is as large as the input.
+
 Usage::
 
     .venv/bin/python bench/bench_scan.py [--runs 3] [--json bench/out/scan.json] [--quick]
@@ -47,6 +51,16 @@ LSASS = (
     / "metasploit_logonpasswords_lsass_memory_dump.zip"
 )
 PAGE = os.sysconf("SC_PAGE_SIZE")
+NOISY_RULE = """\
+title: Every Windows event (benchmark of very large outputs)
+id: 0b0e7c8e-3c1f-4d55-9d7e-6d2b1b7a0f01
+status: test
+logsource: {product: windows}
+detection:
+  selection: {EventID|gt: 0}
+  condition: selection
+level: informational
+"""
 
 
 @dataclass
@@ -192,8 +206,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--quick", action="store_true", help="skip the LSASS and x4 cases")
+    parser.add_argument("--noisy", action="store_true", help="only the every-event-rule cases")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vedette-bench-scan-"))
+    if options.noisy:
+        try:
+            return noisy(work, options.runs)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     try:
         rules = work / "windows-rules"
         rule_count = windows_rule_links(DATASETS / "sigma", rules)
@@ -223,16 +243,7 @@ def main() -> int:
             result = bench_case(name, inputs, rules, cache, jobs, options.runs, work)
             results.append(result)
             print(json.dumps(asdict(result)), flush=True)
-        print()
-        print("| input | jobs | events | detections | wall s (median, min–max) | events/s |"
-              " peak RSS sum MiB | peak PSS sum MiB |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
-        for r in results:
-            print(
-                f"| {r.case} | {r.jobs} | {r.events:,} | {r.detections:,} | "
-                f"{r.wall_seconds} ({r.wall_min}–{r.wall_max}) | {r.events_per_second:,.0f} | "
-                f"{r.peak_rss_mib} | {r.peak_pss_mib} |"
-            )
+        print_table(results)
         if options.json:
             options.json.parent.mkdir(parents=True, exist_ok=True)
             payload = {"rules": rule_count, "cold_start_seconds": round(cold, 2)}
@@ -241,6 +252,40 @@ def main() -> int:
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(results: list[Result]) -> None:
+    """The results as a Markdown table."""
+    print()
+    print("| input | jobs | events | detections | wall s (median, min–max) | events/s |"
+          " peak RSS sum MiB | peak PSS sum MiB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.case} | {r.jobs} | {r.events:,} | {r.detections:,} | "
+            f"{r.wall_seconds} ({r.wall_min}–{r.wall_max}) | {r.events_per_second:,.0f} | "
+            f"{r.peak_rss_mib} | {r.peak_pss_mib} |"
+        )
+
+
+def noisy(work: Path, runs: int) -> int:
+    """One rule firing on every event: output as large as the input, memory still flat."""
+    rules = work / "noisy.yml"
+    rules.write_text(NOISY_RULE)
+    cache = work / "cache"
+    results = []
+    for times in (1, 2):
+        folder = work / f"lsass-x{times}"
+        for copy in range(times):
+            (folder / f"copy{copy}").mkdir(parents=True)
+            (folder / f"copy{copy}" / LSASS.name).symlink_to(LSASS)
+        for jobs in (1, 2):
+            name = f"LSASS x{times}, every-event rule"
+            result = bench_case(name, [folder], rules, cache, jobs, runs, work)
+            results.append(result)
+            print(json.dumps(asdict(result)), flush=True)
+    print_table(results)
+    return 0
 
 
 if __name__ == "__main__":

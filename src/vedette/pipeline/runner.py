@@ -65,7 +65,7 @@ class RunOptions:
 
     jobs: int
     spill_dir: Path
-    spill_threshold: int = 20_000
+    spill_threshold: int = 10_000
     poll_seconds: float = 0.25
     start_method: str | None = None
     """Worker start method; None: ``fork`` on Linux (the compiled rules are inherited),
@@ -195,7 +195,7 @@ class ScanRunner:
         *,
         factory: DetectorFactory | None = None,
         progress: Progress | None = None,
-        run_size: int = 50_000,
+        run_size: int = 20_000,
     ) -> None:
         self.detector = detector
         self.source = source
