@@ -80,3 +80,38 @@ def test_value_count_matches_the_reference(events: list, threshold: int) -> None
         for a in fired
     ]
     assert got == reference(events, distinct=True, threshold=threshold)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+)
+
+KINDS = [
+    ("event_count", "{gte: 2}"),
+    ("value_count", "{field: v, gte: 2}"),
+    ("value_sum", "{field: v, gte: 2}"),
+    ("value_avg", "{field: v, lte: 2}"),
+    ("value_median", "{field: v, neq: 2}"),
+    ("value_percentile", "{field: v, percentile: 90, gt: 2}"),
+    ("temporal", "{gte: 1}"),
+    ("temporal_ordered", "{gte: 1}"),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=120), json_values, json_values), max_size=25
+    ),
+    kind=st.sampled_from(KINDS),
+)
+def test_any_field_values_never_raise(events: list, kind: tuple[str, str]) -> None:
+    make = Factory()
+    text = RULES.replace("TYPE", kind[0]).replace("CONDITION", kind[1])
+    detections = [make.det("base", t, g=g, v=v) for t, g, v in sorted(events, key=lambda e: e[0])]
+    correlator = make.correlator(text)
+    for alert in run(correlator, detections):
+        assert alert.kind == "correlation"
+    assert all(w.count > 0 for w in correlator.warnings)

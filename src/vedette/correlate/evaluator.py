@@ -16,6 +16,7 @@ Two ways of evaluating, chosen once per rule (see ``docs/correlation.md``):
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -360,8 +361,10 @@ def _hashable(value: Any) -> Any:
 def _to_number(value: Any) -> int | float | None:
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -372,5 +375,5 @@ def _to_number(value: Any) -> int | float | None:
             number = float(text)
         except ValueError:
             return None
-        return number if number == number and abs(number) != float("inf") else None
+        return number if math.isfinite(number) else None
     return None
