@@ -16,8 +16,8 @@ Two ways of evaluating, chosen once per rule (see ``docs/correlation.md``):
 from __future__ import annotations
 
 import heapq
-import math
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
