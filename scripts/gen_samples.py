@@ -894,7 +894,7 @@ def domain_controller() -> tuple[Channel, Channel, Channel]:
         SYSTEM,
         original="procdump",
         description="Sysinternals process dump utility",
-        company="Sysinternals - www.sysinternals.com",
+        company="Sysinternals",
         integrity="System",
         cwd="C:\\Windows\\Temp\\",
     )
@@ -1553,11 +1553,12 @@ def audit_log() -> list[str]:
     return lines
 
 
-def main() -> None:
+def write_samples(root: Path = ROOT) -> dict[str, int]:
+    """Write every sample file under ``root``; return the line count of each (relative path)."""
     counts: dict[str, int] = {}
     ws_sysmon, ws_ps = workstation()
     dc_sysmon, dc_security, dc_system = domain_controller()
-    win = ROOT / "windows"
+    win = root / "windows"
     for name, channel in (
         ("WS-FIN-07/sysmon.jsonl", ws_sysmon),
         ("WS-FIN-07/powershell-operational.jsonl", ws_ps),
@@ -1567,13 +1568,18 @@ def main() -> None:
     ):
         counts[f"windows/{name}"] = channel.write(win / name)
     auth, syslog = auth_and_syslog()
-    linux = ROOT / "linux" / LINUX_HOST
+    linux = root / "linux" / LINUX_HOST
     linux.mkdir(parents=True, exist_ok=True)
     for name, lines in (("auth.log", auth), ("syslog", syslog), ("audit/audit.log", audit_log())):
         path = linux / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         counts[f"linux/{LINUX_HOST}/{name}"] = len(lines)
+    return counts
+
+
+def main() -> None:
+    counts = write_samples()
     for name, count in counts.items():
         print(f"{count:5d}  samples/{name}")
     print(f"{sum(counts.values()):5d}  lines in all")
