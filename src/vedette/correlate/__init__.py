@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from vedette.correlate.condition import Bound, Threshold
 from vedette.correlate.correlator import CorrelationWarning, Correlator
+from vedette.correlate.ranges import RangeSplit, split_range_correlations
 from vedette.correlate.references import BaseRule
 from vedette.correlate.spec import (
     TYPES,
@@ -27,10 +28,12 @@ __all__ = [
     "CorrelationSpec",
     "CorrelationWarning",
     "Correlator",
+    "RangeSplit",
     "SpecError",
     "Threshold",
     "load_yaml_rules",
     "parse_timespan",
     "spec_from_mapping",
     "spec_from_sigma",
+    "split_range_correlations",
 ]
