@@ -67,10 +67,14 @@ from vedette.detect.plan import (
     item_ids,
     make_glob,
 )
+from vedette.detect.prefilter import matcher_requirement
 
 MAX_PLACEHOLDER_ALTERNATIVES = 4096
 """A value whose placeholders expand to more alternatives than this is rejected (a typo in a
 placeholder file should not turn one rule into millions of patterns)."""
+
+MIN_PREFILTER_LITERAL = 3
+"""Shortest literal worth a prefilter item before a regex item."""
 
 _COMPARE_OPS = {
     CompareOperators.LT: "lt",
@@ -176,6 +180,9 @@ class PlanBuilder:
         if keyword:
             self._rule_notes.add("keyword")
         node: Node = ItemRef(self._intern(item.field, tuple(matchers), match_all, pending))
+        guard = self._prefilter(item.field, matchers, match_all, pending)
+        if guard is not None:
+            node = And((guard, node))
         if not item.negated:
             return node
         if keyword:
@@ -185,6 +192,29 @@ class PlanBuilder:
         self._rule_notes.add("neq")
         null = ItemRef(self._intern(item.field, (Null(),), False, pending))
         return And((Not(null), Not(node)))
+
+    def _prefilter(
+        self,
+        field_name: str | None,
+        matchers: list[ValueMatcher],
+        match_all: bool,
+        pending: list[DetectionItem],
+    ) -> Node | None:
+        """A substring item every match of a regex item implies (see :mod:`prefilter`)."""
+        if not any(_has_regex(m) for m in matchers):
+            return None
+        requirements = [matcher_requirement(m) for m in matchers]
+        if match_all:
+            known = [r for r in requirements if r is not None]
+            requirement = max(known, key=_weakest, default=None)
+        elif all(r is not None for r in requirements):
+            requirement = frozenset().union(*(r for r in requirements if r is not None))
+        else:
+            requirement = None
+        if requirement is None or _weakest(requirement) < MIN_PREFILTER_LITERAL:
+            return None
+        globs = tuple(make_glob([ANY, literal, ANY]) for literal in sorted(requirement))
+        return ItemRef(self._intern(field_name, globs, False, pending))
 
     def _intern(
         self,
@@ -294,6 +324,16 @@ class PlanBuilder:
         except re.error as exc:
             raise CompileError(f"regular expression after placeholders is invalid: {exc}") from exc
         return Regex(text, flags)
+
+
+def _has_regex(matcher: ValueMatcher) -> bool:
+    if isinstance(matcher, AnyOf):
+        return any(_has_regex(m) for m in matcher.alternatives)
+    return isinstance(matcher, Regex)
+
+
+def _weakest(requirement: frozenset[str]) -> int:
+    return min(len(literal) for literal in requirement)
 
 
 def _tokens(parts: Sequence[object]) -> list[GlobToken]:

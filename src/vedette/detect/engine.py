@@ -41,6 +41,7 @@ from vedette.detect.plan import (
     evaluate,
 )
 from vedette.detect.scanner import AUTO_ORDER, ItemScanner, get_scanner_factory
+from vedette.detect.triggers import item_commonness, trigger_items
 from vedette.errors import ConfigError
 from vedette.events import AttackRef, Detection, Event, LogSource
 
@@ -49,9 +50,10 @@ ConditionFn = Callable[[set[int], Callable[[int], bool]], bool]
 
 @dataclass(slots=True)
 class _Route:
-    """Rules of one event logsource: a membership flag per rule and the ungated ones."""
+    """Rules of one event logsource: per item, the rules it can wake; and the ungated rules."""
 
-    flags: bytearray
+    item_rules: dict[int, tuple[int, ...]]
+    items: frozenset[int]
     always: tuple[int, ...]
     count: int
 
@@ -158,19 +160,8 @@ class Engine:
         self._tests: list[ItemTest | None] = [
             None if item.item_id in covered else item_test(item) for item in plan.items
         ]
-        item_rules: list[list[int]] = [[] for _ in plan.items]
-        gated: list[bool] = []
-        for index, rule in enumerate(plan.rules):
-            for item_id in rule.item_ids:
-                item_rules[item_id].append(index)
-            verdict = evaluate(
-                rule.condition,
-                rule.selections,
-                lambda i: False if i in covered else None,
-            )
-            gated.append(verdict is False)
-        self._item_rules = [tuple(r) for r in item_rules]
-        self._gated = gated
+        commonness = item_commonness(plan.items, plan.rules)
+        self._triggers = [trigger_items(rule, covered, commonness) for rule in plan.rules]
         self._conditions = _compile_conditions(plan.rules, covered)
         self._routes: dict[LogSource, _Route] = {}
         self._by_id = {r.info.id: r.info for r in plan.rules}
@@ -225,24 +216,17 @@ class Engine:
         else:
             decided = [set() for _ in events]
         out: list[Detection] = []
-        routes, item_rules, conditions, tests = (
-            self._routes,
-            self._item_rules,
-            self._conditions,
-            self._tests,
-        )
+        routes, conditions, tests = self._routes, self._conditions, self._tests
         for event, true_items in zip(events, decided, strict=True):
             route = routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
             if not route.count:
                 continue
-            flags = route.flags
             candidates = set(route.always)
-            for item_id in true_items:
-                for index in item_rules[item_id]:
-                    if flags[index]:
-                        candidates.add(index)
+            woken = route.item_rules
+            for item_id in true_items & route.items:
+                candidates.update(woken[item_id])
             if not candidates:
                 continue
             view = EventView(event.fields)
@@ -264,14 +248,22 @@ class Engine:
 
     def _route(self, logsource: LogSource) -> _Route:
         rules = self._result.plan.rules
-        flags = bytearray(len(rules))
+        woken: dict[int, list[int]] = {}
         always: list[int] = []
+        count = 0
         for index, rule in enumerate(rules):
-            if rule.info.logsource.admits(logsource):
-                flags[index] = 1
-                if not self._gated[index]:
-                    always.append(index)
-        route = _Route(flags, tuple(always), sum(flags))
+            if not rule.info.logsource.admits(logsource):
+                continue
+            count += 1
+            triggers = self._triggers[index]
+            if triggers is None:
+                always.append(index)
+                continue
+            # The rule can only fire when one of its trigger items is true.
+            for item_id in triggers:
+                woken.setdefault(item_id, []).append(index)
+        item_rules = {item_id: tuple(indexes) for item_id, indexes in woken.items()}
+        route = _Route(item_rules, frozenset(item_rules), tuple(always), count)
         self._routes[logsource] = route
         return route
 
