@@ -109,3 +109,44 @@ correlation:
     [alert] = run(correlator, detections)
     assert alert.extra["group_by"] == {"source": "10.1.1.1"}
     assert alert.extra["value"] == 3
+
+
+def test_aliases_by_rule_name_while_rules_are_listed_by_id(make: Factory) -> None:
+    from vedette.correlate import Correlator, load_yaml_rules
+
+    text = """
+title: Internal error
+id: 11111111-2222-4333-8444-555555555555
+name: internal_error
+logsource: {category: webserver}
+detection: {selection: {status: 500}, condition: selection}
+---
+title: Connection
+id: 66666666-7777-4888-8999-000000000000
+name: connection
+logsource: {category: network_connection}
+detection: {selection: {outcome: success}, condition: selection}
+---
+title: Error then connection
+name: error_then_connection
+correlation:
+    type: temporal
+    rules:
+        - 11111111-2222-4333-8444-555555555555
+        - 66666666-7777-4888-8999-000000000000
+    group-by: [internal_ip]
+    timespan: 10s
+    aliases:
+        internal_ip:
+            internal_error: destination.ip
+            connection: source.ip
+"""
+    rules = load_yaml_rules(text)
+    correlator = Correlator(rules.correlations, rules.base_rules)
+    assert correlator.load_errors == []
+    detections = [
+        make.det("11111111-2222-4333-8444-555555555555", 0, **{"destination.ip": "10.0.0.5"}),
+        make.det("66666666-7777-4888-8999-000000000000", 3, **{"source.ip": "10.0.0.5"}),
+    ]
+    [alert] = run(correlator, detections)
+    assert alert.extra["group_by"] == {"internal_ip": "10.0.0.5"}

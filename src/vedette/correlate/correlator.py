@@ -18,7 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vedette.correlate.evaluator import Evaluator
-from vedette.correlate.references import BaseRule, Target, base_rule_index, resolve
+from vedette.correlate.references import (
+    AliasFields,
+    BaseRule,
+    Target,
+    base_rule_index,
+    resolve,
+)
 from vedette.correlate.spec import CorrelationSpec, SpecError, spec_from_mapping, spec_from_sigma
 from vedette.errors import RuleLoadError
 from vedette.events import Detection
@@ -72,7 +78,7 @@ class Correlator:
         resolution = resolve(specs, base_rule_index(base_rules))
         for spec, reason in resolution.failed:
             self._load_error(spec, reason)
-        self._build(resolution.specs, resolution.targets)
+        self._build(resolution.specs, resolution.targets, resolution.aliases)
 
         self._heap: list[tuple[int, int, Detection, list[tuple[Evaluator, int]]]] = []
         self._seq = 0
@@ -140,7 +146,12 @@ class Correlator:
             )
         )
 
-    def _build(self, specs: list[CorrelationSpec], targets: list[list[Target]]) -> None:
+    def _build(
+        self,
+        specs: list[CorrelationSpec],
+        targets: list[list[Target]],
+        aliases: list[AliasFields],
+    ) -> None:
         referrers: list[list[int]] = [[] for _ in specs]
         for outer, row in enumerate(targets):
             for target in row:
@@ -164,7 +175,9 @@ class Correlator:
             output = not referrers[position] or any(
                 specs[outer].generate for outer in referrers[position]
             )
-            self.evaluators.append(Evaluator(spec, rule_ids, output=output, warn=self._warn))
+            self.evaluators.append(
+                Evaluator(spec, rule_ids, output=output, warn=self._warn, aliases=aliases[position])
+            )
 
         self._by_id: dict[str, list[tuple[Evaluator, int]]] = {}
         self._by_name: dict[str, list[tuple[Evaluator, int]]] = {}

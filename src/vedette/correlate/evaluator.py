@@ -78,6 +78,7 @@ class Evaluator:
         *,
         output: bool,
         warn: Warn,
+        aliases: Mapping[str, Mapping[int, str]] | None = None,
     ) -> None:
         self.spec = spec
         self.rule_ids = rule_ids
@@ -93,11 +94,19 @@ class Evaluator:
         """Open closing windows: (end, tie-breaker, group key, start); keys never compare."""
         self._opened = itertools.count()
         self._warn = warn
+
+        def field_of(name: str, index: int) -> str:
+            # an alias names, per rule, the event field that holds it; otherwise the name is
+            # the field itself
+            return (aliases or {}).get(name, {}).get(index, name)
+
         self._fields = [
-            tuple(spec.field_for(name, ref) for name in spec.group_by) for ref in spec.rules
+            tuple(field_of(name, index) for name in spec.group_by)
+            for index in range(len(spec.rules))
         ]
         self._value_fields = [
-            tuple(spec.field_for(name, ref) for name in spec.value_field) for ref in spec.rules
+            tuple(field_of(name, index) for name in spec.value_field)
+            for index in range(len(spec.rules))
         ]
         self._numeric = spec.type in ("value_sum", "value_avg", "value_percentile", "value_median")
 

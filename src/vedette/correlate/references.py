@@ -8,7 +8,7 @@ makes one load error for the rules concerned instead of failing the whole collec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,10 @@ class Target:
     """Index of the referenced correlation in the resolved list."""
 
 
+AliasFields = dict[str, dict[int, str]]
+"""For each alias: the event field that holds it, by index of the rule in ``rules``."""
+
+
 @dataclass(slots=True)
 class Resolution:
     """Correlations that can run, what each refers to, and those that cannot (with reasons)."""
@@ -81,6 +85,7 @@ class Resolution:
     specs: list[CorrelationSpec]
     targets: list[list[Target]]
     failed: list[tuple[CorrelationSpec, str]]
+    aliases: list[AliasFields]
 
 
 def resolve(specs: list[CorrelationSpec], base: Mapping[str, BaseRule]) -> Resolution:
@@ -98,32 +103,44 @@ def resolve(specs: list[CorrelationSpec], base: Mapping[str, BaseRule]) -> Resol
             by_ref[_norm(ref)] = len(kept)
         kept.append(spec)
 
+    def target_of(ref: str) -> Target | None:
+        key = _norm(ref)
+        if key in by_ref:
+            return Target(correlation=by_ref[key])
+        if key in base:
+            return Target(base=base[key])
+        return None
+
     targets: list[list[Target] | None] = []
+    alias_fields: list[AliasFields] = []
     reasons: dict[int, str] = {}
     for position, spec in enumerate(kept):
         resolved: list[Target] = []
         for ref in spec.rules:
-            key = _norm(ref)
-            if key in by_ref:
-                resolved.append(Target(correlation=by_ref[key]))
-            elif key in base:
-                resolved.append(Target(base=base[key]))
-            else:
+            target = target_of(ref)
+            if target is None:
                 reasons[position] = f"refers to rule {ref!r}, which is not loaded"
                 break
+            resolved.append(target)
         targets.append(None if position in reasons else resolved)
+        fields, problem = _alias_fields(spec, resolved, target_of)
+        alias_fields.append(fields)
+        if problem is not None and position not in reasons:
+            reasons[position] = problem
 
     _mark_cycles(targets, reasons)
     _mark_dependents(targets, reasons)
 
     final_index: dict[int, int] = {}
     final_specs: list[CorrelationSpec] = []
+    final_aliases: list[AliasFields] = []
     for position, spec in enumerate(kept):
         if position in reasons:
             failed.append((spec, reasons[position]))
         else:
             final_index[position] = len(final_specs)
             final_specs.append(spec)
+            final_aliases.append(alias_fields[position])
     final_targets: list[list[Target]] = []
     for position in final_index:
         row = targets[position]
@@ -134,7 +151,28 @@ def resolve(specs: list[CorrelationSpec], base: Mapping[str, BaseRule]) -> Resol
                 for t in row
             ]
         )
-    return Resolution(final_specs, final_targets, failed)
+    return Resolution(final_specs, final_targets, failed, final_aliases)
+
+
+def _alias_fields(
+    spec: CorrelationSpec,
+    targets: list[Target],
+    target_of: Callable[[str], Target | None],
+) -> tuple[AliasFields, str | None]:
+    """Alias fields by rule index; alias keys may name a rule by name while ``rules`` uses
+    its id (the specification keys aliases by name), so both resolve to targets first."""
+    fields: AliasFields = {}
+    for alias, mapping in spec.aliases.items():
+        by_index: dict[int, str] = {}
+        for ref, field_name in mapping.items():
+            target = target_of(ref)
+            indexes = [i for i, t in enumerate(targets) if target is not None and t == target]
+            if not indexes:
+                return fields, f"alias {alias!r} maps rule {ref!r}, which is not in 'rules'"
+            for index in indexes:
+                by_index[index] = field_name
+        fields[alias] = by_index
+    return fields, None
 
 
 def _mark_cycles(targets: list[list[Target] | None], reasons: dict[int, str]) -> None:

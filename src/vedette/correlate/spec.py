@@ -84,13 +84,6 @@ class CorrelationSpec:
                 found.append(AttackRef(match.group(1).upper()))
         return tuple(found)
 
-    def field_for(self, group_field: str, rule_ref: str) -> str:
-        """The event field that holds ``group_field`` (an alias, or the field itself)."""
-        mapping = self.aliases.get(group_field)
-        if mapping is None:
-            return group_field
-        return mapping.get(rule_ref, group_field)
-
 
 def parse_timespan(spec: Any) -> int:
     """Seconds in a Sigma timespan (``90m``); ``SpecError`` when it is not one."""
@@ -268,10 +261,6 @@ def _validated(spec: CorrelationSpec) -> CorrelationSpec:
         unknown_names = [n for n in referenced_names(spec.expression) if n not in spec.rules]
         if unknown_names:
             raise SpecError(f"expression names rules not in 'rules': {', '.join(unknown_names)}")
-    for alias, mapping in spec.aliases.items():
-        unknown = [ref for ref in mapping if ref not in spec.rules]
-        if unknown:
-            raise SpecError(f"alias {alias!r} maps rules not in 'rules': {', '.join(unknown)}")
     return spec
 
 
