@@ -119,6 +119,8 @@ def test_parse_tree_shapes() -> None:
         ("nothere", "unknown search identifier"),
         ("1 of zz*", "matches no search identifier"),
         ("a or or b", "unexpected"),
+        ("a | count() by host > 5", "Sigma 1 syntax"),
+        ("a | near b", "correlation rules"),
     ],
 )
 def test_bad_conditions(condition: str, message: str) -> None:

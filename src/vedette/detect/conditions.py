@@ -29,6 +29,11 @@ class ConditionError(ValueError):
 
 def parse_condition(text: str, names: Sequence[str]) -> Node:
     """Parse ``text`` into a tree of :class:`SelRef` (indexes into ``names``)."""
+    if "|" in text:
+        raise ConditionError(
+            f"aggregation in condition {text!r}: '| count() ...' and '| near' are Sigma 1 "
+            "syntax that Sigma 2 replaced with correlation rules"
+        )
     parser = _Parser(_TOKEN.findall(text), names, text)
     node = parser.expr()
     if parser.pos != len(parser.tokens):

@@ -291,6 +291,10 @@ def _locate(text: str, rule_id: str | None, reason: str) -> int | None:
         for number, line in enumerate(lines, 1):
             if token in line:
                 return number
+    if "condition" in reason:
+        for number, line in enumerate(lines, 1):
+            if line.strip().startswith("condition:"):
+                return number
     if rule_id:
         for number, line in enumerate(lines, 1):
             if line.startswith("id:") and rule_id in line:
