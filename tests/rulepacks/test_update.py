@@ -22,6 +22,7 @@ from vedette.rulepacks import (
     starter_pack_dir,
     update_rules,
 )
+from vedette.rulepacks.download import fetch
 from vedette.rulepacks.install import MANIFEST_NAME, update_lock
 from vedette.rulepacks.sigmahq import package_url, release_tag
 
@@ -280,3 +281,17 @@ def test_installed_sigmahq_rules_load_beside_the_starter_pack(
     assert report.loaded + report.correlations + len(report.errors) >= starter + len(files) - 5
     assert report.loaded >= len(files)  # the installed rules really load, not only the starter
     assert any(Path(rule.path).is_relative_to(result.path) for rule in engine.rules)
+
+
+def test_oversized_download_is_refused(server: FakeReleaseServer, tmp_path: Path) -> None:
+    server.routes["/big.zip"] = (200, b"x" * (3 * 1024 * 1024))
+    with pytest.raises(RuleUpdateError, match="exceeds 1 MiB"):
+        fetch(server.url("/big.zip"), tmp_path / "big.zip", max_bytes=1024 * 1024)
+
+
+def test_file_urls_work_and_other_schemes_are_refused(tmp_path: Path, home: Path) -> None:
+    archive = tmp_path / "rules.zip"
+    archive.write_bytes(rule_zip(2))
+    assert update_rules(url=archive.as_uri()).installed.rule_count == 2
+    with pytest.raises(RuleUpdateError, match="unsupported URL"):
+        update_rules(url="ftp://mirror.example.org/sigma_core.zip")
