@@ -25,7 +25,10 @@ from vedette.correlate import Correlator
 from vedette.detect import Engine
 from vedette.events import Detection, Event, LogSource
 from vedette.intel import AttackKB
+from vedette.normalize.tables import source_table
+from vedette.normalize.windows import normalize_windows
 from vedette.rulepacks import starter_pack_dir
+from vedette.sources.syslog import classify_syslog
 
 CASES = Path(__file__).resolve().parent / "cases"
 LEVELS = {"informational", "low", "medium", "high", "critical"}
@@ -216,3 +219,25 @@ def test_attack_tags_name_real_techniques_of_their_tactics() -> None:
                         f"{path.name}: {tag} is {technique.tactics}, tags say {tactics}"
                     )
     assert problems == []
+
+
+def _reader_logsource(case: Case, fields: dict[str, Any]) -> LogSource:
+    """The logsource Vedette's own readers give an event with these fields."""
+    event = {k: v for k, v in fields.items() if not k.startswith("_")}
+    if case.logsource.product == "windows":
+        return normalize_windows(event)
+    if "auditd" in case.logsource.services:
+        # The auditd reader merges the records of one event; it is an "execve" kind when one of
+        # them is EXECVE (the cases hold the one record a rule looks at).
+        kind = "execve" if event.get("type") == "EXECVE" else "other"
+        return source_table("auditd").classify(kind).apply(event)
+    return classify_syslog(event)
+
+
+@pytest.mark.parametrize("case", list(load_cases()), ids=lambda c: c.stem)
+def test_case_logsource_is_what_the_readers_produce(case: Case) -> None:
+    # The cases state the event logsource; it must be the one the real normalisers assign to
+    # the same fields, or a rule could pass its test and still never meet a real event.
+    for run in case.match + case.miss:
+        for fields in run:
+            assert _reader_logsource(case, fields) == case.logsource, fields
