@@ -347,3 +347,14 @@ def test_dns_answers_checked_for_addresses_and_names() -> None:
 def test_lookalikes_of_a_three_label_domain(query: str, hit: bool) -> None:
     index = index_of(("domain", "evil.example.com"))
     assert bool(hits(index, {"DestinationHostname": query})) is hit
+
+
+def test_repeated_hits_give_independent_detections() -> None:
+    index = index_of(("ip", "203.0.113.5"), labels=("c2",))
+    first, second = index.match(
+        [Event({"SourceIp": "203.0.113.5"}), Event({"SourceIp": "203.0.113.5"})]
+    )
+    first.extra["labels"].append("mutated")
+    first.extra["note"] = "x"
+    assert second.extra["labels"] == ["c2"] and "note" not in second.extra
+    assert first.rule_id == second.rule_id and first.event is not second.event

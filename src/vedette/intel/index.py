@@ -37,7 +37,7 @@ from vedette.intel.model import (
     derived_id,
     url_key,
 )
-from vedette.intel.report import build_detection
+from vedette.intel.report import DetectionTemplate
 
 Entry = IndicatorInfo | list[IndicatorInfo]
 Hit = tuple[str, Any, Entry, str, Any]
@@ -47,6 +47,7 @@ _HASH_ALGOS = {"MD5", "SHA1", "SHA-1", "SHA256", "SHA-256", "SHA512", "SHA-512"}
 _DIGEST_SIZES = {length // 2 for length in HASH_LENGTHS.values()}
 _MISSING = object()
 _IP_CACHE_LIMIT = 200_000
+_TEMPLATE_CACHE_LIMIT = 50_000
 
 
 def _same(a: IndicatorInfo, b: IndicatorInfo) -> bool:
@@ -82,6 +83,7 @@ class IndicatorIndex:
         self._net4_probe: list[tuple[int, dict[int, Entry]]] = []
         self._net6_probe: list[tuple[int, dict[int, Entry]]] = []
         self._ip_cache: dict[str, tuple[int, int] | None] = {}
+        self._templates: dict[tuple[Any, ...], DetectionTemplate] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled plan holds bound methods and the address cache is only a cache:
@@ -89,6 +91,7 @@ class IndicatorIndex:
         state = dict(self.__dict__)
         state["_plan"] = None
         state["_ip_cache"] = {}
+        state["_templates"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -447,24 +450,33 @@ class IndicatorIndex:
         if len(hits) > 1:  # report fields in the event's own order, whatever the set order
             position = {name: i for i, name in enumerate(event.fields)}
             hits.sort(key=lambda hit: position.get(hit[3], len(position)))
-        grouped: dict[tuple[Any, ...], tuple[IndicatorInfo, str, str, list[tuple[str, Any]]]] = {}
+        grouped: dict[tuple[Any, ...], tuple[DetectionTemplate, list[tuple[str, Any]]]] = {}
+        templates = self._templates
         for kind, key, entry, field, observed in hits:
             for info in _infos(entry):
                 if not info.valid_at(when):
                     continue
                 group = (id(info),) if info.id else (id(info), kind, key)
                 found = grouped.get(group)
-                if found is None:
+                if found is not None:
+                    if (field, observed) not in found[1]:
+                        found[1].append((field, observed))
+                    continue
+                template = templates.get((id(info), kind, key))
+                if template is None or template.info is not info:
                     itype, shown = _display(kind, key)
-                    grouped[group] = (info, itype, shown, [(field, observed)])
-                elif (field, observed) not in found[3]:
-                    found[3].append((field, observed))
+                    rule_id = info.id or derived_id(itype, shown, info.source)
+                    template = DetectionTemplate.of(info, itype, shown, rule_id)
+                    if len(templates) >= _TEMPLATE_CACHE_LIMIT:
+                        templates.clear()
+                    templates[(id(info), kind, key)] = template
+                grouped[group] = (template, [(field, observed)])
         out: list[Detection] = []
-        for info, itype, shown, observed in grouped.values():
-            if info.requires and not all(self._event_has(event, t, v) for t, v in info.requires):
+        for template, observed in grouped.values():
+            requires = template.info.requires
+            if requires and not all(self._event_has(event, t, v) for t, v in requires):
                 continue
-            rule_id = info.id or derived_id(itype, shown, info.source)
-            out.append(build_detection(event, info, itype, shown, rule_id, observed))
+            out.append(template.detection(event, observed))
         return out
 
     def _event_has(self, event: Event, kind: str, value: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from vedette.events import Detection, Event
@@ -36,6 +37,63 @@ def detection_title(info: IndicatorInfo, itype: str, value: str) -> str:
     return f"Known-bad {label} {value} ({where})"
 
 
+@dataclass(slots=True, frozen=True)
+class DetectionTemplate:
+    """What every detection of one indicator shares; the index caches one per hit indicator."""
+
+    info: IndicatorInfo
+    rule_id: str
+    title: str
+    level: str
+    extra: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, info: IndicatorInfo, itype: str, value: str, rule_id: str) -> DetectionTemplate:
+        """The template for indicator ``info`` of type ``itype`` and value ``value``."""
+        extra: dict[str, Any] = {
+            "indicator_type": itype,
+            "indicator_value": value,
+            "source": info.source,
+            "confidence": info.confidence,
+            "valid_from": info.valid_from.isoformat() if info.valid_from else None,
+            "valid_until": info.valid_until.isoformat() if info.valid_until else None,
+        }
+        if info.reference:
+            extra["reference"] = info.reference
+        if info.description:
+            extra["description"] = info.description
+        if info.labels:
+            extra["labels"] = list(info.labels)
+        if info.requires:
+            extra["requires"] = [f"{t}:{v}" for t, v in info.requires]
+        return cls(
+            info=info,
+            rule_id=rule_id,
+            title=detection_title(info, itype, value),
+            level=info.level or level_from_confidence(info.confidence),
+            extra=tuple(extra.items()),
+        )
+
+    def detection(self, event: Event, observed: list[tuple[str, Any]]) -> Detection:
+        """The detection of this indicator in ``event`` (``observed``: field, value pairs)."""
+        extra = {key: list(value) if isinstance(value, list) else value
+                 for key, value in self.extra}  # fmt: skip
+        extra["observed"] = dict(observed)
+        return Detection(
+            rule_id=self.rule_id,
+            rule_title=self.title,
+            level=self.level,
+            event=event,
+            tags=self.info.tags,
+            attack=self.info.attack,
+            matched=tuple(dict.fromkeys(field for field, _ in observed)),
+            kind="intel",
+            rule_name=None,
+            rule_path=None,
+            extra=extra,
+        )
+
+
 def build_detection(
     event: Event,
     info: IndicatorInfo,
@@ -45,33 +103,4 @@ def build_detection(
     observed: list[tuple[str, Any]],
 ) -> Detection:
     """The detection for indicator ``info`` (type ``itype``, value ``value``) in ``event``."""
-    extra: dict[str, Any] = {
-        "indicator_type": itype,
-        "indicator_value": value,
-        "source": info.source,
-        "confidence": info.confidence,
-        "valid_from": info.valid_from.isoformat() if info.valid_from else None,
-        "valid_until": info.valid_until.isoformat() if info.valid_until else None,
-        "observed": {field: val for field, val in observed},
-    }
-    if info.reference:
-        extra["reference"] = info.reference
-    if info.description:
-        extra["description"] = info.description
-    if info.labels:
-        extra["labels"] = list(info.labels)
-    if info.requires:
-        extra["requires"] = [f"{t}:{v}" for t, v in info.requires]
-    return Detection(
-        rule_id=rule_id,
-        rule_title=detection_title(info, itype, value),
-        level=info.level or level_from_confidence(info.confidence),
-        event=event,
-        tags=info.tags,
-        attack=info.attack,
-        matched=tuple(dict.fromkeys(field for field, _ in observed)),
-        kind="intel",
-        rule_name=None,
-        rule_path=None,
-        extra=extra,
-    )
+    return DetectionTemplate.of(info, itype, value, rule_id).detection(event, observed)
