@@ -25,9 +25,8 @@ def test_every_reader_module_is_registered() -> None:
 
 
 def test_expected_formats_are_registered() -> None:
-    assert {"evtx", "json", "zeek", "syslog", "auditd", "csv", "cef", "apache_error"} <= set(
-        READERS
-    )
+    expected = {"evtx", "json", "zeek", "syslog", "auditd", "csv", "cef", "apache_error"}
+    assert expected | {"weblog", "winxml"} <= set(READERS)
 
 
 def test_duplicate_names_are_refused() -> None:
@@ -47,6 +46,12 @@ def test_duplicate_names_are_refused() -> None:
         (b"CEF:0|a|b|1|2|n|3|src=1.2.3.4\n", "cef"),
         (b"time,host,action\n1,a,b\n2,c,d\n", "csv"),
         (b"[Sun Dec 04 04:47:44 2005] [notice] ok\n", "apache_error"),
+        (
+            b'<Events><Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">',
+            "winxml",
+        ),
+        (b'1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200 1\n', "weblog"),
+        (b"<html><body>Event</body></html>\n", None),
         (b"just some prose\nmore prose\n", None),
         (b"[Sun Dec 04 is not json\n", None),
     ],

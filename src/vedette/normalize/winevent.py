@@ -137,6 +137,11 @@ def parse_event_xml(text: str) -> dict[str, Any] | None:
         root = ElementTree.fromstring(text)
     except (ElementTree.ParseError, ValueError):
         return None
+    return event_element_record(root)
+
+
+def event_element_record(root: ElementTree.Element) -> dict[str, Any]:
+    """An ``<Event>`` element in the JSON shape :func:`flatten_windows_event` takes."""
     event: dict[str, Any] = {}
     for section in root:
         name = _local(section.tag)
@@ -145,10 +150,14 @@ def parse_event_xml(text: str) -> dict[str, Any] | None:
             for child in section:
                 key = _local(child.tag)
                 if child.attrib:
-                    system[key] = {_ATTRS: dict(child.attrib), _TEXT: child.text}
+                    system[key] = {_ATTRS: dict(child.attrib), _TEXT: _typed(child.text)}
                 else:
                     system[key] = _typed(child.text)
             event["System"] = system
+        elif name == "RenderingInfo":
+            message = section.find("{*}Message")
+            if message is not None and message.text:
+                event["RenderingInfo"] = {"Message": message.text}
         else:
             data: dict[str, Any] = {}
             unnamed: list[Any] = []
@@ -157,6 +166,10 @@ def parse_event_xml(text: str) -> dict[str, Any] | None:
                     data[child.attrib["Name"]] = child.text
                 elif _local(child.tag) == "Data":
                     unnamed.append(child.text)
+                elif len(child):  # UserData: <LogFileCleared><SubjectUserName>..</..></..>
+                    data[_local(child.tag)] = {
+                        _local(leaf.tag): leaf.text for leaf in child if not len(leaf)
+                    }
                 else:
                     data[_local(child.tag)] = child.text
             if unnamed:

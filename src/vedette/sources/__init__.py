@@ -22,6 +22,7 @@ from vedette.sources import evtx as _evtx  # noqa: F401
 from vedette.sources import jsonl as _jsonl  # noqa: F401
 from vedette.sources import syslog as _syslog  # noqa: F401
 from vedette.sources import weblog as _weblog  # noqa: F401
+from vedette.sources import winxml as _winxml  # noqa: F401
 from vedette.sources import zeek as _zeek  # noqa: F401
 from vedette.sources.api import (
     DEFAULT_BATCH_SIZE,
