@@ -27,7 +27,7 @@ def test_attack_coverage_with_navigator(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "rule.yml").write_text(RULE)
     layer = tmp_path / "layer.json"
     assert main(["attack", "coverage", "--rules", str(tmp_path / "rule.yml"),
-                 "--navigator", str(layer), "--techniques"]) == 0  # fmt: skip
+                 "--navigator", str(layer), "--techniques", "--no-cache"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "Execution" in out and "T1059.001" in out and "PowerShell" in out
     data = json.loads(layer.read_text())
@@ -37,7 +37,7 @@ def test_attack_coverage_with_navigator(tmp_path: Path, capsys: pytest.CaptureFi
 def test_attack_coverage_missing_rules_path_is_a_clean_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["attack", "coverage", "--rules", str(tmp_path / "nope")]) == 2
+    assert main(["attack", "coverage", "--rules", str(tmp_path / "nope"), "--no-cache"]) == 2
     assert "no such rule file" in capsys.readouterr().err
 
 
