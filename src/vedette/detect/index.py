@@ -29,6 +29,12 @@ GRAM = 3
 """Length of the substring pieces that bucket ``contains`` literals."""
 
 
+Verifier = Callable[[str], object]
+_Entry = tuple[str, list[int], Verifier | None]
+"""A bucket entry: the literal, its atoms, and a full-match test when the literal only
+prefilters a glob of another shape (inner wildcards, ``?``)."""
+
+
 @dataclass(slots=True)
 class _FieldIndex:
     """Globs on one field (or on every field, for keywords), with one case mode."""
@@ -37,18 +43,27 @@ class _FieldIndex:
     prefix: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     suffix: dict[int, dict[str, list[int]]] = field(default_factory=dict)
     contains: dict[str, list[int]] = field(default_factory=dict)
-    other: list[tuple[Callable[[str], object], int]] = field(default_factory=list)
+    complex: list[tuple[str, Verifier, int]] = field(default_factory=list)
+    other: list[tuple[Verifier, int]] = field(default_factory=list)
+    """Globs without any literal (``?``, ``?*?``): full-match tests, one by one."""
+    everything: list[int] = field(default_factory=list)
+    """Atoms true for any value at all (``*``)."""
     prefix_lengths: tuple[int, ...] = ()
     suffix_lengths: tuple[int, ...] = ()
-    short: tuple[tuple[str, list[int]], ...] = ()
-    """Substrings shorter than :data:`GRAM`, tested one by one."""
-    buckets: dict[str, tuple[tuple[str, list[int]], ...]] = field(default_factory=dict)
-    """Trigram -> the substrings filed under it (each substring under its rarest trigram)."""
+    levels: tuple[tuple[int, dict[str, tuple[_Entry, ...]]], ...] = ()
+    """(gram length, gram -> entries): each literal filed under one of its grams (its rarest
+    trigram, or itself when shorter), so a value only meets the literals sharing a gram."""
 
     def add(self, glob: Glob, atom: int) -> None:
         shape = glob.shape()
         if shape is None:
-            self.other.append((glob_regex(glob).fullmatch, atom))
+            literals = [t for t in glob.tokens if isinstance(t, str)]
+            verify = glob_regex(glob).fullmatch
+            if literals:
+                text = max(literals, key=len)
+                self.complex.append((text if glob.case_sensitive else text.lower(), verify, atom))
+            else:
+                self.other.append((verify, atom))
             return
         kind, text = shape
         if kind == "eq":
@@ -57,29 +72,45 @@ class _FieldIndex:
             self.prefix.setdefault(len(text), {}).setdefault(text, []).append(atom)
         elif kind == "suffix":
             self.suffix.setdefault(len(text), {}).setdefault(text, []).append(atom)
-        else:
+        elif text:
             self.contains.setdefault(text, []).append(atom)
+        else:
+            self.everything.append(atom)
 
     def freeze(self) -> None:
         self.prefix_lengths = tuple(sorted(self.prefix))
         self.suffix_lengths = tuple(sorted(self.suffix))
+        entries: list[_Entry] = [(text, atoms, None) for text, atoms in self.contains.items()]
+        entries += [(text, [atom], verify) for text, verify, atom in self.complex]
         grams: Counter[str] = Counter()
-        for text in self.contains:
+        for text, _atoms, _verify in entries:
             grams.update({text[i : i + GRAM] for i in range(len(text) - GRAM + 1)})
-        short: list[tuple[str, list[int]]] = []
-        buckets: dict[str, list[tuple[str, list[int]]]] = {}
-        for text, atoms in self.contains.items():
+        levels: dict[int, dict[str, list[_Entry]]] = {}
+        for entry in entries:
+            text = entry[0]
             if len(text) < GRAM:
-                short.append((text, atoms))
+                levels.setdefault(len(text), {}).setdefault(text, []).append(entry)
                 continue
             pieces = {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
             anchor = min(pieces, key=lambda g: (grams[g], g))
-            buckets.setdefault(anchor, []).append((text, atoms))
-        self.short = tuple(short)
-        self.buckets = {g: tuple(entries) for g, entries in buckets.items()}
+            levels.setdefault(GRAM, {}).setdefault(anchor, []).append(entry)
+        self.levels = tuple(
+            (length, {g: tuple(group) for g, group in buckets.items()})
+            for length, buckets in sorted(levels.items())
+        )
 
     def scan(self, s: str, out: set[int]) -> None:
         """Add to ``out`` the atoms true for string ``s`` (already lower-cased if caseless)."""
+        self.scan_shapes(s, out)
+        self.scan_substrings(s, (s,), out)
+
+    @property
+    def has_shapes(self) -> bool:
+        """True when some glob is an equality, prefix or suffix test."""
+        return bool(self.eq or self.prefix or self.suffix)
+
+    def scan_shapes(self, s: str, out: set[int]) -> None:
+        """Equality, prefix and suffix globs over one value."""
         hit = self.eq.get(s)
         if hit:
             out.update(hit)
@@ -96,20 +127,37 @@ class _FieldIndex:
             hit = self.suffix[length].get(s[n - length :] if length else "")
             if hit:
                 out.update(hit)
-        for text, atoms in self.short:
-            if text in s:
-                out.update(atoms)
-        buckets = self.buckets
-        if buckets and n >= GRAM:
-            for gram in {s[i : i + GRAM] for i in range(n - GRAM + 1)}:
-                entries = buckets.get(gram)
-                if entries is not None:
-                    for text, atoms in entries:
-                        if text in s:
-                            out.update(atoms)
+
+    def scan_substrings(self, text: str, values: Sequence[str], out: set[int]) -> None:
+        """Substring, complex and match-anything globs over ``text``.
+
+        ``text`` is one value, or (for keyword searches) every value of the event joined by
+        :data:`SEPARATOR`, which no literal contains: a literal found in the joined text is in one
+        value, and a complex glob is then verified value by value.
+        """
+        n = len(text)
+        for length, buckets in self.levels:
+            if length > n:
+                break
+            if length == 1:
+                grams = set(text)
+            else:
+                grams = {text[i : i + length] for i in range(n - length + 1)}
+            for gram in buckets.keys() & grams:
+                for literal, atoms, verify in buckets[gram]:
+                    if length != len(literal) and literal not in text:
+                        continue
+                    if verify is None or any(verify(v) for v in values):
+                        out.update(atoms)
+        if self.everything and values:
+            out.update(self.everything)
         for match, atom in self.other:
-            if match(s) is not None:
+            if any(match(v) is not None for v in values):
                 out.add(atom)
+
+
+SEPARATOR = "\uffff"
+"""Joins an event's values for one keyword scan (a Unicode noncharacter: in no rule literal)."""
 
 
 class GlobTables:
@@ -152,6 +200,8 @@ class GlobTables:
         caseless, cased = self.caseless, self.cased
         kw_caseless, kw_cased = self.keyword
         keyword = kw_caseless is not None or kw_cased is not None
+        kw_lower: list[str] = []
+        kw_raw: list[str] = []
         seen: set[str] = set()
         for key, value in fields.items():
             name = key.lower()
@@ -169,10 +219,16 @@ class GlobTables:
                     lower_index.scan(low, atoms)
                 if cased_index is not None:
                     cased_index.scan(s, atoms)
-                if kw_caseless is not None:
-                    kw_caseless.scan(low, atoms)
-                if kw_cased is not None:
-                    kw_cased.scan(s, atoms)
+                if keyword:
+                    kw_lower.append(low)
+                    kw_raw.append(s)
+        for index, strings in ((kw_caseless, kw_lower), (kw_cased, kw_raw)):
+            if index is None or not strings:
+                continue
+            if index.has_shapes:  # keyword globs are contains-globs, but the plan allows any
+                for s in strings:
+                    index.scan_shapes(s, atoms)
+            index.scan_substrings(SEPARATOR.join(strings), strings, atoms)
         return self.items(atoms)
 
     def items(self, atoms: set[int]) -> set[int]:
@@ -203,11 +259,7 @@ class PythonScanner:
 
     def __init__(self, plan: RulePlan) -> None:
         self._plan = plan
-        self._covered = frozenset(
-            item.item_id
-            for item in plan.items
-            if all(item_globs(m) is not None for m in item.matchers)
-        )
+        self._covered = frozenset(item.item_id for item in plan.items if _indexable(item))
         self._tables: dict[LogSource, GlobTables] = {}
 
     @property
@@ -235,6 +287,18 @@ class PythonScanner:
         table = GlobTables(items[i] for i in sorted(wanted & self._covered))
         self._tables[logsource] = table
         return table
+
+
+def _indexable(item: DetectionItem) -> bool:
+    globs = [item_globs(m) for m in item.matchers]
+    if any(g is None for g in globs):
+        return False
+    if item.field is None:  # keyword literals must not contain the joining separator
+        for group in globs:
+            for glob in group or ():
+                if any(isinstance(t, str) and SEPARATOR in t for t in glob.tokens):
+                    return False
+    return True
 
 
 def item_globs(matcher: object) -> list[Glob] | None:
