@@ -292,3 +292,22 @@ def test_bad_file_in_a_feed_folder_is_reported_and_the_rest_loads(tmp_path: Path
     assert [w.reason for w in broken.unsupported] == ["feed-unreadable"]
     with pytest.raises(FeedError, match="cannot read JSON"):
         IndicatorIndex.from_feeds([tmp_path / "broken.json"])
+
+
+def test_misp_csv_export(tmp_path: Path) -> None:
+    path = tmp_path / "misp.csv"
+    path.write_text(
+        "uuid,event_id,category,type,value,comment,to_ids,date\n"
+        "u1,1234,Network activity,ip-dst|port,203.0.113.9|443,C2,1,1700000000\n"
+        "u2,1234,Payload delivery,filename|sha256,a.exe|" + "b" * 64 + ",,1,1700000000\n"
+        "u3,1234,Network activity,domain,context.example,,0,1700000000\n"
+        "u4,1234,Other,text,some note,,1,1700000000\n"
+        "u5,1234,Network activity,hostname,bad host,,1,1700000000\n"
+    )
+    indicators, report = load_feed(FeedSpec(path))
+    assert [(i.type, i.value) for i in indicators] == [("ip", "203.0.113.9"), ("sha256", "b" * 64)]
+    first = indicators[0].info
+    assert first.id == "u1" and first.reference == "MISP event 1234"
+    assert first.description == "C2" and "Network activity" in first.labels
+    assert report.skipped_not_for_ids == 1 and report.skipped_other_types == 1
+    assert [w.line for w in report.unsupported] == [6]

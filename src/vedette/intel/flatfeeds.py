@@ -110,13 +110,31 @@ def load_list(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
             yield Indicator(kind, canonical, info)
 
 
-_CONTEXT_COLUMNS = ("id", "confidence", "level", "valid_from", "valid_until", "labels", "tags",
-                    "attack", "description")  # fmt: skip
+_CONTEXT_COLUMNS = ("id", "uuid", "event_id", "confidence", "level", "valid_from", "valid_until",
+                    "labels", "category", "tags", "attack", "description", "comment")  # fmt: skip
+_FALSE = {"", "0", "false", "no", "n", "f"}
+
+
+def _typed_values(named: str, value: str) -> list[tuple[str, str]]:
+    """(type, raw value) pairs for a type column: Vedette's names or MISP's (``ip-dst|port``)."""
+    try:
+        return [(canonical_type(named), value)]
+    except ValueError:
+        pass
+    from vedette.intel.misp import misp_types
+
+    parts = misp_types().get(named.strip().lower())
+    if parts is None:
+        raise ValueError(f"unsupported indicator type {named!r}")
+    values = value.split("|") if len(parts) > 1 else [value]
+    if len(values) != len(parts):
+        raise ValueError(f"{named} value {value!r} does not have {len(parts)} parts")
+    return [(kind, part) for kind, part in zip(parts, values, strict=True) if kind is not None]
 
 
 @register_loader("csv")
 def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
-    """Indicators of a CSV file with a header row."""
+    """Indicators of a CSV file with a header row (also MISP's CSV export)."""
     declared = _declared(spec)
     shared: dict[tuple[object, ...], IndicatorInfo] = {}
     with _open_text(spec.path) as handle:
@@ -127,6 +145,7 @@ def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
         if value_at is None:
             raise FeedError(f"{spec.path}: CSV needs a value column (one of {_VALUE_COLUMNS})")
         type_at = columns.get("type")
+        ids_at = columns.get("to_ids")
         has_context = any(c in columns for c in _CONTEXT_COLUMNS)
         plain = IndicatorInfo(source=spec.source_name(), reference=spec.source_name())
 
@@ -139,25 +158,40 @@ def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
             value = row[value_at].strip() if value_at < len(row) else ""
             if not value:
                 continue
+            not_for_ids = (
+                ids_at is not None and ids_at < len(row) and row[ids_at].strip().lower() in _FALSE
+            )
+            if spec.to_ids_only and not_for_ids:
+                report.skipped_not_for_ids += 1
+                continue
             try:
-                kind = declared
-                if kind is None:
+                if declared is not None:
+                    typed = [(declared, value)]
+                else:
                     named = (
                         row[type_at].strip() if type_at is not None and type_at < len(row) else ""
                     )
-                    kind = canonical_type(named) if named else guess_type(value)
-                if kind is None:
-                    raise ValueError(f"cannot tell the type of {value!r}")
-                canonical = normalize(kind, value)
+                    guessed = None if named else guess_type(value)
+                    if not named and guessed is None:
+                        raise ValueError(f"cannot tell the type of {value!r}")
+                    typed = _typed_values(named, value) if named else [(str(guessed), value)]
+                canonical = [(kind, normalize(kind, raw)) for kind, raw in typed]
             except ValueError as exc:
-                report.warn("csv-value", str(exc), line=reader.line_num)
+                if "unsupported indicator type" in str(exc):
+                    report.skipped_other_types += 1
+                else:
+                    report.warn("csv-value", str(exc), line=reader.line_num)
+                continue
+            if not canonical:
+                report.skipped_other_types += 1
                 continue
             info = (
                 _row_info(spec, report, row, col, reader.line_num, shared) if has_context else plain
             )
-            report.count(kind)
             report.indicators += 1
-            yield Indicator(kind, canonical, info)
+            for kind, normalized in canonical:
+                report.count(kind)
+                yield Indicator(kind, normalized, info)
 
 
 def _row_info(
@@ -180,8 +214,12 @@ def _row_info(
     if level is not None and level not in LEVELS:
         report.warn("csv-value", f"level {level!r} is not a Sigma level", line=number)
         level = None
+    event_id = get(row, "event_id")
     key = (
-        get(row, "id") or None,
+        get(row, "id") or get(row, "uuid") or None,
+        event_id,
+        get(row, "category"),
+        get(row, "comment"),
         confidence,
         level,
         get(row, "valid_from"),
@@ -196,14 +234,14 @@ def _row_info(
     if info is None:
         info = IndicatorInfo(
             source=spec.source_name(),
-            id=get(row, "id") or None,
-            reference=spec.source_name(),
-            description=get(row, "description") or None,
+            id=get(row, "id") or get(row, "uuid") or None,
+            reference=f"MISP event {event_id}" if event_id else spec.source_name(),
+            description=get(row, "description") or get(row, "comment") or None,
             confidence=confidence,
             level=level,
             valid_from=parse_time(get(row, "valid_from")),
             valid_until=parse_time(get(row, "valid_until")),
-            labels=tuple(x for x in _SPLIT.split(get(row, "labels")) if x),
+            labels=tuple(x for x in [*_SPLIT.split(get(row, "labels")), get(row, "category")] if x),
             tags=tuple(x for x in re.split(r"[;|]+", get(row, "tags")) if x.strip()),
             attack=tuple(
                 AttackRef(x.upper()) for x in _SPLIT.split(get(row, "attack")) if x.strip()
