@@ -26,7 +26,7 @@ def test_every_reader_module_is_registered() -> None:
 
 def test_expected_formats_are_registered() -> None:
     expected = {"evtx", "json", "zeek", "syslog", "auditd", "csv", "cef", "apache_error"}
-    assert expected | {"weblog", "winxml"} <= set(READERS)
+    assert expected | {"weblog", "winxml", "w3c"} <= set(READERS)
 
 
 def test_duplicate_names_are_refused() -> None:
@@ -51,6 +51,7 @@ def test_duplicate_names_are_refused() -> None:
             "winxml",
         ),
         (b'1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET / HTTP/1.1" 200 1\n', "weblog"),
+        (b"#Software: Microsoft Internet Information Services 10.0\n#Fields: date time\n", "w3c"),
         (b"<html><body>Event</body></html>\n", None),
         (b"just some prose\nmore prose\n", None),
         (b"[Sun Dec 04 is not json\n", None),

@@ -21,6 +21,7 @@ from vedette.sources import csvfile as _csvfile  # noqa: F401
 from vedette.sources import evtx as _evtx  # noqa: F401
 from vedette.sources import jsonl as _jsonl  # noqa: F401
 from vedette.sources import syslog as _syslog  # noqa: F401
+from vedette.sources import w3c as _w3c  # noqa: F401
 from vedette.sources import weblog as _weblog  # noqa: F401
 from vedette.sources import winxml as _winxml  # noqa: F401
 from vedette.sources import zeek as _zeek  # noqa: F401

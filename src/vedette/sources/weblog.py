@@ -31,8 +31,9 @@ from vedette.sources.report import ReadReport
 
 _LINE = re.compile(
     r"(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "
-    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
-    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+    # the request ends at the first `" <status> <bytes>`: attack payloads hold bare quotes
+    r'"(?P<request>.*?)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
+    r'(?: "(?P<referer>.*?)" "(?P<agent>.*?)"(?=\s|$))?'
 )
 
 
