@@ -103,3 +103,16 @@ def test_intel_sweep_over_jsonl_logs(tmp_path: Path, capsys: pytest.CaptureFixtu
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["rule_title"] for x in lines] == ["Known-bad domain evil.example (feed.txt)"]
     assert lines[0]["extra"]["observed"] == {"QueryName": "cdn.evil.example"}
+
+
+def test_attack_coverage_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rule.yml").write_text(RULE)
+    layer = tmp_path / "layer.json"
+    assert main(["attack", "coverage", "--rules", str(tmp_path), "--json", "--no-cache",
+                 "--navigator", str(layer)]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert data["rules"] == 1
+    assert data["techniques"] == {"T1059.001": ["11111111-1111-1111-1111-111111111111"]}
+    execution = next(t for t in data["tactics"] if t["tactic"] == "execution")
+    assert execution["rules"] == 1 and execution["techniques_covered"] == 1
+    assert layer.exists()

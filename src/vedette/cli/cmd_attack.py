@@ -12,7 +12,7 @@ from rich.table import Table
 from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError, InputError
 from vedette.intel.attack import AttackKB, is_technique_id, sorted_technique_ids
-from vedette.intel.coverage import rank_groups, rule_coverage, techniques_from_result
+from vedette.intel.coverage import Coverage, rank_groups, rule_coverage, techniques_from_result
 from vedette.intel.navigator import navigator_layer, write_layer
 
 COVERAGE_DESCRIPTION = """\
@@ -76,6 +76,7 @@ def _configure_coverage(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--techniques", action="store_true", help="also list every covered technique"
     )
+    parser.add_argument("--json", action="store_true", help="print the coverage as JSON")
     _add_kb_option(parser)
 
 
@@ -102,6 +103,24 @@ def _run_coverage(args: argparse.Namespace) -> int:
     kb = _kb(args)
     rules, errors = _load_rules(args.rules, use_cache=not args.no_cache)
     coverage = rule_coverage(rules, kb)  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps({
+            "attack_version": kb.version,
+            "rules": coverage.rules_total,
+            "rules_without_attack": coverage.rules_without_attack,
+            "rule_files_not_loaded": errors,
+            "tactics": [
+                {"tactic": t.shortname, "name": t.name, "rules": len(t.rules),
+                 "techniques_covered": len(t.parents_covered), "techniques": t.parents_total,
+                 "percent": round(t.percent, 1)}
+                for t in coverage.by_tactic
+            ],
+            "techniques": {tid: sorted(ids) for tid, ids in
+                           sorted(coverage.by_technique.items())},
+            "unknown_techniques": sorted(coverage.unknown_techniques),
+        }, indent=2))  # fmt: skip
+        _write_coverage_layer(args.navigator, coverage, kb)
+        return 0
     console = Console()
     table = Table(title=f"ATT&CK coverage of {coverage.rules_total:,} rules (ATT&CK v{kb.version})")
     table.add_column("Tactic")
@@ -140,20 +159,26 @@ def _run_coverage(args: argparse.Namespace) -> int:
         unknown = ", ".join(sorted(coverage.unknown_techniques))
         console.print(f"[yellow]technique ids unknown to ATT&CK v{kb.version}: {unknown}[/]")
     if args.navigator is not None:
-        comments = {
-            tid: f"{len(ids)} rule(s): " + ", ".join(ids[:20])
-            for tid, ids in coverage.by_technique.items()
-        }
-        layer = navigator_layer(
-            coverage.scores(),
-            name="Vedette rule coverage",
-            description=f"{coverage.rules_total} Sigma rules; score = number of rules",
-            comments=comments,
-            kb=kb,
-        )
-        write_layer(layer, args.navigator)
+        _write_coverage_layer(args.navigator, coverage, kb)
         console.print(f"Navigator layer written to {args.navigator}")
     return 0
+
+
+def _write_coverage_layer(path: Path | None, coverage: Coverage, kb: AttackKB) -> None:
+    if path is None:
+        return
+    comments = {
+        tid: f"{len(ids)} rule(s): " + ", ".join(ids[:20])
+        for tid, ids in coverage.by_technique.items()
+    }
+    layer = navigator_layer(
+        coverage.scores(),
+        name="Vedette rule coverage",
+        description=f"{coverage.rules_total} Sigma rules; score = number of rules",
+        comments=comments,
+        kb=kb,
+    )
+    write_layer(layer, path)
 
 
 # -- groups -----------------------------------------------------------------------------------
