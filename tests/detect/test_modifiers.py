@@ -382,3 +382,32 @@ def test_placeholder_without_value_rejects_the_rule(load_error: Any) -> None:
     reason = load_error(one("User|expand", "'%Administrators%'"))
     assert "%Administrators%" in reason
     assert "no value" in reason
+
+
+# -- values the specification forbids are load errors, with a reason ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("detection", "reason"),
+    [
+        (one("Image|nosuch", "'x'"), "nosuch"),
+        (one("Data|re", "'(unclosed'"), "invalid"),
+        (one("Ip|cidr", "'10.0.0.0/33'"), "CIDR"),
+        (one("Data|base64", "'foo*'"), "wildcards"),
+        (one("Data|base64offset", "'foo?'"), "wildcards"),
+        (one("Other|fieldref", "'Name*'"), "wildcards"),
+        (one("Count|gt", "'ten'"), "ncompatible"),
+        (one("Data|windash", "'-a -b -c -d'"), "three"),
+        (one("Data|contains|re", "'x'"), "unmodified"),
+        ("keywords:\n    - 'a'\ncondition: keywords and missing", "missing"),
+    ],
+)
+def test_forbidden_values_are_load_errors(
+    load_error: Callable[..., str], detection: str, reason: str
+) -> None:
+    assert reason in load_error(detection)
+
+
+def test_windash_with_three_dashes_loads(fires: Fires) -> None:
+    rule = one("CommandLine|windash|contains", "' -a -b -c'")
+    assert fires(rule, {"CommandLine": "x /a \u2014b -c"})
