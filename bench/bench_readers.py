@@ -69,6 +69,15 @@ def corpora() -> dict[str, list[Path]]:
         "auditd": sorted((DATASETS / "misc-logs" / "auditd").rglob("*.log"))
         + sorted((OTRF / "atomic" / "linux").rglob("*.zip")),
         "csv": [OTRF / "atomic" / "aws" / "discovery" / "aws_s3_honeybucketlogs.zip"],
+        "weblog (Apache access log)": [
+            DATASETS
+            / "evtx-attack-samples"
+            / "Command and Control"
+            / "web_attack_and_isp_webshell_localhost_access_log.txt"
+        ],
+        "w3c (IIS)": [
+            DATASETS / "evtx-attack-samples" / "Command and Control" / "Tunna_rdp_tunnel_IIS.log"
+        ],
     }
 
 
