@@ -23,6 +23,9 @@ from vedette.sources.report import ReadReport
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_TASK_BYTES = 64 * 1024 * 1024
 _STREAM_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, ValueError, RuntimeError)
+"""What opening a stream may raise (a RuntimeError: an encrypted zip member)."""
+_TRUNCATION_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile)
+"""What reading a damaged or truncated (compressed) stream raises midway."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -105,7 +108,7 @@ def _batches(
                 report.add_events(fmt, len(batch))
                 yield batch
                 batch = []
-    except _STREAM_ERRORS as exc:
+    except _TRUNCATION_ERRORS as exc:
         # Truncated compressed streams and I/O errors end the stream; what was read stays.
         report.warn(source.display, "truncated", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # the boundary: a reader bug must not kill a scan
