@@ -190,6 +190,7 @@ def test_cache_reuses_the_compiled_plan(tmp_path: Path) -> None:
     first = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert first.cache_key is not None
     assert len(list(cache_dir.glob("rules-*.pickle"))) == 1
+    assert len(list(cache_dir.glob("engine-*.pickle"))) == 1  # trigger sets and condition code
     second = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert second.cache_key == first.cache_key
     assert second.load_report.errors == first.load_report.errors

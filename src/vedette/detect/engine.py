@@ -9,14 +9,23 @@ set of true items, deciding the remaining (uncovered) items lazily, at most once
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 
 from vedette.detect import cache
+from vedette.detect.codegen import (
+    compile_conditions,
+    dump_code,
+    load_conditions,
+    undump_code,
+)
 from vedette.detect.loader import (
     LoadReport,
     LoadResult,
@@ -27,25 +36,14 @@ from vedette.detect.loader import (
 )
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import (
-    And,
-    CompiledRule,
-    Const,
-    ItemRef,
-    Node,
-    Not,
-    Or,
     RuleInfo,
     RulePlan,
-    Selection,
-    SelRef,
     evaluate,
 )
 from vedette.detect.scanner import AUTO_ORDER, ItemScanner, get_scanner_factory
 from vedette.detect.triggers import item_commonness, trigger_items
 from vedette.errors import ConfigError
 from vedette.events import AttackRef, Detection, Event, LogSource
-
-ConditionFn = Callable[[set[int], Callable[[int], bool]], bool]
 
 
 @dataclass(slots=True)
@@ -73,10 +71,12 @@ class Engine:
         *,
         scanner: str = "auto",
         cache_dir: Path | None = None,
+        cache_key: str | None = None,
     ) -> None:
         self._result = result
         self._scanner_name = scanner
         self._cache_dir = cache_dir
+        self.cache_key = cache_key
         self._build()
 
     # -- construction ------------------------------------------------------------------------
@@ -130,9 +130,7 @@ class Engine:
             result = load_rules(sources, placeholders=placeholders)
             if cache_dir is not None:
                 cache.store(cache_dir, key, result)
-        engine = cls(result, scanner=scanner, cache_dir=cache_dir)
-        engine.cache_key = key or None
-        return engine
+        return cls(result, scanner=scanner, cache_dir=cache_dir, cache_key=key or None)
 
     cache_key: str | None = None
     """Fingerprint of the rule set when loaded with a cache (scanners key their files by it)."""
@@ -160,13 +158,34 @@ class Engine:
         self._tests: list[ItemTest | None] = [
             None if item.item_id in covered else item_test(item) for item in plan.items
         ]
-        commonness = item_commonness(plan.items, plan.rules)
-        self._triggers = [trigger_items(rule, covered, commonness) for rule in plan.rules]
-        self._conditions = _compile_conditions(plan.rules, covered)
+        self._triggers, code = self._derived(plan, covered)
+        self._conditions = load_conditions(code)
         self._routes: dict[LogSource, _Route] = {}
         self._by_id = {r.info.id: r.info for r in plan.rules}
         self._by_name = {r.info.name: r.info for r in plan.rules if r.info.name}
         self._attack = [tuple(AttackRef(t) for t in r.info.attack_ids) for r in plan.rules]
+
+    def _derived(
+        self, plan: RulePlan, covered: frozenset[int]
+    ) -> tuple[list[tuple[int, ...] | None], CodeType]:
+        """Trigger sets and condition code for this plan and coverage (cached when possible)."""
+        key = None
+        if self._cache_dir is not None and self.cache_key:
+            digest = hashlib.sha256(f"{self.cache_key}:{sys.version}:".encode())
+            digest.update(",".join(map(str, sorted(covered))).encode())
+            key = digest.hexdigest()[:32]
+            cached = cache.load(self._cache_dir, key, kind="engine")
+            if isinstance(cached, tuple) and len(cached) == 2:
+                try:
+                    return cached[0], undump_code(cached[1])
+                except (ValueError, EOFError, TypeError):
+                    pass
+        commonness = item_commonness(plan.items, plan.rules)
+        triggers = [trigger_items(rule, covered, commonness) for rule in plan.rules]
+        code = compile_conditions(plan.rules, covered)
+        if key is not None and self._cache_dir is not None:
+            cache.store(self._cache_dir, key, (triggers, dump_code(code)), kind="engine")
+        return triggers, code
 
     # -- public API --------------------------------------------------------------------------
 
@@ -306,38 +325,3 @@ def _make_scanner(name: str, plan: RulePlan, cache_dir: Path | None) -> ItemScan
         if factory is not None:
             return factory(plan, cache_dir)
     raise ConfigError(f"item scanner {name!r} is not available")
-
-
-def _compile_conditions(
-    rules: Sequence[CompiledRule], covered: frozenset[int]
-) -> list[ConditionFn]:
-    """One Python function per rule: ``f(true_items, lazy) -> bool``, generated and compiled once.
-
-    Covered items become ``(id in T)``, others ``U(id)`` (decided lazily); selections are
-    inlined, so a condition costs a few set lookups and short-circuits like hand-written code.
-    """
-    lines: list[str] = []
-    for index, rule in enumerate(rules):
-        expr = _expr(rule.condition, rule.selections, covered)
-        lines.append(f"def r{index}(T, U):\n    return {expr}\n")
-    source = "".join(lines) + "RULES = [" + ", ".join(f"r{i}" for i in range(len(rules))) + "]\n"
-    namespace: dict[str, Any] = {}
-    exec(compile(source, "<vedette rule conditions>", "exec"), namespace)
-    functions: list[ConditionFn] = namespace["RULES"]
-    return functions
-
-
-def _expr(node: Node, selections: Sequence[Selection], covered: frozenset[int]) -> str:
-    if isinstance(node, ItemRef):
-        i = node.item_id
-        return f"({i} in T)" if i in covered else f"U({i})"
-    if isinstance(node, SelRef):
-        return _expr(selections[node.index].tree, selections, covered)
-    if isinstance(node, And):
-        return "(" + " and ".join(_expr(a, selections, covered) for a in node.args) + ")"
-    if isinstance(node, Or):
-        return "(" + " or ".join(_expr(a, selections, covered) for a in node.args) + ")"
-    if isinstance(node, Not):
-        return "(not " + _expr(node.arg, selections, covered) + ")"
-    assert isinstance(node, Const)
-    return "True" if node.value else "False"
