@@ -41,11 +41,15 @@ def test_unnamed_data_and_attributes_only_elements() -> None:
         {
             "System": {"EventID": 400, "Channel": "Windows PowerShell"},
             "EventData": {"Data": {"#text": ["Available", "None", "HostApplication=x"]}},
-            "UserData": {"Thing": {"#attributes": {"xmlns": "u"}}},
+            "UserData": {
+                "Thing": {"#attributes": {"xmlns": "u"}},
+                "Repeated": [{"#text": "a", "#attributes": {"n": 1}}, "b"],
+            },
         }
     )
     assert fields["Data"] == ["Available", "None", "HostApplication=x"]
     assert fields["Thing"] is None
+    assert fields["Repeated"] == ["a", "b"]
 
 
 def test_not_an_event() -> None:

@@ -64,6 +64,8 @@ def _flatten_section(section: dict[str, Any], fields: dict[str, Any]) -> None:
                 _flatten_section(value, fields)
             else:
                 fields[key] = None
+        elif isinstance(value, list):  # repeated elements: keep values flat (their text)
+            fields[key] = [_text(item) if isinstance(item, dict) else item for item in value]
         else:
             fields[key] = value
 
@@ -71,7 +73,8 @@ def _flatten_section(section: dict[str, Any], fields: dict[str, Any]) -> None:
 def _add_section(section: Any, name: str, fields: dict[str, Any]) -> None:
     if type(section) is dict:
         # the common case, EventData already keyed by Data Name: one C-level update
-        if _ATTRS in section or "Data" in section or dict in map(type, section.values()):
+        types = set(map(type, section.values()))
+        if _ATTRS in section or "Data" in section or dict in types or list in types:
             _flatten_section(section, fields)
         else:
             fields.update(section)
