@@ -123,3 +123,16 @@ def test_without_group_by_all_events_form_one_group(make: Factory) -> None:
     fired = run(make.correlator(text), detections)
     assert len(fired) == 1
     assert fired[0].extra["group_by"] == {}
+
+
+def test_groups_never_span_units(make: Factory) -> None:
+    detections = burst(make, "admin", [0, 1, 2, 3, 4, 5])
+    for position, detection in enumerate(detections):
+        detection.event.unit = "unit-a" if position % 2 else "unit-b"
+    assert run(make.correlator(RULES), detections) == []  # 3 + 3, never 5 in one unit
+    more = burst(make, "admin", [0, 1, 2, 3, 4])
+    for detection in more:
+        detection.event.unit = "unit-a"
+    [alert] = run(make.correlator(RULES), more)
+    assert alert.event.unit == "unit-a"
+    assert alert.extra["group_by"] == {"TargetUserName": "admin"}

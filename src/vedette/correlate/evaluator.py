@@ -113,10 +113,12 @@ class Evaluator:
     # -- input ---------------------------------------------------------------------------
 
     def group_key(self, detection: Detection, rule: int) -> GroupKey | None:
-        """Group-by values of ``detection`` (None, with a counted warning, when one is missing)."""
+        """Group-by values of ``detection`` and its unit (None, with a counted warning, when a
+        group-by field is missing)."""
         names = self._fields[rule]
+        unit = detection.event.unit  # groups never span units: each unit sees only its own
         if not names:
-            return ()
+            return (unit,)
         fields = detection.event.fields
         plain = detection.kind != "correlation"
         values = []
@@ -130,6 +132,7 @@ class Evaluator:
             if value.__class__ is list or value.__class__ is dict:
                 value = _hashable(value)
             values.append(value)
+        values.append(unit)
         return tuple(values)
 
     def value_of(self, detection: Detection, rule: int) -> tuple[bool, Any]:
@@ -294,7 +297,7 @@ class Evaluator:
         level = spec.level or (_LEVELS[group.level] if group.level >= 0 else "medium")
         extra: dict[str, Any] = {
             "correlation_type": spec.type,
-            "group_by": dict(zip(spec.group_by, group.key, strict=True)),
+            "group_by": dict(zip(spec.group_by, group.key[:-1], strict=True)),
             "window_start": micros_to_datetime(start),
             "window_end": micros_to_datetime(end),
             "timespan": spec.timespan,
