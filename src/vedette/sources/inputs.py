@@ -14,7 +14,7 @@ import io
 import os
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +194,13 @@ def zip_members(path: str) -> list[str]:
         return [info.filename for info in archive.infolist() if not info.is_dir()]
 
 
+def _collector(into: list[str]) -> Callable[[OSError], None]:
+    def collect(error: OSError) -> None:
+        into.append(str(error.filename))
+
+    return collect
+
+
 def iter_input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Every file under ``paths``, recursively, in a stable order.
 
@@ -205,9 +212,15 @@ def iter_input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
+            # A folder that cannot be listed is yielded itself: reading it reports "unreadable".
+            failed: list[str] = []
+            for root, dirs, files in os.walk(path, onerror=_collector(failed)):
+                while failed:
+                    yield Path(failed.pop(0))
                 dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
                 for name in sorted(files):
                     yield Path(root) / name
+            while failed:
+                yield Path(failed.pop(0))
         else:
             yield path
