@@ -2,7 +2,7 @@
 
 Sample line::
 
-    203.0.113.9 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.php?x=1 HTTP/1.1" 404 209 "-" "curl/7"
+    192.168.105.83 - - [11/Jul/2018:08:41:28 +0300] "GET / HTTP/1.1" 200 11444
 
 Format: https://httpd.apache.org/docs/2.4/logs.html#combined and
 https://nginx.org/en/docs/http/ngx_http_log_module.html#log_format
