@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -145,25 +146,16 @@ def event_indicators(
             yield from _attribute(attribute, base, spec, report, str(obj.get("name") or ""))
 
 
+@dataclass(slots=True, frozen=True, kw_only=True)
 class _Context:
-    __slots__ = ("confidence", "info_text", "reference", "source", "tags", "techniques")
+    """What every attribute of one event shares."""
 
-    def __init__(
-        self,
-        *,
-        source: str,
-        reference: str,
-        info_text: str,
-        tags: list[str],
-        techniques: list[str],
-        confidence: int | None,
-    ) -> None:
-        self.source = source
-        self.reference = reference
-        self.info_text = info_text
-        self.tags = tags
-        self.techniques = techniques
-        self.confidence = confidence
+    source: str
+    reference: str
+    info_text: str
+    tags: list[str]
+    techniques: list[str]
+    confidence: int | None
 
 
 def _attribute(

@@ -17,6 +17,7 @@ Sample (OASIS, ``indicator-for-c2-ip-address.json``)::
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from vedette.events import AttackRef
@@ -146,6 +147,4 @@ def _indicator(
 
 
 def _with_requires(base: IndicatorInfo, rest: tuple[tuple[str, str], ...]) -> IndicatorInfo:
-    from dataclasses import replace
-
     return replace(base, requires=rest)
