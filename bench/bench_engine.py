@@ -114,10 +114,24 @@ def engine_available() -> bool:
     return True
 
 
-def load_engine(rule_files: list[Path], cache_dir: Path) -> Any:
+def load_engine(rule_files: list[Path], cache_dir: Path, scanner: str) -> Any:
     from vedette.detect import Engine
 
-    return Engine.from_paths(rule_files, cache_dir=cache_dir)
+    return Engine.from_paths(rule_files, cache_dir=cache_dir, scanner=scanner)
+
+
+def load_timed(rule_files: list[Path], cache: Path, scanner: str) -> tuple[Any, dict[str, Any]]:
+    """The engine loaded twice (empty cache, then cached) and the CPU/wall seconds of each."""
+    figures: dict[str, Any] = {}
+    for kind in ("cold", "cached"):
+        started, wall = time.process_time(), time.perf_counter()
+        engine = load_engine(rule_files, cache, scanner)
+        figures[f"load_{kind}_seconds"] = time.process_time() - started
+        figures[f"load_{kind}_wall_seconds"] = time.perf_counter() - wall
+    figures["rules_loaded"] = engine.load_report.loaded
+    figures["rule_load_errors"] = len(engine.load_report.errors)
+    figures["scanner_class"] = type(engine.scanner).__name__
+    return engine, figures
 
 
 def read_match(files: list[Path], engine: Any) -> int:
@@ -255,6 +269,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print where (c)'s time goes")
     parser.add_argument("--top", type=int, default=30, help="profile entries to print")
+    parser.add_argument(
+        "--scanners",
+        default="auto",
+        help="comma-separated item scanners to time for (c), first one reported as (c):"
+        " auto, hyperscan, python",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--setup-sqlite", action="store_true", help="create the SQLite venv")
     args = parser.parse_args()
@@ -272,33 +292,32 @@ def main() -> int:
     results: dict[str, Any] = {"files": len(files), "rule_files": len(rule_files)}
     results["machine"] = machine()
     parse_only(files)  # warm the page cache
-    turns: dict[str, list[tuple[int, float]]] = {"a": [], "b": [], "c": []}
-    engine = None
+    turns: dict[str, list[tuple[int, float]]] = {"a": [], "b": []}
+    engines: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vedette-bench-") as work_dir:
         work = Path(work_dir)
         if engine_available():
-            cache = work / "cache"
-            started, wall = time.process_time(), time.perf_counter()
-            load_engine(rule_files, cache)
-            results["load_cold_seconds"] = time.process_time() - started
-            results["load_cold_wall_seconds"] = time.perf_counter() - wall
-            started, wall = time.process_time(), time.perf_counter()
-            engine = load_engine(rule_files, cache)
-            results["load_cached_seconds"] = time.process_time() - started
-            results["load_cached_wall_seconds"] = time.perf_counter() - wall
-            results["rules_loaded"] = engine.load_report.loaded
-            results["rule_load_errors"] = len(engine.load_report.errors)
+            results["scanners"] = {}
+            for name in args.scanners.split(","):
+                engines[name], figures = load_timed(rule_files, work / f"cache-{name}", name)
+                results["scanners"][name] = figures
+                turns[f"c:{name}"] = []
         for _ in range(args.repeat):
             turns["a"].append(timed(lambda: parse_only(files)))
             turns["b"].append(timed(lambda: read_normalise(files)))
-            if engine is not None:
-                turns["c"].append(timed(lambda: read_match(files, engine)))
+            for name, each in engines.items():
+                turns[f"c:{name}"].append(timed(lambda each=each: read_match(files, each)))
         for key, runs in turns.items():
             if runs:
                 events, seconds = min(runs, key=lambda run: run[1])
                 results[f"{key}_events"] = events
                 results[f"{key}_seconds"] = seconds
                 results[f"{key}_events_per_s"] = events / seconds
+        engine = next(iter(engines.values()), None)
+        if engine is not None:
+            first = next(iter(engines))
+            results.update(results["scanners"][first])
+            results["c_events_per_s"] = results[f"c:{first}_events_per_s"]
         events, fired = reference_pass(files, engine)
         if engine is not None:
             results["vedette_detections"] = sum(len(hits) for hits in fired.values())
@@ -329,6 +348,14 @@ def print_summary(results: dict[str, Any]) -> None:
     print(f"(a) parse only (evtx -> dicts)    {rate('a')}  ({results.get('a_events')} events)")
     print(f"(b) Vedette read + normalise      {rate('b')}")
     print(f"(c) Vedette read + match, full    {rate('c')}")
+    for name, figures in results.get("scanners", {}).items():
+        print(
+            f"    scanner {name} ({figures['scanner_class']}):"
+            f" {results[f'c:{name}_events_per_s']:,.0f} events/CPU-s;"
+            f" load cold {figures['load_cold_seconds']:.1f} CPU-s"
+            f" ({figures['load_cold_wall_seconds']:.1f} s wall),"
+            f" cached {figures['load_cached_seconds']:.2f} CPU-s"
+        )
     if "load_cold_seconds" in results:
         print(
             f"    rules loaded {results['rules_loaded']} ({results['rule_load_errors']} not loaded)"
