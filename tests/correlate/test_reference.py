@@ -115,3 +115,99 @@ def test_any_field_values_never_raise(events: list, kind: tuple[str, str]) -> No
     for alert in run(correlator, detections):
         assert alert.kind == "correlation"
     assert all(w.count > 0 for w in correlator.warnings)
+
+
+def closing_reference(events: list[tuple[int, str, str]], threshold: int) -> list:
+    """Windows open at a group's first event, cover [start, start + 30], judged when complete."""
+    fired: list[tuple[int, str]] = []
+    by_group: dict[str, list[int]] = {}
+    for now, group, _value in events:
+        by_group.setdefault(group, []).append(now)
+    for group, times in by_group.items():
+        position = 0
+        while position < len(times):
+            start = times[position]
+            window = [t for t in times[position:] if t <= start + 30]
+            if len(window) == threshold:
+                fired.append((window[-1], group))
+            position += len(window)
+    return sorted(fired)
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=stream, threshold=st.integers(min_value=1, max_value=4))
+def test_closing_event_count_matches_the_reference(events: list, threshold: int) -> None:
+    make = Factory()
+    text = RULES.replace("TYPE", "event_count").replace("CONDITION", f"{{eq: {threshold}}}")
+    detections = [make.det("base", t, g=g, v=v) for t, g, v in events]
+    fired = run(make.correlator(text), detections)
+    got = sorted(
+        (int((a.event.timestamp - T0) / timedelta(seconds=1)), a.extra["group_by"]["g"])
+        for a in fired
+    )
+    assert got == closing_reference(events, threshold)
+
+
+ORDERED = """
+title: A
+name: step_a
+logsource: {product: test}
+detection: {selection: {x: 1}, condition: selection}
+---
+title: B
+name: step_b
+logsource: {product: test}
+detection: {selection: {x: 2}, condition: selection}
+---
+title: C
+name: step_c
+logsource: {product: test}
+detection: {selection: {x: 3}, condition: selection}
+---
+title: A then B then C
+name: ordered
+correlation:
+    type: temporal_ordered
+    rules: [step_a, step_b, step_c]
+    group-by: [g]
+    timespan: 30s
+"""
+
+steps = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=200),
+        st.sampled_from(["a", "b"]),
+        st.sampled_from(["step_a", "step_b", "step_c"]),
+    ),
+    max_size=40,
+).map(lambda items: sorted(items, key=lambda item: item[0]))
+
+
+def ordered_reference(events: list[tuple[int, str, str]]) -> list:
+    fired: list[tuple[int, str]] = []
+    last_fire: dict[str, int] = {}
+    for position, (now, group, _rule) in enumerate(events):
+        if group in last_fire and now <= last_fire[group] + 30:
+            continue
+        window = [e[2] for e in events[: position + 1] if e[1] == group and e[0] >= now - 30]
+        wanted = ["step_a", "step_b", "step_c"]
+        for rule in window:  # is a, b, c a subsequence of the window?
+            if wanted and rule == wanted[0]:
+                wanted.pop(0)
+        if not wanted:
+            fired.append((now, group))
+            last_fire[group] = now
+    return fired
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=steps)
+def test_temporal_ordered_matches_the_reference(events: list) -> None:
+    make = Factory()
+    detections = [make.det(rule, t, g=g) for t, g, rule in events]
+    fired = run(make.correlator(ORDERED), detections)
+    got = [
+        (int((a.event.timestamp - T0) / timedelta(seconds=1)), a.extra["group_by"]["g"])
+        for a in fired
+    ]
+    assert got == ordered_reference(events)
