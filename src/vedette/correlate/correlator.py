@@ -298,10 +298,10 @@ class Correlator:
     def _release(self, until: int, fired: list[Detection]) -> None:
         heap = self._heap
         while heap and heap[0][0] <= until:
-            time, seq, detection, routes = heapq.heappop(heap)
+            time, _, detection, routes = heapq.heappop(heap)
             self._released = time
             for evaluator, rule in routes:
-                self._feed(evaluator, rule, detection, time, seq, fired)
+                self._feed(evaluator, rule, detection, time, fired)
             self.stats["used"] += 1
         if self._released is not None:
             for evaluator in self._inner_first:
@@ -314,7 +314,6 @@ class Correlator:
         rule: int,
         detection: Detection,
         time: int,
-        seq: int,
         fired: list[Detection],
     ) -> None:
         key = evaluator.group_key(detection, rule)
@@ -334,7 +333,7 @@ class Correlator:
             if self.live_groups >= self.max_groups:
                 self._evict_oldest()
             group = evaluator.create(key)
-        found = evaluator.add(group, detection, rule, value, time, seq)
+        found = evaluator.add(group, detection, rule, value, time)
         if found is not None:
             self._emit(evaluator, found, fired)
 
@@ -346,8 +345,7 @@ class Correlator:
         when = found.event.timestamp
         time = _micros(when) if when is not None else (self._released or 0)
         for outer, rule in self._chained.get(self._index_of[id(evaluator)], ()):
-            self._seq += 1
-            self._feed(outer, rule, found, time, self._seq, fired)
+            self._feed(outer, rule, found, time, fired)
 
     def _evict_oldest(self) -> None:
         oldest: tuple[int, Evaluator, Any] | None = None

@@ -156,10 +156,10 @@ class Evaluator:
         return True, number
 
     def add(
-        self, group: Group, detection: Detection, rule: int, value: Any, time: int, seq: int
+        self, group: Group, detection: Detection, rule: int, value: Any, time: int
     ) -> Detection | None:
         """Put one detection in its group's window; the correlation detection if it fires."""
-        entry = Entry(time, seq, rule, value, detection.event.source)
+        entry = Entry(time, rule, value, detection.event.source)
         rank = _LEVEL_RANK.get(detection.level)
         if rank is None:
             rank = level_rank(detection.level)

@@ -20,12 +20,13 @@ from vedette.events import SourceRef
 
 
 class Entry(NamedTuple):
-    """One base (or inner correlation) detection inside a group's window."""
+    """One base (or inner correlation) detection inside a group's window.
+
+    A group's entries are in time order, and in arrival order for equal times.
+    """
 
     time: int
     """Event time in microseconds since the epoch."""
-    seq: int
-    """Arrival number: orders entries with the same time."""
     rule: int
     """Index of the referenced rule in the correlation's ``rules``."""
     value: Any
