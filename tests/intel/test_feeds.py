@@ -311,3 +311,33 @@ def test_misp_csv_export(tmp_path: Path) -> None:
     assert first.description == "C2" and "Network activity" in first.labels
     assert report.skipped_not_for_ids == 1 and report.skipped_other_types == 1
     assert [w.line for w in report.unsupported] == [6]
+
+
+def test_misp_style_stix_patterns_relax_ports_and_file_names(tmp_path: Path) -> None:
+    patterns = {
+        "indicator--ip": "[network-traffic:dst_ref.type = 'ipv4-addr' AND "
+        "network-traffic:dst_ref.value = '203.0.113.9' AND network-traffic:dst_port = '443']",
+        "indicator--file": "[file:name = 'a.exe' AND file:hashes.MD5 = '" + "c" * 32 + "']",
+        "indicator--dns": "[domain-name:value = 'c2.example' AND "
+        "domain-name:resolves_to_refs[*].value = '198.51.100.7']",
+        "indicator--port": "[network-traffic:dst_port = '4444']",
+    }
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--m",
+        "objects": [{"type": "indicator", "id": k, "pattern": v} for k, v in patterns.items()],
+    }
+    path = tmp_path / "misp-stix.json"
+    path.write_text(json.dumps(bundle))
+    indicators, report = load_feed(FeedSpec(path))
+    assert [(i.type, i.value, i.info.requires) for i in indicators] == [
+        ("ip", "203.0.113.9", ()),
+        ("md5", "c" * 32, ()),
+        ("domain", "c2.example", (("ip", "198.51.100.7"),)),
+    ]
+    reasons = sorted((w.reason, w.detail.split(":")[0]) for w in report.unsupported)
+    assert reasons == [
+        ("stix-pattern-relaxed", "indicator--file"),
+        ("stix-pattern-relaxed", "indicator--ip"),
+        ("stix-pattern-unsupported", "indicator--port"),
+    ]

@@ -29,6 +29,15 @@ from vedette.intel.stix_pattern import PatternError, Unsupported, parse_pattern,
 _HASH_TYPES = ("md5", "sha1", "sha256", "sha512")
 
 
+def _narrows(problem: Unsupported, atoms: list[tuple[str, str]]) -> bool:
+    """Whether ``problem`` only narrows an observable that ``atoms`` already match."""
+    if problem.path.startswith("file:"):
+        return any(t in _HASH_TYPES for t, _ in atoms)
+    if problem.path.startswith("network-traffic:"):
+        return any(t == "ip" for t, _ in atoms)
+    return False
+
+
 def _attack_ids(obj: Mapping[str, Any]) -> list[str]:
     return [
         str(ref["external_id"]).upper()
@@ -127,10 +136,14 @@ def _indicator(
                 atoms.append((part[0], normalize(part[0], part[1])))
             except ValueError as exc:
                 problems.append(Unsupported(str(exc), part[0]))
-        # Other properties of a file beside its hash (name, size) only narrow what the hash
-        # already pins down, so the hash decides and they are kept as context.
-        if any(t in _HASH_TYPES for t, _ in atoms):
-            problems = [p for p in problems if not p.path.startswith("file:")]
+        # Properties that only narrow an observable Vedette does match (a file's name beside its
+        # hash; the port or declared type of a connection beside its address, as MISP's STIX
+        # export writes them) are relaxed: the hash or address decides, and the report says so.
+        relaxed = [p for p in problems if _narrows(p, atoms)]
+        if relaxed and len(relaxed) == len(problems) and atoms:
+            paths = ", ".join(sorted({p.path for p in relaxed}))
+            report.warn("stix-pattern-relaxed", f"{oid}: not checked: {paths}: {pattern}")
+            problems = []
         if problems or not atoms:
             why = "; ".join(f"{p.path + ': ' if p.path else ''}{p.reason}" for p in problems)
             report.warn(

@@ -309,6 +309,7 @@ _VALUE_PATHS: dict[tuple[str, tuple[str, ...]], str] = {
     ("email-message", ("sender_ref", "value")): "email",
     ("network-traffic", ("src_ref", "value")): "ip",
     ("network-traffic", ("dst_ref", "value")): "ip",
+    ("domain-name", ("resolves_to_refs", "*", "value")): "ip",
 }
 
 
