@@ -28,6 +28,9 @@ from vedette.events import Event, LogSource
 GRAM = 3
 """Length of the substring pieces that bucket ``contains`` literals."""
 
+DIRECT_RATIO = 4
+"""Test literals one by one when a text is longer than this many times their number."""
+
 
 Verifier = Callable[[str], object]
 _Entry = tuple[str, list[int], Verifier | None]
@@ -53,6 +56,8 @@ class _FieldIndex:
     levels: tuple[tuple[int, dict[str, tuple[_Entry, ...]]], ...] = ()
     """(gram length, gram -> entries): each literal filed under one of its grams (its rarest
     trigram, or itself when shorter), so a value only meets the literals sharing a gram."""
+    flat: tuple[tuple[_Entry, ...], ...] = ()
+    """Every entry of each level, for texts long enough that testing each literal is cheaper."""
 
     def add(self, glob: Glob, atom: int) -> None:
         shape = glob.shape()
@@ -98,6 +103,10 @@ class _FieldIndex:
             (length, {g: tuple(group) for g, group in buckets.items()})
             for length, buckets in sorted(levels.items())
         )
+        self.flat = tuple(
+            tuple(entry for group in buckets.values() for entry in group)
+            for _length, buckets in self.levels
+        )
 
     def scan(self, s: str, out: set[int]) -> None:
         """Add to ``out`` the atoms true for string ``s`` (already lower-cased if caseless)."""
@@ -136,9 +145,15 @@ class _FieldIndex:
         value, and a complex glob is then verified value by value.
         """
         n = len(text)
-        for length, buckets in self.levels:
+        for (length, buckets), flat in zip(self.levels, self.flat, strict=True):
             if length > n:
                 break
+            if length > 1 and len(flat) * DIRECT_RATIO < n:
+                # Few literals, long text: testing each literal beats cutting the text in grams.
+                for literal, atoms, verify in flat:
+                    if literal in text and (verify is None or any(verify(v) for v in values)):
+                        out.update(atoms)
+                continue
             if length == 1:
                 grams = set(text)
             else:
