@@ -13,7 +13,7 @@ from scanfakes import make_event
 
 from vedette.events import AttackRef, Detection, SourceRef
 from vedette.output.jsonschema_lite import validate
-from vedette.output.records import detection_record, dumps
+from vedette.output.records import detection_json, detection_record, dumps
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "scan-detection.schema.json"
 
@@ -90,6 +90,7 @@ def test_values_json_cannot_carry_become_text(schema: dict[str, Any]) -> None:
         Path=Path("/x"),
     )
     line = dumps(detection_record(detection))
+    assert detection_json(detection) == line  # the writers' fast path writes the same bytes
     record = orjson.loads(line)
     assert validate(record, schema) == []
     assert record["event"]["Raw"] == "AAE="

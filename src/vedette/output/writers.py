@@ -12,7 +12,7 @@ from typing import Any, Protocol, TextIO
 
 from vedette.events import Detection
 from vedette.output.keyfields import key_fields_text
-from vedette.output.records import detection_record, dumps, jsonable
+from vedette.output.records import detection_json, dumps
 from vedette.pipeline.stats import iso_utc
 
 
@@ -36,7 +36,7 @@ class JsonlWriter:
 
     def write(self, detection: Detection) -> None:
         """Write one line."""
-        self.stream.write(dumps(detection_record(detection)).decode("utf-8"))
+        self.stream.write(detection_json(detection).decode("utf-8"))
         self.stream.write("\n")
 
     def close(self) -> None:
@@ -54,7 +54,7 @@ class JsonWriter:
     def write(self, detection: Detection) -> None:
         """Write one array element."""
         self.stream.write("[\n" if self.count == 0 else ",\n")
-        self.stream.write(dumps(detection_record(detection)).decode("utf-8"))
+        self.stream.write(detection_json(detection).decode("utf-8"))
         self.count += 1
 
     def close(self) -> None:
@@ -115,7 +115,7 @@ class CsvWriter:
                 _text(source.line if source else None),
                 ";".join(detection.matched),
                 ";".join(detection.tags),
-                dumps(jsonable(event.fields)).decode("utf-8"),
+                dumps(event.fields).decode("utf-8"),
             )
         )
 

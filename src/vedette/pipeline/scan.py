@@ -109,12 +109,14 @@ def execute_scan(
         stats.add_warnings(outcome.failures)
         stats.base_detections = outcome.detections.count
 
-        shown = ExternalSorter(spill_dir, run_size=request.run_size)
-        for detection in _enriched(detector, detector.correlate(outcome.detections)):
-            if request.filter.accepts(detection):
-                shown.add(detection)
+        stream = _enriched(detector, detector.correlate(outcome.detections))
+        shown: Iterable[Detection] = (d for d in stream if request.filter.accepts(d))
         if detector.correlator is not None:
+            # Correlations complete after the events that made them: order everything again.
+            resorted = ExternalSorter(spill_dir, run_size=request.run_size)
+            resorted.extend(shown)
             stats.notes.extend(str(w) for w in detector.correlator.warnings)
+            shown = resorted
         for detection in shown:
             stats.observe(detection)
             for sink in sinks:
