@@ -234,3 +234,43 @@ def test_split_ndjson_reads_every_line_once(tmp_path: Path) -> None:
 
 def test_json_reader_is_registered() -> None:
     assert "json" in READERS
+
+
+def test_velociraptor_and_powershell_exports(tmp_path: Path, read_all: Any) -> None:
+    velociraptor = {
+        "System": {
+            "Provider": {"Name": "Microsoft-Windows-Security-Auditing", "Guid": "{5484}"},
+            "EventID": {"Value": 4688},
+            "EventRecordID": 42,
+            "Channel": "Security",
+            "Computer": "WS01",
+            "TimeCreated": {"SystemTime": 1700000000.5},
+            "Execution": {"ProcessID": 4, "ThreadID": 8},
+        },
+        "EventData": {"NewProcessName": "C:\\Windows\\System32\\whoami.exe"},
+    }
+    powershell = {
+        "Id": 4104,
+        "LogName": "Microsoft-Windows-PowerShell/Operational",
+        "ProviderName": "Microsoft-Windows-PowerShell",
+        "MachineName": "WS02",
+        "RecordId": 7,
+        "TimeCreated": "/Date(1700000001000)/",
+        "Message": "Creating Scriptblock text (1 of 1): IEX (New-Object Net.WebClient)",
+        "Properties": [{"Value": 1}, {"Value": 1}, {"Value": "IEX (New-Object Net.WebClient)"}],
+    }
+    path = tmp_path / "exports.json"
+    path.write_text(json.dumps(velociraptor) + "\n" + json.dumps(powershell) + "\n")
+    events, report = read_all(path)
+    assert report.skipped == {}
+    velo, ps = events
+    assert velo.fields["EventID"] == 4688 and velo.fields["Channel"] == "Security"
+    assert velo.fields["Provider_Name"] == "Microsoft-Windows-Security-Auditing"
+    assert velo.fields["ProcessID"] == 4
+    assert velo.timestamp == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)
+    assert velo.logsource.product == "windows" and "security" in velo.logsource.services
+    assert velo.source is not None and velo.source.record_id == 42
+    assert ps.fields["EventID"] == 4104 and ps.fields["Computer"] == "WS02"
+    assert ps.fields["Data"] == [1, 1, "IEX (New-Object Net.WebClient)"]
+    assert ps.timestamp == datetime(2023, 11, 14, 22, 13, 21, tzinfo=UTC)
+    assert ps.logsource.product == "windows"

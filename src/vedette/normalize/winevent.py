@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 
 from vedette.events import LogSource
 from vedette.normalize.tables import linux_sysmon_logsource
+from vedette.normalize.timeparse import from_epoch
 from vedette.normalize.windows import normalize_windows
 
 _ATTRS = "#attributes"
@@ -35,9 +36,10 @@ _SECTIONS = ("EventData", "UserData", "ProcessingErrorData", "DebugData", "Binar
 
 
 def _text(value: Any) -> Any:
-    """The value of an XML element rendered as JSON: its ``#text`` when it has attributes."""
+    """The value of an XML element rendered as JSON: its ``#text`` when it has attributes
+    (Velociraptor writes ``{"Value": ..}`` instead)."""
     if isinstance(value, dict):
-        return value.get(_TEXT)
+        return value[_TEXT] if _TEXT in value else value.get("Value")
     return value
 
 
@@ -97,6 +99,8 @@ def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
     provider = system.get("Provider")
     if type(provider) is dict:
         attrs = provider.get(_ATTRS)
+        if type(attrs) is not dict:  # Velociraptor: the attributes are the object itself
+            attrs = provider
         if type(attrs) is dict:
             if "Name" in attrs:
                 fields["Provider_Name"] = attrs["Name"]
@@ -106,23 +110,31 @@ def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
                 fields.setdefault("EventSourceName", attrs["EventSourceName"])
     for key, value in system.items():
         if key in _SYSTEM_WINS:
-            fields[key] = value if type(value) is not dict else value.get(_TEXT)
+            fields[key] = value if type(value) is not dict else _text(value)
         elif key == "EventID":
             fields["EventID"] = value if type(value) is int else _as_int(value)
         elif key in _SYSTEM_DEFAULTS:
             if key not in fields:
-                fields[key] = value if type(value) is not dict else value.get(_TEXT)
+                fields[key] = value if type(value) is not dict else _text(value)
         elif key in _SYSTEM_ATTRS and type(value) is dict:
             attrs = value.get(_ATTRS)
             if type(attrs) is not dict:
-                continue
+                attrs = value  # Velociraptor: {"SystemTime": 1600000000.5}, {"ProcessID": 4}
             if key == "TimeCreated":
-                fields["TimeCreated"] = attrs.get("SystemTime")
+                fields["TimeCreated"] = _system_time(attrs.get("SystemTime"))
             else:
                 for attr, attr_value in attrs.items():
                     if attr not in fields:
                         fields[attr] = attr_value
     return fields
+
+
+def _system_time(value: Any) -> Any:
+    """SystemTime as the ISO text EVTX renders; epoch seconds (Velociraptor) converted."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        stamp = from_epoch(float(value))
+        return stamp.isoformat().replace("+00:00", "Z") if stamp else value
+    return value
 
 
 def classify_windows_event(fields: dict[str, Any]) -> LogSource:

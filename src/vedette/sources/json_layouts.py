@@ -5,9 +5,11 @@ because files rarely do. Order matters: specific layouts before the generic fall
 
 | layout        | recognised by                                  | example producer                |
 |---------------|------------------------------------------------|---------------------------------|
-| evtx_xml      | ``Event.System``                               | evtx_dump, SigmaHQ regression   |
+| evtx_xml      | ``Event.System`` (or top-level ``System``)     | evtx_dump, SigmaHQ regression,  |
+|               |                                                | Velociraptor                    |
 | ecs_winlog    | ``winlog`` object                              | Winlogbeat, Elastic Agent       |
 | windows_flat  | top-level ``EventID`` + ``Channel``/source     | OTRF Security-Datasets, NXLog   |
+| powershell_.. | ``Id`` + ``LogName`` + ``ProviderName``        | Get-WinEvent | ConvertTo-Json   |
 | zeek          | ``ts`` + ``uid``/``id.orig_h``/``_path``       | Zeek ``LogAscii::use_json``     |
 | suricata      | ``event_type`` + ``timestamp``                 | Suricata EVE                    |
 | cloudtrail    | ``eventSource`` + ``eventName``                | AWS CloudTrail                  |
@@ -16,6 +18,7 @@ because files rarely do. Order matters: specific layouts before the generic fall
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +54,10 @@ def _int_or_keep(value: Any) -> Any:
 
 def _is_evtx_xml(record: dict[str, Any], hint: str) -> bool:
     event = record.get("Event")
-    return isinstance(event, dict) and "System" in event
+    if isinstance(event, dict) and "System" in event:
+        return True
+    system = record.get("System")  # Velociraptor: System and EventData at the top level
+    return isinstance(system, dict) and "EventID" in system
 
 
 def _evtx_xml(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
@@ -130,6 +136,40 @@ def _windows_flat(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], Lo
     return fields, classify_windows_event(fields), timestamp, fields.get("Computer")
 
 
+_PS_DATE = re.compile(r"/Date\((-?\d+)\)/")
+_PS_FIELDS = (
+    ("Id", "EventID"), ("LogName", "Channel"), ("ProviderName", "Provider_Name"),
+    ("MachineName", "Computer"), ("RecordId", "EventRecordID"), ("Level", "Level"),
+    ("Task", "Task"), ("Opcode", "Opcode"), ("Keywords", "Keywords"), ("ProcessId", "ProcessID"),
+    ("ThreadId", "ThreadID"), ("Message", "Message"),
+)  # fmt: skip
+
+
+def _is_powershell(record: dict[str, Any], hint: str) -> bool:
+    return "Id" in record and "LogName" in record and "ProviderName" in record
+
+
+def _powershell(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogSource, Any, Any]:
+    """``Get-WinEvent | ConvertTo-Json``: EventData only as unnamed ``Properties`` values."""
+    fields: dict[str, Any] = {}
+    for source, target in _PS_FIELDS:
+        if source in record:
+            fields[target] = record[source]
+    fields["EventID"] = _int_or_keep(fields.get("EventID"))
+    properties = record.get("Properties")
+    if isinstance(properties, list):
+        fields["Data"] = [
+            p.get("Value") if isinstance(p, dict) else p for p in properties if p is not None
+        ]
+    raw_time = record.get("TimeCreated")
+    if isinstance(raw_time, str):
+        match = _PS_DATE.match(raw_time)  # Windows PowerShell 5.1 writes "/Date(ms)/"
+        if match:
+            raw_time = int(match.group(1)) / 1000.0
+    fields["TimeCreated"] = raw_time
+    return fields, classify_windows_event(fields), raw_time, fields.get("Computer")
+
+
 # --- network and cloud -----------------------------------------------------------------------
 
 
@@ -199,6 +239,7 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("evtx_xml", _is_evtx_xml, _evtx_xml),
     Layout("ecs_winlog", _is_ecs_winlog, _ecs_winlog),
     Layout("windows_flat", _is_windows_flat, _windows_flat),
+    Layout("powershell_winevent", _is_powershell, _powershell),
     Layout("zeek", _is_zeek, _zeek),
     Layout("suricata", _is_suricata, _suricata),
     Layout("cloudtrail", _is_cloudtrail, _cloudtrail),
