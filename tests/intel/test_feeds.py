@@ -335,9 +335,27 @@ def test_misp_style_stix_patterns_relax_ports_and_file_names(tmp_path: Path) -> 
         ("md5", "c" * 32, ()),
         ("domain", "c2.example", (("ip", "198.51.100.7"),)),
     ]
-    reasons = sorted((w.reason, w.detail.split(":")[0]) for w in report.unsupported)
-    assert reasons == [
+    assert [(w.reason, w.detail.split(":")[0]) for w in report.unsupported] == [
+        ("stix-pattern-unsupported", "indicator--port")
+    ]
+    assert sorted((w.reason, w.detail.split(":")[0]) for w in report.notes) == [
         ("stix-pattern-relaxed", "indicator--file"),
         ("stix-pattern-relaxed", "indicator--ip"),
-        ("stix-pattern-unsupported", "indicator--port"),
     ]
+
+
+def test_broad_and_internal_indicators_are_noted_but_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "noisy.txt"
+    path.write_text("0.0.0.0/1\n10.1.2.3\n192.168.0.0/16\n203.0.113.5\n2001:db8::/16\n")
+    indicators, report = load_feed(FeedSpec(path))
+    assert len(indicators) == 5
+    assert sorted((w.reason, w.detail.split(" ")[0]) for w in report.notes) == [
+        ("broad-network", "0.0.0.0/1"),
+        ("broad-network", "2001::/16"),
+        ("internal-address", "10.1.2.3"),
+        ("internal-address", "192.168.0.0/16"),
+    ]
+    many = tmp_path / "many.txt"
+    many.write_text("".join(f"10.0.0.{i}\n" for i in range(30)))
+    _, crowded = load_feed(FeedSpec(many))
+    assert len(crowded.notes) == 21 and crowded.notes[-1].detail == "... and 10 more"

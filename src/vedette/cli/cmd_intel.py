@@ -111,7 +111,8 @@ def _run_check(args: argparse.Namespace) -> int:
                  "skipped_not_to_ids": r.skipped_not_for_ids,
                  "skipped_other_types": r.skipped_other_types,
                  "unsupported": [{"reason": w.reason, "detail": w.detail, "line": w.line}
-                                 for w in r.unsupported]}
+                                 for w in r.unsupported],
+                 "notes": [{"reason": w.reason, "detail": w.detail} for w in r.notes]}
                 for r in index.reports
             ],
         }, indent=2))  # fmt: skip
@@ -154,6 +155,13 @@ def _run_check(args: argparse.Namespace) -> int:
             )
         if len(report.unsupported) > len(shown):
             console.print(f"... {len(report.unsupported) - len(shown)} more (use --all)")
+        for warning in report.notes:
+            console.print(
+                f"[cyan]note[/] {escape(Path(report.path).name)}: {warning.reason}: "
+                f"{escape(warning.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     return 0
 
 

@@ -33,6 +33,7 @@ from vedette.errors import FeedError
 from vedette.events import LEVELS
 from vedette.intel.attack_table import read_json_file
 from vedette.intel.model import FeedReport, Indicator, IndicatorInfo, canonical_type
+from vedette.intel.vetting import Vetter
 
 
 @dataclass(slots=True, frozen=True)
@@ -196,12 +197,18 @@ def iter_feed(spec: FeedSpec, report: FeedReport | None = None) -> Iterator[Indi
     if report is None:
         report = FeedReport(path=str(spec.path), format=fmt, source=spec.source_name())
     report.format = fmt
+    vetter = Vetter(report)
+    check = vetter.check
     indicators = loader(spec, report)
     if spec.level is None and spec.confidence is None and not spec.ignore_valid_from:
-        yield from indicators
+        for indicator in indicators:
+            check(indicator)
+            yield indicator
+        vetter.finish()
         return
     cache: dict[int, tuple[IndicatorInfo, IndicatorInfo]] = {}
     for indicator in indicators:
+        check(indicator)
         pair = cache.get(id(indicator.info))
         if pair is None or pair[0] is not indicator.info:
             info = replace(
@@ -215,6 +222,7 @@ def iter_feed(spec: FeedSpec, report: FeedReport | None = None) -> Iterator[Indi
             pair = (indicator.info, info)
             cache[id(indicator.info)] = pair
         yield Indicator(indicator.type, indicator.value, pair[1])
+    vetter.finish()
 
 
 def load_feed(spec: FeedSpec) -> tuple[list[Indicator], FeedReport]:

@@ -258,6 +258,7 @@ class FeedReport:
     removed: int = 0
     withdrawn: list[str] = field(default_factory=list)
     unsupported: list[ReadWarning] = field(default_factory=list)
+    notes: list[ReadWarning] = field(default_factory=list)
     by_type: dict[str, int] = field(default_factory=dict)
 
     def warn(self, reason: str, detail: str, *, line: int | None = None) -> None:
@@ -265,6 +266,10 @@ class FeedReport:
         self.unsupported.append(
             ReadWarning(path=self.path, reason=reason, detail=detail, line=line)
         )
+
+    def note(self, reason: str, detail: str, *, line: int | None = None) -> None:
+        """Record a caution about something that was loaded (too broad, relaxed, ...)."""
+        self.notes.append(ReadWarning(path=self.path, reason=reason, detail=detail, line=line))
 
     def withdraw(self, indicator_id: str) -> None:
         """Record an indicator the feed revokes or deletes (removed from the index on load)."""

@@ -142,7 +142,7 @@ def _indicator(
         relaxed = [p for p in problems if _narrows(p, atoms)]
         if relaxed and len(relaxed) == len(problems) and atoms:
             paths = ", ".join(sorted({p.path for p in relaxed}))
-            report.warn("stix-pattern-relaxed", f"{oid}: not checked: {paths}: {pattern}")
+            report.note("stix-pattern-relaxed", f"{oid}: not checked: {paths}: {pattern}")
             problems = []
         if problems or not atoms:
             why = "; ".join(f"{p.path + ': ' if p.path else ''}{p.reason}" for p in problems)

@@ -1,0 +1,56 @@
+"""Cautions about indicators that will match far more than their publisher meant.
+
+A feed that lists ``0.0.0.0/1``, a private address or a bare ``com`` would flood a scan with
+false alarms. Such indicators still load (the feed's word is kept) but each is noted in the
+feed's report, so ``vedette intel check`` shows them before a scan does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from vedette.intel.model import FeedReport, Indicator
+
+MAX_NOTES_PER_REASON = 20
+# A cheap first test (most indicators are public); ipaddress then decides.
+_PRIVATE_HINT = re.compile(
+    r"^(?:10\.|127\.|0\.|169\.254\.|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\."
+    r"|100\.(?:6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.|f[cde]|::)",
+    re.IGNORECASE,
+)
+
+
+class Vetter:
+    """Notes broad or internal indicators in a feed report (at most a few per reason)."""
+
+    def __init__(self, report: FeedReport) -> None:
+        self.report = report
+        self.counts: dict[str, int] = {}
+
+    def _flag(self, reason: str, detail: str) -> None:
+        seen = self.counts.get(reason, 0) + 1
+        self.counts[reason] = seen
+        if seen <= MAX_NOTES_PER_REASON:
+            self.report.note(reason, detail)
+
+    def check(self, indicator: Indicator) -> None:
+        """Note ``indicator`` if it is broad enough to cause false alarms."""
+        kind, value = indicator.type, indicator.value
+        if kind == "ip":
+            if "/" in value:
+                prefix = int(value.rsplit("/", 1)[1])
+                if prefix < (32 if ":" in value else 8):
+                    self._flag("broad-network", f"{value} covers a large part of the Internet")
+            if _PRIVATE_HINT.match(value):
+                network = ipaddress.ip_network(value, strict=False)
+                if not network.is_global:
+                    self._flag("internal-address", f"{value} is private, loopback or reserved")
+        elif kind == "domain" and "." not in value:
+            self._flag("single-label-domain", f"{value!r} matches every name under it")
+
+    def finish(self) -> None:
+        """Say how many notes were left out."""
+        for reason, seen in self.counts.items():
+            if seen > MAX_NOTES_PER_REASON:
+                self.report.note(reason, f"... and {seen - MAX_NOTES_PER_REASON} more")
