@@ -182,7 +182,8 @@ class _DocumentStream:
         self._eof = False
         self._buf = ""
         self._base = 0  # stream offset of _buf[0]
-        self._lines = 1  # line number at _buf[0]
+        self._lines = 1  # line number at _buf[_counted]
+        self._counted = 0  # position in _buf up to which newlines are counted
 
     def _fill(self) -> bool:
         """Append a chunk to the buffer; False at end of stream."""
@@ -215,9 +216,18 @@ class _DocumentStream:
             self._buf += data.decode("latin-1")
         return True
 
+    def _line_at(self, pos: int) -> int:
+        """Line number at ``pos`` of the buffer, counting newlines only once (positions only
+        move forward between compactions)."""
+        if pos > self._counted:
+            self._lines += self._buf.count("\n", self._counted, pos)
+            self._counted = pos
+        return self._lines
+
     def _compact(self, pos: int) -> int:
         if pos > _CHUNK:
-            self._lines += self._buf.count("\n", 0, pos)
+            self._line_at(pos)
+            self._counted = 0
             self._base += pos
             self._buf = self._buf[pos:]
             return 0
@@ -245,13 +255,13 @@ class _DocumentStream:
                 if pos < 0:
                     return
                 continue
-            line = self._lines + buf.count("\n", 0, pos) if whole else None
+            line = self._line_at(pos) if whole else None
             yield self._base + pos, line, value
             pos = self._compact(end)
 
     def _recover(self, pos: int, exc: json.JSONDecodeError) -> int:
         """Warn about the bad value at ``pos`` and return where the next value may start."""
-        line = self._lines + self._buf.count("\n", 0, pos) if self._source.is_whole else None
+        line = self._line_at(pos) if self._source.is_whole else None
         sample = self._buf[pos : pos + 64]
         reason = "binary" if looks_binary(sample.encode("utf-8", "replace")) else "json-parse"
         self._report.warn(
