@@ -227,7 +227,7 @@ def test_split_ndjson_reads_every_line_once(tmp_path: Path) -> None:
     assert all(task.format == "json" for task in tasks)
     report = ReadReport()
     seen = [e.fields["uid"] for task in tasks for b in read_task(task, report=report) for e in b]
-    assert seen == [f"C{i}" for i in range(6000)]
+    assert seen == [f"C{i}" for i in range(3000)]
     assert report.files == {"json": 1}
     assert report.events == {"json": 3000}
 
@@ -281,8 +281,8 @@ def test_concatenated_documents_carry_line_numbers(tmp_path: Path, read_all: Any
     pretty = json.dumps(obj, indent=2)
     height = pretty.count("\n") + 1
     path = tmp_path / "many.json"
-    path.write_text("\n".join([pretty] * 6000) + "\n")  # several buffer refills
+    path.write_text("\n".join([pretty] * 12000) + "\n")  # several buffer refills
     events, report = read_all(path)
-    assert len(events) == 6000 and report.skipped == {}
+    assert len(events) == 12000 and report.skipped == {}
     lines = [e.source.line for e in events if e.source is not None]
-    assert lines == [1 + i * height for i in range(6000)]
+    assert lines == [1 + i * height for i in range(12000)]
