@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -196,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
             color=None if to_terminal else False,
             width=None if to_terminal else FILE_TABLE_WIDTH,
         )
-        with _progress(args) as progress:
+        with _progress(args) as progress, _stop_on_sigterm():
             result = execute_scan(
                 request,
                 detector,
@@ -278,6 +279,24 @@ def _output_stream(path: Path | None) -> Iterator[TextIO]:
         raise ConfigError(f"-o: cannot write {path}: {exc.strerror}") from None
     with handle:
         yield handle
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the scan like Ctrl-C: workers stopped, temporary files removed."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding application): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -17,8 +17,10 @@ on every run, so the output does not change.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.sharedctypes
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -125,8 +127,27 @@ def _init_worker(
     found: Any,
 ) -> None:
     global _STATE
+    # A worker stops when told to (SIGTERM from the parent) and leaves Ctrl-C to the parent,
+    # whose handler may have been inherited through fork.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     built = detector if isinstance(detector, Detector) else detector()
     _STATE = _WorkerState(built, source, spill_dir, spill_threshold, events, found)
+
+
+def _die_with_parent() -> None:
+    """Linux: deliver SIGTERM to this worker when the parent process dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # without it an orphaned worker still stops after its current job
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _run_job(job: ReadJob) -> JobResult:
@@ -298,7 +319,7 @@ class ScanRunner:
         payload: Detector | DetectorFactory = self.detector.for_worker()
         if context.get_start_method() != "fork" and self.factory is not None:
             payload = self.factory
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_init_worker,
@@ -310,7 +331,9 @@ class ScanRunner:
                 events,
                 found,
             ),
-        ) as pool:
+        )
+        finished = False
+        try:
             futures: dict[Future[JobResult], ReadJob] = {pool.submit(_run_job, j): j for j in jobs}
             pending = set(futures)
             while pending:
@@ -320,6 +343,13 @@ class ScanRunner:
                 for future in done:
                     yield self._collect(future, futures.pop(future))
                 self._tick(events.value, found.value)
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:  # interrupted: the workers must not finish their files for nobody
+                pool.shutdown(wait=False, cancel_futures=True)
+                _terminate_workers(pool)
 
     def _collect(self, future: Future[JobResult], job: ReadJob) -> JobResult:
         try:
@@ -330,6 +360,16 @@ class ScanRunner:
             reason, detail = "internal-error", f"{type(exc).__name__}: {exc}"
         failure = ReadWarning(path=job.path, reason=reason, detail=detail, records=0)
         return JobResult(job=job, report=self.source.new_report(), detections=[], failure=failure)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    # The executor has no public way to stop running work; its process table is the only
+    # handle on the workers (stable across CPython 3.8 to 3.13).
+    processes = dict(getattr(pool, "_processes", None) or {})
+    for process in processes.values():
+        process.terminate()
+    for process in processes.values():
+        process.join(timeout=5)
 
 
 def _pool_context(method: str | None) -> multiprocessing.context.BaseContext:
