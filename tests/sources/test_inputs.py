@@ -161,3 +161,10 @@ def test_report_keeps_a_bounded_number_of_warnings() -> None:
     assert report.skipped == {"json-parse": 10, "binary": 1}
     assert len(report.warnings) == 3 and report.dropped_warnings == 8
     assert "11" not in report.summary() and "json-parse" in report.summary()
+
+
+def test_text_that_starts_like_a_magic_number_is_text(tmp_path: Path, read_all: Any) -> None:
+    path = tmp_path / "odd.log"
+    path.write_bytes(b"BZh Jun 14 15:16:01 combo sshd[1]: x\n" + LINE)
+    events, report = read_all(path, format="syslog")
+    assert len(events) == 1 and report.skipped == {"syslog-parse": 1}

@@ -27,8 +27,8 @@ HEAD_BYTES = 32 * 1024
 _SKIPPED_DIRS = frozenset((".git", ".svn", ".hg", "__MACOSX"))
 """How much of a stream sniffing looks at."""
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_BZIP2_MAGIC = b"BZh"
+_GZIP_MAGIC = b"\x1f\x8b\x08"  # with the deflate method byte
+_BZIP2_MAGIC = b"BZh"  # followed by the block size, "1".."9"
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -91,9 +91,15 @@ class Source:
         except OSError:
             return False
         return not (
-            magic.startswith((_GZIP_MAGIC, _BZIP2_MAGIC, _ZIP_MAGIC, _EMPTY_ZIP_MAGIC))
+            magic.startswith((_GZIP_MAGIC, _ZIP_MAGIC, _EMPTY_ZIP_MAGIC))
+            or _is_bzip2(magic)
             or magic.startswith(_UTF16_BOMS)
         )
+
+
+def _is_bzip2(magic: bytes) -> bool:
+    """bzip2 magic: "BZh" and a block-size digit (a text line may well start with "BZh")."""
+    return magic.startswith(_BZIP2_MAGIC) and len(magic) >= 4 and magic[3] in b"123456789"
 
 
 def _peek(stream: IO[bytes], size: int) -> bytes:
@@ -107,10 +113,10 @@ def _decompressed(raw: IO[bytes], stack: ExitStack) -> IO[bytes]:
     """Wrap ``raw`` in gzip/bz2 decompression when its magic bytes say so (nested too)."""
     stream: IO[bytes] = raw if hasattr(raw, "peek") else io.BufferedReader(cast(io.RawIOBase, raw))
     for _ in range(4):  # a .gz inside a .bz2 is silly but cheap to allow; bombs are not loops
-        magic = _peek(stream, 3)
+        magic = _peek(stream, 4)
         if magic.startswith(_GZIP_MAGIC):
             stream = stack.enter_context(cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb")))
-        elif magic.startswith(_BZIP2_MAGIC) and len(magic) == 3:
+        elif _is_bzip2(magic):
             stream = stack.enter_context(cast(IO[bytes], bz2.BZ2File(stream, mode="rb")))
         else:
             break
