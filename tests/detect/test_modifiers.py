@@ -411,3 +411,11 @@ def test_forbidden_values_are_load_errors(
 def test_windash_with_three_dashes_loads(fires: Fires) -> None:
     rule = one("CommandLine|windash|contains", "' -a -b -c'")
     assert fires(rule, {"CommandLine": "x /a \u2014b -c"})
+
+
+def test_keys_equal_but_for_case_use_the_exact_spelling(fires: Fires) -> None:
+    fields = {"image": r"C:\a.exe", "Image": r"C:\b.exe"}
+    assert fires(one("Image|endswith", r"'\b.exe'"), fields)
+    assert not fires(one("Image|endswith", r"'\a.exe'"), fields)
+    assert fires(one("image|endswith", r"'\a.exe'"), fields)
+    assert fires(one("IMAGE|endswith", r"'\a.exe'"), fields)  # no exact key: the first one

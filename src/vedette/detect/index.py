@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vedette.detect.matchers import glob_regex
+from vedette.detect.matchers import EventView, ItemTest, glob_regex, item_test
 from vedette.detect.plan import AnyOf, DetectionItem, Glob, RulePlan, render_values
 from vedette.detect.scanner import SCANNERS
 from vedette.events import Event, LogSource
@@ -178,16 +178,27 @@ SEPARATOR = "\uffff"
 class GlobTables:
     """The indexes of one set of all-glob items, and the atom -> slot -> item mapping."""
 
-    __slots__ = ("all_slots", "atom_slots", "cased", "caseless", "keyword", "slot_item")
+    __slots__ = (
+        "all_slots",
+        "atom_slots",
+        "cased",
+        "caseless",
+        "item_tests",
+        "items_list",
+        "keyword",
+        "slot_item",
+    )
 
     def __init__(self, items: Iterable[DetectionItem]) -> None:
+        self.items_list = list(items)
+        self.item_tests: list[ItemTest] | None = None  # built on the first case clash
         self.caseless: dict[str | None, _FieldIndex] = {}
         self.cased: dict[str | None, _FieldIndex] = {}
         self.atom_slots: list[list[int]] = []
         self.slot_item: list[int] = []
         self.all_slots: dict[int, int] = {}  # item id -> number of slots, for |all items
         atom_ids: dict[tuple[str | None, Glob], int] = {}
-        for item in items:
+        for item in self.items_list:
             globs_per_slot = [item_globs(m) or [] for m in item.matchers]
             name = item.field.lower() if item.field is not None else None
             if item.match_all:
@@ -220,8 +231,8 @@ class GlobTables:
         seen: set[str] = set()
         for key, value in fields.items():
             name = key.lower()
-            if name in seen:  # first of several keys equal but for case wins
-                continue
+            if name in seen:  # keys equal but for case: the exact spelling decides, see plan
+                return self._by_closures(fields)
             seen.add(name)
             lower_index = caseless.get(name)
             cased_index = cased.get(name)
@@ -245,6 +256,17 @@ class GlobTables:
                     index.scan_shapes(s, atoms)
             index.scan_substrings(SEPARATOR.join(strings), strings, atoms)
         return self.items(atoms)
+
+    def _by_closures(self, fields: dict[str, object]) -> set[int]:
+        """Each item by its own Python closure: for the rare event with clashing key cases."""
+        if self.item_tests is None:
+            self.item_tests = [item_test(item) for item in self.items_list]
+        view = EventView(fields)
+        return {
+            item.item_id
+            for item, test in zip(self.items_list, self.item_tests, strict=True)
+            if test(view)
+        }
 
     def items(self, atoms: set[int]) -> set[int]:
         """True items given the true atoms."""
