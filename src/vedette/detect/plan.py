@@ -28,8 +28,10 @@ Contract for external item scanners (the accelerator relies on exactly this)
    scanner sees ordinary globs). Windows logs spell one field several ways across channels and
    versions (``ProcessId``/``ProcessID``, ``CommandLine`` in JSON exports in other cases), SQL
    based engines (Zircolite) are case-insensitive on column names, and no SigmaHQ rule relies on two
-   fields differing only in case; hence the choice. A scanner must look fields up the same way
-   (simplest: key its field-tagged buffer by ``name.lower()``, first key wins).
+   fields differing only in case; hence the choice. A scanner must look fields up the same way;
+   keying a field-tagged buffer by ``name.lower()`` is exact except for an event holding keys
+   equal but for case, which a scanner must then decide otherwise (the Python index falls back to
+   the per-item closures of :mod:`vedette.detect.matchers` for such an event).
 3. **Rendering values to strings** (:func:`render_values`): ``str`` as is; ``bool`` as
    ``"true"``/``"false"``; ``int`` as ``str(int)``; a ``float`` with an integral value as its
    integer (``3.0`` -> ``"3"``), other floats as ``repr``; ``None`` renders to nothing; a list or
