@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,36 @@ def test_quickstart_uses_no_network(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     records = scan_jsonl(tmp_path / "out.jsonl", tmp_path / "cache")
     assert attempts == []
     assert fired(records) == EXPECTED
+
+
+INSTALLED_RULE = """\
+title: Test - whoami run by anyone
+id: 0f7d4a8e-5a4b-4c7e-9d53-2b8f7e0c1a11
+status: test
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\\\\whoami.exe'
+    condition: selection
+level: high
+"""
+
+
+def test_rules_installed_by_update_join_the_starter_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `vedette rules update --file` then `vedette scan`: the default rules are both sets.
+    monkeypatch.setenv("VEDETTE_HOME", str(tmp_path / "vedette-home"))
+    monkeypatch.chdir(ROOT)
+    archive = tmp_path / "rules.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("rules/windows/proc_creation_test_whoami.yml", INSTALLED_RULE)
+    assert main(["rules", "update", "--file", str(archive)]) == 0
+
+    records = scan_jsonl(tmp_path / "out.jsonl", tmp_path / "cache")
+    by_host = fired(records)
+    whoami = "0f7d4a8e-5a4b-4c7e-9d53-2b8f7e0c1a11"
+    assert whoami in by_host[WS]  # the installed rule: plain and /all whoami on WS-FIN-07
+    assert by_host[WS] - {whoami} == EXPECTED[WS]  # the starter pack as before
