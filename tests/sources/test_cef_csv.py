@@ -76,3 +76,17 @@ def test_csv_quoted_newlines_and_bad_rows(tmp_path: Path, read_all: Any) -> None
     assert events[0].logsource.product == "windows"
     assert events[2].source is not None and events[2].source.line == 6
     assert report.skipped == {"csv-columns": 1}
+
+
+def test_csv_split_read_uses_the_file_header(tmp_path: Path) -> None:
+    from vedette.sources import ReadReport, plan_read_tasks, read_task
+
+    path = tmp_path / "big.csv"
+    rows = "".join(f"2024-01-01T00:00:{i % 60:02d}Z,host{i},action{i}\n" for i in range(3000))
+    path.write_text("time,host,action\n" + rows)
+    tasks = plan_read_tasks(path, target_bytes=5000)
+    assert len(tasks) > 10 and {t.format for t in tasks} == {"csv"}
+    report = ReadReport()
+    hosts = [e.fields["host"] for t in tasks for b in read_task(t, report=report) for e in b]
+    assert hosts == [f"host{i}" for i in range(3000)]
+    assert report.skipped == {} and report.files == {"csv": 1}
