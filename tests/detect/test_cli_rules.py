@@ -76,3 +76,24 @@ def test_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "Rar" in capsys.readouterr().out
     assert main(["rules", "list", "--rules", str(tmp_path), "--level", "critical"]) == 0
     assert "Rar archive created" not in capsys.readouterr().out
+
+
+def test_list_without_rules_uses_the_default_rule_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VEDETTE_HOME", str(tmp_path))  # no installed rule set: starter pack only
+    assert main(["rules", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) >= 30  # the bundled starter pack
+    assert all(len(row.split("\t")) == 6 for row in rows)
+
+
+def test_check_with_placeholders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rule = GOOD.replace("Image|endswith: '\\rar.exe'", "User|expand: '%Admins%'")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "expand.yml").write_text(rule)
+    assert main(["rules", "check", str(tmp_path / "rules")]) == 1
+    assert "'%Admins%' has no value" in capsys.readouterr().out
+    values = tmp_path / "values.yml"
+    values.write_text("Admins: [root]\n")
+    assert main(["rules", "check", str(tmp_path / "rules"), "--placeholders", str(values)]) == 0
