@@ -27,6 +27,7 @@ import gc
 import ipaddress
 import json
 import os
+import pickle
 import platform
 import random
 import sys
@@ -156,6 +157,7 @@ def main() -> int:
     parser.add_argument("--rules", type=Path, default=DATASETS / "sigma" / "rules" / "windows")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-engine", action="store_true", help="build and memory only")
     parser.add_argument(
         "--planted", type=int, default=200, help="indicators taken from the events (hits)"
     )
@@ -186,6 +188,17 @@ def main() -> int:
         print(f"    by type: {index.counts()}")
         results.update(build_seconds=round(build_s, 2), rss_growth_mib=round(rss_growth / 2**20),
                        indexed=len(index), by_type=index.counts())  # fmt: skip
+        started = time.process_time()
+        pickled = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
+        dump_s = time.process_time() - started
+        started = time.process_time()
+        pickle.loads(pickled)
+        load_s = time.process_time() - started
+        print(f"    cache (pickle): {len(pickled) / 1e6:.0f} MB, written in {dump_s:.2f} s CPU, "
+              f"loaded in {load_s:.2f} s CPU")  # fmt: skip
+        results.update(cache_mb=round(len(pickled) / 1e6), cache_dump_cpu_s=round(dump_s, 2),
+                       cache_load_cpu_s=round(load_s, 2))  # fmt: skip
+        del pickled
         if args.tracemalloc:
             del index
             gc.collect()
@@ -199,6 +212,10 @@ def main() -> int:
             results.update(heap_mib=round(current / 2**20), heap_peak_mib=round(peak / 2**20))
             index = traced
 
+    if args.skip_engine:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "intel.json").write_text(json.dumps(results, indent=2) + "\n")
+        return 0
     from vedette.detect import Engine
 
     started = time.perf_counter()

@@ -358,3 +358,24 @@ def test_repeated_hits_give_independent_detections() -> None:
     first.extra["note"] = "x"
     assert second.extra["labels"] == ["c2"] and "note" not in second.extra
     assert first.rule_id == second.rule_id and first.event is not second.event
+
+
+def test_index_cache_reused_until_a_feed_changes(tmp_path: Path) -> None:
+    from vedette.intel import cache
+
+    feed = tmp_path / "feed.txt"
+    feed.write_text("evil.example\n")
+    store = tmp_path / "cache"
+    first = IndicatorIndex.from_feeds([feed], cache_dir=store)
+    assert len(list(store.glob("intel-*.pickle"))) == 1
+    again = IndicatorIndex.from_feeds([feed], cache_dir=store)
+    assert len(again) == 1 and again.reports[0].path == first.reports[0].path
+    assert hits(again, {"QueryName": "a.evil.example"}) == ["evil.example"]
+    feed.write_text("evil.example\nbad.example\n")
+    changed = IndicatorIndex.from_feeds([feed], cache_dir=store)
+    assert len(changed) == 2
+    assert len(list(store.glob("intel-*.pickle"))) == 2
+    # a damaged entry is rebuilt, not trusted
+    key = cache.fingerprint([FeedSpec(feed)], FieldMap.load())
+    cache.cache_path(store, key).write_bytes(b"not a pickle")
+    assert len(IndicatorIndex.from_feeds([feed], cache_dir=store)) == 2

@@ -101,12 +101,31 @@ class IndicatorIndex:
 
     @classmethod
     def from_feeds(
-        cls, paths: Iterable[str | Path | FeedSpec], *, fields: FieldMap | None = None
+        cls,
+        paths: Iterable[str | Path | FeedSpec],
+        *,
+        fields: FieldMap | None = None,
+        cache_dir: Path | None = None,
     ) -> IndicatorIndex:
-        """An index of every indicator in ``paths`` (files, folders, YAML feed lists)."""
-        index = cls(fields=fields)
-        for spec in expand_feed_paths(list(paths)):
+        """An index of every indicator in ``paths`` (files, folders, YAML feed lists).
+
+        With ``cache_dir``, the built index is kept there keyed by the feeds' contents and
+        settings, and the next call with unchanged feeds loads it instead of rebuilding.
+        """
+        from vedette.intel import cache
+
+        specs = expand_feed_paths(list(paths))
+        field_map = fields or FieldMap.load()
+        key = cache.fingerprint(specs, field_map) if cache_dir is not None else ""
+        if cache_dir is not None:
+            cached = cache.load(cache_dir, key)
+            if cached is not None:
+                return cached
+        index = cls(fields=field_map)
+        for spec in specs:
             index.load_feed(spec)
+        if cache_dir is not None:
+            cache.store(cache_dir, key, index)
         return index
 
     def load_feed(self, feed: str | Path | FeedSpec) -> FeedReport:
