@@ -99,7 +99,7 @@ def test_intel_sweep_over_jsonl_logs(tmp_path: Path, capsys: pytest.CaptureFixtu
     logs.write_text(json.dumps(event) + "\n")
     feed = tmp_path / "feed.txt"
     feed.write_text("evil.example\n")
-    assert main(["intel", "sweep", "--intel", str(feed), str(logs), "--jsonl"]) == 0
+    assert main(["intel", "sweep", "--intel", str(feed), str(logs), "--jsonl", "--no-cache"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["rule_title"] for x in lines] == ["Known-bad domain evil.example (feed.txt)"]
     assert lines[0]["extra"]["observed"] == {"QueryName": "cdn.evil.example"}

@@ -171,16 +171,20 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
                         help="indicator feed (repeatable)")  # fmt: skip
     _add_feed_options(parser)
     parser.add_argument("--jsonl", action="store_true", help="one JSON detection per line")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="rebuild the indicator index (no on-disk cache)"
+    )
     parser.add_argument("--min-level", default="informational", help="lowest level shown")
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from vedette.sources import ReadReport, iter_input_files, read_events
 
+    from vedette.pipeline.build import default_cache_dir
+
     specs = _apply_ids(_specs(args, args.intel), args)
-    index = IndicatorIndex()
-    for spec in specs:
-        index.load_feed(spec)
+    cache_dir = None if args.no_cache else default_cache_dir()
+    index = IndicatorIndex.from_feeds(specs, cache_dir=cache_dir)
     kb = AttackKB.load()
     report = ReadReport()
     files = list(iter_input_files(args.paths))
