@@ -178,9 +178,8 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from vedette.sources import ReadReport, iter_input_files, read_events
-
     from vedette.pipeline.build import default_cache_dir
+    from vedette.sources import ReadReport, iter_input_files, read_events
 
     specs = _apply_ids(_specs(args, args.intel), args)
     cache_dir = None if args.no_cache else default_cache_dir()
