@@ -119,3 +119,26 @@ def test_header_only_and_garbage_files_warn(tmp_path: Path, read_all: Any) -> No
     events, report = read_all(garbage)
     assert events == []
     assert report.total_skipped >= 1
+
+
+def test_evtx_in_zip_and_gzip_in_memory_or_streamed(
+    tmp_path: Path, read_all: Any, monkeypatch: Any
+) -> None:
+    import gzip
+    import zipfile
+
+    from vedette.sources import evtx as evtx_reader
+
+    source = _largest_sample()
+    total = _raw_count(source)
+    archive = tmp_path / "case.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        handle.write(source, "logs/Security.evtx")
+    packed = tmp_path / "Security.evtx.gz"
+    packed.write_bytes(gzip.compress(source.read_bytes()))
+    for limit in (evtx_reader.IN_MEMORY_LIMIT, 4096):  # in memory, then streamed
+        monkeypatch.setattr(evtx_reader, "IN_MEMORY_LIMIT", limit)
+        for path in (archive, packed):
+            events, report = read_all(path)
+            assert len(events) == total and report.skipped == {}, (limit, path)
+    assert events[0].source is not None

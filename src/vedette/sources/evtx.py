@@ -35,6 +35,8 @@ MAGIC = b"ElfFile\x00"
 _FILE_HEADER = 4096
 _CHUNK_SIZE = 65536
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
+IN_MEMORY_LIMIT = 64 * 1024 * 1024
+"""An EVTX file inside an archive up to this size is decompressed into memory to be parsed."""
 _MAX_CONSECUTIVE_ERRORS = 10_000
 """A parser that fails this often in a row is not making progress: stop rather than spin."""
 
@@ -69,11 +71,39 @@ class EvtxReader(Reader):
         return 100 if head.startswith(MAGIC) else 0
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
+        if source.member is None and source.plain_file():
+            try:
+                size: int | None = os.path.getsize(source.path)
+            except OSError:
+                size = None
+            yield from self._parse(source.path, source, report, options, size, plain=True)
+            return
+        # Inside an archive or compressed: the parser reads a seekable stream. Small files are
+        # decompressed into memory (seeking a decompressing stream is slow); big ones are
+        # streamed, which keeps memory bounded.
+        with source.open() as stream:
+            head = stream.read(IN_MEMORY_LIMIT + 1)
+            size = len(head)
+            target: Any = io.BytesIO(head)
+            if size > IN_MEMORY_LIMIT:
+                del head, target
+                stream.seek(0)
+                target, size = stream, None
+            yield from self._parse(target, source, report, options, size, plain=False)
+
+    def _parse(
+        self,
+        target: Any,
+        source: Source,
+        report: ReadReport,
+        options: ReadOptions,
+        size: int | None,
+        *,
+        plain: bool,
+    ) -> Iterator[Event]:
+        """Events of the EVTX data at ``target`` (a path or a seekable stream of ``size`` bytes);
+        chunk offsets are looked up in the file itself only when it is ``plain``."""
         display = source.display
-        target: Any = source.path
-        if source.member is not None or not source.plain_file():
-            with source.open() as stream:  # archive members: the parser needs to seek
-                target = io.BytesIO(stream.read())
         try:
             parser = PyEvtxParser(target, number_of_threads=options.threads)
             records = parser.records_json()
@@ -90,7 +120,7 @@ class EvtxReader(Reader):
                 break
             except (RuntimeError, OSError, ValueError) as exc:
                 failures += 1
-                self._warn_chunk(source, report, str(exc))
+                self._warn_chunk(source, report, str(exc), plain=plain)
                 if failures >= _MAX_CONSECUTIVE_ERRORS:
                     report.warn(display, "evtx-abandoned", "too many consecutive parse errors")
                     return
@@ -100,19 +130,14 @@ class EvtxReader(Reader):
             if event is not None:
                 produced += 1
                 yield event
-        self._check_completeness(source, report, produced, report.total_skipped > skipped_before)
+        warned = report.total_skipped > skipped_before
+        self._check_completeness(source, report, produced, warned, size)
 
     @staticmethod
     def _check_completeness(
-        source: Source, report: ReadReport, produced: int, warned: bool
+        source: Source, report: ReadReport, produced: int, warned: bool, size: int | None
     ) -> None:
         """Warn about what the parser skips silently: a partial last chunk, or no records."""
-        size: int | None = None
-        if source.member is None:
-            try:
-                size = os.path.getsize(source.path)
-            except OSError:
-                size = None
         if size is not None and size > _FILE_HEADER:
             partial = (size - _FILE_HEADER) % _CHUNK_SIZE
             if partial:
@@ -127,13 +152,13 @@ class EvtxReader(Reader):
             report.warn(source.display, "evtx-no-records", "no readable record", offset=0)
 
     @staticmethod
-    def _warn_chunk(source: Source, report: ReadReport, message: str) -> None:
+    def _warn_chunk(source: Source, report: ReadReport, message: str, *, plain: bool) -> None:
         match = _CHUNK_RANGE.search(message)
         records, offset = 1, None
         if match:
             first, last = int(match.group(1)), int(match.group(2))
             records = max(1, last - first + 1)
-            if source.member is None:
+            if plain:
                 offset = _chunk_offset(source.path, first)
         report.warn(source.display, "evtx-chunk", message, offset=offset, records=records)
 
