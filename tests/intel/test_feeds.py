@@ -146,9 +146,11 @@ def test_misp_event_with_objects_counts() -> None:
 
 def test_misp_long_event_composites_and_to_ids() -> None:
     _, report = load_feed(FeedSpec(misp("reportlab_testfiles", "long_event.json")))
-    assert report.indicators == 250
+    # to_ids attributes: 44 filename|md5 + 31 md5, 44 filename|sha256 + 40 sha256, 57 sha1,
+    # 3 domain + 9 hostname, 8 ip-dst, 14 url, 1 imphash
+    assert report.indicators == 251
     assert report.by_type == {
-        "url": 14, "md5": 75, "sha256": 84, "domain": 12, "ip": 8, "sha1": 57,
+        "url": 14, "md5": 75, "sha256": 84, "domain": 12, "ip": 8, "sha1": 57, "imphash": 1,
     }  # fmt: skip
     assert report.skipped_not_for_ids == 21
 

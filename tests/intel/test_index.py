@@ -221,7 +221,7 @@ def test_reimport_updates_and_never_duplicates(tmp_path: Path) -> None:
     first = len(index)
     counts = index.counts()
     index.load_feed(feed)
-    assert len(index) == first == 250
+    assert len(index) == first == 251
     assert index.counts() == counts
     # a CSV without ids: key by type + value + source; new confidence replaces the old one
     csv = tmp_path / "list.csv"
@@ -379,3 +379,14 @@ def test_index_cache_reused_until_a_feed_changes(tmp_path: Path) -> None:
     key = cache.fingerprint([FeedSpec(feed)], FieldMap.load())
     cache.cache_path(store, key).write_bytes(b"not a pickle")
     assert len(IndicatorIndex.from_feeds([feed], cache_dir=store)) == 2
+
+
+def test_import_hashes_only_from_imphash_entries() -> None:
+    imphash = "45b8703b2433d07f7542c032c41c5a30"
+    index = index_of(("imphash", imphash))
+    sysmon = f"MD5={imphash.upper()},SHA256={SHA256},IMPHASH={imphash.upper()}"
+    (detection,) = index.match([Event({"Hashes": sysmon})])
+    assert detection.extra["indicator_type"] == "imphash"
+    assert detection.rule_title.startswith(f"Known-bad import hash {imphash}")
+    assert hits(index, {"Hashes": f"MD5={imphash}"}) == []  # a file MD5 is not an imphash
+    assert hits(index, {"md5": imphash}) == []

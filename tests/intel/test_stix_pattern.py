@@ -112,3 +112,8 @@ def test_list_index_and_star_in_paths() -> None:
 def test_syntax_errors_raise_pattern_error(pattern: str) -> None:
     with pytest.raises(PatternError):
         parse_pattern(pattern)
+
+
+def test_pe_imphash_path() -> None:
+    tree = parse_pattern("[file:extensions.'windows-pebinary-ext'.imphash = 'ab']")
+    assert reduce_pattern(tree) == [[("imphash", "ab")]]

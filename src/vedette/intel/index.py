@@ -75,6 +75,7 @@ class IndicatorIndex:
         self._domains: dict[str, Entry] = {}
         self._urls: dict[str, Entry] = {}
         self._hashes: dict[bytes, Entry] = {}
+        self._imphashes: dict[bytes, Entry] = {}
         self._emails: dict[str, Entry] = {}
         self._count = 0
         self._plan: dict[str, tuple[Callable[[Any, str, list[Hit]], None], ...]] | None = None
@@ -156,6 +157,7 @@ class IndicatorIndex:
         removed = 0
         tables: list[dict[Any, Entry]] = [
             self._ip4, self._ip6, self._domains, self._urls, self._hashes, self._emails,
+            self._imphashes,
             *self._nets4.values(), *self._nets6.values(),
         ]  # fmt: skip
         for table in tables:
@@ -218,6 +220,8 @@ class IndicatorIndex:
             return self._emails, value
         if kind in HASH_LENGTHS:
             return self._hashes, bytes.fromhex(value)
+        if kind == "imphash":
+            return self._imphashes, bytes.fromhex(value)
         raise FeedError(f"unsupported indicator type {kind!r}")
 
     # -- inspection ------------------------------------------------------------------------
@@ -241,6 +245,8 @@ class IndicatorIndex:
         for digest, entry in self._hashes.items():
             algo = next(a for a, n in HASH_LENGTHS.items() if n == 2 * len(digest))
             out[algo] = out.get(algo, 0) + len(_infos(entry))
+        if self._imphashes:
+            out["imphash"] = total(self._imphashes)
         return {k: v for k, v in out.items() if v}
 
     def indicators(self) -> Iterator[Indicator]:
@@ -248,6 +254,7 @@ class IndicatorIndex:
         tables: list[tuple[str, dict[Any, Entry]]] = [
             ("ip", self._ip4), ("ip", self._ip6), ("domain", self._domains),
             ("url", self._urls), ("email", self._emails), ("hash", self._hashes),
+            ("imphash", self._imphashes),
         ]  # fmt: skip
         tables += [("net4", t) for t in self._nets4.values()]
         tables += [("net6", t) for t in self._nets6.values()]
@@ -299,7 +306,7 @@ class IndicatorIndex:
             "domain": self._probe_domain if (self._domains or has_ip) else None,
             "answers": self._probe_answers if (self._domains or has_ip) else None,
             "url": self._probe_url if (self._urls or self._domains or has_ip) else None,
-            "hash": self._probe_hash if self._hashes else None,
+            "hash": self._probe_hash if (self._hashes or self._imphashes) else None,
             "email": self._probe_email if self._emails else None,
         }
         plan: dict[str, tuple[Callable[[Any, str, list[Hit]], None], ...]] = {}
@@ -433,8 +440,12 @@ class IndicatorIndex:
         for part in value.split(","):
             algo, sep, digest = part.partition("=")
             if sep:
-                if algo.strip().upper() not in _HASH_ALGOS:
-                    continue  # IMPHASH and friends are not file hashes
+                name = algo.strip().upper()
+                if name == "IMPHASH":  # an import hash is not a file hash: its own table
+                    self._probe_imphash(digest.strip(), field, hits)
+                    continue
+                if name not in _HASH_ALGOS:
+                    continue
             else:
                 digest = algo
             digest = digest.strip()
@@ -446,6 +457,17 @@ class IndicatorIndex:
                 entry = table.get(raw)
                 if entry is not None:
                     hits.append(("hash", raw, entry, field, digest))
+
+    def _probe_imphash(self, digest: str, field: str, hits: list[Hit]) -> None:
+        if not self._imphashes:
+            return
+        try:
+            raw = bytes.fromhex(digest)
+        except ValueError:
+            return
+        entry = self._imphashes.get(raw)
+        if entry is not None:
+            hits.append(("imphash", raw, entry, field, digest))
 
     def _probe_email(self, value: Any, field: str, hits: list[Hit]) -> None:
         if isinstance(value, list):
@@ -527,6 +549,8 @@ def _display(kind: str, key: Any) -> tuple[str, str]:
     if kind == "hash":
         algo = next(a for a, n in HASH_LENGTHS.items() if n == 2 * len(key))
         return algo, key.hex()
+    if kind == "imphash":
+        return "imphash", key.hex()
     return kind, str(key)
 
 
@@ -541,6 +565,6 @@ def _describe(
         prefix = next(p for p, t in nets.items() if t is table)
         shift = (32 if version == 4 else 128) - prefix
         return _display("cidr", (version, shift, key))
-    if label == "hash":
-        return _display("hash", key)
+    if label in ("hash", "imphash"):
+        return _display(label, key)
     return label, str(key)

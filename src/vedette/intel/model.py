@@ -23,7 +23,7 @@ from vedette.events import AttackRef
 HASH_LENGTHS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 """Hash algorithms Vedette matches, with their hex length."""
 
-INDICATOR_TYPES: tuple[str, ...] = ("ip", "domain", "url", "email", *HASH_LENGTHS)
+INDICATOR_TYPES: tuple[str, ...] = ("ip", "domain", "url", "email", *HASH_LENGTHS, "imphash")
 """Canonical indicator types."""
 
 TYPE_LABELS: dict[str, str] = {
@@ -35,6 +35,7 @@ TYPE_LABELS: dict[str, str] = {
     "sha1": "SHA-1",
     "sha256": "SHA-256",
     "sha512": "SHA-512",
+    "imphash": "import hash",
 }
 
 TYPE_ALIASES: dict[str, str] = {
@@ -45,7 +46,7 @@ TYPE_ALIASES: dict[str, str] = {
     "url": "url", "uri": "url", "link": "url",
     "email": "email", "email-addr": "email", "email-src": "email", "email-dst": "email",
     "md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256",
-    "sha512": "sha512", "sha-512": "sha512",
+    "sha512": "sha512", "sha-512": "sha512", "imphash": "imphash",
 }  # fmt: skip
 """Type names accepted from feeds and the command line (case-insensitive)."""
 
@@ -186,6 +187,8 @@ def normalize(kind: str, text: str) -> str:
         return normalize_email(text)
     if kind in HASH_LENGTHS:
         return normalize_hash(kind, text)
+    if kind == "imphash":  # the MD5 of a PE file's import table (Sysmon's IMPHASH=)
+        return normalize_hash("md5", text)
     raise ValueError(f"unsupported indicator type {kind!r}")
 
 

@@ -318,6 +318,8 @@ def _atom_type(cmp: Comparison) -> str | Unsupported:
     if cmp.object_type in ("file", "artifact") and len(names) == 2 and names[0] == "hashes":
         algo = _HASH_NAMES.get(names[1].replace("-", "").upper())
         return algo or Unsupported(f"hash algorithm {names[1]!r} is not matched", cmp.path_text)
+    if cmp.object_type == "file" and names == ("extensions", "windows-pebinary-ext", "imphash"):
+        return "imphash"
     kind = _VALUE_PATHS.get((cmp.object_type, names))
     if kind is None:
         return Unsupported("object path is not matched by Vedette", cmp.path_text)
