@@ -210,16 +210,19 @@ def _run(args: argparse.Namespace) -> int:
             )
         writer.close()
 
-    if args.summary_json is not None:
-        write_summary_json(stats, args.summary_json)
-    if args.navigator is not None:
-        write_scan_layer(
-            tally,
-            args.navigator,
-            name="vedette scan",
-            description="Detections of vedette scan " + " ".join(stats.inputs),
-            kb=detector.attack_kb if isinstance(detector.attack_kb, AttackKB) else None,
-        )
+    try:
+        if args.summary_json is not None:
+            write_summary_json(stats, args.summary_json)
+        if args.navigator is not None:
+            write_scan_layer(
+                tally,
+                args.navigator,
+                name="vedette scan",
+                description="Detections of vedette scan " + " ".join(stats.inputs),
+                kb=detector.attack_kb if isinstance(detector.attack_kb, AttackKB) else None,
+            )
+    except OSError as exc:
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
     if not args.no_summary:
         render_summary(stats, make_console(_summary_stream(args)))
     _warn_internal_errors(stats)

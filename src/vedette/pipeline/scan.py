@@ -12,6 +12,7 @@ function; it prints nothing itself.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 import time
@@ -78,6 +79,11 @@ def execute_scan(
     stats = stats if stats is not None else ScanStats()
     stats.inputs = [str(p) for p in request.paths]
     stats.jobs = request.jobs
+    # The compiled rule set is millions of long-lived objects: keep the cyclic collector off
+    # them (it would rescan them on every full collection) and, in forked workers, keep its
+    # bookkeeping writes from copying the shared pages into each worker (measured on the
+    # SigmaHQ Windows set, two workers: PSS 268 -> 186 MiB, CPU 5.7 -> 5.0 s).
+    gc.freeze()
     if request.temp_dir is not None:
         request.temp_dir.mkdir(parents=True, exist_ok=True)
     spill_dir = Path(tempfile.mkdtemp(prefix="vedette-scan-", dir=request.temp_dir))
@@ -124,6 +130,7 @@ def execute_scan(
         readable = outcome.events > 0 or any(stats.files_by_format.values())
         return ScanResult(stats=stats, readable=readable)
     finally:
+        gc.unfreeze()
         shutil.rmtree(spill_dir, ignore_errors=True)
         stats.elapsed_seconds = time.perf_counter() - started
 
