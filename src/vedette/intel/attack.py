@@ -97,6 +97,7 @@ class AttackKB:
         self.version: str = str(table.get("attack_version", ""))
         self.domain: str = str(table.get("domain", "enterprise-attack"))
         self.notice: str = str(table.get("notice", ""))
+        self._refs: dict[str, AttackRef] = {}
         self.tactics: tuple[Tactic, ...] = tuple(Tactic(*row) for row in table["tactics"])
         self._tactic_by_short = {t.shortname: t for t in self.tactics}
         self._tactic_by_name = {t.name.lower(): t for t in self.tactics}
@@ -184,11 +185,19 @@ class AttackKB:
 
     def ref(self, technique_id: str) -> AttackRef:
         """An :class:`AttackRef` with name and tactics filled (id kept as given if unknown)."""
+        cached = self._refs.get(technique_id)
+        if cached is not None:
+            return cached
         tid = technique_id.strip().upper()
         technique = self.technique(tid)
-        if technique is None:
-            return AttackRef(tid)
-        return AttackRef(technique.id, technique.name, technique.tactics)
+        ref = (
+            AttackRef(tid)
+            if technique is None
+            else AttackRef(technique.id, technique.name, technique.tactics)
+        )
+        if len(self._refs) < 10_000:  # enrichment runs per detection: remember the answers
+            self._refs[technique_id] = ref
+        return ref
 
     def tactics_from_tags(self, tags: Iterable[str]) -> tuple[str, ...]:
         """Tactic short names named by Sigma tags such as ``attack.execution``."""
