@@ -141,6 +141,15 @@ def test_filter_applies_to_the_rules_it_names(tmp_path: Path) -> None:
     assert fired == {"good_rule", "other_rule"}
     # the filter's own selections are not reported as matched selections
     assert all(d.matched == ("selection",) for d in engine.match([rar("jane")]))
+    assert engine.load_report.notes == []
+
+
+def test_filter_naming_an_unknown_rule_is_noted(tmp_path: Path) -> None:
+    write(tmp_path, "filters/admins.yml", FILTER)
+    engine = load([tmp_path])
+    assert engine.load_report.errors == []
+    (note,) = engine.load_report.notes
+    assert "6f3e2987-db24-4c78-a860-b4f4095a7095" in note
 
 
 def test_correlation_rules_are_kept_not_failed(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def load_rules(
             reason = f"internal error ({type(exc).__name__}: {exc})"
             report.errors.append(_error(rule, path, text, reason))
     report.correlations = len(correlations)
-    report.notes = [
+    report.notes += [
         f"{count} rule(s): {NOTES[key]}" for key, count in sorted(builder.notes.items())
     ]
     return LoadResult(builder.plan, report, correlations)
@@ -248,7 +248,23 @@ def _apply_filters(
         if list(rule.detection.condition) != before:
             report.filtered_rules += 1
         out.append(rule)
+    _note_unknown_filter_targets(rules, filters, report)
     return out
+
+
+def _note_unknown_filter_targets(
+    rules: list[SigmaRule | SigmaCorrelationRule], filters: list[SigmaFilter], report: LoadReport
+) -> None:
+    """A filter naming a rule that is not loaded is legal, but usually a typo or a stale id."""
+    known = {str(r.id) for r in rules if r.id is not None} | {r.name for r in rules if r.name}
+    for sigma_filter in filters:
+        targets = sigma_filter.filter.rules
+        if isinstance(targets, str):  # "any"
+            continue
+        missing = [t.reference for t in targets if str(t.reference) not in known]
+        if missing:
+            names = ", ".join(str(m) for m in missing)
+            report.notes.append(f"filter {sigma_filter.title!r} names rules not loaded: {names}")
 
 
 def _reason(error: SigmaError) -> str:
