@@ -390,3 +390,10 @@ def test_import_hashes_only_from_imphash_entries() -> None:
     assert detection.rule_title.startswith(f"Known-bad import hash {imphash}")
     assert hits(index, {"Hashes": f"MD5={imphash}"}) == []  # a file MD5 is not an imphash
     assert hits(index, {"md5": imphash}) == []
+
+
+def test_host_names_ending_in_a_digit_are_names_not_addresses() -> None:
+    index = index_of(("domain", "build01"), ("domain", "c2.example"), ("ip", "192.0.2.1"))
+    assert hits(index, {"DestinationHostname": "build01"}) == ["build01"]
+    assert hits(index, {"DestinationHostname": "srv1.c2.example"}) == ["c2.example"]
+    assert hits(index, {"DestinationHostname": "192.0.2.1"}) == ["192.0.2.1"]

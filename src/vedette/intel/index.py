@@ -372,7 +372,7 @@ class IndicatorIndex:
         name = value.strip().lower().rstrip(".")
         if name.count(":") == 1:  # host:port
             name = name.split(":", 1)[0]
-        if name and (name[-1].isdigit() or ":" in name):
+        if name and (name[-1].isdigit() or ":" in name) and self._parse_ip(name) is not None:
             if self._ip4 or self._ip6 or self._net4_probe or self._net6_probe:
                 self._probe_ip(name, field, hits)
             return
