@@ -419,3 +419,12 @@ def test_keys_equal_but_for_case_use_the_exact_spelling(fires: Fires) -> None:
     assert not fires(one("Image|endswith", r"'\a.exe'"), fields)
     assert fires(one("image|endswith", r"'\a.exe'"), fields)
     assert fires(one("IMAGE|endswith", r"'\a.exe'"), fields)  # no exact key: the first one
+
+
+def test_keywords_see_every_key_even_when_keys_clash_in_case(fires: Fires) -> None:
+    rule = "keywords:\n    - 'needle'\ncondition: keywords"
+    assert fires(rule, {"ProcessId": "1", "ProcessID": "the needle"})
+    assert fires(one("ProcessID", "'the needle'"), {"ProcessId": "1", "ProcessID": "the needle"})
+    assert not fires(
+        one("ProcessId", "'the needle'"), {"ProcessId": "1", "ProcessID": "the needle"}
+    )

@@ -183,22 +183,26 @@ class GlobTables:
         "atom_slots",
         "cased",
         "caseless",
+        "field_items",
         "item_tests",
-        "items_list",
         "keyword",
         "slot_item",
     )
 
     def __init__(self, items: Iterable[DetectionItem]) -> None:
-        self.items_list = list(items)
-        self.item_tests: list[ItemTest] | None = None  # built on the first case clash
+        items = list(items)
+        self.field_items: dict[str, list[DetectionItem]] = {}
+        for item in items:
+            if item.field is not None:
+                self.field_items.setdefault(item.field.lower(), []).append(item)
+        self.item_tests: dict[int, ItemTest] = {}  # built on case clashes, item by item
         self.caseless: dict[str | None, _FieldIndex] = {}
         self.cased: dict[str | None, _FieldIndex] = {}
         self.atom_slots: list[list[int]] = []
         self.slot_item: list[int] = []
         self.all_slots: dict[int, int] = {}  # item id -> number of slots, for |all items
         atom_ids: dict[tuple[str | None, Glob], int] = {}
-        for item in self.items_list:
+        for item in items:
             globs_per_slot = [item_globs(m) or [] for m in item.matchers]
             name = item.field.lower() if item.field is not None else None
             if item.match_all:
@@ -229,13 +233,18 @@ class GlobTables:
         kw_lower: list[str] = []
         kw_raw: list[str] = []
         seen: set[str] = set()
+        clashes: list[str] = []
         for key, value in fields.items():
             name = key.lower()
-            if name in seen:  # keys equal but for case: the exact spelling decides, see plan
-                return self._by_closures(fields)
-            seen.add(name)
-            lower_index = caseless.get(name)
-            cased_index = cased.get(name)
+            if name in seen:
+                # Keys equal but for case: which value a field reads depends on the spelling
+                # (see the plan); the items of that field are decided by closures below.
+                clashes.append(name)
+                lower_index = cased_index = None
+            else:
+                seen.add(name)
+                lower_index = caseless.get(name)
+                cased_index = cased.get(name)
             if lower_index is None and cased_index is None and not keyword:
                 continue
             strings = [value] if isinstance(value, str) else render_values(value)
@@ -255,18 +264,24 @@ class GlobTables:
                 for s in strings:
                     index.scan_shapes(s, atoms)
             index.scan_substrings(SEPARATOR.join(strings), strings, atoms)
-        return self.items(atoms)
+        true = self.items(atoms)
+        if clashes:
+            self._resolve_clashes(fields, clashes, true)
+        return true
 
-    def _by_closures(self, fields: dict[str, object]) -> set[int]:
-        """Each item by its own Python closure: for the rare event with clashing key cases."""
-        if self.item_tests is None:
-            self.item_tests = [item_test(item) for item in self.items_list]
+    def _resolve_clashes(self, fields: dict[str, object], names: list[str], true: set[int]) -> None:
+        """Decide the items of fields whose key appears in several cases, one closure each."""
         view = EventView(fields)
-        return {
-            item.item_id
-            for item, test in zip(self.items_list, self.item_tests, strict=True)
-            if test(view)
-        }
+        tests = self.item_tests
+        for name in names:
+            for item in self.field_items.get(name, ()):
+                test = tests.get(item.item_id)
+                if test is None:
+                    test = tests[item.item_id] = item_test(item)
+                if test(view):
+                    true.add(item.item_id)
+                else:
+                    true.discard(item.item_id)
 
     def items(self, atoms: set[int]) -> set[int]:
         """True items given the true atoms."""
