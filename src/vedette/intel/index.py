@@ -42,12 +42,16 @@ from vedette.intel.report import DetectionTemplate
 Entry = IndicatorInfo | list[IndicatorInfo]
 Hit = tuple[str, Any, Entry, str, Any]
 """(indicator type, index key, entry, event field, observed value)."""
+Probe = Callable[[Any, str, list[Hit]], None]
+Plan = dict[str, tuple[tuple[str, ...], tuple[Probe, ...]]]
+"""Watched field -> (what it holds, the probes that look it up)."""
 
 _HASH_ALGOS = {"MD5", "SHA1", "SHA-1", "SHA256", "SHA-256", "SHA512", "SHA-512"}
 _DIGEST_SIZES = {length // 2 for length in HASH_LENGTHS.values()}
 _MISSING = object()
 _IP_CACHE_LIMIT = 200_000
 _TEMPLATE_CACHE_LIMIT = 50_000
+_MEMO_LIMIT = 100_000
 
 
 def _same(a: IndicatorInfo, b: IndicatorInfo) -> bool:
@@ -78,7 +82,8 @@ class IndicatorIndex:
         self._imphashes: dict[bytes, Entry] = {}
         self._emails: dict[str, Entry] = {}
         self._count = 0
-        self._plan: dict[str, tuple[Callable[[Any, str, list[Hit]], None], ...]] | None = None
+        self._plan: Plan | None = None
+        self._memo: dict[tuple[tuple[str, ...], str], tuple[tuple[str, Any, Entry, Any], ...]] = {}
         self._url_parts: tuple[tuple[str, str], ...] = ()
         self._watched: frozenset[str] = frozenset()
         self._net4_probe: list[tuple[int, dict[int, Entry]]] = []
@@ -93,6 +98,7 @@ class IndicatorIndex:
         state["_plan"] = None
         state["_ip_cache"] = {}
         state["_templates"] = {}
+        state["_memo"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -273,6 +279,7 @@ class IndicatorIndex:
         plan = self._plan if self._plan is not None else self._compile()
         watched = self._watched
         url_parts = self._url_parts
+        memo = self._memo
         out: list[Detection] = []
         for event in events:
             fields = event.fields
@@ -283,8 +290,25 @@ class IndicatorIndex:
                 value = fields[name]
                 if value is None:
                     continue
-                for probe in plan[name]:
-                    probe(value, name, hits)
+                kinds, probes = plan[name]
+                if type(value) is not str:
+                    for probe in probes:
+                        probe(value, name, hits)
+                    continue
+                # Logs repeat the same addresses, names and hashes over and over: remember
+                # what each (kind of field, value) found, hits and misses alike.
+                memo_key = (kinds, value)
+                found = memo.get(memo_key)
+                if found is None:
+                    scratch: list[Hit] = []
+                    for probe in probes:
+                        probe(value, name, scratch)
+                    found = tuple((h[0], h[1], h[2], h[4]) for h in scratch)
+                    if len(memo) >= _MEMO_LIMIT:
+                        memo.clear()
+                    memo[memo_key] = found
+                for kind, key, entry, observed in found:
+                    hits.append((kind, key, entry, name, observed))
             for host_field, path_field in url_parts:
                 host = fields.get(host_field)
                 path = fields.get(path_field)
@@ -298,7 +322,7 @@ class IndicatorIndex:
         """Detections for one event."""
         return self.match([event])
 
-    def _compile(self) -> dict[str, tuple[Callable[[Any, str, list[Hit]], None], ...]]:
+    def _compile(self) -> Plan:
         """Field -> probes, only for the kinds of indicator actually loaded."""
         has_ip = bool(self._ip4 or self._ip6 or self._nets4 or self._nets6)
         active: dict[str, Callable[[Any, str, list[Hit]], None] | None] = {
@@ -309,15 +333,16 @@ class IndicatorIndex:
             "hash": self._probe_hash if (self._hashes or self._imphashes) else None,
             "email": self._probe_email if self._emails else None,
         }
-        plan: dict[str, tuple[Callable[[Any, str, list[Hit]], None], ...]] = {}
+        plan: Plan = {}
         for name, kinds in self.fields.kinds.items():
             probes = tuple(p for p in (active[k] for k in kinds) if p is not None)
             if probes:
-                plan[name] = probes
+                plan[name] = (kinds, probes)
         self._url_parts = self.fields.url_parts if active["url"] else ()
         self._watched = frozenset(plan)
         self._net4_probe = [(32 - p, t) for p, t in sorted(self._nets4.items())]
         self._net6_probe = [(128 - p, t) for p, t in sorted(self._nets6.items())]
+        self._memo.clear()
         self._plan = plan
         return plan
 
@@ -530,8 +555,9 @@ class IndicatorIndex:
         plan = self._plan if self._plan is not None else self._compile()
         hits: list[Hit] = []
         for name, value in event.fields.items():
-            for probe in plan.get(name, ()):
-                probe(value, name, hits)
+            if name in plan and value is not None:
+                for probe in plan[name][1]:
+                    probe(value, name, hits)
         return hits
 
 
