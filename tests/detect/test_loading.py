@@ -248,3 +248,11 @@ def test_report_notes_name_the_interpretations_rules_rely_on() -> None:
     assert engine.load_report.loaded == 1
     (note,) = engine.load_report.notes
     assert note.startswith("1 rule(s): keyword")
+
+
+def test_duplicate_rule_ids_are_noted() -> None:
+    twin = GOOD.replace("title: Good rule", "title: Twin rule").replace("good_rule", "twin_rule")
+    engine = Engine.from_yaml(GOOD, twin, scanner="python")
+    assert engine.load_report.loaded == 2
+    (note,) = engine.load_report.notes
+    assert "6f3e2987-db24-4c78-a860-b4f4095a7095" in note

@@ -9,6 +9,7 @@ exceptions are translated here and nowhere else.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,14 @@ def load_rules(
             reason = f"internal error ({type(exc).__name__}: {exc})"
             report.errors.append(_error(rule, path, text, reason))
     report.correlations = len(correlations)
+    ids = Counter(rule.info.id for rule in builder.plan.rules)
+    shared = sorted(rule_id for rule_id, count in ids.items() if count > 1)
+    if shared:
+        listed = ", ".join(shared[:10]) + (" ..." if len(shared) > 10 else "")
+        report.notes.append(
+            f"{len(shared)} rule id(s) used by more than one rule (lookups by id see the last): "
+            + listed
+        )
     report.notes += [
         f"{count} rule(s): {NOTES[key]}" for key, count in sorted(builder.notes.items())
     ]
