@@ -8,6 +8,13 @@ import pytest
 
 from vedette.cli.main import main
 
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands cache compiled rules under $XDG_CACHE_HOME: keep that inside the test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 GOOD = """\
 title: Rar archive created
 id: 6f3e2987-db24-4c78-a860-b4f4095a7095
@@ -44,6 +51,9 @@ def test_check_all_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "rules loaded: 1" in out
     assert "not loaded: 0" in out
+    assert list((tmp_path / "cache" / "vedette").glob("rules-*.pickle"))
+    assert main(["rules", "check", str(tmp_path), "--no-cache"]) == 0
+    assert "rules loaded: 1" in capsys.readouterr().out
 
 
 def test_check_reports_each_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

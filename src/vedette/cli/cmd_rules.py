@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,11 +40,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="YAML file of placeholder values for rules using the expand modifier",
     )
-    parser.add_argument(
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="keep the compiled rule set here so the next load is fast",
+        help="compiled-rule cache (default: $XDG_CACHE_HOME/vedette, ~/.cache/vedette)",
+    )
+    cache.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile the rules without reading or writing a cache",
     )
 
 
@@ -82,9 +89,17 @@ def _default_paths() -> list[Path]:
     return default_rule_paths()
 
 
+def default_cache_dir() -> Path:
+    """The compiled-rule cache ``vedette scan`` also uses."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vedette"
+
+
 def _load(paths: list[Path], args: argparse.Namespace) -> Engine:
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    # No item scanner: listing and checking never match events, so none is built.
     return Engine.from_paths(
-        paths, placeholders=args.placeholders, cache_dir=args.cache_dir, scanner="none"
+        paths, placeholders=args.placeholders, cache_dir=cache_dir, scanner="none"
     )
 
 
