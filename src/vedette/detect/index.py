@@ -331,10 +331,7 @@ class PythonScanner:
         return out
 
     def _build(self, logsource: LogSource) -> GlobTables:
-        wanted: set[int] = set()
-        for rule in self._plan.rules:
-            if rule.info.logsource.admits(logsource):
-                wanted.update(rule.item_ids)
+        wanted = self._plan.items_for(logsource)
         items = self._plan.items
         table = GlobTables(items[i] for i in sorted(wanted & self._covered))
         self._tables[logsource] = table

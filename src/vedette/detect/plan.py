@@ -401,6 +401,18 @@ class RulePlan:
     items: list[DetectionItem] = field(default_factory=list)
     rules: list[CompiledRule] = field(default_factory=list)
 
+    def items_for(self, logsource: LogSource) -> frozenset[int]:
+        """Ids of the items of every rule that applies to events of ``logsource``.
+
+        A scanner may build one database per distinct event logsource from these (the Python
+        index does), so that an event never meets the patterns of rules it cannot fire.
+        """
+        wanted: set[int] = set()
+        for rule in self.rules:
+            if rule.info.logsource.admits(logsource):
+                wanted.update(rule.item_ids)
+        return frozenset(wanted)
+
     def scannable(self, item: DetectionItem) -> bool:
         """True when every matcher of ``item`` is of a kind a scanner may decide."""
         return all(_scannable(m) for m in item.matchers)
