@@ -19,7 +19,7 @@ from typing import Any
 
 from vedette import __version__
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 """Bump when the pickled plan's shape changes incompatibly."""
 
 

@@ -73,8 +73,9 @@ MAX_PLACEHOLDER_ALTERNATIVES = 4096
 """A value whose placeholders expand to more alternatives than this is rejected (a typo in a
 placeholder file should not turn one rule into millions of patterns)."""
 
-MIN_PREFILTER_LITERAL = 3
-"""Shortest literal worth a prefilter item before a regex item."""
+MIN_PREFILTER_LITERAL = 1
+"""Shortest literal worth a prefilter item before a regex item: even one rare character (a
+backtick in PowerShell obfuscation patterns) spares most events the regex."""
 
 _COMPARE_OPS = {
     CompareOperators.LT: "lt",
