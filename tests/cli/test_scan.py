@@ -119,6 +119,26 @@ def test_one_and_two_jobs_give_identical_output_over_a_folder(
     assert len(stamps) >= 2 and stamps == sorted(stamps)
 
 
+def test_table_then_summary_on_stdout(
+    capsys: pytest.CaptureFixture[str], sample: Path, rules: list[str], cache: list[str]
+) -> None:
+    code, out, err = scan(capsys, str(sample), *rules, *cache)
+    assert code == 0, err
+    table, _, summary = out.partition("vedette scan summary")
+    assert "Process Memory Dump Via Comsvcs.DLL" in table and "2019-08-30 12:54:08" in table
+    for needle in (
+        "events from 1 file",
+        "Rules",
+        "Detections by level",
+        "Top rules",
+        "MSEDGEWIN10",
+    ):
+        assert needle in summary, needle
+    assert "credential-access" in summary
+    code, out, _ = scan(capsys, str(sample), *rules, *cache, "--no-summary")
+    assert code == 0 and "vedette scan summary" not in out
+
+
 def test_summary_json_and_navigator_layer(
     capsys: pytest.CaptureFixture[str],
     sample: Path,

@@ -93,7 +93,7 @@ class ExternalSorter:
     ``directory``, which the caller owns (the scan removes it when it ends).
     """
 
-    def __init__(self, directory: Path, *, run_size: int = 20_000) -> None:
+    def __init__(self, directory: Path, *, run_size: int = 10_000) -> None:
         self.directory = directory
         self.run_size = max(1, run_size)
         self._buffer: list[Detection] = []

@@ -67,7 +67,7 @@ class RunOptions:
 
     jobs: int
     spill_dir: Path
-    spill_threshold: int = 10_000
+    spill_threshold: int = 4_000
     poll_seconds: float = 0.25
     start_method: str | None = None
     """Worker start method; None: ``fork`` on Linux (the compiled rules are inherited),
@@ -216,7 +216,7 @@ class ScanRunner:
         *,
         factory: DetectorFactory | None = None,
         progress: Progress | None = None,
-        run_size: int = 20_000,
+        run_size: int = 10_000,
     ) -> None:
         self.detector = detector
         self.source = source

@@ -41,9 +41,9 @@ class ScanRequest:
     jobs: int = 1
     filter: DetectionFilter = field(default_factory=DetectionFilter)
     temp_dir: Path | None = None
-    run_size: int = 20_000
+    run_size: int = 10_000
     """Detections held in memory per sorter before a sorted run is spilled to disk."""
-    spill_threshold: int = 10_000
+    spill_threshold: int = 4_000
     """Detections a worker holds for one job before it spills a sorted run."""
     fanout_min_bytes: int = 8 * 1024 * 1024
     """Smallest job whose batches are spread over all workers (see ``RunOptions``)."""
