@@ -256,11 +256,11 @@ def main() -> int:
         rate = len(events) / seconds
         print(f"    {name:13s} {rate:>10,.0f} events/s  ({counts[name]:,} detections)")
     ratio = sorted(ratios)[len(ratios) // 2]
-    additive = (best["engine"] + best["intel"]) / best["engine"]
+    additive = (best["engine"] + best["intel, cold"]) / best["engine"]
     print(
         f"(c) engine+intel / engine time: median of turns {ratio:.3f} "
         f"(turns: {', '.join(f'{r:.2f}' for r in ratios)}); from best times "
-        f"(engine + intel) / engine = {additive:.3f}; intel detections: {counts['intel']:,}"
+        f"(engine + intel, cold) / engine = {additive:.3f}; intel detections: {counts['intel']:,}"
     )
     results.update(
         events_per_s={k: round(len(events) / v) for k, v in best.items()},
