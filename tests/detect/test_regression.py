@@ -44,14 +44,25 @@ def _cases(suffix: str) -> list[Any]:
     return params
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """The whole corpus, loaded once per test session (per worker)."""
+def _load(tmp_path_factory: pytest.TempPathFactory, scanner: str) -> Engine:
     sigma = dataset("sigma")
-    cache = tmp_path_factory.mktemp("engine-cache")
-    loaded = Engine.from_paths([sigma / folder for folder in CORPUS], cache_dir=cache)
+    cache = tmp_path_factory.mktemp(f"engine-cache-{scanner}")
+    paths = [sigma / folder for folder in CORPUS]
+    loaded = Engine.from_paths(paths, cache_dir=cache, scanner=scanner)
     assert loaded.load_report.loaded > 3000
     return loaded
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The whole corpus as `vedette scan` loads it (fastest scanner available), once per worker."""
+    return _load(tmp_path_factory, "auto")
+
+
+@pytest.fixture(scope="module")
+def reference_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The whole corpus with the pure-Python item scanner, the reference the accelerator mirrors."""
+    return _load(tmp_path_factory, "python")
 
 
 def _expectation(info: Path, suffix: str) -> tuple[str, int, Path]:
@@ -84,6 +95,12 @@ def _check(info: Path, suffix: str, engine: Engine) -> None:
 def test_regression_case_evtx(info: Path, engine: Engine) -> None:
     """The case's real ``.evtx`` (the test SigmaHQ's own CI runs)."""
     _check(info, ".evtx", engine)
+
+
+@pytest.mark.parametrize("info", _cases(".evtx"))
+def test_regression_case_evtx_reference_scanner(info: Path, reference_engine: Engine) -> None:
+    """The case's ``.evtx`` with the pure-Python item scanner."""
+    _check(info, ".evtx", reference_engine)
 
 
 @pytest.mark.parametrize("info", _cases(".json"))
