@@ -6,38 +6,20 @@ rule the case tests (otherwise the rule could never fire, whatever the engine do
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import evtx
 import pytest
 import yaml
 
 from datasets import dataset, datasets_root
 from vedette.events import LogSource
-from vedette.normalize.windows import normalize_windows
-from vedette.normalize.winevent import flatten_windows_event
+from vedette.sources import ReadReport, read_events
 
 CORPUS = ("rules", "rules-threat-hunting", "rules-emerging-threats", "rules-compliance")
 _ID_LINE = re.compile(r"^id:\s*['\"]?([0-9a-fA-F-]{36})", re.MULTILINE)
-
-
-def _json_documents(path: Path) -> Iterator[dict[str, Any]]:
-    """The concatenated pretty-printed JSON objects of a regression ``.json`` file."""
-    text = path.read_text(encoding="utf-8-sig")
-    decoder = json.JSONDecoder()
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position >= len(text):
-            return
-        document, position = decoder.raw_decode(text, position)
-        yield document
 
 
 def _cases() -> list[Path]:
@@ -70,8 +52,8 @@ def test_regression_events_reach_their_rule(info: Path, rule_paths: dict[str, Pa
     wanted = rule["logsource"]
     (events_file,) = info.parent.glob("*.json")
     logsources: Counter[LogSource] = Counter()
-    for document in _json_documents(events_file):
-        logsources[normalize_windows(flatten_windows_event(document))] += 1
+    for batch in read_events(events_file, report=ReadReport()):  # the JSON reader, sniffed
+        logsources.update(event.logsource for event in batch)
     admitted = [
         ls
         for ls in logsources
@@ -82,15 +64,16 @@ def test_regression_events_reach_their_rule(info: Path, rule_paths: dict[str, Pa
 
 @pytest.fixture(scope="module")
 def attack_samples() -> list[dict[str, Any]]:
-    """Every record of the EVTX attack samples, flattened and classified (``_logsource`` key)."""
+    """Every record of the EVTX attack samples as Vedette's EVTX reader gives it (its fields, and
+    its logsource under ``_logsource``)."""
     root = dataset("evtx-attack-samples")
     events: list[dict[str, Any]] = []
+    report = ReadReport()
     for path in sorted(root.rglob("*.evtx")):
-        for record in evtx.PyEvtxParser(str(path)).records_json():
-            fields = flatten_windows_event(json.loads(record["data"]))
-            fields["_logsource"] = normalize_windows(fields)
-            events.append(fields)
+        for batch in read_events(path, format="evtx", report=report):
+            events.extend({**event.fields, "_logsource": event.logsource} for event in batch)
     assert len(events) > 8000
+    assert not report.warnings
     return events
 
 
