@@ -2,10 +2,11 @@
 
 For a batch of events the engine (1) asks the item scanner which of the items it covers are
 true for each event, (2) routes each event to the rules of its logsource (cached per distinct
-logsource), (3) picks as candidates the rules that have a true item, plus the few rules that can
-fire without one, and (4) evaluates each candidate's condition as generated Python code over the
-set of true items, deciding the remaining (uncovered) items lazily, at most once per event.
-"""
+logsource), (3) wakes the rules one of whose *trigger* items is true (:mod:`triggers`: the
+rarest covered items a rule cannot fire without), plus the few rules that can fire with no
+covered item true, and (4) evaluates each woken rule's condition as generated Python code over
+the set of true items (:mod:`codegen`), deciding the remaining (uncovered) items lazily, at most
+once per event."""
 
 from __future__ import annotations
 
