@@ -1,0 +1,256 @@
+"""Hyperscan item scanner: decides detection items with Hyperscan scans of each event.
+
+Every glob of every covered item is one pattern of a small block-mode database per field (and
+one for keyword items), anchored on the value's ends (:mod:`vedette.detect.hs_patterns`); a
+match *is* the truth of that glob. With ``HS_FLAG_SINGLEMATCH`` each pattern reports at most once
+per value, so the Python work per event is one callback per *true* pattern, not per literal
+occurrence, plus one scan call per field value that some rule looks at.
+
+Databases take seconds to compile for the whole SigmaHQ corpus; they are serialised into the
+engine's cache directory under a hash of their patterns, so a warm start only deserialises them.
+
+Importing this module registers the ``"hyperscan"`` scanner; it raises ``ModuleNotFoundError``
+(name ``hyperscan``) when the native package is missing, and the engine falls back to Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hyperscan
+
+from vedette.detect.hs_buffer import FieldResolver
+from vedette.detect.hs_patterns import KEYWORDS, ItemPatterns, PatternSet, translate_plan
+from vedette.detect.hs_regex import translate_regex
+from vedette.detect.matchers import EventView, ItemTest, item_test
+from vedette.detect.plan import RulePlan, render_values
+from vedette.detect.scanner import SCANNERS, ItemScanner
+from vedette.events import Event
+
+FORMAT_VERSION = "hs-items-2"
+"""Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
+
+DatabaseKey = tuple[int, bool]
+
+
+def _cache_key(patterns: PatternSet) -> str:
+    digest = hashlib.sha256(FORMAT_VERSION.encode())
+    digest.update(str(getattr(hyperscan, "__version__", "")).encode())
+    for (group, cased), pids in sorted(patterns.databases.items()):
+        digest.update(b"db%d:%d:" % (group, cased))
+        for pid in pids:
+            expression = patterns.expressions[pid]
+            digest.update(b"%d:%d:%d:" % (pid, patterns.flags[pid], len(expression)))
+            digest.update(expression)
+    return digest.hexdigest()[:32]
+
+
+def _deserialise(blob: bytes) -> Any:
+    database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+    # A deserialised database comes without scratch space; scanning needs one.
+    database.scratch = hyperscan.Scratch(database)
+    return database
+
+
+def _compile(patterns: PatternSet, pids: list[int]) -> Any:
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(
+        expressions=[patterns.expressions[p] for p in pids],
+        ids=pids,
+        elements=len(pids),
+        flags=[patterns.flags[p] | hyperscan.HS_FLAG_SINGLEMATCH for p in pids],
+    )
+    return database
+
+
+def load_databases(
+    patterns: PatternSet, cache_dir: Path | None
+) -> tuple[dict[DatabaseKey, Any], bytes]:
+    """Every database of ``patterns`` and their serialised bundle, from cache when present."""
+    path = cache_dir / f"hyperscan-{_cache_key(patterns)}.bin" if cache_dir else None
+    if path is not None and path.is_file():
+        bundle = path.read_bytes()
+        try:
+            return _unbundle(bundle), bundle
+        except (hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
+            pass  # written by another Hyperscan build or damaged: compile afresh
+    databases = {key: _compile(patterns, pids) for key, pids in patterns.databases.items()}
+    bundle = pickle.dumps(
+        {key: hyperscan.dumpb(db) for key, db in databases.items()}, pickle.HIGHEST_PROTOCOL
+    )
+    if path is not None:
+        _write_atomically(path, bundle)
+    return databases, bundle
+
+
+def _unbundle(bundle: bytes) -> dict[DatabaseKey, Any]:
+    blobs: dict[DatabaseKey, bytes] = pickle.loads(bundle)
+    return {key: _deserialise(blob) for key, blob in blobs.items()}
+
+
+def _write_atomically(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".hyperscan-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(blob)
+        os.replace(temp, path)
+    except OSError:
+        # A read-only or full cache only costs the next start a compile.
+        Path(temp).unlink(missing_ok=True)
+
+
+class HyperscanScanner:
+    """:class:`~vedette.detect.scanner.ItemScanner` backed by Hyperscan databases."""
+
+    def __init__(self, plan: RulePlan, cache_dir: Path | None = None) -> None:
+        self._plan = plan
+        self._cache_dir = cache_dir
+        self._items = translate_plan(plan, translate_regex)
+        self._bundle = b""
+        self._setup()
+
+    def _setup(self) -> None:
+        items = self._items
+        if self._bundle:
+            databases = _unbundle(self._bundle)
+        else:
+            databases, self._bundle = load_databases(items.patterns, self._cache_dir)
+        size = len(items.fields) + 1
+        self._folded: list[Any] = [None] * size
+        self._cased: list[Any] = [None] * size
+        for (group, cased), database in databases.items():
+            (self._cased if cased else self._folded)[group] = database
+        self._any_cased = any(db is not None for db in self._cased)
+        self._keywords = self._folded[KEYWORDS] is not None or self._cased[KEYWORDS] is not None
+        self._resolver = FieldResolver(items.fields, items.spellings)
+        self._fallback: dict[int, ItemTest] | None = None
+        self.fallback_events = 0
+        """Events decided by the items' Python closures instead (field names clashing by case)."""
+
+    @property
+    def covered(self) -> frozenset[int]:
+        """Item ids decided by the scan."""
+        return self._items.covered
+
+    @property
+    def patterns(self) -> ItemPatterns:
+        """The translated patterns (for statistics and benchmarks)."""
+        return self._items
+
+    def decide(self, events: Sequence[Event]) -> list[set[int]]:
+        """For each event, the covered items that are true."""
+        hits: list[int] = []
+        append = hits.append
+
+        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
+            append(pid)
+
+        resolve = self._resolver.numbers
+        folded_dbs, cased_dbs = self._folded, self._cased
+        any_cased, keywords = self._any_cased, self._keywords
+        patterns = self._items.patterns
+        any_items, all_slots = patterns.any_items, patterns.all_slots
+        out: list[set[int]] = []
+        for event in events:
+            fields = event.fields
+            numbers = resolve(fields)
+            if numbers is None:
+                out.append(self._decide_in_python(event))
+                continue
+            hits.clear()
+            every: list[str] | None = [] if keywords else None
+            for key, value in fields.items():
+                number = numbers[key]
+                folded = folded_dbs[number]
+                cased = cased_dbs[number] if any_cased else None
+                if folded is None and cased is None and every is None:
+                    continue
+                kind = type(value)
+                if kind is str:
+                    strings: Sequence[str] = (value,)
+                elif kind is int:
+                    strings = (str(value),)
+                elif value is None:
+                    continue
+                else:
+                    strings = render_values(value)
+                for text in strings:
+                    if folded is not None:
+                        data = text.lower().encode("utf-8", "surrogatepass")
+                        folded.scan(b"\xff" + data + b"\xff", match_event_handler=on_match)
+                    if cased is not None:
+                        data = text.encode("utf-8", "surrogatepass")
+                        cased.scan(b"\xff" + data + b"\xff", match_event_handler=on_match)
+                if every is not None:
+                    every.extend(strings)
+            if every:
+                self._scan_keywords(every, on_match)
+            true: set[int] = set()
+            partial: dict[int, set[int]] | None = None
+            for pid in hits:
+                true.update(any_items[pid])
+                slots = all_slots.get(pid)
+                if slots:
+                    if partial is None:
+                        partial = {}
+                    for item_id, matcher in slots:
+                        partial.setdefault(item_id, set()).add(matcher)
+            if partial:
+                need = self._items.need
+                true.update(i for i, got in partial.items() if len(got) == need[i])
+            out.append(true)
+        return out
+
+    def _scan_keywords(self, strings: list[str], on_match: Any) -> None:
+        """Scan every value of the event, joined by the delimiter, with the keyword databases."""
+        text = "\x00".join(strings)
+        exact = text.count("\x00") == len(strings) - 1
+        for database, fold in ((self._folded[KEYWORDS], True), (self._cased[KEYWORDS], False)):
+            if database is None:
+                continue
+            if exact:
+                body = (text.lower() if fold else text).encode("utf-8", "surrogatepass")
+                body = body.replace(b"\x00", b"\xff")
+            else:  # a value holds the join character itself: encode value by value
+                body = b"\xff".join(
+                    (s.lower() if fold else s).encode("utf-8", "surrogatepass") for s in strings
+                )
+            database.scan(b"\xff" + body + b"\xff", match_event_handler=on_match)
+
+    def _decide_in_python(self, event: Event) -> set[int]:
+        self.fallback_events += 1
+        if self._fallback is None:
+            items = self._plan.items
+            self._fallback = {i: item_test(items[i]) for i in self._items.covered}
+        view = EventView(event.fields)
+        return {i for i, test in self._fallback.items() if test(view)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Hyperscan databases do not pickle; their serialised form does, and loads fast.
+        return {
+            "plan": self._plan,
+            "cache_dir": self._cache_dir,
+            "items": self._items,
+            "bundle": self._bundle,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._plan = state["plan"]
+        self._cache_dir = state["cache_dir"]
+        self._items = state["items"]
+        self._bundle = state["bundle"]
+        self._setup()
+
+
+def _factory(plan: RulePlan, cache_dir: Path | None) -> ItemScanner:
+    return HyperscanScanner(plan, cache_dir)
+
+
+SCANNERS["hyperscan"] = _factory

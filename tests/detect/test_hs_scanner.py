@@ -1,0 +1,177 @@
+"""The Hyperscan item scanner against the items' own Python closures (the reference).
+
+Property tests throw tricky globs and values at both (wildcards at the ends, ``?`` before
+multi-byte characters, case folds that change length, the buffer's own separator bytes inside
+values, lone surrogates, very long values); every covered item must get the same answer.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vedette.detect.matchers import EventView, item_test
+from vedette.detect.plan import ANY, ONE, AnyOf, DetectionItem, Glob, GlobToken, Regex, RulePlan
+from vedette.events import Event
+
+hs_scanner = pytest.importorskip("vedette.detect.hs_scanner")
+HyperscanScanner = hs_scanner.HyperscanScanner
+
+# Characters chosen to break naive scanners: case folds that change length (İ, ß has none but
+# casefold would), the Kelvin sign (lower-cases to ASCII k), final sigma, the separator bytes
+# and their look-alikes, newline, a lone surrogate, and 4-byte UTF-8.
+TRICKY = "aAkKzZ09 .\\*?=\x00\x01\xff\xfeÿİıΣσςßẞK\n\ud800😀é"
+texts = st.text(alphabet=TRICKY, max_size=8)
+tokens = st.one_of(texts, st.just(ANY), st.just(ONE))
+globs = st.builds(
+    lambda toks, cased: Glob(tuple(toks), case_sensitive=cased),
+    st.lists(tokens, max_size=6),
+    st.booleans(),
+)
+values: st.SearchStrategy[Any] = st.one_of(
+    texts,
+    st.text(alphabet=TRICKY, min_size=200, max_size=400),
+    st.integers(-5, 5000),
+    st.booleans(),
+    st.none(),
+    st.lists(texts, max_size=3),
+)
+FIELDS = ("Image", "image", "CommandLine", "Other")
+
+
+def reference(
+    items: list[DetectionItem], fields: dict[str, Any], covered: frozenset[int]
+) -> set[int]:
+    view = EventView(fields)
+    return {item.item_id for item in items if item.item_id in covered and item_test(item)(view)}
+
+
+def make_items(specs: list[tuple[str | None, list[Glob], bool]]) -> list[DetectionItem]:
+    return [
+        DetectionItem(i, field, tuple(matchers), match_all)
+        for i, (field, matchers, match_all) in enumerate(specs)
+    ]
+
+
+def decide(items: list[DetectionItem], fields: dict[str, Any]) -> tuple[set[int], frozenset[int]]:
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    return scanner.decide([Event(fields)])[0], scanner.covered
+
+
+item_specs = st.lists(
+    st.tuples(
+        st.sampled_from((*FIELDS, None)),
+        st.lists(globs, min_size=1, max_size=3),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=6,
+)
+events = st.dictionaries(st.sampled_from(FIELDS), values, max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(item_specs, events)
+def test_property_scanner_equals_python(
+    specs: list[tuple[str | None, list[Glob], bool]], fields: dict[str, Any]
+) -> None:
+    items = make_items(specs)
+    got, covered = decide(items, fields)
+    assert covered == {item.item_id for item in items}
+    assert got == reference(items, fields, covered)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "value", "expected"),
+    [
+        (("cmd.exe",), "CMD.EXE", True),
+        (("cmd.exe",), "xcmd.exe", False),
+        ((ANY, "\\cmd.exe"), "C:\\Windows\\cmd.exe", True),
+        ((ANY, "\\cmd.exe"), "C:\\Windows\\cmd.exe ", False),
+        (("C:\\", ANY), "c:\\x", True),
+        ((ANY, "whoami", ANY), "a WHOAMI b", True),
+        ((ONE, "b"), "éb", True),
+        ((ONE, "b"), "😀b", True),
+        ((ONE, "b"), "ab b", False),
+        ((ONE, ONE), "é", False),
+        ((), "", True),
+        ((), "x", False),
+        ((ANY,), "", True),
+        (("a*b",), "A*B", True),
+        (("a*b",), "axb", False),
+        (("İ",), "i̇", True),  # "İ".lower() is two characters
+        (("k",), "\u212a", True),  # Kelvin sign lower-cases to ASCII k
+        (("σ",), "Σ", True),
+        ((ANY, "ς"), "ΑΣ", True),  # final sigma: lower() is context-sensitive
+    ],
+)
+def test_glob_cases(tokens: tuple[GlobToken, ...], value: str, expected: bool) -> None:
+    items = make_items([("CommandLine", [Glob(tokens)], False)])
+    got, covered = decide(items, {"CommandLine": value})
+    assert reference(items, {"CommandLine": value}, covered) == ({0} if expected else set())
+    assert got == ({0} if expected else set())
+
+
+def test_separator_bytes_inside_values() -> None:
+    items = make_items([("A", [Glob((ANY, "x", ANY))], False), ("B", [Glob(("y",))], False)])
+    fields = {"A": "\x00\xff", "B": "y\x00"}
+    got, _ = decide(items, fields)
+    assert got == set()
+    got, _ = decide(items, {"A": "q\x00x\xffq", "B": "y"})
+    assert got == {0, 1}
+
+
+def test_value_cannot_spill_into_next_field() -> None:
+    # "*a" on A must not match across the delimiter into B's value.
+    items = make_items([("A", [Glob((ANY, "a"))], False), ("A", [Glob(("b", ANY))], False)])
+    got, _ = decide(items, {"A": "b", "B": "a"})
+    assert got == {1}
+
+
+def test_field_names_ignore_case_and_exact_key_wins() -> None:
+    items = make_items([("Image", [Glob(("x",))], False), ("IMAGE", [Glob(("y",))], False)])
+    fields = {"image": "y", "Image": "x"}
+    got, covered = decide(items, fields)
+    assert got == reference(items, fields, covered) == {0, 1}
+
+
+def test_keyword_and_all_modifier() -> None:
+    items = make_items(
+        [
+            (None, [Glob((ANY, "evil", ANY))], False),
+            ("CommandLine", [Glob((ANY, "a", ANY)), Glob((ANY, "b", ANY))], True),
+        ]
+    )
+    got, _ = decide(items, {"X": 1, "Y": "some EVIL thing", "CommandLine": "a"})
+    assert got == {0}
+    got, _ = decide(items, {"CommandLine": ["a", "zzb"]})
+    assert got == reference(items, {"CommandLine": ["a", "zzb"]}, frozenset({0, 1}))
+
+
+def test_anyof_alternatives_are_covered() -> None:
+    matcher = AnyOf((Glob((ANY, "-enc", ANY)), Glob((ANY, "/enc", ANY))))
+    items = make_items([("CommandLine", [matcher], False)])  # type: ignore[list-item]
+    got, covered = decide(items, {"CommandLine": "powershell /ENC abc"})
+    assert covered == {0}
+    assert got == {0}
+
+
+def test_regex_item_left_to_python_when_untranslatable() -> None:
+    items = [DetectionItem(0, "CommandLine", (Regex(r"(?<=a)b"),))]
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    assert 0 not in scanner.covered
+
+
+def test_pickles_without_recompiling(tmp_path: Path) -> None:
+    items = make_items([("CommandLine", [Glob((ANY, "whoami", ANY))], False)])
+    scanner = HyperscanScanner(RulePlan(items=items), tmp_path)
+    assert list(tmp_path.glob("hyperscan-*.bin")), "database not cached"
+    clone = pickle.loads(pickle.dumps(scanner))
+    assert clone.decide([Event({"CommandLine": "WHOAMI /all"})]) == [{0}]
+    warm = HyperscanScanner(RulePlan(items=items), tmp_path)
+    assert warm.decide([Event({"CommandLine": "x"})]) == [set()]
