@@ -24,9 +24,9 @@ SortKey = tuple[bool, int, str, str, int, int, int, str, tuple[str, ...]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_CHUNK = 256
+_CHUNK = 128
 """Detections per pickled chunk in a run file: large enough to amortise pickle overhead."""
-_MAX_FAN_IN = 32
+_MAX_FAN_IN = 16
 """Runs merged at once; more runs are merged in passes so open files stay bounded."""
 
 
