@@ -14,6 +14,7 @@ import pytest
 from datasets import dataset
 from vedette.cli.main import main
 from vedette.output.jsonschema_lite import validate
+from vedette.rulepacks.paths import starter_pack_dir
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "scan-detection.schema.json"
 COMSVCS_ID = "646ea171-dded-4578-8a4d-65e9822892e3"  # Process Memory Dump Via Comsvcs.DLL
@@ -108,15 +109,35 @@ def test_one_and_two_jobs_give_identical_output_over_a_folder(
 ) -> None:
     folder = dataset("evtx-attack-samples", "Credential Access")
     runs = {}
-    for jobs in ("1", "2"):  # the default rules: starter pack (+ any installed SigmaHQ set)
+    starter = ["--rules", str(starter_pack_dir())]  # rules and correlation rules
+    for jobs in ("1", "2"):
         code, out, err = scan(
-            capsys, str(folder), *cache, "-f", "jsonl", "-j", jobs, "--no-summary"
+            capsys, str(folder), *starter, *cache, "-f", "jsonl", "-j", jobs, "--no-summary"
         )
         assert code == 0, err
         runs[jobs] = out
     assert runs["1"] == runs["2"]
     stamps = [json.loads(line)["timestamp"] for line in runs["1"].splitlines()]
     assert len(stamps) >= 2 and stamps == sorted(stamps)
+
+
+def test_without_rules_the_starter_pack_and_the_installed_set_are_used(
+    capsys: pytest.CaptureFixture[str],
+    sample: Path,
+    cache: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VEDETTE_HOME", str(tmp_path / "home"))  # nothing installed
+    summary = tmp_path / "summary.json"
+    code, out, err = scan(
+        capsys, str(sample), *cache, "-f", "jsonl", "--summary-json", str(summary)
+    )
+    assert code == 0, err
+    starter_rules = len(list(starter_pack_dir().rglob("*.yml")))
+    assert 0 < json.loads(summary.read_text())["rules_loaded"] <= starter_rules
+    titles = {json.loads(line)["rule_title"] for line in out.splitlines()}
+    assert "LSASS Memory Dump Through comsvcs.dll MiniDump" in titles
 
 
 def test_table_then_summary_on_stdout(
