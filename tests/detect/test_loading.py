@@ -6,7 +6,10 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from vedette.detect import Engine
+from vedette.errors import ConfigError
 from vedette.events import Event, LogSource
 
 PROCESS = LogSource("windows", frozenset(), frozenset({"process_creation"}))
@@ -256,3 +259,20 @@ def test_duplicate_rule_ids_are_noted() -> None:
     assert engine.load_report.loaded == 2
     (note,) = engine.load_report.notes
     assert "6f3e2987-db24-4c78-a860-b4f4095a7095" in note
+
+
+def test_auto_scanner_falls_back_past_a_broken_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vedette.detect.engine as engine_module
+    from vedette.detect.scanner import get_scanner_factory
+
+    def broken_hyperscan(name: str) -> Any:
+        if name == "hyperscan":
+            raise ImportError("libhs.so.5: cannot open shared object file")
+        return get_scanner_factory(name)
+
+    monkeypatch.setattr(engine_module, "get_scanner_factory", broken_hyperscan)
+    engine = Engine.from_yaml(GOOD, scanner="auto")
+    assert "libhs.so.5" in engine.scanner_warnings[0]
+    assert len(engine.match([rar()])) == 1
+    with pytest.raises(ConfigError, match="cannot be loaded"):
+        Engine.from_yaml(GOOD, scanner="hyperscan")

@@ -153,7 +153,11 @@ class Engine:
 
     def _build(self) -> None:
         plan = self._result.plan
-        self._scanner = _make_scanner(self._scanner_name, plan, self._cache_dir)
+        self.scanner_warnings: list[str] = []
+        """Why a preferred scanner was skipped (``scanner="auto"`` only)."""
+        self._scanner = _make_scanner(
+            self._scanner_name, plan, self._cache_dir, self.scanner_warnings
+        )
         covered = self._scanner.covered if self._scanner is not None else frozenset()
         self._covered = covered
         self._tests: list[ItemTest | None] = [
@@ -317,12 +321,23 @@ class Engine:
         )
 
 
-def _make_scanner(name: str, plan: RulePlan, cache_dir: Path | None) -> ItemScanner | None:
+def _make_scanner(
+    name: str, plan: RulePlan, cache_dir: Path | None, warnings: list[str]
+) -> ItemScanner | None:
+    """The scanner ``name`` asks for; ``"auto"`` falls back (with a warning) past a broken one."""
     if name == "none":
         return None
     names = AUTO_ORDER if name == "auto" else (name,)
     for candidate in names:
-        factory = get_scanner_factory(candidate)
+        try:
+            factory = get_scanner_factory(candidate)
+        except ImportError as exc:
+            # A native library that is present but unusable (wrong CPU, missing libhs...):
+            # with "auto" the next scanner does the job; asked for by name, it is an error.
+            if name != "auto":
+                raise ConfigError(f"item scanner {name!r} cannot be loaded: {exc}") from exc
+            warnings.append(f"item scanner {candidate!r} unavailable ({exc}); using the next")
+            continue
         if factory is not None:
             return factory(plan, cache_dir)
     raise ConfigError(f"item scanner {name!r} is not available")
