@@ -428,3 +428,12 @@ def test_keywords_see_every_key_even_when_keys_clash_in_case(fires: Fires) -> No
     assert not fires(
         one("ProcessId", "'the needle'"), {"ProcessId": "1", "ProcessID": "the needle"}
     )
+
+
+def test_expand_inside_a_regular_expression(fires: Fires) -> None:
+    rule = one("Host|re|expand", r"'^%Prefix%-\d+$'")
+    values = {"Prefix": ["srv", "d.b"]}  # values are literal text inside the regex
+    assert fires(rule, {"Host": "srv-12"}, placeholders=values)
+    assert fires(rule, {"Host": "d.b-7"}, placeholders=values)
+    assert not fires(rule, {"Host": "dxb-7"}, placeholders=values)
+    assert not fires(rule, {"Host": "web-1"}, placeholders=values)
