@@ -1,4 +1,4 @@
-"""Range conditions (``gt`` + ``lte``) through the real engine, which pySigma 2.0 refuses."""
+"""Range conditions (``gt`` + ``lte``) through the real engine (pySigma 2.0 alone refuses them)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,29 @@ correlation:
 """
 
 
-def test_pysigma_alone_loses_the_whole_file() -> None:
+def test_engine_loads_range_correlations_beside_the_other_rules() -> None:
     engine = Engine.from_yaml(TEXT)
-    assert engine.rules == []
-    assert "exactly one condition item" in engine.load_report.errors[0].reason
+    assert [rule.name for rule in engine.rules] == ["failed_logon"]
+    titles = [getattr(rule, "title", None) for rule in engine.correlation_rules]
+    assert titles == ["Between three and four failures"]
+    [error] = engine.load_report.errors
+    assert error.line == 17 and "timespan" in error.reason
+
+
+def test_range_correlation_through_from_engine(make: Factory) -> None:
+    engine = Engine.from_yaml(TEXT)
+    correlator = Correlator.from_engine(engine)
+    assert correlator.load_errors == []
+    base = make.det("x", 0)
+    events = [
+        Event(
+            {"EventID": 4625, "TargetUserName": "ann"},
+            logsource=LogSource("windows", frozenset({"security"})),
+            timestamp=base.event.timestamp,
+        )
+        for _ in range(4)
+    ]
+    assert [a.extra["value"] for a in run(correlator, engine.match(events))] == [4]
 
 
 def test_split_keeps_line_numbers_and_the_other_rules() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 
+from vedette.correlate.spec import CorrelationSpec
 from vedette.detect import cache
 from vedette.detect.codegen import (
     compile_conditions,
@@ -205,7 +206,7 @@ class Engine:
         return self._result.report
 
     @property
-    def correlation_rules(self) -> list[SigmaCorrelationRule]:
+    def correlation_rules(self) -> list[SigmaCorrelationRule | CorrelationSpec]:
         """Correlation rules (pySigma objects, references resolved), for the correlator."""
         return self._result.correlation_rules
 

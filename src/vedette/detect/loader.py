@@ -22,6 +22,8 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaYAMLLoader
 
+from vedette.correlate.ranges import split_range_correlations
+from vedette.correlate.spec import CorrelationSpec
 from vedette.detect import sigma_compat
 from vedette.detect.compiler import NOTES, CompileError, PlanBuilder
 from vedette.detect.plan import RulePlan
@@ -55,7 +57,7 @@ class LoadResult:
 
     plan: RulePlan
     report: LoadReport
-    correlation_rules: list[SigmaCorrelationRule]
+    correlation_rules: list[SigmaCorrelationRule | CorrelationSpec]
 
 
 def rule_files(paths: Iterable[Path | str]) -> Iterator[Path]:
@@ -123,7 +125,9 @@ def load_rules(
     report.errors.extend(sources.errors)
     sources_by_rule: dict[int, tuple[str, str]] = {}  # id(rule) -> (path, text)
     collections: list[SigmaCollection] = []
+    range_specs: list[CorrelationSpec] = []
     for name, text in sources.texts:
+        text = _take_range_correlations(name, text, report, range_specs)
         _parse_file(name, text, report, collections, sources_by_rule)
 
     rules: list[SigmaRule | SigmaCorrelationRule] = []
@@ -138,7 +142,7 @@ def load_rules(
     everything = SigmaCollection(list[Any](valid), resolve_references=False)
 
     builder = PlanBuilder(placeholders=placeholders or {})
-    correlations: list[SigmaCorrelationRule] = []
+    correlations: list[SigmaCorrelationRule | CorrelationSpec] = list(range_specs)
     for rule in valid:
         path, text = sources_by_rule.get(id(rule), ("<unknown>", ""))
         try:
@@ -169,6 +173,24 @@ def load_rules(
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _take_range_correlations(
+    path: str, text: str, report: LoadReport, specs: list[CorrelationSpec]
+) -> str:
+    """Take out correlation documents whose condition is a range (``gte`` + ``lte``).
+
+    pySigma 2.0 refuses a condition with several operators and loses the whole file with it,
+    although the specification allows ranges; Vedette's correlator reads those documents
+    itself, and the rest of the file (line numbers kept) goes to pySigma as usual.
+    """
+    if "correlation" not in text:
+        return text
+    split = split_range_correlations(text, path=path)
+    specs.extend(split.specs)
+    for line, reason in split.errors:
+        report.errors.append(RuleLoadError(path=path, line=line, reason=reason))
+    return split.text
 
 
 def _parse_file(
