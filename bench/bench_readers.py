@@ -15,8 +15,11 @@ Measures, in one run, best of ``--repeat`` turns (the machine is shared, so turn
       issue's target is >= 0.7 of raw) as the median and range of the per-turn ratios, and the
       same ratios in CPU time of the process (all threads, summed over the turns), which a
       loaded machine disturbs less than wall time.
+  (c) with ``--stages``: the EVTX reader's steps added one at a time in one loop over the same
+      files (parse, ``orjson.loads``, flatten, classify, timestamp, ``Event`` kept in batches of
+      2,000), then ``read_events`` whole: CPU µs per record of the main thread's process.
 
-    .venv/bin/python bench/bench_readers.py [--repeat 3] [--evtx-only]
+    .venv/bin/python bench/bench_readers.py [--repeat 3] [--evtx-only] [--stages]
 
 Figures go to stdout and ``bench/out/readers.json`` (``readers-evtx.json`` with ``--evtx-only``).
 """
@@ -24,14 +27,16 @@ Figures go to stdout and ``bench/out/readers.json`` (``readers-evtx.json`` with 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import evtx
 import orjson
@@ -41,6 +46,9 @@ sys.path.insert(0, str(ROOT / "src"))
 DATASETS = Path(os.environ.get("VEDETTE_DATASETS", ROOT.parent / "shared" / "datasets"))
 OUT = ROOT / "bench" / "out"
 
+from vedette.events import Event, SourceRef  # noqa: E402
+from vedette.normalize.timeparse import system_time  # noqa: E402
+from vedette.normalize.winevent import classify_windows_event, flatten_evtx_event  # noqa: E402
 from vedette.sources import ReadReport, read_events  # noqa: E402
 
 OTRF = DATASETS / "otrf-security-datasets" / "datasets"
@@ -97,11 +105,16 @@ def read_all(files: list[Path]) -> tuple[int, ReadReport]:
     return count, report
 
 
+def records_json(path: Path | str) -> Iterator[dict[str, Any]]:
+    """The ``evtx`` package's JSON records of one file (its stub types them Optional[Any])."""
+    return cast(Iterator[dict[str, Any]], evtx.PyEvtxParser(str(path)).records_json())
+
+
 def raw_evtx(files: list[Path]) -> int:
     """Records the ``evtx`` package yields as JSON, doing nothing with them."""
     count = 0
     for path in files:
-        for _ in evtx.PyEvtxParser(str(path)).records_json():
+        for _ in records_json(path):
             count += 1
     return count
 
@@ -111,10 +124,69 @@ def raw_evtx_loads(files: list[Path]) -> int:
     built on ``records_json()``."""
     count = 0
     for path in files:
-        for record in evtx.PyEvtxParser(str(path)).records_json():
+        for record in records_json(path):
             orjson.loads(record["data"])
             count += 1
     return count
+
+
+def evtx_stages(files: list[Path], upto: int) -> int:
+    """The EVTX reader's per-record steps, only the first ``upto`` of STAGES, in one loop."""
+    count = 0
+    batch: list[Event] = []
+    for path in files:
+        display = str(path)
+        for record in records_json(display):
+            count += 1
+            if upto < 1:
+                continue
+            tree = orjson.loads(record["data"])
+            if upto < 2:
+                continue
+            fields = flatten_evtx_event(tree)
+            if upto < 3:
+                continue
+            logsource = classify_windows_event(fields)
+            if upto < 4:
+                continue
+            timestamp = system_time(fields.get("TimeCreated"))
+            if upto < 5:
+                continue
+            batch.append(
+                Event(fields, logsource, timestamp, None, SourceRef(display, "evtx", count))
+            )
+            if len(batch) >= 2000:
+                batch = []
+    return count
+
+
+STAGES = (
+    "raw records_json()",
+    "+ orjson.loads",
+    "+ flatten (flatten_evtx_event)",
+    "+ classify (normalize_windows)",
+    "+ timestamp",
+    "+ Event, SourceRef, batch of 2000",
+)
+
+
+def stage_breakdown(files: list[Path], turns: int) -> dict[str, float]:
+    """CPU µs per record of each cumulative stage and of ``read_events`` (best of ``turns``,
+    alternating), printed as the increment each step adds."""
+    best: dict[str, float] = {}
+    for _ in range(turns):
+        for upto, label in enumerate(STAGES):
+            records, _, used = timed(functools.partial(evtx_stages, files, upto))
+            best[label] = min(best.get(label, float("inf")), used * 1e6 / records)
+        records, _, used = timed(lambda: read_all(files)[0])
+        label = "read_events (+ files, sniffing, generators)"
+        best[label] = min(best.get(label, float("inf")), used * 1e6 / records)
+    print(f"\nEVTX per-record CPU time by stage, best of {turns} turns (µs, cumulative, + step):")
+    previous = 0.0
+    for label, micros in best.items():
+        print(f"  {label:45} {micros:6.2f}  (+{micros - previous:5.2f})")
+        previous = micros
+    return {label: round(micros, 2) for label, micros in best.items()}
 
 
 def timed(action: Callable[[], int]) -> tuple[int, float, float]:
@@ -190,6 +262,9 @@ def main() -> None:
     parser.add_argument(
         "--evtx-only", action="store_true", help="only the EVTX comparison, not every reader"
     )
+    parser.add_argument(
+        "--stages", action="store_true", help="also the EVTX per-record CPU time by stage"
+    )
     args = parser.parse_args()
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -222,6 +297,8 @@ def main() -> None:
     results["readers"] = readers
 
     results["evtx_vs_raw"] = evtx_comparison(corpora()["evtx"], max(1, args.repeat))
+    if args.stages:
+        results["evtx_stages_cpu_us"] = stage_breakdown(corpora()["evtx"], max(1, args.repeat))
     OUT.mkdir(parents=True, exist_ok=True)
     name = "readers-evtx.json" if args.evtx_only else "readers.json"
     (OUT / name).write_text(json.dumps(results, indent=2) + "\n")
