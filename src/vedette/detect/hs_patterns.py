@@ -109,6 +109,13 @@ class PatternSet:
     """Per pattern: ``(item_id, matcher_index)`` of ``match_all`` items it satisfies."""
     databases: dict[tuple[int, bool], list[int]] = field(default_factory=dict)
     """``(group, cased)`` -> ids of the patterns of that database."""
+    equals: dict[tuple[int, bool], dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    """``(field, cased)`` -> whole (lower-cased unless cased) value -> pattern ids.
+
+    Equality globs of a field are answered by one dictionary probe per value instead of a
+    Hyperscan pattern: cheaper, and fields tested only for equality (``EventID``, ``Channel``,
+    ``LogonType``...) then need no scan at all. Their ids have an empty expression.
+    """
     _index: dict[tuple[int, bool, bytes, int], int] = field(default_factory=dict)
 
     def add(
@@ -118,17 +125,25 @@ class PatternSet:
         flags: int,
         item_id: int,
         matcher: int | None,
+        equal: str | None = None,
     ) -> None:
-        """Register ``expression`` for an item (``matcher`` None) or one matcher of an item."""
-        key = (*database, expression, flags)
+        """Register ``expression`` for an item (``matcher`` None) or one matcher of an item.
+
+        ``equal`` (a whole value) files the pattern under :attr:`equals` instead.
+        """
+        key = (*database, expression if equal is None else b"=" + encode_text(equal), flags)
         pid = self._index.get(key)
         if pid is None:
             pid = len(self.expressions)
             self._index[key] = pid
-            self.expressions.append(expression)
+            self.expressions.append(expression if equal is None else b"")
             self.flags.append(flags)
             self.any_items.append(())
-            self.databases.setdefault(database, []).append(pid)
+            if equal is None:
+                self.databases.setdefault(database, []).append(pid)
+            else:
+                table = self.equals.setdefault(database, {})
+                table[equal] = (*table.get(equal, ()), pid)
         if matcher is None:
             if item_id not in self.any_items[pid]:
                 self.any_items[pid] = (*self.any_items[pid], item_id)
@@ -183,9 +198,14 @@ def translate_plan(plan: RulePlan, regex: RegexTranslator | None = None) -> Item
         all_linked = item.match_all and len(item.matchers) > 1
         if all_linked:
             need[item.item_id] = len(item.matchers)
-        for index, expression, flags, is_cased in translated:
+        for index, expression, flags, is_cased, equal in translated:
             patterns.add(
-                (group, is_cased), expression, flags, item.item_id, index if all_linked else None
+                (group, is_cased),
+                expression,
+                flags,
+                item.item_id,
+                index if all_linked else None,
+                equal if group != KEYWORDS else None,
             )
         covered.add(item.item_id)
     return ItemPatterns(
@@ -197,24 +217,30 @@ def translate_plan(plan: RulePlan, regex: RegexTranslator | None = None) -> Item
     )
 
 
-def _translate_item(
-    item: DetectionItem, regex: RegexTranslator | None
-) -> list[tuple[int, bytes, int, bool]] | None:
-    """``(matcher index, expression, flags, cased)`` for every alternative, or None."""
+Translated = tuple[int, bytes, int, bool, str | None]
+"""``(matcher index, expression, flags, cased, whole value when the glob is an equality)``."""
+
+
+def _translate_item(item: DetectionItem, regex: RegexTranslator | None) -> list[Translated] | None:
+    """What each alternative of each matcher of ``item`` becomes, or None when one cannot."""
     if not item.matchers:
         return None
-    out: list[tuple[int, bytes, int, bool]] = []
+    out: list[Translated] = []
     for index, matcher in enumerate(item.matchers):
         alternatives = matcher.alternatives if isinstance(matcher, AnyOf) else (matcher,)
         for alternative in alternatives:
             if isinstance(alternative, Glob):
-                out.append((index, glob_expression(alternative), 0, alternative.case_sensitive))
+                cased = alternative.case_sensitive
+                literal = alternative.literal
+                if literal is not None and not cased:
+                    literal = literal.lower()
+                out.append((index, glob_expression(alternative), 0, cased, literal))
             elif isinstance(alternative, Regex) and regex is not None:
                 translated = regex(alternative)
                 if translated is None:
                     return None
                 expression, flags, is_cased = translated
-                out.append((index, expression, flags, is_cased))
+                out.append((index, expression, flags, is_cased, None))
             else:
                 return None
     return out

@@ -33,7 +33,7 @@ from vedette.detect.plan import RulePlan, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event
 
-FORMAT_VERSION = "hs-items-2"
+FORMAT_VERSION = "hs-items-3"
 """Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
 
 DatabaseKey = tuple[int, bool]
@@ -125,10 +125,27 @@ class HyperscanScanner:
         size = len(items.fields) + 1
         self._folded: list[Any] = [None] * size
         self._cased: list[Any] = [None] * size
+        # Keyword patterns are one database over all values at once, never a field's database
+        # (field number 0 is also "no field": keys no item reads).
+        self._keyword_dbs = (
+            databases.pop((KEYWORDS, False), None),
+            databases.pop((KEYWORDS, True), None),
+        )
         for (group, cased), database in databases.items():
             (self._cased if cased else self._folded)[group] = database
-        self._any_cased = any(db is not None for db in self._cased)
-        self._keywords = self._folded[KEYWORDS] is not None or self._cased[KEYWORDS] is not None
+        self._folded_eq: list[dict[str, tuple[int, ...]] | None] = [None] * size
+        self._cased_eq: list[dict[str, tuple[int, ...]] | None] = [None] * size
+        for (group, cased), table in items.patterns.equals.items():
+            (self._cased_eq if cased else self._folded_eq)[group] = table
+        # Per field number: does anything read it (folded side, cased side)?
+        self._wanted = [
+            self._folded[n] is not None or self._folded_eq[n] is not None for n in range(size)
+        ]
+        self._wanted_cased = [
+            self._cased[n] is not None or self._cased_eq[n] is not None for n in range(size)
+        ]
+        self._any_cased = any(self._wanted_cased)
+        self._keywords = any(db is not None for db in self._keyword_dbs)
         self._resolver = FieldResolver(items.fields, items.spellings)
         self._fallback: dict[int, ItemTest] | None = None
         self.fallback_events = 0
@@ -154,6 +171,8 @@ class HyperscanScanner:
 
         resolve = self._resolver.numbers
         folded_dbs, cased_dbs = self._folded, self._cased
+        folded_eqs, cased_eqs = self._folded_eq, self._cased_eq
+        wanted, wanted_cased = self._wanted, self._wanted_cased
         any_cased, keywords = self._any_cased, self._keywords
         patterns = self._items.patterns
         any_items, all_slots = patterns.any_items, patterns.all_slots
@@ -168,9 +187,9 @@ class HyperscanScanner:
             every: list[str] | None = [] if keywords else None
             for key, value in fields.items():
                 number = numbers[key]
-                folded = folded_dbs[number]
-                cased = cased_dbs[number] if any_cased else None
-                if folded is None and cased is None and every is None:
+                folded = wanted[number]
+                cased = any_cased and wanted_cased[number]
+                if not folded and not cased and every is None:
                     continue
                 kind = type(value)
                 if kind is str:
@@ -181,15 +200,29 @@ class HyperscanScanner:
                     continue
                 else:
                     strings = render_values(value)
-                for text in strings:
-                    if folded is not None:
-                        data = text.lower().encode("utf-8", "surrogatepass")
-                        folded.scan(b"\xff" + data + b"\xff", match_event_handler=on_match)
-                    if cased is not None:
-                        data = text.encode("utf-8", "surrogatepass")
-                        cased.scan(b"\xff" + data + b"\xff", match_event_handler=on_match)
                 if every is not None:
                     every.extend(strings)
+                if folded:
+                    table, database = folded_eqs[number], folded_dbs[number]
+                    for text in strings:
+                        low = text.lower()
+                        if table is not None:
+                            found = table.get(low)
+                            if found:
+                                hits.extend(found)
+                        if database is not None:
+                            data = b"\xff" + low.encode("utf-8", "surrogatepass") + b"\xff"
+                            database.scan(data, match_event_handler=on_match)
+                if cased:
+                    table, database = cased_eqs[number], cased_dbs[number]
+                    for text in strings:
+                        if table is not None:
+                            found = table.get(text)
+                            if found:
+                                hits.extend(found)
+                        if database is not None:
+                            data = b"\xff" + text.encode("utf-8", "surrogatepass") + b"\xff"
+                            database.scan(data, match_event_handler=on_match)
             if every:
                 self._scan_keywords(every, on_match)
             true: set[int] = set()
@@ -212,7 +245,7 @@ class HyperscanScanner:
         """Scan every value of the event, joined by the delimiter, with the keyword databases."""
         text = "\x00".join(strings)
         exact = text.count("\x00") == len(strings) - 1
-        for database, fold in ((self._folded[KEYWORDS], True), (self._cased[KEYWORDS], False)):
+        for database, fold in zip(self._keyword_dbs, (True, False), strict=True):
             if database is None:
                 continue
             if exact:

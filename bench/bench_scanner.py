@@ -1,0 +1,166 @@
+"""Hyperscan item scanner: compile time, scan-only and full-match throughput, side by side.
+
+Events: every ``.evtx`` of ``../shared/datasets/evtx-attack-samples`` read with
+``vedette.sources.read_events``. Rules: SigmaHQ Windows rules (``rules/windows``,
+``rules-threat-hunting/windows``, ``rules-emerging-threats``) compiled by ``vedette.detect``.
+
+Measured in one process pinned to one CPU, in CPU seconds (``time.process_time``), best of
+``--repeat`` alternating turns:
+
+  * compile: ``HyperscanScanner`` with an empty cache directory (cold) and again from the cache
+    it wrote (warm);
+  * scan only: ``scanner.decide(events)`` for the Hyperscan scanner and the pure-Python index
+    scanner (the fallback when ``hyperscan`` does not import);
+  * full match: ``Engine.match`` over 2,000-event batches with ``scanner="hyperscan"`` and
+    ``scanner="python"``, plus read + normalise alone for reference;
+  * coverage: items decided by the scan vs left to Python, by matcher kind.
+
+    .venv/bin/python bench/bench_scanner.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from vedette.detect import Engine  # noqa: E402
+from vedette.detect.hs_scanner import HyperscanScanner  # noqa: E402
+from vedette.detect.index import build_python_scanner  # noqa: E402
+from vedette.detect.plan import AnyOf, RulePlan  # noqa: E402
+from vedette.events import Event  # noqa: E402
+from vedette.sources import read_events  # noqa: E402
+from vedette.sources.report import ReadReport  # noqa: E402
+
+DATASETS = Path(os.environ.get("VEDETTE_DATASETS", ROOT.parent / "shared" / "datasets"))
+RULE_FOLDERS = ("rules/windows", "rules-threat-hunting/windows", "rules-emerging-threats")
+OUT = ROOT / "bench" / "out"
+BATCH = 2000
+
+
+def cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """CPU seconds of ``fn()`` and its result."""
+    start = time.process_time()
+    result = fn()
+    return time.process_time() - start, result
+
+
+def read_all() -> list[Event]:
+    report = ReadReport()
+    events: list[Event] = []
+    for path in sorted((DATASETS / "evtx-attack-samples").rglob("*.evtx")):
+        for batch in read_events(path, report=report):
+            events.extend(batch)
+    return events
+
+
+def match_all(engine: Engine, events: list[Event]) -> int:
+    found = 0
+    for start in range(0, len(events), BATCH):
+        found += len(engine.match(events[start : start + BATCH]))
+    return found
+
+
+def uncovered_kinds(plan: RulePlan, covered: frozenset[int]) -> dict[str, int]:
+    kinds: Counter[str] = Counter()
+    for item in plan.items:
+        if item.item_id in covered:
+            continue
+        for matcher in item.matchers:
+            inner = matcher.alternatives if isinstance(matcher, AnyOf) else (matcher,)
+            kinds.update({type(m).__name__ for m in inner})
+    return dict(kinds.most_common())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    rules = [DATASETS / "sigma" / folder for folder in RULE_FOLDERS]
+    work = Path(tempfile.mkdtemp(prefix="vedette-bench-scanner-"))
+    plan_cache = work / "plan"
+    base = Engine.from_paths(rules, scanner="none", cache_dir=plan_cache)
+    plan = base.plan
+    events = read_all()
+    print(f"{len(plan.rules)} rules, {len(plan.items)} items, {len(events)} events")
+
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+        "rules": len(plan.rules),
+        "items": len(plan.items),
+        "events": len(events),
+    }
+    cold_dir = work / "hs-cold"
+    cold, scanner = cpu(lambda: HyperscanScanner(plan, cold_dir))
+    warm, _ = cpu(lambda: HyperscanScanner(plan, cold_dir))
+    bundle = next(cold_dir.glob("hyperscan-*.bin"))
+    patterns = scanner.patterns
+    results["compile"] = {
+        "cold_cpu_s": cold,
+        "warm_cpu_s": warm,
+        "patterns": len(patterns.patterns),
+        "databases": len(patterns.patterns.databases),
+        "bundle_bytes": bundle.stat().st_size,
+    }
+    results["coverage"] = {
+        "covered_items": len(scanner.covered),
+        "python_items": len(plan.items) - len(scanner.covered),
+        "python_item_kinds": uncovered_kinds(plan, scanner.covered),
+    }
+    python_scanner = build_python_scanner(plan, None)
+    engines = {
+        name: Engine.from_paths(rules, scanner=name, cache_dir=plan_cache)
+        for name in ("hyperscan", "python")
+    }
+    # Warm-up: routes, lazy tables, first-use allocations.
+    for engine in engines.values():
+        match_all(engine, events[:BATCH])
+    timings: dict[str, list[float]] = {}
+    detections: dict[str, int] = {}
+    true_items = 0
+    for _ in range(args.repeat):
+        turn = {
+            "read+normalise": lambda: len(read_all()),
+            "scan hyperscan": lambda: scanner.decide(events),
+            "scan python": lambda: python_scanner.decide(events),
+            "match hyperscan": lambda: match_all(engines["hyperscan"], events),
+            "match python": lambda: match_all(engines["python"], events),
+        }
+        for name, fn in turn.items():
+            seconds, value = cpu(fn)
+            timings.setdefault(name, []).append(seconds)
+            if name.startswith("match"):
+                detections[name] = value
+            if name == "scan hyperscan":
+                true_items = sum(len(s) for s in value)
+    best = {name: min(values) for name, values in timings.items()}
+    results["events_per_cpu_s"] = {name: len(events) / s for name, s in best.items()}
+    results["turns_cpu_s"] = timings
+    results["detections"] = detections
+    results["true_covered_items_per_event"] = true_items / len(events)
+    results["fallback_events"] = scanner.fallback_events
+    ratio = best["match python"] / best["match hyperscan"]
+    results["match_speedup"] = ratio
+    results["scan_speedup"] = best["scan python"] / best["scan hyperscan"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scanner.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
