@@ -9,6 +9,7 @@ a counted :class:`~vedette.errors.ReadWarning`: no traceback reaches a user from
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -61,11 +62,34 @@ def _check_format(format: str | None) -> None:
         raise ConfigError(f"unknown log format {format!r} (known: {known})")
 
 
+def _special_file(path: str) -> str | None:
+    """What ``path`` is when it exists but is neither a regular file nor a folder, else None.
+
+    A named pipe, socket or device in a triage folder must not be opened: reading a FIFO with no
+    writer blocks forever and ``/dev/zero`` never ends.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None  # missing or unreadable: opening it reports why
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
+
+
 def _sources(path: str | os.PathLike[str], report: ReadReport) -> list[Source]:
     """The streams inside ``path``: itself, or each member when it is a zip archive."""
     real, member = split_member_path(path)
     if member is not None:
         return [Source(real, member)]
+    special = _special_file(real)
+    if special is not None:
+        report.warn(real, "not-a-file", f"{special}, not a regular file: not read", offset=0)
+        return []
     if is_zip(real):
         try:
             return [Source(real, name) for name in zip_members(real)]
