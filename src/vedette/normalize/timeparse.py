@@ -35,9 +35,13 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def system_time(value: Any) -> datetime | None:
-    """:func:`parse_timestamp` with a fast path for the ISO text with ``Z`` that EVTX and most
-    JSON logs write (``2019-08-14T14:06:44.495674Z``): one ``fromisoformat`` call."""
+    """:func:`parse_timestamp`, with a fast path for ISO text in UTC (``Z`` or ``+00:00``), as
+    EVTX SystemTime and most JSON logs write it (``2019-08-14T14:06:44.495674Z``): one
+    ``fromisoformat`` call, no strip and no ``astimezone`` (which would return the same value)."""
     if type(value) is str:
         try:
             parsed = _fromisoformat(value)
@@ -46,9 +50,6 @@ def system_time(value: Any) -> datetime | None:
         if parsed.tzinfo is UTC:
             return parsed
     return parse_timestamp(value)
-
-
-_fromisoformat = datetime.fromisoformat
 
 
 def from_epoch(seconds: float) -> datetime | None:
