@@ -23,7 +23,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from vedette.errors import FeedError
 from vedette.events import LEVELS, AttackRef
@@ -41,6 +41,8 @@ from vedette.intel.model import (
 _VALUE_COLUMNS = ("value", "indicator", "ioc", "observable")
 _SPLIT = re.compile(r"[;,\s|]+")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufffd]")
+"""Control characters or undecodable bytes: a damaged line, never an indicator."""
 _HASH_BY_LENGTH = {length: name for name, length in HASH_LENGTHS.items()}
 
 
@@ -63,16 +65,32 @@ def guess_type(value: str) -> str | None:
     return "domain" if "." in text else None
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def _open_text(path: Path) -> IO[str]:
+    """The feed as text: UTF-8 (BOM or not), UTF-16 with a BOM (Notepad's "Unicode"), gzip.
+
+    A file with NUL bytes that is not UTF-16 is binary: refused as a whole rather than mined
+    for byte runs that happen to look like URLs or domains.
+    """
     try:
-        raw = path.open("rb")
-        magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-        if magic == b"\x1f\x8b":
+        raw: IO[bytes] = path.open("rb")
+        if raw.read(2) == b"\x1f\x8b":
             raw.close()
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
-        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-    except OSError as exc:
+            raw = cast(IO[bytes], gzip.open(path, "rb"))  # noqa: SIM115 (returned)
+        else:
+            raw.seek(0)
+        head = raw.read(8192)
+        raw.seek(0)
+    except (OSError, EOFError) as exc:
         raise FeedError(f"{path}: cannot read: {exc}") from exc
+    if head.startswith(_UTF16_BOMS):
+        return io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
+    if b"\x00" in head:
+        raw.close()
+        raise FeedError(f"{path}: binary data, not a text list or CSV of indicators")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def _declared(spec: FeedSpec) -> str | None:
@@ -96,6 +114,9 @@ def load_list(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
             if not value:
                 continue
             report.objects += 1
+            if _NOT_TEXT.search(value):
+                report.warn("list-value", f"not text: {value[:60]!r}", line=number)
+                continue
             kind = declared or guess_type(value)
             if kind is None:
                 report.warn("list-value", f"cannot tell the type of {value!r}", line=number)
