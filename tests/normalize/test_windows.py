@@ -221,3 +221,11 @@ def test_mapping_compiles_from_a_small_document() -> None:
 
 def test_packaged_mapping_is_loaded_once() -> None:
     assert windows_mapping() is windows_mapping()
+
+
+def test_every_event_gets_the_common_security_userid_name() -> None:
+    for channel in ("Security", "Microsoft-Windows-Sysmon/Operational", "Some-Vendor/Operational"):
+        _, event = classify(Channel=channel, EventID=1, UserID="S-1-5-18")
+        assert event["Security_UserID"] == "S-1-5-18"
+    _, event = classify(Channel="Security", EventID=1)
+    assert "Security_UserID" not in event

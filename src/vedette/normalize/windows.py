@@ -103,6 +103,7 @@ class WindowsMapping:
     channels: dict[str, ChannelClass]
     providers: dict[str, str]
     not_produced: dict[str, str]
+    common_aliases: tuple[Alias, ...] = ()
 
     def channel_for(self, fields: Mapping[str, Any]) -> str:
         """Lower-cased channel of an event, falling back on its provider."""
@@ -182,7 +183,11 @@ def compile_mapping(data: Mapping[str, Any]) -> WindowsMapping:
         channels[name] = ChannelClass(LogSource(PRODUCT, svc), events, name in compact)
     providers = {str(p).lower(): str(c).lower() for p, c in (data.get("providers") or {}).items()}
     not_produced = {str(k): str(v) for k, v in (data.get("not_produced") or {}).items()}
-    return WindowsMapping(channels, providers, not_produced)
+    common = tuple(
+        Alias(str(alias), tuple(str(s) for s in _as_list(src)))
+        for alias, src in (data.get("common_aliases") or {}).items()
+    )
+    return WindowsMapping(channels, providers, not_produced, common)
 
 
 @cache
@@ -214,6 +219,11 @@ def normalize_windows(fields: dict[str, Any], mapping: WindowsMapping | None = N
     of an unknown channel still gets product ``windows`` so that product-only rules meet it.
     """
     mapping = mapping or windows_mapping()
+    for alias in mapping.common_aliases:
+        if alias.name not in fields:
+            value = alias.value(fields)
+            if value is not None:
+                fields[alias.name] = value
     channel = mapping.channels.get(mapping.channel_for(fields))
     if channel is None:
         return _UNKNOWN_CHANNEL
