@@ -175,3 +175,24 @@ def test_pickles_without_recompiling(tmp_path: Path) -> None:
     assert clone.decide([Event({"CommandLine": "WHOAMI /all"})]) == [{0}]
     warm = HyperscanScanner(RulePlan(items=items), tmp_path)
     assert warm.decide([Event({"CommandLine": "x"})]) == [set()]
+
+
+def test_repeated_values_answer_alike_across_events() -> None:
+    # The scanner remembers each field value's true patterns; a remembered answer must equal a
+    # fresh one, whatever else the event holds.
+    items = make_items(
+        [
+            ("Image", [Glob((ANY, "\\cmd.exe"))], False),
+            ("Image", [Glob(("c:\\windows\\system32\\cmd.exe",))], False),
+            ("CommandLine", [Glob((ANY, "/c", ANY)), Glob((ANY, "whoami", ANY))], True),
+        ]
+    )
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    batch = [
+        Event({"Image": "C:\\Windows\\System32\\cmd.exe", "CommandLine": "cmd /c whoami"}),
+        Event({"Image": "C:\\Windows\\System32\\cmd.exe", "CommandLine": "cmd /c dir"}),
+        Event({"Image": "C:\\Windows\\System32\\CMD.exe"}),
+        Event({"CommandLine": "cmd /c whoami", "Image": "x"}),
+    ]
+    assert scanner.decide(batch) == [{0, 1, 2}, {0, 1}, {0, 1}, {2}]
+    assert scanner.decide(batch) == [{0, 1, 2}, {0, 1}, {0, 1}, {2}]

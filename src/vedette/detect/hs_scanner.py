@@ -38,6 +38,9 @@ FORMAT_VERSION = "hs-items-3"
 
 DatabaseKey = tuple[int, bool]
 
+MEMO_LIMIT = 200_000
+"""Field values remembered with their true patterns before the memo starts afresh."""
+
 
 def _cache_key(patterns: PatternSet) -> str:
     digest = hashlib.sha256(FORMAT_VERSION.encode())
@@ -147,6 +150,9 @@ class HyperscanScanner:
         self._any_cased = any(self._wanted_cased)
         self._keywords = any(db is not None for db in self._keyword_dbs)
         self._resolver = FieldResolver(items.fields, items.spellings)
+        # (field number, value) -> patterns true for it (case-insensitive side): logs repeat the
+        # same images, parents, channels and users, and a probe is cheaper than a scan.
+        self._memo: dict[tuple[int, str], tuple[int, ...]] = {}
         self._fallback: dict[int, ItemTest] | None = None
         self.fallback_events = 0
         """Events decided by the items' Python closures instead (field names clashing by case)."""
@@ -170,6 +176,7 @@ class HyperscanScanner:
             append(pid)
 
         resolve = self._resolver.numbers
+        memo = self._memo
         folded_dbs, cased_dbs = self._folded, self._cased
         folded_eqs, cased_eqs = self._folded_eq, self._cased_eq
         wanted, wanted_cased = self._wanted, self._wanted_cased
@@ -205,6 +212,11 @@ class HyperscanScanner:
                 if folded:
                     table, database = folded_eqs[number], folded_dbs[number]
                     for text in strings:
+                        seen = memo.get((number, text))
+                        if seen is not None:
+                            hits.extend(seen)
+                            continue
+                        start = len(hits)
                         low = text.lower()
                         if table is not None:
                             found = table.get(low)
@@ -213,6 +225,9 @@ class HyperscanScanner:
                         if database is not None:
                             data = b"\xff" + low.encode("utf-8", "surrogatepass") + b"\xff"
                             database.scan(data, match_event_handler=on_match)
+                        if len(memo) >= MEMO_LIMIT:
+                            memo.clear()
+                        memo[number, text] = tuple(hits[start:])
                 if cased:
                     table, database = cased_eqs[number], cased_dbs[number]
                     for text in strings:
