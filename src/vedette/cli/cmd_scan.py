@@ -91,7 +91,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     detect.add_argument("--no-cache", action="store_true", help="compile rules without the cache")
 
     filters = parser.add_argument_group("filters (applied to output; correlations see all)")
-    filters.add_argument("--min-level", choices=LEVELS, metavar="LEVEL", help="lowest level shown")
+    filters.add_argument(
+        "--min-level",
+        choices=LEVELS,
+        metavar="LEVEL",
+        help=f"lowest level shown ({', '.join(LEVELS)})",
+    )
     filters.add_argument("--status", action="append", default=[], help="rule status to show")
     filters.add_argument("--tag", action="append", default=[], help="rule tag or tag prefix")
     filters.add_argument(
@@ -109,7 +114,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     filters.add_argument("--host", action="append", default=[], help="host name (glob)")
 
     output = parser.add_argument_group("output")
-    output.add_argument("-f", "--format", choices=sorted(WRITERS), default="table")
+    output.add_argument(
+        "-f", "--format", choices=sorted(WRITERS), default="table", help="(default: table)"
+    )
     output.add_argument("-o", "--output", type=Path, metavar="FILE", help="write detections here")
     output.add_argument("--summary-json", type=Path, metavar="FILE", help="summary as JSON")
     output.add_argument("--navigator", type=Path, metavar="FILE", help="ATT&CK Navigator layer")
