@@ -328,6 +328,7 @@ def test_correlation_rules_fire_and_hide_their_base_rule(
         (["--rules", "/nonexistent/rules"], 1),
         (["--from", "last tuesday"], 1),
         (["--min-level", "severe"], 1),
+        (["--no-such-option"], 1),
         (["--jobs", "0"], 1),
         (["--input-format", "nope"], 1),
         (["--fail-on", "high"], 3),

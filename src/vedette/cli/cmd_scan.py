@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -156,6 +156,18 @@ def _exit_1_on_usage_error(parser: argparse.ArgumentParser) -> None:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
 
     setattr(parser, "error", error)  # noqa: B010  (argparse offers no other hook)
+    parse_known_args = parser.parse_known_args
+
+    def strict(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # Unknown options would otherwise reach the top-level parser, which exits 2.
+        parsed, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    setattr(parser, "parse_known_args", strict)  # noqa: B010
 
 
 def _run(args: argparse.Namespace) -> int:
