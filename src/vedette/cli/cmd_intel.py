@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +21,9 @@ from vedette.events import level_rank
 from vedette.intel.attack import AttackKB
 from vedette.intel.feeds import FeedSpec, expand_feed_paths
 from vedette.intel.index import IndicatorIndex
+
+if TYPE_CHECKING:
+    from vedette.sources import ReadReport
 
 CHECK_DESCRIPTION = """\
 Load indicator feeds and report what was understood: indicators per type, what was skipped
@@ -32,6 +38,17 @@ examples:
   vedette intel check --type ip blocked-addresses.txt
   vedette intel check feeds.yaml --json
 """
+
+PIPED_WIDTH = 200
+"""Table width when output goes to a file or pipe (Rich would otherwise squeeze it into 80)."""
+
+
+def _console() -> Console:
+    """A console that keeps tables readable in `| less` and redirected files."""
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return Console()
+    return Console(width=PIPED_WIDTH)
+
 
 SWEEP_DESCRIPTION = """\
 Sweep logs for known-bad indicators only (no Sigma rules): addresses and networks, domains and
@@ -117,7 +134,7 @@ def _run_check(args: argparse.Namespace) -> int:
             ],
         }, indent=2))  # fmt: skip
         return 0
-    console = Console()
+    console = _console()
     table = Table(title=f"{len(index.reports)} feed(s), {len(index):,} indicators indexed")
     for column in ("Feed", "Format", "Source", "Observables by type"):
         table.add_column(column)
@@ -179,6 +196,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from vedette.pipeline.build import default_cache_dir
+    from vedette.pipeline.stats import iso_utc
     from vedette.sources import ReadReport, iter_input_files, read_events
 
     specs = _apply_ids(_specs(args, args.intel), args)
@@ -190,8 +208,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if not files:
         raise InputError("no input files found in " + ", ".join(map(str, args.paths)))
     floor = level_rank(args.min_level)
-    console = Console(stderr=False)
+    console = _console()
     hits = 0
+    rows: list[tuple[datetime | None, tuple[str, ...]]] = []
     table = Table(title="Known-bad indicators seen")
     for column in ("Time", "Host", "Level", "Indicator", "Where"):
         table.add_column(column)
@@ -201,7 +220,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
             kb.enrich(detections)
             for d in detections:
                 hits += 1
-                when = d.event.timestamp.isoformat() if d.event.timestamp else ""
+                when = iso_utc(d.event.timestamp) or ""
                 where = ", ".join(f"{k}={v}" for k, v in d.extra["observed"].items())
                 if args.jsonl:
                     sys.stdout.write(json.dumps({
@@ -214,12 +233,34 @@ def _run_sweep(args: argparse.Namespace) -> int:
                         "source": d.event.source.path if d.event.source else None,
                     }, default=str) + "\n")  # fmt: skip
                 else:
-                    table.add_row(when, d.event.host or "", d.level, d.rule_title, where)
+                    row = (when, d.event.host or "", d.level, escape(d.rule_title), escape(where))
+                    rows.append((d.event.timestamp, row))
     if not args.jsonl:
+        # A timeline, like `vedette scan`: events without a time last.
+        rows.sort(key=lambda r: (r[0] is None, r[0].timestamp() if r[0] else 0.0))
+        for _, cells in rows:
+            table.add_row(*cells)
         console.print(table)
         console.print(f"{hits} indicator match(es) in {len(files)} file(s); {len(index):,} "
                       "indicators loaded")  # fmt: skip
+    _report_reading(report)
+    if not report.events:
+        raise InputError("no events could be read from " + ", ".join(map(str, args.paths)))
     return 0
+
+
+def _report_reading(report: ReadReport) -> None:
+    """Events read and what was skipped, on stderr: a clean sweep of unread logs is no all-clear."""
+    read = sum(report.events.values())
+    skipped = sum(report.skipped.values())
+    line = f"{read:,} events read"
+    if skipped:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.skipped.items()))
+        line += f"; {skipped:,} records or files skipped ({reasons})"
+    print(line, file=sys.stderr)
+    for warning in report.warnings[:5]:
+        where = warning.path + (f":{warning.line}" if warning.line else "")
+        print(f"  e.g. {where}: {warning.reason} ({warning.detail})", file=sys.stderr)
 
 
 def register(registry: CommandRegistry) -> None:
