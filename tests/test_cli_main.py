@@ -55,7 +55,7 @@ def test_rules_group_has_update(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["scna", "logs"])
-    assert exc.value.code == 2
+    assert exc.value.code == 1  # 1 = usage; 2 is "no input could be read"
     err = capsys.readouterr().err
     assert "invalid choice" in err and "Traceback" not in err
 
@@ -91,3 +91,12 @@ def test_python_dash_m_vedette_runs_the_cli() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"vedette {__version__}"
+
+
+def test_usage_errors_exit_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # 2 is reserved for "no input could be read"; argparse's own default would be 2.
+    for argv in (["no-such-command"], ["version", "--no-such-option"], ["rules", "check"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 1, argv
+        assert "error" in capsys.readouterr().err

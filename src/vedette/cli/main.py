@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import vedette.cli as cli_package
 from vedette import __version__
@@ -33,6 +34,15 @@ examples:
 """
 
 
+class VedetteArgumentParser(argparse.ArgumentParser):
+    """argparse with Vedette's exit codes: a usage error exits 1, because 2 means "no input"."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the error, then exit 1."""
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_registry() -> CommandRegistry:
     """Import every ``cmd_*`` module of the CLI package and let it register its commands."""
     registry = CommandRegistry()
@@ -45,7 +55,7 @@ def build_registry() -> CommandRegistry:
 
 def build_parser(registry: CommandRegistry) -> argparse.ArgumentParser:
     """The argparse tree for every registered command and group."""
-    parser = argparse.ArgumentParser(
+    parser = VedetteArgumentParser(
         prog="vedette",
         description=DESCRIPTION,
         epilog=EPILOG,
