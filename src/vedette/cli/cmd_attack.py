@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from vedette.cli.cmd_intel import wide_console
 from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError, InputError
 from vedette.intel.attack import AttackKB, is_technique_id, sorted_technique_ids
@@ -121,7 +121,7 @@ def _run_coverage(args: argparse.Namespace) -> int:
         }, indent=2))  # fmt: skip
         _write_coverage_layer(args.navigator, coverage, kb)
         return 0
-    console = Console()
+    console = wide_console()
     table = Table(title=f"ATT&CK coverage of {coverage.rules_total:,} rules (ATT&CK v{kb.version})")
     table.add_column("Tactic")
     table.add_column("Rules", justify="right")
@@ -129,7 +129,8 @@ def _run_coverage(args: argparse.Namespace) -> int:
     table.add_column("Covered", justify="right")
     table.add_column("Most covered techniques")
     for tactic in coverage.by_tactic:
-        top = sorted(tactic.techniques, key=lambda t: -len(coverage.by_technique.get(t, [])))[:3]
+        ranked = sorted(tactic.techniques)  # ties in id order: the same table on every run
+        top = sorted(ranked, key=lambda t: -len(coverage.by_technique.get(t, [])))[:3]
         names = ", ".join(f"{t} {kb.ref(t).name} ({len(coverage.by_technique[t])})" for t in top)
         table.add_row(
             tactic.name,
@@ -214,7 +215,7 @@ def _run_groups(args: argparse.Namespace) -> int:
             ],
         }, indent=2))  # fmt: skip
         return 0
-    console = Console()
+    console = wide_console()
     console.print(
         "[bold yellow]HINT, NOT ATTRIBUTION:[/] groups whose known techniques overlap what "
         "fired. Techniques are shared by many groups and tools; treat this as a lead to check, "
@@ -255,7 +256,7 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 def _run_show(args: argparse.Namespace) -> int:
     kb = _kb(args)
-    console = Console()
+    console = wide_console()
     missing = 0
     for key in args.ids:
         text = key.strip()

@@ -43,7 +43,7 @@ PIPED_WIDTH = 200
 """Table width when output goes to a file or pipe (Rich would otherwise squeeze it into 80)."""
 
 
-def _console() -> Console:
+def wide_console() -> Console:
     """A console that keeps tables readable in `| less` and redirected files."""
     if sys.stdout.isatty() or "COLUMNS" in os.environ:
         return Console()
@@ -134,7 +134,7 @@ def _run_check(args: argparse.Namespace) -> int:
             ],
         }, indent=2))  # fmt: skip
         return 0
-    console = _console()
+    console = wide_console()
     table = Table(title=f"{len(index.reports)} feed(s), {len(index):,} indicators indexed")
     for column in ("Feed", "Format", "Source", "Observables by type"):
         table.add_column(column)
@@ -208,7 +208,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if not files:
         raise InputError("no input files found in " + ", ".join(map(str, args.paths)))
     floor = level_rank(args.min_level)
-    console = _console()
+    console = wide_console()
     hits = 0
     rows: list[tuple[datetime | None, tuple[str, ...]]] = []
     table = Table(title="Known-bad indicators seen")

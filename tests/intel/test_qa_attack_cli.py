@@ -1,0 +1,34 @@
+"""QA: `vedette attack coverage` as a responder reads it (piped, repeated runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vedette.cli.main import main
+
+RULE = """
+title: Rule {n}
+id: 00000000-0000-0000-0000-00000000000{n}
+status: test
+level: high
+tags: [{tag}]
+logsource: {{product: windows, category: process_creation}}
+detection:
+  selection: {{CommandLine|contains: 'x{n}'}}
+  condition: selection
+"""
+
+
+def test_coverage_ties_in_technique_order_and_not_squeezed_when_piped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Initial Access: three techniques with one rule each (a tie), written in scrambled order.
+    tags = ["attack.t1566.001", "attack.t1078", "attack.t1078.003"]
+    for n, tag in enumerate(tags, 1):
+        (tmp_path / f"r{n}.yml").write_text(RULE.format(n=n, tag=tag))
+    assert main(["attack", "coverage", "--rules", str(tmp_path), "--no-cache"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "Initial Access" in line)
+    # One line per tactic even when not a terminal (80 columns would wrap it over several).
+    assert row.index("T1078 Valid Accounts") < row.index("T1078.003") < row.index("T1566.001")
