@@ -39,9 +39,10 @@ class FieldResolver:
 
     def numbers(self, fields: dict[str, Any]) -> dict[str, int] | None:
         """Key -> field number for this event, or None when a case clash is ambiguous."""
-        for key in fields:
-            if key not in self._known:
-                self._learn(key)
+        if not fields.keys() <= self._known.keys():  # one C-level check in the common case
+            for key in fields:
+                if key not in self._known:
+                    self._learn(key)
         if self._variants and not self._variants.isdisjoint(fields):
             return self._resolve_clash(fields)
         return self._known

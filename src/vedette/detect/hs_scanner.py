@@ -157,6 +157,10 @@ class HyperscanScanner:
         self.fallback_events = 0
         """Events decided by the items' Python closures instead (field names clashing by case)."""
 
+    def clear_memo(self) -> None:
+        """Forget remembered field values (benchmarks use it to measure a first pass)."""
+        self._memo.clear()
+
     @property
     def covered(self) -> frozenset[int]:
         """Item ids decided by the scan."""
