@@ -22,8 +22,9 @@ detection:
 
 
 def test_coverage_ties_in_technique_order_and_not_squeezed_when_piped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist workers set COLUMNS=80
     # Initial Access: three techniques with one rule each (a tie), written in scrambled order.
     tags = ["attack.t1566.001", "attack.t1078", "attack.t1078.003"]
     for n, tag in enumerate(tags, 1):

@@ -26,8 +26,9 @@ def _dns_event(when: str, query: str) -> str:
 
 
 def test_sweep_table_is_a_readable_timeline_when_piped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist workers set COLUMNS=80
     # Two files whose events are in reverse order: the table must still be in time order.
     (tmp_path / "a-late.jsonl").write_text(_dns_event("2025-01-02T10:00:00Z", "b.evil.example"))
     (tmp_path / "b-early.jsonl").write_text(_dns_event("2025-01-01T09:00:00Z", "a.evil.example"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ examples:
 
 CHECK_DESCRIPTION = """\
 Load rule files and folders and report every rule that does not load, with file, line and
-reason. Exit status 0 when every rule loads, 1 when some do not.
+reason. Exit status 0 when every rule loads, 1 when some do not (or PATH holds no rules).
+`vedette rules list` prints the command that checks the rules `vedette scan` uses by default.
 
 examples:
   vedette rules check ./my-rules
@@ -96,16 +98,24 @@ def default_cache_dir() -> Path:
 
 
 def _load(paths: list[Path], args: argparse.Namespace) -> Engine:
+    # A mistyped path must not read as "0 rules, nothing wrong".
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist")
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     # No item scanner: listing and checking never match events, so none is built.
-    return Engine.from_paths(
+    engine = Engine.from_paths(
         paths, placeholders=args.placeholders, cache_dir=cache_dir, scanner="none"
     )
+    if engine.load_report.files == 0:
+        raise ConfigError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
+    return engine
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from vedette.cli.cmd_intel import wide_console
 
     paths = list(args.rules) if args.rules else _default_paths()
     engine = _load(paths, args)
@@ -133,7 +143,7 @@ def _run_list(args: argparse.Namespace) -> int:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*row)
-        Console().print(table)
+        wide_console().print(table)
     else:
         print("\t".join(columns))
         for row in rows:
@@ -141,7 +151,8 @@ def _run_list(args: argparse.Namespace) -> int:
     report = engine.load_report
     if report.errors:
         print(
-            f"{len(report.errors)} rule(s) not loaded; see `vedette rules check`",
+            f"{len(report.errors)} rule(s) not loaded; for file, line and reason run:\n"
+            f"  vedette rules check {' '.join(shlex.quote(str(p)) for p in paths)}",
             file=sys.stderr,
         )
     return 0
