@@ -31,12 +31,14 @@ from vedette.detect.hs_regex import translate_regex
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import RulePlan, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
-from vedette.events import Event
+from vedette.events import Event, LogSource
 
 FORMAT_VERSION = "hs-items-3"
 """Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
 
 DatabaseKey = tuple[int, bool]
+_Wanted = tuple[list[bool], list[bool], bool, bool]
+"""Per logsource: fields read case-insensitively, fields read cased, any cased, keywords."""
 
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
@@ -149,6 +151,7 @@ class HyperscanScanner:
         ]
         self._any_cased = any(self._wanted_cased)
         self._keywords = any(db is not None for db in self._keyword_dbs)
+        self._routes: dict[LogSource, _Wanted] = {}
         self._resolver = FieldResolver(items.fields, items.spellings)
         # (field number, value) -> patterns true for it (case-insensitive side): logs repeat the
         # same images, parents, channels and users, and a probe is cheaper than a scan.
@@ -183,8 +186,7 @@ class HyperscanScanner:
         memo = self._memo
         folded_dbs, cased_dbs = self._folded, self._cased
         folded_eqs, cased_eqs = self._folded_eq, self._cased_eq
-        wanted, wanted_cased = self._wanted, self._wanted_cased
-        any_cased, keywords = self._any_cased, self._keywords
+        routes = self._routes
         patterns = self._items.patterns
         any_items, all_slots = patterns.any_items, patterns.all_slots
         out: list[set[int]] = []
@@ -195,6 +197,10 @@ class HyperscanScanner:
                 out.append(self._decide_in_python(event))
                 continue
             hits.clear()
+            route = routes.get(event.logsource)
+            if route is None:
+                route = self._route(event.logsource)
+            wanted, wanted_cased, any_cased, keywords = route
             every: list[str] | None = [] if keywords else None
             for key, value in fields.items():
                 number = numbers[key]
@@ -259,6 +265,41 @@ class HyperscanScanner:
                 true.update(i for i, got in partial.items() if len(got) == need[i])
             out.append(true)
         return out
+
+    def _route(self, logsource: LogSource) -> _Wanted:
+        """Which fields (and whether keywords) the rules of ``logsource`` read.
+
+        The protocol lets a scanner leave out items of rules that do not apply to an event, so
+        an event only pays for the fields its own rules look at: a Security 4624 is not scanned
+        for process-creation command lines, and most events skip the keyword scan.
+        """
+        plan, fields = self._plan, self._items.fields
+        covered = self._items.covered
+        needed: set[int] = set()
+        keywords = False
+        # Items no rule uses (plans built by hand) are always decided.
+        used: set[int] = set()
+        admitted: set[int] = set()
+        for rule in plan.rules:
+            used.update(rule.item_ids)
+            if rule.info.logsource.admits(logsource):
+                admitted.update(rule.item_ids)
+        admitted.update(i for i in covered if i not in used)
+        for item_id in admitted:
+            if item_id in covered:
+                name = plan.items[item_id].field
+                if name is None:
+                    keywords = True
+                else:
+                    needed.add(fields[name.lower()])
+        folded = [w and n in needed for n, w in enumerate(self._wanted)]
+        cased = [w and n in needed for n, w in enumerate(self._wanted_cased)]
+        keywords = keywords and self._keywords
+        route = (folded, cased, any(cased), keywords)
+        if len(self._routes) > 4096:  # logsources are few; a flood of odd ones must not grow this
+            self._routes.clear()
+        self._routes[logsource] = route
+        return route
 
     def _scan_keywords(self, strings: list[str], on_match: Any) -> None:
         """Scan every value of the event, joined by the delimiter, with the keyword databases."""
