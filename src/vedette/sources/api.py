@@ -122,24 +122,34 @@ def _batches(
 ) -> Iterator[list[Event]]:
     reader = READERS[fmt]
     batch: list[Event] = []
-    if source.is_whole or source.start == 0:
-        report.add_file(fmt)
+    # A file counts as read when it gave events, or gave none without a warning (an empty but
+    # valid log). One the reader rejected outright (a JSON file forced through --input-format
+    # evtx) is only a skip: counting it would make "no input could be read" (exit 2) unreachable.
+    counts_file = source.is_whole or source.start == 0
+    skipped_before = sum(report.skipped.values())
+    produced = 0
     events = reader.read(source, report, options)
     try:
-        for event in events:
-            batch.append(event)
-            if len(batch) >= batch_size:
-                report.add_events(fmt, len(batch))
-                yield batch
-                batch = []
-    except _TRUNCATION_ERRORS as exc:
-        # Truncated compressed streams and I/O errors end the stream; what was read stays.
-        report.warn(source.display, "truncated", f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # the boundary: a reader bug must not kill a scan
-        report.warn(source.display, "reader-error", f"{fmt}: {type(exc).__name__}: {exc}")
-    if batch:
-        report.add_events(fmt, len(batch))
-        yield batch
+        try:
+            for event in events:
+                batch.append(event)
+                if len(batch) >= batch_size:
+                    produced += len(batch)
+                    report.add_events(fmt, len(batch))
+                    yield batch
+                    batch = []
+        except _TRUNCATION_ERRORS as exc:
+            # Truncated compressed streams and I/O errors end the stream; what was read stays.
+            report.warn(source.display, "truncated", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the boundary: a reader bug must not kill a scan
+            report.warn(source.display, "reader-error", f"{fmt}: {type(exc).__name__}: {exc}")
+        if batch:
+            produced += len(batch)
+            report.add_events(fmt, len(batch))
+            yield batch
+    finally:
+        if counts_file and (produced or sum(report.skipped.values()) == skipped_before):
+            report.add_file(fmt)
 
 
 def read_events(
