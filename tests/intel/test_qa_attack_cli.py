@@ -33,3 +33,29 @@ def test_coverage_ties_in_technique_order_and_not_squeezed_when_piped(
     row = next(line for line in capsys.readouterr().out.splitlines() if "Initial Access" in line)
     # One line per tactic even when not a terminal (80 columns would wrap it over several).
     assert row.index("T1078 Valid Accounts") < row.index("T1078.003") < row.index("T1566.001")
+
+
+def test_show_a_tactic_by_short_name_id_or_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # `vedette scan --attack credential-access` accepts a tactic; `attack show` must explain it.
+    for key in ("credential-access", "TA0006", "Credential Access"):
+        assert main(["attack", "show", key]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("TA0006 Credential Access (credential-access)")
+        assert "T1003 OS Credential Dumping" in out and "T1003.001" not in out
+
+
+def test_show_unknown_name_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["attack", "show", "no-such-thing"]) == 1
+    assert "no technique, tactic, group or software" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("top", ["0", "-1"])
+def test_groups_top_must_be_positive(
+    tmp_path: Path, top: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = tmp_path / "result.jsonl"
+    result.write_text('{"attack": [{"id": "T1003.001"}]}\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["attack", "groups", "--from", str(result), "--top", top])
+    assert exc.value.code == 1
+    assert "at least 1" in capsys.readouterr().err

@@ -35,10 +35,11 @@ examples:
 """
 
 SHOW_DESCRIPTION = """\
-Look up techniques, groups or software by id or name.
+Look up techniques, tactics, groups or software by id or name.
 
 examples:
   vedette attack show T1059.001 T1003.001
+  vedette attack show credential-access        (or TA0006: the tactic's techniques)
   vedette attack show G0016
   vedette attack show "Cozy Bear"
 """
@@ -194,9 +195,22 @@ def _configure_groups(parser: argparse.ArgumentParser) -> None:
         metavar="RESULT",
         help="scan result (JSONL detections) or an ATT&CK Navigator layer",
     )
-    parser.add_argument("--top", type=int, default=10, help="how many groups (default: 10)")
+    parser.add_argument(
+        "--top", type=_positive_int, default=10, help="how many groups (default: 10)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_kb_option(parser)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--top -1`` listed every group)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _run_groups(args: argparse.Namespace) -> int:
@@ -250,7 +264,9 @@ def _run_groups(args: argparse.Namespace) -> int:
 
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ids", nargs="+", metavar="ID", help="technique, group or software")
+    parser.add_argument(
+        "ids", nargs="+", metavar="ID", help="technique, tactic, group or software (id or name)"
+    )
     _add_kb_option(parser)
 
 
@@ -279,6 +295,21 @@ def _run_show(args: argparse.Namespace) -> int:
                           + (" ..." if len(users) > 15 else ""))  # fmt: skip
             console.print(f"  https://attack.mitre.org/techniques/{technique.id.replace('.', '/')}")
             continue
+        tactic = kb.tactic(text)
+        if tactic is not None:
+            techniques = sorted(
+                (t for t in kb.current_techniques() if tactic.shortname in t.tactics),
+                key=lambda t: t.id,
+            )
+            parents = [t for t in techniques if t.parent_id is None]
+            console.print(f"[bold]{tactic.id}[/] {tactic.name} ({tactic.shortname})")
+            console.print(
+                f"  {len(parents)} techniques, {len(techniques) - len(parents)} sub-techniques"
+            )
+            for technique in parents:
+                console.print(f"  {technique.id} {technique.name}", highlight=False)
+            console.print(f"  https://attack.mitre.org/tactics/{tactic.id}")
+            continue
         software = kb.software.get(text.upper())
         if software is not None:
             console.print(f"[bold]{software.id}[/] {software.name} ({software.type})")
@@ -288,7 +319,7 @@ def _run_show(args: argparse.Namespace) -> int:
             continue
         group = kb.group_by_name(text)
         if group is None:
-            console.print(f"{text}: no technique, group or software by that id or name")
+            console.print(f"{text}: no technique, tactic, group or software by that id or name")
             missing += 1
             continue
         console.print(f"[bold]{group.id}[/] {group.name}")
@@ -308,5 +339,5 @@ def register(registry: CommandRegistry) -> None:
                  _configure_coverage, _run_coverage, COVERAGE_DESCRIPTION)  # fmt: skip
     registry.add(("attack", "groups"), "known groups overlapping what fired (hint only)",
                  _configure_groups, _run_groups, GROUPS_DESCRIPTION)  # fmt: skip
-    registry.add(("attack", "show"), "look up a technique, group or software",
+    registry.add(("attack", "show"), "look up a technique, tactic, group or software",
                  _configure_show, _run_show, SHOW_DESCRIPTION)  # fmt: skip
