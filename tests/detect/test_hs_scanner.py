@@ -196,3 +196,60 @@ def test_repeated_values_answer_alike_across_events() -> None:
     ]
     assert scanner.decide(batch) == [{0, 1, 2}, {0, 1}, {0, 1}, {2}]
     assert scanner.decide(batch) == [{0, 1, 2}, {0, 1}, {0, 1}, {2}]
+
+
+# -- regular expressions -----------------------------------------------------------------------
+
+REGEX_ATOMS = [
+    "a", "B", "k", "s", "\\.", "\\\\", ".", "\\d", "\\D", "\\s", "\\S", "\\w", "\\W",
+    "[a-c]", "[^a]", "[0-9A-F]", "[\\s,]", "é", "\\b", "x\\B",
+]  # fmt: skip
+REGEX_VALUES = "aAbBcCkKsS019 ,.\\\n\t\x1cé\u212a\u017fİ٣\xa0_-"
+regex_patterns = st.builds(
+    lambda anchor_start, parts, quant, alt, anchor_end: (
+        ("^" if anchor_start else "")
+        + "".join(p + q for p, q in zip(parts, quant, strict=False))
+        + ("|" + alt if alt else "")
+        + ("$" if anchor_end else "")
+    ),
+    st.booleans(),
+    st.lists(st.sampled_from(REGEX_ATOMS), min_size=1, max_size=4),
+    st.lists(st.sampled_from(["", "", "*", "+", "?", "{1,2}", "+?"]), max_size=4),
+    st.one_of(st.just(""), st.sampled_from(REGEX_ATOMS)),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(regex_patterns, st.sampled_from(["", "i", "s", "is"])), min_size=1, max_size=4
+    ),
+    st.lists(st.text(alphabet=REGEX_VALUES, max_size=10), min_size=1, max_size=3),
+)
+def test_property_regex_equals_python(patterns: list[tuple[str, str]], texts: list[str]) -> None:
+    items = [
+        DetectionItem(i, "CommandLine", (Regex(p, f), Glob(("never-ever",))))
+        for i, (p, f) in enumerate(patterns)
+    ]
+    for value in (*texts, texts):
+        fields = {"CommandLine": value}
+        got, covered = decide(items, fields)
+        assert got == reference(items, fields, covered), (patterns, value)
+
+
+def test_regex_items_are_covered_when_exact() -> None:
+    items = [
+        DetectionItem(0, "CommandLine", (Regex(r"\$env:ComSpec\[(\s*\d{1,3}\s*,){2}"),)),
+        DetectionItem(1, "Image", (Regex(r"^[Cc]:\\.{1,9}\.exe$"),)),
+        DetectionItem(2, "Image", (Regex(r"(?<=a)b"),)),  # lookbehind: Python decides
+        DetectionItem(3, "Image", (Regex(r"^C:\\Users\\[^\\]+\\NTUSER\.DAT$", "i"),)),
+    ]
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    assert scanner.covered == {0, 1, 3}
+    batch = [
+        Event({"CommandLine": "x $env:ComSpec[4, 24, 25] y", "Image": "c:\\abc.exe"}),
+        Event({"CommandLine": "$env:ComSpec[٣, 2,]", "Image": "c:\\users\\bob\\ntuser.dat"}),
+        Event({"Image": "C:\\Users\\b\u212a\\NTUSER.DAT"}),  # Kelvin sign: Python decides
+    ]
+    assert scanner.decide(batch) == [{0, 1}, {0, 3}, {3}]

@@ -46,6 +46,9 @@ ONE_CHAR = rb"[^\x80-\xbf\xff][\x80-\xbf]*"
 KEYWORDS = 0
 """Group number of keyword patterns (fields are numbered from 1)."""
 
+FOLDED, CASED, REGEX = 0, 1, 2
+"""Database kinds: lower-cased globs, case-sensitive globs, regexes over ASCII values."""
+
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -98,7 +101,8 @@ def glob_expression(glob: Glob) -> bytes:
 class PatternSet:
     """Every pattern (global ids), the database each belongs to, and what a match makes true.
 
-    A database is ``(group, cased)``: group :data:`KEYWORDS` or a field number.
+    A database is ``(group, kind)``: group :data:`KEYWORDS` or a field number; kind
+    :data:`FOLDED`, :data:`CASED` or :data:`REGEX` (scanned over ASCII values only).
     """
 
     expressions: list[bytes] = field(default_factory=list)
@@ -107,31 +111,36 @@ class PatternSet:
     """Per pattern: items (``match_all=False``) that are true when it matches."""
     all_slots: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     """Per pattern: ``(item_id, matcher_index)`` of ``match_all`` items it satisfies."""
-    databases: dict[tuple[int, bool], list[int]] = field(default_factory=dict)
-    """``(group, cased)`` -> ids of the patterns of that database."""
-    equals: dict[tuple[int, bool], dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    databases: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    """``(group, kind)`` -> ids of the patterns of that database."""
+    regexes: dict[int, Regex] = field(default_factory=dict)
+    """Regex pattern id -> the plan's regex (Python decides it on non-ASCII values)."""
+    equals: dict[tuple[int, int], dict[str, tuple[int, ...]]] = field(default_factory=dict)
     """``(field, cased)`` -> whole (lower-cased unless cased) value -> pattern ids.
 
     Equality globs of a field are answered by one dictionary probe per value instead of a
     Hyperscan pattern: cheaper, and fields tested only for equality (``EventID``, ``Channel``,
     ``LogonType``...) then need no scan at all. Their ids have an empty expression.
     """
-    _index: dict[tuple[int, bool, bytes, int], int] = field(default_factory=dict)
+    _index: dict[tuple[int, int, bytes, int, Regex | None], int] = field(default_factory=dict)
 
     def add(
         self,
-        database: tuple[int, bool],
+        database: tuple[int, int],
         expression: bytes,
         flags: int,
         item_id: int,
         matcher: int | None,
         equal: str | None = None,
+        regex: Regex | None = None,
     ) -> None:
         """Register ``expression`` for an item (``matcher`` None) or one matcher of an item.
 
         ``equal`` (a whole value) files the pattern under :attr:`equals` instead.
         """
-        key = (*database, expression if equal is None else b"=" + encode_text(equal), flags)
+        # Two regexes may share a Hyperscan form (equal on ASCII) yet differ on other text, so a
+        # regex is part of its pattern's identity.
+        key = (*database, expression if equal is None else b"=" + encode_text(equal), flags, regex)
         pid = self._index.get(key)
         if pid is None:
             pid = len(self.expressions)
@@ -139,6 +148,8 @@ class PatternSet:
             self.expressions.append(expression if equal is None else b"")
             self.flags.append(flags)
             self.any_items.append(())
+            if regex is not None:
+                self.regexes[pid] = regex
             if equal is None:
                 self.databases.setdefault(database, []).append(pid)
             else:
@@ -198,14 +209,15 @@ def translate_plan(plan: RulePlan, regex: RegexTranslator | None = None) -> Item
         all_linked = item.match_all and len(item.matchers) > 1
         if all_linked:
             need[item.item_id] = len(item.matchers)
-        for index, expression, flags, is_cased, equal in translated:
+        for index, expression, flags, kind, equal, source in translated:
             patterns.add(
-                (group, is_cased),
+                (group, kind),
                 expression,
                 flags,
                 item.item_id,
                 index if all_linked else None,
                 equal if group != KEYWORDS else None,
+                source,
             )
         covered.add(item.item_id)
     return ItemPatterns(
@@ -217,8 +229,8 @@ def translate_plan(plan: RulePlan, regex: RegexTranslator | None = None) -> Item
     )
 
 
-Translated = tuple[int, bytes, int, bool, str | None]
-"""``(matcher index, expression, flags, cased, whole value when the glob is an equality)``."""
+Translated = tuple[int, bytes, int, int, str | None, Regex | None]
+"""``(matcher index, expression, flags, kind, whole value of an equality glob, regex)``."""
 
 
 def _translate_item(item: DetectionItem, regex: RegexTranslator | None) -> list[Translated] | None:
@@ -234,13 +246,14 @@ def _translate_item(item: DetectionItem, regex: RegexTranslator | None) -> list[
                 literal = alternative.literal
                 if literal is not None and not cased:
                     literal = literal.lower()
-                out.append((index, glob_expression(alternative), 0, cased, literal))
-            elif isinstance(alternative, Regex) and regex is not None:
+                kind = CASED if cased else FOLDED
+                out.append((index, glob_expression(alternative), 0, kind, literal, None))
+            elif isinstance(alternative, Regex) and regex is not None and item.field is not None:
                 translated = regex(alternative)
                 if translated is None:
                     return None
-                expression, flags, is_cased = translated
-                out.append((index, expression, flags, is_cased, None))
+                expression, flags, _cased = translated
+                out.append((index, expression, flags, REGEX, None, alternative))
             else:
                 return None
     return out

@@ -18,25 +18,34 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import hyperscan
 
 from vedette.detect.hs_buffer import FieldResolver
-from vedette.detect.hs_patterns import KEYWORDS, ItemPatterns, PatternSet, translate_plan
+from vedette.detect.hs_patterns import (
+    CASED,
+    FOLDED,
+    KEYWORDS,
+    REGEX,
+    ItemPatterns,
+    PatternSet,
+    translate_plan,
+)
 from vedette.detect.hs_regex import translate_regex
 from vedette.detect.matchers import EventView, ItemTest, item_test
-from vedette.detect.plan import RulePlan, render_values
+from vedette.detect.plan import Regex, RulePlan, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event, LogSource
 
-FORMAT_VERSION = "hs-items-3"
+FORMAT_VERSION = "hs-items-4"
 """Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
 
-DatabaseKey = tuple[int, bool]
+DatabaseKey = tuple[int, int]
 _Wanted = tuple[list[bool], list[bool], bool, bool]
 """Per logsource: fields read case-insensitively, fields read cased, any cased, keywords."""
 
@@ -133,18 +142,30 @@ class HyperscanScanner:
         # Keyword patterns are one database over all values at once, never a field's database
         # (field number 0 is also "no field": keys no item reads).
         self._keyword_dbs = (
-            databases.pop((KEYWORDS, False), None),
-            databases.pop((KEYWORDS, True), None),
+            databases.pop((KEYWORDS, FOLDED), None),
+            databases.pop((KEYWORDS, CASED), None),
         )
-        for (group, cased), database in databases.items():
-            (self._cased if cased else self._folded)[group] = database
+        self._regex: list[Any] = [None] * size
+        by_kind = {FOLDED: self._folded, CASED: self._cased, REGEX: self._regex}
+        for (group, kind), database in databases.items():
+            by_kind[kind][group] = database
+        # Non-ASCII values meet a field's regexes through Python's own ``re`` (see hs_regex).
+        self._regex_py: list[list[tuple[Callable[[str], object], int]] | None] = [None] * size
+        for (group, kind), pids in items.patterns.databases.items():
+            if kind == REGEX:
+                self._regex_py[group] = [
+                    (_python_search(items.patterns.regexes[pid]), pid) for pid in pids
+                ]
         self._folded_eq: list[dict[str, tuple[int, ...]] | None] = [None] * size
         self._cased_eq: list[dict[str, tuple[int, ...]] | None] = [None] * size
-        for (group, cased), table in items.patterns.equals.items():
-            (self._cased_eq if cased else self._folded_eq)[group] = table
+        for (group, kind), table in items.patterns.equals.items():
+            (self._cased_eq if kind == CASED else self._folded_eq)[group] = table
         # Per field number: does anything read it (folded side, cased side)?
         self._wanted = [
-            self._folded[n] is not None or self._folded_eq[n] is not None for n in range(size)
+            self._folded[n] is not None
+            or self._folded_eq[n] is not None
+            or self._regex[n] is not None
+            for n in range(size)
         ]
         self._wanted_cased = [
             self._cased[n] is not None or self._cased_eq[n] is not None for n in range(size)
@@ -186,6 +207,7 @@ class HyperscanScanner:
         memo = self._memo
         folded_dbs, cased_dbs = self._folded, self._cased
         folded_eqs, cased_eqs = self._folded_eq, self._cased_eq
+        regex_dbs, regex_pys = self._regex, self._regex_py
         routes = self._routes
         patterns = self._items.patterns
         any_items, all_slots = patterns.any_items, patterns.all_slots
@@ -221,6 +243,7 @@ class HyperscanScanner:
                     every.extend(strings)
                 if folded:
                     table, database = folded_eqs[number], folded_dbs[number]
+                    regex_db = regex_dbs[number]
                     for text in strings:
                         seen = memo.get((number, text))
                         if seen is not None:
@@ -235,6 +258,14 @@ class HyperscanScanner:
                         if database is not None:
                             data = b"\xff" + low.encode("utf-8", "surrogatepass") + b"\xff"
                             database.scan(data, match_event_handler=on_match)
+                        if regex_db is not None:
+                            if text.isascii():
+                                data = b"\xff" + text.encode("ascii") + b"\xff"
+                                regex_db.scan(data, match_event_handler=on_match)
+                            else:
+                                for search, pid in regex_pys[number] or ():
+                                    if search(text) is not None:
+                                        append(pid)
                         if len(memo) >= MEMO_LIMIT:
                             memo.clear()
                         memo[number, text] = tuple(hits[start:])
@@ -340,6 +371,15 @@ class HyperscanScanner:
         self._items = state["items"]
         self._bundle = state["bundle"]
         self._setup()
+
+
+def _python_search(regex: Regex) -> Callable[[str], object]:
+    """``re.search`` of ``regex`` exactly as the engine's closures build it."""
+    flags = 0
+    for letter, flag in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)):
+        if letter in regex.flags:
+            flags |= flag
+    return re.compile(regex.pattern, flags).search
 
 
 def _factory(plan: RulePlan, cache_dir: Path | None) -> ItemScanner:
