@@ -19,8 +19,9 @@ from typing import Any
 
 from vedette import __version__
 
-CACHE_FORMAT = 4
-"""Bump when the pickled plan's shape changes incompatibly."""
+CACHE_FORMAT = 5
+"""Bump when the pickled plan's shape, or what loads from the same files, changes (5: one bad
+correlation document no longer fails its whole file)."""
 
 
 def fingerprint(texts: Sequence[tuple[str, str]], placeholders: Mapping[str, Sequence[str]]) -> str:

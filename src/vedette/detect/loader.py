@@ -200,17 +200,12 @@ def _parse_file(
     collections: list[SigmaCollection],
     sources: dict[int, tuple[str, str]],
 ) -> None:
+    documents: list[Any] = []
     try:
         # libyaml (pySigma's own loader, which also rejects duplicate keys): ten times faster
         # than the pure-Python parser that SigmaCollection.from_yaml uses.
         documents = list(yaml.load_all(text, Loader=SigmaYAMLLoader))
-        collection = SigmaCollection.from_dicts(
-            documents,
-            collect_errors=True,
-            source=SigmaRuleLocation(Path(path)),
-            collect_filters=True,
-            resolve_references=False,
-        )
+        collection = _collection(documents, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -218,12 +213,92 @@ def _parse_file(
         report.errors.append(RuleLoadError(path=path, line=line, reason=f"not YAML: {problem}"))
         return
     except SigmaError as exc:
-        report.errors.append(RuleLoadError(path=path, reason=_reason(exc)))
+        if _independent(documents):
+            _parse_each(path, text, documents, report, collections, sources)
+        else:
+            report.errors.append(RuleLoadError(path=path, reason=_reason(exc)))
         return
     except Exception as exc:  # pySigma raising something else on odd input
         reason = f"cannot parse ({type(exc).__name__}: {exc})"
         report.errors.append(RuleLoadError(path=path, reason=reason))
         return
+    _keep(path, text, collection, report, collections, sources)
+
+
+def _collection(documents: list[Any], path: str) -> SigmaCollection:
+    return SigmaCollection.from_dicts(
+        documents,
+        collect_errors=True,
+        source=SigmaRuleLocation(Path(path)),
+        collect_filters=True,
+        resolve_references=False,
+    )
+
+
+def _independent(documents: list[Any]) -> bool:
+    """Several documents that stand alone (no Sigma 1 ``action: global``/``reset`` merging)."""
+    rules = [d for d in documents if d is not None]
+    return len(rules) > 1 and not any(isinstance(d, dict) and "action" in d for d in rules)
+
+
+def _document_lines(text: str) -> list[int]:
+    """The 1-based line of each YAML document's first content (its ``title:``, not ``---``)."""
+    lines: list[int] = []
+    opened = False
+    try:
+        for event in yaml.parse(text, Loader=SigmaYAMLLoader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                opened = True
+            elif opened:
+                opened = False
+                mark = event.start_mark
+                lines.append(mark.line + 1 if mark is not None else 0)
+    except yaml.YAMLError:
+        return []
+    return lines
+
+
+def _parse_each(
+    path: str,
+    text: str,
+    documents: list[Any],
+    report: LoadReport,
+    collections: list[SigmaCollection],
+    sources: dict[int, tuple[str, str]],
+) -> None:
+    """Parse a multi-document file one document at a time.
+
+    pySigma does not collect errors of correlation documents: one bad correlation raised for the
+    whole file and took every rule beside it down. Here it costs only its own document.
+    """
+    lines = _document_lines(text)
+    for index, document in enumerate(documents):
+        if document is None:
+            continue
+        try:
+            collection = _collection([document], path)
+        except SigmaError as exc:
+            title = document.get("title") if isinstance(document, dict) else None
+            report.errors.append(
+                RuleLoadError(
+                    path=path,
+                    line=lines[index] if index < len(lines) else None,
+                    reason=_reason(exc),
+                    title=str(title) if title is not None else None,
+                )
+            )
+            continue
+        _keep(path, text, collection, report, collections, sources)
+
+
+def _keep(
+    path: str,
+    text: str,
+    collection: SigmaCollection,
+    report: LoadReport,
+    collections: list[SigmaCollection],
+    sources: dict[int, tuple[str, str]],
+) -> None:
     own = {id(e) for rule in [*collection.rules, *collection.filters] for e in rule.errors}
     for error in collection.errors:  # rules' own errors are repeated here: report them once
         if id(error) not in own:
