@@ -58,3 +58,16 @@ def test_check_of_a_folder_without_rules_is_an_error(
     (tmp_path / "logs" / "auth.log").write_text("not a rule\n")
     assert main(["rules", "check", str(tmp_path / "logs")]) == 1
     assert "no rule files" in capsys.readouterr().err
+
+
+def test_list_table_shows_titles_literally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist workers set COLUMNS=80
+    # A title is data: "[/b]" is not a Rich closing tag (it raised MarkupError: exit 70).
+    rule = BROKEN.replace("Broken condition", "Any accepted [/b] login").replace(
+        "selection and nothere", "selection"
+    )
+    (tmp_path / "r.yml").write_text(rule)
+    assert main(["rules", "list", "--rules", str(tmp_path / "r.yml"), "--format", "table"]) == 0
+    assert "Any accepted [/b] login" in capsys.readouterr().out

@@ -70,3 +70,18 @@ def test_sweep_of_nothing_readable_is_not_an_all_clear(
     err = capsys.readouterr().err
     assert "0 events read" in err and "empty 1" in err and "not-a-log 1" in err
     assert "no events could be read" in err
+
+
+def test_sweep_table_shows_host_and_values_literally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    # Host names come from the logs (an attacker can choose them): never Rich markup.
+    logs = tmp_path / "dns.jsonl"
+    logs.write_text(
+        _dns_event("2025-01-01T09:00:00Z", "x.evil.example").replace("WS1.corp.example", "[/x]")
+    )
+    feed = tmp_path / "feed.txt"
+    feed.write_text("evil.example\n")
+    assert main(["intel", "sweep", "--intel", str(feed), str(logs), "--no-cache"]) == 0
+    assert "[/x]" in capsys.readouterr().out

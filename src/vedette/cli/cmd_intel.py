@@ -141,10 +141,10 @@ def _run_check(args: argparse.Namespace) -> int:
     for column in ("Indicators", "Not to_ids", "Other types", "Unsupported"):
         table.add_column(column, justify="right")
     for report in index.reports:
-        table.add_row(
-            Path(report.path).name,
+        table.add_row(  # names come from files: escaped, never read as Rich markup
+            escape(Path(report.path).name),
             report.format,
-            report.source,
+            escape(report.source),
             ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_type.items())) or "-",
             f"{report.indicators:,}",
             f"{report.skipped_not_for_ids:,}",
@@ -233,7 +233,13 @@ def _run_sweep(args: argparse.Namespace) -> int:
                         "source": d.event.source.path if d.event.source else None,
                     }, default=str) + "\n")  # fmt: skip
                 else:
-                    row = (when, d.event.host or "", d.level, escape(d.rule_title), escape(where))
+                    row = (
+                        when,
+                        escape(d.event.host or ""),
+                        d.level,
+                        escape(d.rule_title),
+                        escape(where),
+                    )
                     rows.append((d.event.timestamp, row))
     if not args.jsonl:
         # A timeline, like `vedette scan`: events without a time last.

@@ -113,6 +113,7 @@ def _load(paths: list[Path], args: argparse.Namespace) -> Engine:
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from vedette.cli.cmd_intel import wide_console
@@ -142,7 +143,7 @@ def _run_list(args: argparse.Namespace) -> int:
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(escape(cell) for cell in row))  # titles are data, not Rich markup
         wide_console().print(table)
     else:
         print("\t".join(columns))
