@@ -67,7 +67,8 @@ class _Section:
         self.notes: list[Text] = []
 
     def add_row(self, *cells: str | Text) -> None:
-        self.table.add_row(*cells)
+        # Strings become Text: rule titles, host names and reasons are data, never Rich markup.
+        self.table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
 
     def add_note(self, text: str) -> None:
         self.notes.append(Text(f"  {text}", style="dim"))

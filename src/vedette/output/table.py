@@ -97,7 +97,9 @@ class TableWriter:
         table.add_column("Details", ratio=8, overflow="fold")
         return table
 
-    def _cells(self, detection: Detection) -> tuple[Text | str, ...]:
+    def _cells(self, detection: Detection) -> tuple[Text, ...]:
+        # Every cell is a Text: host names, titles and values come from logs and rules, and a
+        # plain str would be read as Rich markup ('[/x]' as a host name raised MarkupError).
         event = detection.event
         when = _utc_text(event.timestamp)
         host = (event.host or "-").split(".", 1)[0] if event.host else "-"
@@ -108,11 +110,11 @@ class TableWriter:
         if len(detection.attack) > 1:
             attack += "+"  # the first technique; the rest are in the JSON outputs
         return (
-            when,
-            host,
+            Text(when),
+            Text(host),
             level_text(detection.level),
-            title,
-            attack or "-",
+            Text(title),
+            Text(attack or "-"),
             Text(key_fields_text(detection, width=VALUE_WIDTH)),
         )
 
