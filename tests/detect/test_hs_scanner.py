@@ -253,3 +253,17 @@ def test_regex_items_are_covered_when_exact() -> None:
         Event({"Image": "C:\\Users\\b\u212a\\NTUSER.DAT"}),  # Kelvin sign: Python decides
     ]
     assert scanner.decide(batch) == [{0, 1}, {0, 3}, {3}]
+
+
+def test_regex_hyperscan_rejects_is_left_to_python(tmp_path: Path) -> None:
+    # Python accepts this bounded repeat, Hyperscan will not compile it: the scanner must notice
+    # on a cold start (no cached bundle) and leave that item alone, deciding the others.
+    items = [
+        DetectionItem(0, "CommandLine", (Regex("x{1,70000}y"),)),
+        DetectionItem(1, "CommandLine", (Regex("^ab+c$"),)),
+    ]
+    scanner = HyperscanScanner(RulePlan(items=items), tmp_path)
+    assert scanner.covered == {1}
+    assert scanner.decide([Event({"CommandLine": "abbc"})]) == [{1}]
+    warm = HyperscanScanner(RulePlan(items=items), tmp_path)
+    assert warm.covered == {1}

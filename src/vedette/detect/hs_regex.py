@@ -46,10 +46,12 @@ def _byte(code: int) -> str:
     return f"\\x{code:02x}"
 
 
-def translate_regex(regex: Regex) -> tuple[bytes, int, bool] | None:
+def translate_regex(regex: Regex, *, check: bool = True) -> tuple[bytes, int, bool] | None:
     """``(expression, flags, cased)`` for ``regex`` over ASCII values, or None (Python decides).
 
-    ``cased`` is always True: the pattern runs over the original (not lower-cased) value.
+    ``cased`` is always True: the pattern runs over the original (not lower-cased) value. With
+    ``check`` the expression is test-compiled (a few ms each); the scanner skips that when its
+    databases come from the cache, where every pattern has compiled before.
     """
     if "m" in regex.flags:
         return None
@@ -74,9 +76,14 @@ def translate_regex(regex: Regex) -> tuple[bytes, int, bool] | None:
     if caseless:
         flags |= hyperscan.HS_FLAG_CASELESS
     expression = body.encode("ascii")
-    if not _compiles(expression, flags):
+    if check and not _compiles(expression, flags):
         return None
     return expression, flags, True
+
+
+def unchecked_regex(regex: Regex) -> tuple[bytes, int, bool] | None:
+    """:func:`translate_regex` without the test compile."""
+    return translate_regex(regex, check=False)
 
 
 def _compiles(expression: bytes, flags: int) -> bool:

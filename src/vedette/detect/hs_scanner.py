@@ -36,7 +36,7 @@ from vedette.detect.hs_patterns import (
     PatternSet,
     translate_plan,
 )
-from vedette.detect.hs_regex import translate_regex
+from vedette.detect.hs_regex import translate_regex, unchecked_regex
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import Regex, RulePlan, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
@@ -126,9 +126,16 @@ class HyperscanScanner:
     def __init__(self, plan: RulePlan, cache_dir: Path | None = None) -> None:
         self._plan = plan
         self._cache_dir = cache_dir
-        self._items = translate_plan(plan, translate_regex)
+        # Regexes are translated without test-compiling each one: a cached bundle proves they
+        # compile; on a cold start a failing database means one does not, and the plan is
+        # translated again with every regex checked alone.
+        self._items = translate_plan(plan, unchecked_regex)
         self._bundle = b""
-        self._setup()
+        try:
+            self._setup()
+        except hyperscan.error:
+            self._items = translate_plan(plan, translate_regex)
+            self._setup()
 
     def _setup(self) -> None:
         items = self._items
