@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from vedette.cli.cmd_intel import wide_console
@@ -123,7 +124,9 @@ def _run_coverage(args: argparse.Namespace) -> int:
         _write_coverage_layer(args.navigator, coverage, kb)
         return 0
     console = wide_console()
-    table = Table(title=f"ATT&CK coverage of {coverage.rules_total:,} rules (ATT&CK v{kb.version})")
+    table = Table(
+        title=f"ATT&CK coverage of {coverage.rules_total:,} rules (ATT&CK v{escape(kb.version)})"
+    )
     table.add_column("Tactic")
     table.add_column("Rules", justify="right")
     table.add_column("Techniques", justify="right")
@@ -133,12 +136,12 @@ def _run_coverage(args: argparse.Namespace) -> int:
         ranked = sorted(tactic.techniques)  # ties in id order: the same table on every run
         top = sorted(ranked, key=lambda t: -len(coverage.by_technique.get(t, [])))[:3]
         names = ", ".join(f"{t} {kb.ref(t).name} ({len(coverage.by_technique[t])})" for t in top)
-        table.add_row(
-            tactic.name,
+        table.add_row(  # names come from the ATT&CK file (--kb): data, never Rich markup
+            escape(tactic.name),
             str(len(tactic.rules)),
             f"{len(tactic.parents_covered)}/{tactic.parents_total}",
             f"{tactic.percent:.0f}%",
-            names,
+            escape(names),
         )
     console.print(table)
     if args.techniques:
@@ -149,7 +152,7 @@ def _run_coverage(args: argparse.Namespace) -> int:
         detail.add_column("Rules", justify="right")
         for tid in sorted_technique_ids(list(coverage.by_technique)):
             ref = kb.ref(tid)
-            detail.add_row(tid, ref.name, ", ".join(ref.tactics),
+            detail.add_row(escape(tid), escape(ref.name), escape(", ".join(ref.tactics)),
                            str(len(coverage.by_technique[tid])))  # fmt: skip
         console.print(detail)
     console.print(
@@ -158,11 +161,13 @@ def _run_coverage(args: argparse.Namespace) -> int:
         f"{errors} rule files did not load"
     )
     if coverage.unknown_techniques:
-        unknown = ", ".join(sorted(coverage.unknown_techniques))
-        console.print(f"[yellow]technique ids unknown to ATT&CK v{kb.version}: {unknown}[/]")
+        unknown = escape(", ".join(sorted(coverage.unknown_techniques)))  # from rule tags
+        console.print(
+            f"[yellow]technique ids unknown to ATT&CK v{escape(kb.version)}: {unknown}[/]"
+        )
     if args.navigator is not None:
         _write_coverage_layer(args.navigator, coverage, kb)
-        console.print(f"Navigator layer written to {args.navigator}")
+        console.print(f"Navigator layer written to {escape(str(args.navigator))}")
     return 0
 
 
@@ -236,11 +241,11 @@ def _run_groups(args: argparse.Namespace) -> int:
         "never as a conclusion."
     )
     if not observed:
-        console.print(f"no ATT&CK techniques found in {args.source}")
+        console.print(f"no ATT&CK techniques found in {escape(str(args.source))}")
         return 0
     console.print(f"{len(observed)} techniques observed: "
-                  + ", ".join(sorted_technique_ids(list(observed))))  # fmt: skip
-    table = Table(title=f"Known groups by technique overlap (ATT&CK v{kb.version})")
+                  + escape(", ".join(sorted_technique_ids(list(observed)))))  # fmt: skip
+    table = Table(title=f"Known groups by technique overlap (ATT&CK v{escape(kb.version)})")
     table.add_column("#", justify="right")
     table.add_column("Group")
     table.add_column("Also known as")
@@ -250,11 +255,11 @@ def _run_groups(args: argparse.Namespace) -> int:
     for rank, match in enumerate(matches, 1):
         table.add_row(
             str(rank),
-            f"{match.group.id} {match.group.name}",
-            ", ".join(match.group.aliases[:3]),
+            escape(f"{match.group.id} {match.group.name}"),
+            escape(", ".join(match.group.aliases[:3])),
             f"{match.score:.3f}",
             f"{len(match.shared)}/{match.known}",
-            ", ".join(match.shared[:8]) + (" ..." if len(match.shared) > 8 else ""),
+            escape(", ".join(match.shared[:8])) + (" ..." if len(match.shared) > 8 else ""),
         )
     console.print(table)
     return 0
@@ -276,22 +281,23 @@ def _run_show(args: argparse.Namespace) -> int:
     missing = 0
     for key in args.ids:
         text = key.strip()
+        shown = escape(text)  # what the user typed, and every KB name below, is not markup
         if is_technique_id(text):
             technique = kb.technique(text, follow_revoked=False)
             if technique is None:
-                console.print(f"{text}: unknown technique")
+                console.print(f"{shown}: unknown technique")
                 missing += 1
                 continue
             state = ""
             if technique.revoked:
-                state = f" [red](revoked, now {technique.revoked_by})[/]"
+                state = f" [red](revoked, now {escape(str(technique.revoked_by))})[/]"
             elif technique.deprecated:
                 state = " [yellow](deprecated)[/]"
-            console.print(f"[bold]{technique.id}[/] {technique.name}{state}")
-            console.print(f"  tactics:   {', '.join(technique.tactics) or '-'}")
-            console.print(f"  platforms: {', '.join(technique.platforms) or '-'}")
+            console.print(f"[bold]{escape(technique.id)}[/] {escape(technique.name)}{state}")
+            console.print(f"  tactics:   {escape(', '.join(technique.tactics)) or '-'}")
+            console.print(f"  platforms: {escape(', '.join(technique.platforms)) or '-'}")
             users = sorted(g.name for g in kb.groups.values() if technique.id in g.techniques)
-            console.print(f"  used by {len(users)} groups: {', '.join(users[:15])}"
+            console.print(f"  used by {len(users)} groups: {escape(', '.join(users[:15]))}"
                           + (" ..." if len(users) > 15 else ""))  # fmt: skip
             console.print(f"  https://attack.mitre.org/techniques/{technique.id.replace('.', '/')}")
             continue
@@ -302,33 +308,36 @@ def _run_show(args: argparse.Namespace) -> int:
                 key=lambda t: t.id,
             )
             parents = [t for t in techniques if t.parent_id is None]
-            console.print(f"[bold]{tactic.id}[/] {tactic.name} ({tactic.shortname})")
+            console.print(
+                f"[bold]{escape(tactic.id)}[/] {escape(f'{tactic.name} ({tactic.shortname})')}"
+            )
             console.print(
                 f"  {len(parents)} techniques, {len(techniques) - len(parents)} sub-techniques"
             )
             for technique in parents:
-                console.print(f"  {technique.id} {technique.name}", highlight=False)
+                console.print(escape(f"  {technique.id} {technique.name}"), highlight=False)
             console.print(f"  https://attack.mitre.org/tactics/{tactic.id}")
             continue
         software = kb.software.get(text.upper())
         if software is not None:
-            console.print(f"[bold]{software.id}[/] {software.name} ({software.type})")
             console.print(
-                f"  techniques: {', '.join(sorted_technique_ids(list(software.techniques)))}"
+                f"[bold]{escape(software.id)}[/] {escape(f'{software.name} ({software.type})')}"
             )
+            ids = ", ".join(sorted_technique_ids(list(software.techniques)))
+            console.print(f"  techniques: {escape(ids)}")
             continue
         group = kb.group_by_name(text)
         if group is None:
-            console.print(f"{text}: no technique, tactic, group or software by that id or name")
+            console.print(f"{shown}: no technique, tactic, group or software by that id or name")
             missing += 1
             continue
-        console.print(f"[bold]{group.id}[/] {group.name}")
+        console.print(f"[bold]{escape(group.id)}[/] {escape(group.name)}")
         if group.aliases:
-            console.print(f"  also known as: {', '.join(group.aliases)}")
-        console.print(f"  {len(group.techniques)} techniques: "
-                      + ", ".join(sorted_technique_ids(list(group.techniques))))  # fmt: skip
+            console.print(f"  also known as: {escape(', '.join(group.aliases))}")
+        ids = ", ".join(sorted_technique_ids(list(group.techniques)))
+        console.print(f"  {len(group.techniques)} techniques: {escape(ids)}")
         names = [kb.software[s].name for s in group.software if s in kb.software]
-        console.print(f"  software: {', '.join(names) or '-'}")
+        console.print(f"  software: {escape(', '.join(names)) or '-'}")
     return 1 if missing == len(args.ids) else 0
 
 
