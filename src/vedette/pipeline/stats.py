@@ -125,12 +125,15 @@ class ScanStats:
             self.by_rule[key] = fired
         fired.count += 1
         self.by_host[detection.event.host or "-"] += 1
+        for technique_id in {ref.technique_id for ref in detection.attack}:
+            self.by_technique[technique_id] += 1
         for ref in detection.attack:
-            self.by_technique[ref.technique_id] += 1
             if ref.name:
                 self.technique_names[ref.technique_id] = ref.name
-            for tactic in ref.tactics:
-                self.by_tactic[tactic] += 1
+        # A detection counts once per tactic: a rule tagged with three execution techniques
+        # is one execution detection, not three (the column says "detections").
+        for tactic in {tactic for ref in detection.attack for tactic in ref.tactics}:
+            self.by_tactic[tactic] += 1
         when = detection.event.timestamp
         if when is not None:
             if self.first_detection is None or when < self.first_detection:
