@@ -59,3 +59,14 @@ def test_groups_top_must_be_positive(
         main(["attack", "groups", "--from", str(result), "--top", top])
     assert exc.value.code == 1
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_coverage_navigator_in_a_missing_folder_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was "internal error: FileNotFoundError" (exit 70) after the whole table had been printed.
+    layer = tmp_path / "no-such-folder" / "coverage.json"
+    assert main(["attack", "coverage", "--navigator", str(layer), "--no-cache"]) == 1
+    captured = capsys.readouterr()
+    assert "--navigator: folder" in captured.err and "does not exist" in captured.err
+    assert captured.out == ""

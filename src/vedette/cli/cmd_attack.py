@@ -102,6 +102,7 @@ def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], in
 
 
 def _run_coverage(args: argparse.Namespace) -> int:
+    _check_output_folder(args.navigator, "--navigator")  # before a long rule load, not after
     kb = _kb(args)
     rules, errors = _load_rules(args.rules, use_cache=not args.no_cache)
     coverage = rule_coverage(rules, kb)  # type: ignore[arg-type]
@@ -185,7 +186,16 @@ def _write_coverage_layer(path: Path | None, coverage: Coverage, kb: AttackKB) -
         comments=comments,
         kb=kb,
     )
-    write_layer(layer, path)
+    try:
+        write_layer(layer, path)
+    except OSError as exc:
+        raise ConfigError(f"--navigator: cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _check_output_folder(path: Path | None, option: str) -> None:
+    """A usage error when ``path``'s folder is missing (the same words as `vedette scan`)."""
+    if path is not None and not path.parent.is_dir():
+        raise ConfigError(f"{option}: folder {path.parent} does not exist")
 
 
 # -- groups -----------------------------------------------------------------------------------
