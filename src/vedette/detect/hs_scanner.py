@@ -89,11 +89,11 @@ def load_databases(
     """Every database of ``patterns`` and their serialised bundle, from cache when present."""
     path = cache_dir / f"hyperscan-{_cache_key(patterns)}.bin" if cache_dir else None
     if path is not None and path.is_file():
-        bundle = path.read_bytes()
         try:
+            bundle = path.read_bytes()
             return _unbundle(bundle), bundle
-        except (hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
-            pass  # written by another Hyperscan build or damaged: compile afresh
+        except (OSError, hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
+            pass  # unreadable, written by another Hyperscan build or damaged: compile afresh
     databases = {key: _compile(patterns, pids) for key, pids in patterns.databases.items()}
     bundle = pickle.dumps(
         {key: hyperscan.dumpb(db) for key, db in databases.items()}, pickle.HIGHEST_PROTOCOL
@@ -109,8 +109,11 @@ def _unbundle(bundle: bytes) -> dict[DatabaseKey, Any]:
 
 
 def _write_atomically(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".hyperscan-")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".hyperscan-")
+    except OSError:
+        return  # an unusable cache folder only costs the next start a compile
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(blob)
