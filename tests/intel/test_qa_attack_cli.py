@@ -70,3 +70,20 @@ def test_coverage_navigator_in_a_missing_folder_is_a_usage_error(
     captured = capsys.readouterr()
     assert "--navigator: folder" in captured.err and "does not exist" in captured.err
     assert captured.out == ""
+
+
+def test_coverage_of_a_folder_without_rules_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("no rules here\n")
+    assert main(["attack", "coverage", "--rules", str(tmp_path), "--no-cache"]) == 2
+    assert "no rule files" in capsys.readouterr().err
+
+
+def test_sweep_min_level_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = tmp_path / "feed.txt"
+    feed.write_text("evil.example\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["intel", "sweep", "--intel", str(feed), str(tmp_path), "--min-level", "bogus"])
+    assert exc.value.code == 1
+    assert "invalid choice" in capsys.readouterr().err

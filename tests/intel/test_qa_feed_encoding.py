@@ -54,3 +54,11 @@ def test_line_with_undecodable_bytes_is_not_an_indicator(tmp_path: Path) -> None
     assert [i.value for i in indicators] == ["203.0.113.7"]
     assert [w.reason for w in report.unsupported] == ["list-value"]
     assert "not text" in report.unsupported[0].detail
+
+
+def test_folder_without_feed_files_is_an_error(tmp_path: Path) -> None:
+    from vedette.intel.feeds import expand_feed_paths
+
+    (tmp_path / "README.md").write_text("not a feed\n")
+    with pytest.raises(FeedError, match="no feed files"):
+        expand_feed_paths([tmp_path])

@@ -98,6 +98,8 @@ def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], in
     # The same compiled-rule cache as `vedette scan`: coverage after a scan loads instantly.
     cache_dir = default_cache_dir() if use_cache else None
     engine = Engine.from_paths(paths, scanner="none", cache_dir=cache_dir)
+    if engine.load_report.files == 0:  # a wrong folder is not "0% coverage"
+        raise InputError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
     return list(engine.rules), len(engine.load_report.errors)
 
 

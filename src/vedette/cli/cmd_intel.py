@@ -191,7 +191,12 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="rebuild the indicator index (no on-disk cache)"
     )
-    parser.add_argument("--min-level", default="informational", help="lowest level shown")
+    parser.add_argument(
+        "--min-level",
+        default="informational",
+        choices=["informational", "low", "medium", "high", "critical"],
+        help="lowest level shown",
+    )
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

@@ -176,9 +176,14 @@ def expand_feed_paths(paths: list[str | Path | FeedSpec]) -> list[FeedSpec]:
             if manifest.exists():
                 specs.append(FeedSpec(manifest, format="misp-manifest"))
                 continue
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in (".json", ".csv", ".txt", ".gz"):
-                    specs.append(FeedSpec(child, in_folder=True))
+            found = [
+                child
+                for child in sorted(path.rglob("*"))
+                if child.is_file() and child.suffix.lower() in (".json", ".csv", ".txt", ".gz")
+            ]
+            if not found:  # a wrong folder must not read as "0 indicators, nothing wrong"
+                raise FeedError(f"{path}: no feed files (.json, .csv, .txt, .gz) in this folder")
+            specs.extend(FeedSpec(child, in_folder=True) for child in found)
         elif path.suffix.lower() in (".yaml", ".yml"):
             specs.extend(read_feed_list(path))
         else:
