@@ -185,6 +185,7 @@ def _run(args: argparse.Namespace) -> int:
         hosts=args.host,
     )
     source = _input_source(args)
+    _warn_missing_inputs(args.paths)
     for option, target in (("--summary-json", args.summary_json), ("--navigator", args.navigator)):
         if target is not None and not target.parent.is_dir():
             raise ConfigError(f"{option}: folder {target.parent} does not exist")
@@ -257,6 +258,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 INTERNAL_REASONS = ("internal-error", "worker-died")
+
+
+def _warn_missing_inputs(paths: list[Path]) -> None:
+    """One stderr line per input that does not exist, whatever the summary options.
+
+    A typo in one of several evidence folders must not go unnoticed in a script that runs
+    with ``--no-summary`` or writes JSONL to a file; the scan goes on with the rest.
+    """
+    for path in paths:
+        if "!" in str(path) or path.exists():  # 'logs.zip!member' is checked by the reader
+            continue
+        hint = " (standard input is not read; save it to a file)" if str(path) == "-" else ""
+        print(f"vedette: warning: {path}: no such file or folder{hint}", file=sys.stderr)
 
 
 def _warn_internal_errors(stats: ScanStats) -> None:

@@ -1,0 +1,66 @@
+"""`vedette scan` fixes from the QA report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vedette.cli.main import main
+
+RULE = """\
+title: Accepted SSH login
+id: 55555555-5555-4555-8555-555555555555
+level: high
+logsource: {product: linux}
+detection:
+  keywords: ['Accepted']
+  condition: keywords
+"""
+
+AUTH_LOG = (
+    "2026-11-20T02:10:01Z web-01 sshd[1]: Accepted password for deploy from 203.0.113.45\n"
+    "2026-11-20T23:59:30Z web-01 sshd[2]: Accepted password for root from 203.0.113.46\n"
+    "2026-11-21T00:00:00Z web-01 sshd[3]: Accepted password for root from 203.0.113.47\n"
+)
+
+
+@pytest.fixture()
+def case(tmp_path: Path) -> tuple[Path, list[str]]:
+    rule = tmp_path / "rule.yml"
+    rule.write_text(RULE)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "auth.log").write_text(AUTH_LOG)
+    return logs, ["--rules", str(rule), "--no-cache", "--no-progress", "-j", "1"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(["scan", *args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_missing_input_warns_on_stderr_without_summary(
+    capsys: pytest.CaptureFixture[str], case: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    logs, options = case
+    missing = tmp_path / "no" / "such"
+    out_file = tmp_path / "out.jsonl"
+    code, _, err = run(
+        capsys,
+        str(logs),
+        str(missing),
+        *options,
+        "--no-summary",
+        "-f",
+        "jsonl",
+        "-o",
+        str(out_file),
+    )
+    assert code == 0
+    assert f"vedette: warning: {missing}: no such file or folder" in err
+    assert len(out_file.read_text().splitlines()) == 3
