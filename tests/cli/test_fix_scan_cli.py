@@ -1,7 +1,8 @@
-"""`vedette scan` fixes from the QA report."""
+"""`vedette scan` fixes from the QA report: missing inputs, date-only --to, summary text."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,20 @@ def test_a_missing_input_warns_on_stderr_without_summary(
     assert code == 0
     assert f"vedette: warning: {missing}: no such file or folder" in err
     assert len(out_file.read_text().splitlines()) == 3
+
+
+def test_date_only_to_includes_the_whole_day(
+    capsys: pytest.CaptureFixture[str], case: tuple[Path, list[str]]
+) -> None:
+    logs, options = case
+    code, out, _ = run(
+        capsys, str(logs), *options, "--no-summary", "-f", "jsonl", "--to", "2026-11-20"
+    )
+    assert code == 0
+    times = [json.loads(line)["timestamp"] for line in out.splitlines()]
+    assert times == ["2026-11-20T02:10:01Z", "2026-11-20T23:59:30Z"]
+    code, out, _ = run(
+        capsys, str(logs), *options, "--no-summary", "-f", "jsonl",
+        "--from", "2026-11-20", "--to", "2026-11-20T23:59:30Z",
+    )  # fmt: skip
+    assert [json.loads(line)["timestamp"] for line in out.splitlines()] == times

@@ -106,8 +106,20 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="ATT&CK technique (T1059 includes its sub-techniques) or tactic name",
     )
-    filters.add_argument("--from", dest="time_from", metavar="TIME", help="ISO 8601 start (UTC)")
-    filters.add_argument("--to", dest="time_to", metavar="TIME", help="ISO 8601 end (UTC)")
+    filters.add_argument(
+        "--from",
+        dest="time_from",
+        metavar="TIME",
+        help="ISO 8601 start of the event-time window, inclusive (no offset = UTC; a date = its"
+        " midnight)",
+    )
+    filters.add_argument(
+        "--to",
+        dest="time_to",
+        metavar="TIME",
+        help="ISO 8601 end of the window, inclusive (no offset = UTC; a date = the whole day:"
+        " --to 2024-03-01 includes 2024-03-01T23:59:59)",
+    )
     filters.add_argument(
         "--exclude-rule", action="append", default=[], metavar="ID", help="rule id or name"
     )

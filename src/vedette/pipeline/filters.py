@@ -11,22 +11,30 @@ import fnmatch
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from vedette.errors import ConfigError
 from vedette.events import LEVELS, Detection, level_rank
 
+_DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$", re.IGNORECASE)
 
 
-def parse_time(text: str, *, option: str) -> datetime:
-    """An ISO 8601 date or date-time as aware UTC (a time without offset is taken as UTC)."""
+def parse_time(text: str, *, option: str, end_of_day: bool = False) -> datetime:
+    """An ISO 8601 date or date-time as aware UTC (a time without offset is taken as UTC).
+
+    With ``end_of_day`` a bare date is the last instant of that day: "--to 2026-11-20" is
+    what a responder says for "up to and including the 20th", not "up to its midnight".
+    """
+    text = text.strip()
     try:
-        when = datetime.fromisoformat(text.strip())
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(
             f"{option}: {text!r} is not an ISO 8601 time (e.g. 2024-03-01 or 2024-03-01T12:00:00Z)"
         ) from None
+    if end_of_day and _DATE_ONLY.match(text):
+        when = when + timedelta(days=1) - timedelta(microseconds=1)
     if when.tzinfo is None:
         return when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
@@ -68,7 +76,7 @@ class DetectionFilter:
     ) -> DetectionFilter:
         """Validate command-line values and build the filter (raises ConfigError)."""
         start = parse_time(time_from, option="--from") if time_from else None
-        end = parse_time(time_to, option="--to") if time_to else None
+        end = parse_time(time_to, option="--to", end_of_day=True) if time_to else None
         if start is not None and end is not None and end < start:
             raise ConfigError("--to is earlier than --from")
         return cls(
