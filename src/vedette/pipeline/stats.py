@@ -94,23 +94,27 @@ class ScanStats:
         return self.events_read / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
     def add_warnings(self, warnings: list[ReadWarning]) -> None:
-        """Count read warnings by reason and keep the first few as examples."""
+        """Count read warnings by reason and keep the first few (by path) as examples."""
+        self._keep_examples(warnings)
         for warning in warnings:
             self.warnings_total += 1
             reason = warning.reason
             self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + max(
                 1, warning.records
             )
-            if len(self.skipped_examples) < EXAMPLES:
-                self.skipped_examples.append(warning)
 
     def add_skips(self, by_reason: dict[str, int], examples: list[ReadWarning]) -> None:
         """Add skip counts already totalled by a read report, and its first warnings."""
         for reason, count in by_reason.items():
             self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + count
         self.warnings_total += sum(by_reason.values())
-        room = max(0, EXAMPLES - len(self.skipped_examples))
-        self.skipped_examples.extend(examples[:room])
+        self._keep_examples(examples)
+
+    def _keep_examples(self, warnings: list[ReadWarning]) -> None:
+        # The first few in (path, offset, line) order, not in worker completion order: two runs
+        # of the same scan print the same summary whatever --jobs.
+        merged = sorted([*self.skipped_examples, *warnings], key=_example_key)
+        self.skipped_examples = merged[:EXAMPLES]
 
     def observe(self, detection: Detection) -> None:
         """Count one output detection."""
@@ -214,3 +218,11 @@ def _rule_error_dict(error: RuleLoadError) -> dict[str, Any]:
         "rule_id": error.rule_id,
         "title": error.title,
     }
+
+
+def _example_key(warning: ReadWarning) -> tuple[bool, str, int, int, str, str]:
+    offset = -1 if warning.offset is None else warning.offset
+    line = -1 if warning.line is None else warning.line
+    # Internal errors first: they are bugs, and the scan command quotes one on stderr.
+    internal = warning.reason in ("internal-error", "worker-died")
+    return (not internal, warning.path, offset, line, warning.reason, warning.detail)
