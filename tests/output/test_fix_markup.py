@@ -1,8 +1,9 @@
-"""Text from logs and rules is shown literally, never read as Rich markup (QA R1)."""
+"""Text from logs and rules is shown literally, never as Rich markup (QA R1); summary times (R7)."""
 
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 from scanfakes import make_event
 
@@ -45,3 +46,13 @@ def test_summary_shows_hosts_titles_and_reasons_literally() -> None:
     assert "[/x]" in text and "[bold]x" in text and "[b]h" in text
     assert "[correlation] SSH after guessing" in text
     assert "[/p].json" in text
+
+
+def test_summary_time_range_has_the_table_precision() -> None:
+    stats = ScanStats(rules_loaded=1, jobs=1, inputs=["case"])
+    stats.events_read = 2
+    stats.first_event = datetime(2026, 11, 20, 2, 10, 1, tzinfo=UTC)
+    stats.last_event = datetime(2026, 11, 20, 3, 30, 0, 912000, tzinfo=UTC)
+    out = io.StringIO()
+    render_summary(stats, make_console(out, color=False, width=200))
+    assert "events from 2026-11-20 02:10:01 to 2026-11-20 03:30:00 UTC" in out.getvalue()

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from vedette.events import LEVELS
-from vedette.output.table import LEVEL_STYLES
-from vedette.pipeline.stats import EXAMPLES, ScanStats, iso_utc
+from vedette.output.table import LEVEL_STYLES, utc_text
+from vedette.pipeline.stats import EXAMPLES, ScanStats
 
 TOP = 10
 
@@ -52,9 +52,10 @@ def _headline(stats: ScanStats) -> Text:
         f" rules loaded in {stats.load_seconds:.1f} s); "
     )
     text.append(_plural(stats.detections, "detection"), style="bold")
-    first, last = iso_utc(stats.first_event), iso_utc(stats.last_event)
-    if first and last:
-        text.append(f"\nevents from {first} to {last}")
+    if stats.first_event is not None and stats.last_event is not None:
+        # One precision, the table's: seconds, UTC (the JSON summary keeps full ISO 8601).
+        first, last = utc_text(stats.first_event), utc_text(stats.last_event)
+        text.append(f"\nevents from {first} to {last} UTC")
     return text
 
 

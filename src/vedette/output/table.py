@@ -101,7 +101,7 @@ class TableWriter:
         # Every cell is a Text: host names, titles and values come from logs and rules, and a
         # plain str would be read as Rich markup ('[/x]' as a host name raised MarkupError).
         event = detection.event
-        when = _utc_text(event.timestamp)
+        when = utc_text(event.timestamp)
         host = (event.host or "-").split(".", 1)[0] if event.host else "-"
         title = detection.rule_title
         if detection.kind != "sigma":
@@ -119,7 +119,8 @@ class TableWriter:
         )
 
 
-def _utc_text(when: datetime | None) -> str:
+def utc_text(when: datetime | None) -> str:
+    """A time as ``YYYY-MM-DD HH:MM:SS`` in UTC (naive times are UTC), or ``-``."""
     if when is None:
         return "-"
     if when.tzinfo is not None:
