@@ -108,7 +108,7 @@ class EvtxReader(Reader):
             parser = PyEvtxParser(target, number_of_threads=options.threads)
             records = parser.records_json()
         except (OSError, RuntimeError, ValueError) as exc:
-            report.warn(display, "evtx-header", str(exc), offset=0)
+            report.warn(display, "evtx-header", header_problem(_head(target), size, exc), offset=0)
             return
         failures = 0
         produced = 0
@@ -189,3 +189,37 @@ class EvtxReader(Reader):
 
 
 register(EvtxReader())
+
+
+def _head(target: Any) -> bytes | None:
+    """The first bytes of a path or seekable stream, or None when they cannot be read."""
+    try:
+        if isinstance(target, str | os.PathLike):
+            with open(target, "rb") as handle:
+                return handle.read(16)
+        target.seek(0)
+        head: bytes = target.read(16)
+        return head
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def header_problem(head: bytes | None, size: int | None, exc: BaseException) -> str:
+    """Why an EVTX file header could not be read, in words a responder can act on.
+
+    The parser's own text ("failed to fill whole buffer", "Invalid EVTX file header magic ...
+    found [7B, 22, ...]") says nothing about what to do: re-collect a truncated copy, or drop a
+    wrong ``--input-format``.
+    """
+    if head == b"":
+        return "empty file: not an EVTX file (truncated copy?)"
+    if head is not None and not head.startswith(MAGIC[: len(head)]):
+        shown = head[:8].decode("latin-1")
+        shown = "".join(c if c.isprintable() else "." for c in shown)
+        return f"not an EVTX file (starts with {shown!r}); wrong --input-format?"
+    if size is not None and size < _FILE_HEADER:
+        return (
+            f"file is {size:,} bytes, shorter than an EVTX header ({_FILE_HEADER:,} bytes):"
+            " truncated copy?"
+        )
+    return f"damaged EVTX file header: truncated or damaged copy? ({exc})"
