@@ -59,6 +59,10 @@ def _describe(info: RulesetInfo) -> str:
     return f"{version}{package}: {info.rule_count:,} rules"
 
 
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.file is not None:
         print(f"installing rules from {args.file}", file=sys.stderr)
@@ -69,6 +73,18 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"installed Sigma rule set {_describe(result.installed)}")
     print(f"  into   {result.path}")
+    check = result.load_check
+    if check is not None:
+        # A file count is not what a scan will use: say how many rule files load.
+        files = _count(check.files, "rule file")
+        if check.files_failed:
+            verb = "loads" if check.files_loading == 1 else "load"
+            print(
+                f"  {files}: {check.files_loading:,} {verb}, {check.files_failed:,} do not"
+                f" (see: vedette rules check {result.path})"
+            )
+        else:
+            print(f"  {files}: all load ({_count(check.rules_loaded, 'rule')})")
     print(f"  from   {result.installed.source}")
     if result.previous is not None:
         print(f"  replaced {_describe(result.previous)} (installed {result.previous.installed_at})")

@@ -35,12 +35,45 @@ _RELEASE_TAG = re.compile(r"/releases/download/([^/]+)/")
 
 
 @dataclass(slots=True, frozen=True)
+class LoadCheck:
+    """How the installed rule files load in the engine: a file count is not a rule count."""
+
+    files: int
+    files_failed: int
+    rules_loaded: int
+
+    @property
+    def files_loading(self) -> int:
+        """Rule files with no load error."""
+        return max(0, self.files - self.files_failed)
+
+
+@dataclass(slots=True, frozen=True)
 class UpdateResult:
-    """The rule set now installed, where, and the one it replaced (if any)."""
+    """The rule set now installed, where, the one it replaced (if any), and how it loads."""
 
     installed: RulesetInfo
     path: Path
     previous: RulesetInfo | None
+    load_check: LoadCheck | None = None
+
+
+def check_loading(folder: Path, *, cache_dir: Path | None = None) -> LoadCheck | None:
+    """Load every rule under ``folder`` as `vedette scan` would, and count what does not load.
+
+    With the scan's ``cache_dir`` the first scan after an update then starts from a warm
+    cache. None when the check itself cannot run (the install stands either way).
+    """
+    from vedette.detect import Engine
+    from vedette.errors import VedetteError
+
+    try:
+        engine = Engine.from_paths([folder], scanner="none", cache_dir=cache_dir)
+    except (VedetteError, OSError):
+        return None
+    report = engine.load_report
+    failed = len({error.path for error in report.errors})
+    return LoadCheck(files=report.files, files_failed=failed, rules_loaded=report.loaded)
 
 
 def package_url(package: str) -> str:
@@ -91,7 +124,11 @@ def update_rules(
             package=package if archive is None and url is None else None,
             archive_sha256=_sha256(download.path),
         )
-    return UpdateResult(installed, target, previous)
+    from vedette.pipeline.build import default_cache_dir
+
+    return UpdateResult(
+        installed, target, previous, check_loading(target, cache_dir=default_cache_dir())
+    )
 
 
 def _sha256(path: Path) -> str:
