@@ -82,3 +82,35 @@ def test_date_only_to_includes_the_whole_day(
         "--from", "2026-11-20", "--to", "2026-11-20T23:59:30Z",
     )  # fmt: skip
     assert [json.loads(line)["timestamp"] for line in out.splitlines()] == times
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("out.jsonl", '{"timestamp"'),
+        ("out.json", "["),
+        ("out.csv", "timestamp,"),
+        ("out.txt", "Time"),
+    ],
+)
+def test_output_format_follows_the_file_extension_without_f(
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[Path, list[str]],
+    tmp_path: Path,
+    name: str,
+    first: str,
+) -> None:
+    logs, options = case
+    target = tmp_path / name
+    code, _, _ = run(capsys, str(logs), *options, "--no-summary", "-o", str(target))
+    assert code == 0
+    assert target.read_text().lstrip().startswith(first)
+
+
+def test_an_explicit_format_wins_over_the_extension(
+    capsys: pytest.CaptureFixture[str], case: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    logs, options = case
+    target = tmp_path / "out.json"
+    assert run(capsys, str(logs), *options, "--no-summary", "-f", "csv", "-o", str(target))[0] == 0
+    assert target.read_text().startswith("timestamp,")

@@ -127,7 +127,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
     output = parser.add_argument_group("output")
     output.add_argument(
-        "-f", "--format", choices=sorted(WRITERS), default="table", help="(default: table)"
+        "-f",
+        "--format",
+        choices=sorted(WRITERS),
+        help="(default: from the -o extension, .jsonl/.ndjson, .json, .csv; else table)",
     )
     output.add_argument("-o", "--output", type=Path, metavar="FILE", help="write detections here")
     output.add_argument("--summary-json", type=Path, metavar="FILE", help="summary as JSON")
@@ -182,8 +185,26 @@ def _exit_1_on_usage_error(parser: argparse.ArgumentParser) -> None:
     setattr(parser, "parse_known_args", strict)  # noqa: B010
 
 
+FORMAT_BY_SUFFIX: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+}
+"""The output format of ``-o FILE`` without ``-f``: a .jsonl file must never hold a text table."""
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    if args.format is not None:
+        return str(args.format)
+    if args.output is not None:
+        return FORMAT_BY_SUFFIX.get(args.output.suffix.lower(), "table")
+    return "table"
+
+
 def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    args.format = _output_format(args)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     detection_filter = DetectionFilter.build(
