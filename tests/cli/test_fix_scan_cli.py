@@ -114,3 +114,18 @@ def test_an_explicit_format_wins_over_the_extension(
     target = tmp_path / "out.json"
     assert run(capsys, str(logs), *options, "--no-summary", "-f", "csv", "-o", str(target))[0] == 0
     assert target.read_text().startswith("timestamp,")
+
+
+def test_no_readable_input_says_why_and_no_all_clear(
+    capsys: pytest.CaptureFixture[str], case: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    _, options = case
+    junk = tmp_path / "notes.bin"
+    junk.write_bytes(b"\x00\x01\x02garbage")
+    code, out, err = run(capsys, "-", str(junk), *options, "--no-summary")
+    assert code == 2
+    assert "No detections." not in out
+    assert "vedette: warning: -: no such file or folder (standard input is not read" in err
+    error = next(line for line in err.splitlines() if line.startswith("vedette: error:"))
+    assert error.startswith("vedette: error: no input could be read: ")
+    assert "notes.bin" in error

@@ -23,7 +23,7 @@ from vedette.intel import AttackKB
 from vedette.output.navigator import TechniqueTally, write_scan_layer
 from vedette.output.progress import TerminalProgress, wants_progress
 from vedette.output.summary import render_summary, write_summary_json
-from vedette.output.table import make_console
+from vedette.output.table import TableWriter, make_console
 from vedette.output.writers import WRITERS, open_writer
 from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector, default_cache_dir
 from vedette.pipeline.filters import DetectionFilter
@@ -261,6 +261,8 @@ def _run(args: argparse.Namespace) -> int:
                 factory=WorkerFactory(config),
                 started=started,
             )
+        if not result.readable and isinstance(writer, TableWriter):
+            writer.empty_message = None  # "No detections." would read as an all-clear
         writer.close()
 
     try:
@@ -280,7 +282,12 @@ def _run(args: argparse.Namespace) -> int:
         render_summary(stats, make_console(_summary_stream(args)))
     _warn_internal_errors(stats)
     if not result.readable:
-        print("vedette: error: no input could be read", file=sys.stderr)
+        # With --no-summary this line is all the responder sees: say why, with the first reasons.
+        reasons = "; ".join(str(w) for w in stats.skipped_examples[:3])
+        print(
+            "vedette: error: no input could be read" + (f": {reasons}" if reasons else ""),
+            file=sys.stderr,
+        )
         return EXIT_NO_INPUT
     if args.fail_on is not None and any(
         count and level_rank(level) >= level_rank(args.fail_on)

@@ -57,6 +57,8 @@ class TableWriter:
         self.console = make_console(stream, color=color, width=width)
         self.rows: list[Detection] = []
         self.count = 0
+        self.empty_message: str | None = "No detections."
+        """Printed when nothing fired; None when nothing could be read either."""
 
     def write(self, detection: Detection) -> None:
         """Queue a row; print when a block is full."""
@@ -67,8 +69,8 @@ class TableWriter:
     def close(self) -> None:
         """Print the last block (or say that nothing fired)."""
         self._flush()
-        if self.count == 0:
-            self.console.print("No detections.", style="green")
+        if self.count == 0 and self.empty_message:
+            self.console.print(self.empty_message, style="green")
 
     def _flush(self) -> None:
         if not self.rows:
