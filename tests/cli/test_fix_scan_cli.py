@@ -129,3 +129,24 @@ def test_no_readable_input_says_why_and_no_all_clear(
     error = next(line for line in err.splitlines() if line.startswith("vedette: error:"))
     assert error.startswith("vedette: error: no input could be read: ")
     assert "notes.bin" in error
+
+
+def test_an_unknown_status_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], case: tuple[Path, list[str]]
+) -> None:
+    logs, options = case
+    code, _, err = run(capsys, str(logs), *options, "--status", "bogus")
+    assert code == 1
+    assert "stable" in err and "bogus" in err
+
+
+def test_help_lists_statuses_readers_feed_formats_and_the_zone_rule(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert "experimental, deprecated, unsupported" in text
+    assert "evtx, json, syslog" in text
+    assert "STIX 2.x bundle, MISP event" in text and "TA0006" in text
+    assert "are taken as UTC" in text

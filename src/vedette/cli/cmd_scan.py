@@ -31,11 +31,15 @@ from vedette.pipeline.inputs import InputSource
 from vedette.pipeline.runner import Progress
 from vedette.pipeline.scan import ScanRequest, execute_scan
 from vedette.pipeline.stats import ScanStats
+from vedette.sources import READERS
 
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_NO_INPUT = 2
 EXIT_FAIL_ON = 3
+
+RULE_STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
+"""The rule statuses of the Sigma specification, for --status."""
 
 FILE_TABLE_WIDTH = 200
 """Width of a table written to a file or a pipe, where there is no terminal to measure."""
@@ -44,6 +48,9 @@ DESCRIPTION = """\
 Scan files and folders of logs (EVTX, JSON, syslog, auditd, Zeek, Suricata, CSV, CEF; .gz,
 .bz2, .zip) with Sigma rules, Sigma correlation rules and threat-intel indicators, and print a
 timeline of detections mapped to MITRE ATT&CK, followed by a summary.
+
+Times in logs that carry no zone (syslog, auditd, web and text logs) are taken as UTC, like
+--from/--to without an offset; every time shown is UTC.
 
 exit codes: 0 scan ran, 1 usage or configuration error, 2 no input readable,
             3 --fail-on level reached
@@ -74,7 +81,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="Sigma rule file or folder (repeatable; default: starter pack + installed rule set)",
     )
     detect.add_argument(
-        "--intel", action="append", type=Path, default=[], metavar="FEED", help="indicator feed"
+        "--intel",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FEED",
+        help="indicator feed, repeatable: STIX 2.x bundle, MISP event or feed folder, CSV with a"
+        " header, plain list, or YAML feed list (check one with `vedette intel check FEED`)",
     )
     detect.add_argument(
         "--placeholders", type=Path, metavar="FILE", help="YAML values for rule placeholders"
@@ -97,14 +110,22 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help=f"lowest level shown ({', '.join(LEVELS)})",
     )
-    filters.add_argument("--status", action="append", default=[], help="rule status to show")
+    filters.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        choices=RULE_STATUSES,
+        metavar="STATUS",
+        help=f"rule status to show, repeatable ({', '.join(RULE_STATUSES)})",
+    )
     filters.add_argument("--tag", action="append", default=[], help="rule tag or tag prefix")
     filters.add_argument(
         "--attack",
         action="append",
         default=[],
         metavar="ID",
-        help="ATT&CK technique (T1059 includes its sub-techniques) or tactic name",
+        help="ATT&CK technique (T1059 includes its sub-techniques) or tactic (TA0006,"
+        " credential-access or 'Credential Access'), repeatable",
     )
     filters.add_argument(
         "--from",
@@ -143,7 +164,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
     tuning = parser.add_argument_group("input and performance")
     tuning.add_argument(
-        "--input-format", metavar="NAME", help="read every file with this reader (no sniffing)"
+        "--input-format",
+        metavar="NAME",
+        help=f"read every file with this reader, no sniffing ({', '.join(sorted(READERS))})",
     )
     tuning.add_argument(
         "-j",

@@ -17,6 +17,7 @@ from vedette.errors import ConfigError
 from vedette.events import LEVELS, Detection, level_rank
 
 _DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
+_TACTIC_ID = re.compile(r"^TA\d{4}$", re.IGNORECASE)
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$", re.IGNORECASE)
 
 
@@ -157,8 +158,19 @@ class DetectionFilter:
 
 
 def _attack_term(text: str) -> str:
-    """A technique id (upper case) or a tactic short name (``credential-access``)."""
+    """A technique id (upper case) or a tactic short name (``credential-access``).
+
+    A tactic may be given by id (``TA0006``), short name or name ("Credential Access"): the
+    bundled ATT&CK table resolves it, since detections carry tactic short names.
+    """
     term = text.strip()
     if _TECHNIQUE.match(term):
         return term.upper()
+    from vedette.intel.attack import AttackKB
+
+    tactic = AttackKB.load().tactic(term)
+    if tactic is not None:
+        return tactic.shortname
+    if _TACTIC_ID.match(term):
+        raise ConfigError(f"--attack: {term!r} is not an ATT&CK tactic id")
     return term.lower().replace("_", "-").replace(" ", "-")
