@@ -150,3 +150,17 @@ def test_help_lists_statuses_readers_feed_formats_and_the_zone_rule(
     assert "evtx, json, syslog" in text
     assert "STIX 2.x bundle, MISP event" in text and "TA0006" in text
     assert "are taken as UTC" in text
+
+
+def test_an_exclusion_naming_no_loaded_rule_warns(
+    capsys: pytest.CaptureFixture[str], case: tuple[Path, list[str]]
+) -> None:
+    logs, options = case
+    known = "55555555-5555-4555-8555-555555555555"
+    code, _, err = run(
+        capsys, str(logs), *options, "--no-summary", "--exclude-rule", "no-such-id",
+        "--exclude-rule", known.upper(),
+    )  # fmt: skip
+    assert code == 0
+    assert "vedette: warning: --exclude-rule no-such-id: no loaded rule" in err
+    assert known.upper() not in err

@@ -26,6 +26,7 @@ from vedette.output.summary import render_summary, write_summary_json
 from vedette.output.table import TableWriter, make_console
 from vedette.output.writers import WRITERS, open_writer
 from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector, default_cache_dir
+from vedette.pipeline.detector import Detector
 from vedette.pipeline.filters import DetectionFilter
 from vedette.pipeline.inputs import InputSource
 from vedette.pipeline.runner import Progress
@@ -253,6 +254,8 @@ def _run(args: argparse.Namespace) -> int:
         correlate=not args.no_correlation,
     )
     detector, facts = build_detector(config)
+    if args.exclude_rule and not args.intel:  # indicator ids are not known before matching
+        _warn_unknown_exclusions(args.exclude_rule, detector)
     stats = ScanStats(
         rules_loaded=facts.rules_loaded,
         rule_errors=facts.rule_errors,
@@ -321,6 +324,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 INTERNAL_REASONS = ("internal-error", "worker-died")
+
+
+def _warn_unknown_exclusions(terms: list[str], detector: Detector) -> None:
+    """Say when an --exclude-rule names no loaded rule: a typo would exclude nothing, silently."""
+    known: set[str] = set()
+    engine = detector.engine
+    for rule in getattr(engine, "rules", ()):
+        known.update(str(key).lower() for key in (rule.id, rule.name) if key)
+    for rule in getattr(engine, "correlation_rules", ()):
+        known.update(str(key).lower() for key in (rule.id, rule.name) if key)
+    for term in terms:
+        if term.strip().lower() not in known:
+            print(
+                f"vedette: warning: --exclude-rule {term}: no loaded rule has this id or name",
+                file=sys.stderr,
+            )
 
 
 def _warn_missing_inputs(paths: list[Path]) -> None:
