@@ -37,7 +37,9 @@ def test_attack_coverage_with_navigator(tmp_path: Path, capsys: pytest.CaptureFi
 def test_attack_coverage_missing_rules_path_is_a_clean_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["attack", "coverage", "--rules", str(tmp_path / "nope"), "--no-cache"]) == 2
+    assert (
+        main(["attack", "coverage", "--rules", str(tmp_path / "nope"), "--no-cache"]) == 1
+    )  # as scan: a bad --rules path is a usage error
     assert "no such rule file" in capsys.readouterr().err
 
 

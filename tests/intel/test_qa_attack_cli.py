@@ -76,7 +76,9 @@ def test_coverage_of_a_folder_without_rules_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "notes.txt").write_text("no rules here\n")
-    assert main(["attack", "coverage", "--rules", str(tmp_path), "--no-cache"]) == 2
+    assert (
+        main(["attack", "coverage", "--rules", str(tmp_path), "--no-cache"]) == 1
+    )  # a configuration error, as in scan
     assert "no rule files" in capsys.readouterr().err
 
 

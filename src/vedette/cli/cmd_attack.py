@@ -11,7 +11,7 @@ from rich.table import Table
 
 from vedette.cli.cmd_intel import wide_console
 from vedette.cli.registry import CommandRegistry
-from vedette.errors import ConfigError, InputError
+from vedette.errors import ConfigError
 from vedette.intel.attack import AttackKB, is_technique_id, sorted_technique_ids
 from vedette.intel.coverage import Coverage, rank_groups, rule_coverage, techniques_from_result
 from vedette.intel.navigator import navigator_layer, write_layer
@@ -94,12 +94,12 @@ def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], in
             raise ConfigError("no rules given and no default rules installed (use --rules PATH)")
     for path in paths:
         if not path.exists():
-            raise InputError(f"{path}: no such rule file or folder")
+            raise ConfigError(f"{path}: no such rule file or folder")
     # The same compiled-rule cache as `vedette scan`: coverage after a scan loads instantly.
     cache_dir = default_cache_dir() if use_cache else None
     engine = Engine.from_paths(paths, scanner="none", cache_dir=cache_dir)
     if engine.load_report.files == 0:  # a wrong folder is not "0% coverage"
-        raise InputError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
+        raise ConfigError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
     return list(engine.rules), len(engine.load_report.errors)
 
 
