@@ -65,3 +65,13 @@ def test_every_field_list_is_non_empty() -> None:
     for section in (table.categories, table.services, table.products):
         assert all(section.values())
     assert table.default
+
+
+def test_multi_valued_field_reads_as_its_values_not_a_python_list() -> None:
+    det = detection_for(
+        LogSource("linux", frozenset({"auditd"})),
+        type=["SYSCALL", "PATH"],
+        exe="/usr/bin/tee",
+    )
+    text = key_fields_text(det)
+    assert "SYSCALL,PATH" in text and "[" not in text

@@ -88,6 +88,8 @@ def key_fields_text(detection: Detection, *, limit: int = MAX_FIELDS, width: int
     """Key fields as one line: ``cmd=whoami /all  user=CORP\\bob``."""
     parts = []
     for label, value in key_field_table().pick(detection, limit):
+        if isinstance(value, list | tuple):  # a multi-valued field reads as its values
+            value = ",".join(str(item) for item in value)
         text = " ".join(str(value).split())  # multi-line script blocks on one line
         if len(text) > width:
             text = text[: width - 1] + "…"
