@@ -15,11 +15,14 @@ from typing import Any
 NO_FIELD = 0
 """Field number of keys no covered item names."""
 
+CLASH_LAYOUTS = 4096
+"""Distinct key layouts with a case clash remembered before the table starts afresh."""
+
 
 class FieldResolver:
     """Maps an event's keys to field numbers (:data:`NO_FIELD` for keys no item reads)."""
 
-    __slots__ = ("_known", "_numbers", "_seen", "_spellings", "_variants")
+    __slots__ = ("_clashes", "_known", "_numbers", "_seen", "_spellings", "_variants")
 
     def __init__(self, numbers: dict[str, int], spellings: dict[str, frozenset[str]]) -> None:
         self._numbers = dict(numbers)
@@ -27,6 +30,10 @@ class FieldResolver:
         self._known: dict[str, int] = {}
         self._seen: dict[str, str] = {}  # lower-cased name -> first raw spelling seen
         self._variants: set[str] = set()  # raw keys whose name was seen spelled otherwise
+        # Event key layout (keys in order) -> its resolution: a clash's outcome depends only on
+        # the event's keys and their order, and logs repeat a few layouts (one per provider and
+        # event id), so each layout is worked out once instead of once per event.
+        self._clashes: dict[tuple[str, ...], dict[str, int] | None] = {}
 
     def _learn(self, key: str) -> int:
         name = key.lower()
@@ -44,14 +51,23 @@ class FieldResolver:
                 if key not in self._known:
                     self._learn(key)
         if self._variants and not self._variants.isdisjoint(fields):
-            return self._resolve_clash(fields)
+            layout = tuple(fields)
+            try:
+                return self._clashes[layout]
+            except KeyError:
+                pass
+            if len(self._clashes) >= CLASH_LAYOUTS:
+                self._clashes.clear()
+            resolved = self._clashes[layout] = self._resolve_clash(fields)
+            return resolved
         return self._known
 
     def _resolve_clash(self, fields: dict[str, Any]) -> dict[str, int] | None:
         groups: dict[str, list[str]] = {}
         for key in fields:
             groups.setdefault(key.lower(), []).append(key)
-        override = dict(self._known)
+        # Only the event's own keys: the result is remembered for every event of this layout.
+        override = {key: self._known[key] for key in fields}
         for name, keys in groups.items():
             number = self._numbers.get(name, NO_FIELD)
             if len(keys) < 2 or number == NO_FIELD:
