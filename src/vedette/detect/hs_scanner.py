@@ -46,8 +46,11 @@ FORMAT_VERSION = "hs-items-4"
 """Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
 
 DatabaseKey = tuple[int, int]
-_Wanted = tuple[list[bool], list[bool], bool, bool]
-"""Per logsource: fields read case-insensitively, fields read cased, any cased, keywords."""
+_Wanted = tuple[list[bool], list[bool], list[bool], bool]
+"""Per logsource: fields read case-insensitively, fields read cased, either, keywords."""
+_Seen = tuple[frozenset[int], tuple[tuple[int, int], ...]]
+"""A field value's true patterns, as the items they make true and their all-of slots."""
+_NOTHING: _Seen = (frozenset(), ())
 
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
@@ -186,8 +189,16 @@ class HyperscanScanner:
         self._resolver = FieldResolver(items.fields, items.spellings)
         # (field number, value) -> patterns true for it (case-insensitive side): logs repeat the
         # same images, parents, channels and users, and a probe is cheaper than a scan.
-        self._memo: dict[tuple[int, str], tuple[int, ...]] = {}
+        self._memo: dict[tuple[int, str], _Seen] = {}
         self._fallback: dict[int, ItemTest] | None = None
+        # Scratch list of the folded scan's true patterns, and the callback that fills it.
+        found: list[int] = []
+        self._found = found
+
+        def collect(pid: int, start: int, end: int, flags: int, context: object) -> None:
+            found.append(pid)
+
+        self._collect = collect
         self.fallback_events = 0
         """Events decided by the items' Python closures instead (field names clashing by case)."""
 
@@ -215,12 +226,12 @@ class HyperscanScanner:
 
         resolve = self._resolver.numbers
         memo = self._memo
-        folded_dbs, cased_dbs = self._folded, self._cased
-        folded_eqs, cased_eqs = self._folded_eq, self._cased_eq
-        regex_dbs, regex_pys = self._regex, self._regex_py
+        cased_dbs, cased_eqs = self._cased, self._cased_eq
+        scan_folded = self._scan_folded
         routes = self._routes
         patterns = self._items.patterns
         any_items, all_slots = patterns.any_items, patterns.all_slots
+        need = self._items.need
         out: list[set[int]] = []
         for event in events:
             fields = event.fields
@@ -232,13 +243,24 @@ class HyperscanScanner:
             route = routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
-            wanted, wanted_cased, any_cased, keywords = route
-            every: list[str] | None = [] if keywords else None
+            wanted, wanted_cased, read, keywords = route
+            true: set[int] = set()
+            # (item, matcher) slots of all-of items met by the event's values.
+            slots: list[tuple[int, int]] = []
+            every: list[str] = []
+            if keywords:  # every value of the event, in order, for the keyword scan
+                add = every.append
+                for value in fields.values():
+                    kind = type(value)
+                    if kind is str:
+                        add(value)
+                    elif kind is int:
+                        add(str(value))
+                    elif value is not None:
+                        every.extend(render_values(value))
             for key, value in fields.items():
                 number = numbers[key]
-                folded = wanted[number]
-                cased = any_cased and wanted_cased[number]
-                if not folded and not cased and every is None:
+                if not read[number]:
                     continue
                 kind = type(value)
                 if kind is str:
@@ -249,37 +271,15 @@ class HyperscanScanner:
                     continue
                 else:
                     strings = render_values(value)
-                if every is not None:
-                    every.extend(strings)
-                if folded:
-                    table, database = folded_eqs[number], folded_dbs[number]
-                    regex_db = regex_dbs[number]
+                if wanted[number]:
                     for text in strings:
                         seen = memo.get((number, text))
-                        if seen is not None:
-                            hits.extend(seen)
-                            continue
-                        start = len(hits)
-                        low = text.lower()
-                        if table is not None:
-                            found = table.get(low)
-                            if found:
-                                hits.extend(found)
-                        if database is not None:
-                            data = b"\xff" + low.encode("utf-8", "surrogatepass") + b"\xff"
-                            database.scan(data, match_event_handler=on_match)
-                        if regex_db is not None:
-                            if text.isascii():
-                                data = b"\xff" + text.encode("ascii") + b"\xff"
-                                regex_db.scan(data, match_event_handler=on_match)
-                            else:
-                                for search, pid in regex_pys[number] or ():
-                                    if search(text) is not None:
-                                        append(pid)
-                        if len(memo) >= MEMO_LIMIT:
-                            memo.clear()
-                        memo[number, text] = tuple(hits[start:])
-                if cased:
+                        if seen is None:
+                            seen = scan_folded(number, text)
+                        true.update(seen[0])
+                        if seen[1]:
+                            slots.extend(seen[1])
+                if wanted_cased[number]:
                     table, database = cased_eqs[number], cased_dbs[number]
                     for text in strings:
                         if table is not None:
@@ -291,21 +291,64 @@ class HyperscanScanner:
                             database.scan(data, match_event_handler=on_match)
             if every:
                 self._scan_keywords(every, on_match)
-            true: set[int] = set()
-            partial: dict[int, set[int]] | None = None
+            # Patterns of the cased and keyword scans (the folded side's are in the memo).
             for pid in hits:
                 true.update(any_items[pid])
-                slots = all_slots.get(pid)
-                if slots:
-                    if partial is None:
-                        partial = {}
-                    for item_id, matcher in slots:
-                        partial.setdefault(item_id, set()).add(matcher)
-            if partial:
-                need = self._items.need
+                found_slots = all_slots.get(pid)
+                if found_slots:
+                    slots.extend(found_slots)
+            if slots:
+                partial: dict[int, set[int]] = {}
+                for item_id, matcher in slots:
+                    partial.setdefault(item_id, set()).add(matcher)
                 true.update(i for i, got in partial.items() if len(got) == need[i])
             out.append(true)
         return out
+
+    def _scan_folded(self, number: int, text: str) -> _Seen:
+        """What ``text`` makes true as a value of field ``number`` (case-insensitive side).
+
+        Remembered in the memo as the items of its true patterns and their all-of slots, so a
+        value seen again costs one probe and one set update.
+        """
+        found = self._found
+        found.clear()
+        collect = self._collect
+        low = text.lower()
+        table = self._folded_eq[number]
+        if table is not None:
+            found.extend(table.get(low, ()))
+        database = self._folded[number]
+        if database is not None:
+            data = b"\xff" + low.encode("utf-8", "surrogatepass") + b"\xff"
+            database.scan(data, match_event_handler=collect)
+        regex_db = self._regex[number]
+        if regex_db is not None:
+            if text.isascii():
+                data = b"\xff" + text.encode("ascii") + b"\xff"
+                regex_db.scan(data, match_event_handler=collect)
+            else:
+                for search, pid in self._regex_py[number] or ():
+                    if search(text) is not None:
+                        found.append(pid)
+        if found:
+            patterns = self._items.patterns
+            any_items, all_slots = patterns.any_items, patterns.all_slots
+            items: set[int] = set()
+            slots: list[tuple[int, int]] = []
+            for pid in found:
+                items.update(any_items[pid])
+                pid_slots = all_slots.get(pid)
+                if pid_slots:
+                    slots.extend(pid_slots)
+            seen: _Seen = (frozenset(items), tuple(slots))
+        else:
+            seen = _NOTHING
+        memo = self._memo
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[number, text] = seen
+        return seen
 
     def _route(self, logsource: LogSource) -> _Wanted:
         """Which fields (and whether keywords) the rules of ``logsource`` read.
@@ -336,7 +379,8 @@ class HyperscanScanner:
         folded = [w and n in needed for n, w in enumerate(self._wanted)]
         cased = [w and n in needed for n, w in enumerate(self._wanted_cased)]
         keywords = keywords and self._keywords
-        route = (folded, cased, any(cased), keywords)
+        read = [f or c for f, c in zip(folded, cased, strict=True)]
+        route = (folded, cased, read, keywords)
         if len(self._routes) > 4096:  # logsources are few; a flood of odd ones must not grow this
             self._routes.clear()
         self._routes[logsource] = route
