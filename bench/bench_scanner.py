@@ -16,16 +16,20 @@ Measured in one process pinned to one CPU, in CPU seconds (``time.process_time``
   * coverage: items decided by the scan vs left to Python, by matcher kind.
 
 The scanner's memo of field values is cleared before every turn, so each turn is a first pass.
+With ``--compare REV`` the scan-only turns also run the scanner modules (``hs_*.py``) as they
+were at git revision ``REV``, alternating with today's, and check both give the same answers.
 
-    .venv/bin/python bench/bench_scanner.py [--repeat 3]
+    .venv/bin/python bench/bench_scanner.py [--repeat 3] [--compare REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +45,7 @@ from vedette.detect import Engine  # noqa: E402
 from vedette.detect.hs_scanner import HyperscanScanner  # noqa: E402
 from vedette.detect.index import build_python_scanner  # noqa: E402
 from vedette.detect.plan import AnyOf, RulePlan  # noqa: E402
+from vedette.detect.scanner import SCANNERS  # noqa: E402
 from vedette.events import Event  # noqa: E402
 from vedette.sources import read_events  # noqa: E402
 from vedette.sources.report import ReadReport  # noqa: E402
@@ -74,6 +79,29 @@ def match_all(engine: Engine, events: list[Event]) -> int:
     return found
 
 
+def scanner_at(rev: str, plan: RulePlan, cache_dir: Path, work: Path) -> Any:
+    """A ``HyperscanScanner`` built from the ``hs_*.py`` modules of git revision ``rev``."""
+    package = work / "hs_at_rev" / "hs_old"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for name in ("hs_buffer", "hs_patterns", "hs_regex", "hs_scanner"):
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:src/vedette/detect/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        (package / f"{name}.py").write_text(source.replace("vedette.detect.hs_", "hs_old.hs_"))
+    sys.path.insert(0, str(package.parent))
+    saved = dict(SCANNERS)  # the old module registers itself; keep today's registration
+    try:
+        module = importlib.import_module("hs_old.hs_scanner")
+    finally:
+        SCANNERS.clear()
+        SCANNERS.update(saved)
+    return module.HyperscanScanner(plan, cache_dir)
+
+
 def uncovered_kinds(plan: RulePlan, covered: frozenset[int]) -> dict[str, int]:
     kinds: Counter[str] = Counter()
     for item in plan.items:
@@ -88,6 +116,7 @@ def uncovered_kinds(plan: RulePlan, covered: frozenset[int]) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compare", metavar="REV", help="also time the scanner of git REV")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -125,6 +154,10 @@ def main() -> None:
         "python_item_kinds": uncovered_kinds(plan, scanner.covered),
     }
     python_scanner = build_python_scanner(plan, None)
+    old_scanner = scanner_at(args.compare, plan, work / "hs-old", work) if args.compare else None
+    if old_scanner is not None:
+        same = old_scanner.decide(events) == scanner.decide(events)
+        results["compare"] = {"rev": args.compare, "same_answers": same}
     engines = {
         name: Engine.from_paths(rules, scanner=name, cache_dir=plan_cache)
         for name in ("hyperscan", "python")
@@ -148,6 +181,14 @@ def main() -> None:
             "match hyperscan": lambda: match_all(engines["hyperscan"], events),
             "match python": lambda: match_all(engines["python"], events),
         }
+        if old_scanner is not None:
+            old_scanner.clear_memo()
+            turn["scan hyperscan at " + args.compare] = lambda: old_scanner.decide(events)
+            # The same scanners again on a warm memo (every value seen once already).
+            turn["scan hyperscan, warm memo"] = lambda: scanner.decide(events)
+            turn[f"scan hyperscan at {args.compare}, warm memo"] = lambda: old_scanner.decide(
+                events
+            )
         for name, fn in turn.items():
             seconds, value = cpu(fn)
             timings.setdefault(name, []).append(seconds)
@@ -164,6 +205,13 @@ def main() -> None:
     ratio = best["match python"] / best["match hyperscan"]
     results["match_speedup"] = ratio
     results["scan_speedup"] = best["scan python"] / best["scan hyperscan"]
+    if args.compare:
+        results["compare"]["speedup_first_pass"] = (
+            best["scan hyperscan at " + args.compare] / best["scan hyperscan"]
+        )
+        results["compare"]["speedup_warm_memo"] = (
+            best[f"scan hyperscan at {args.compare}, warm memo"] / best["scan hyperscan, warm memo"]
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "scanner.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
