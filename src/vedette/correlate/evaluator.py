@@ -26,7 +26,7 @@ from typing import Any
 
 from vedette.correlate.measures import MEASURES, Entry, Tally
 from vedette.correlate.spec import CorrelationSpec
-from vedette.events import Detection, SourceRef, level_rank
+from vedette.events import LEVELS, Detection, SourceRef, level_rank
 
 GroupKey = tuple[Any, ...]
 
@@ -36,8 +36,7 @@ MAX_EVENT_REFS = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNUSED_TALLY = Tally()
 """Stands in for the counters of measures with ``uses_tally = False`` (never written to)."""
-_LEVELS = ("informational", "low", "medium", "high", "critical")
-_LEVEL_RANK = {name: level_rank(name) for name in _LEVELS}
+_LEVEL_RANK = {name: level_rank(name) for name in LEVELS}
 
 
 def micros_to_datetime(micros: int) -> datetime:
@@ -294,7 +293,7 @@ class Evaluator:
     ) -> Detection:
         spec = self.spec
         seen = sorted({entry.rule for entry in entries})
-        level = spec.level or (_LEVELS[group.level] if group.level >= 0 else "medium")
+        level = spec.level or (LEVELS[group.level] if group.level >= 0 else "medium")
         extra: dict[str, Any] = {
             "correlation_type": spec.type,
             "group_by": dict(zip(spec.group_by, group.key[:-1], strict=True)),

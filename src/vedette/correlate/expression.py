@@ -8,7 +8,7 @@ This is a small recursive-descent parser to a closure over the set of rules seen
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterable, Set
 
 Predicate = Callable[[Set[str]], bool]
 
@@ -57,27 +57,30 @@ def _tokens(expression: str) -> list[str]:
 
 
 def _parse_or(tokens: list[str], position: int) -> tuple[Predicate, int]:
-    terms = []
-    term, position = _parse_and(tokens, position)
-    terms.append(term)
-    while position < len(tokens) and tokens[position] == "or":
-        term, position = _parse_and(tokens, position + 1)
-        terms.append(term)
-    if len(terms) == 1:
-        return terms[0], position
-    return (lambda seen: any(t(seen) for t in terms)), position
+    return _parse_chain(tokens, position, "or", _parse_and, any)
 
 
 def _parse_and(tokens: list[str], position: int) -> tuple[Predicate, int]:
-    factors = []
-    factor, position = _parse_not(tokens, position)
-    factors.append(factor)
-    while position < len(tokens) and tokens[position] == "and":
-        factor, position = _parse_not(tokens, position + 1)
-        factors.append(factor)
-    if len(factors) == 1:
-        return factors[0], position
-    return (lambda seen: all(f(seen) for f in factors)), position
+    return _parse_chain(tokens, position, "and", _parse_not, all)
+
+
+def _parse_chain(
+    tokens: list[str],
+    position: int,
+    keyword: str,
+    operand: Callable[[list[str], int], tuple[Predicate, int]],
+    combine: Callable[[Iterable[bool]], bool],
+) -> tuple[Predicate, int]:
+    """Operands joined by ``keyword``, folded with ``combine`` (``any`` or ``all``)."""
+    parts: list[Predicate] = []
+    part, position = operand(tokens, position)
+    parts.append(part)
+    while position < len(tokens) and tokens[position] == keyword:
+        part, position = operand(tokens, position + 1)
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0], position
+    return (lambda seen: combine(p(seen) for p in parts)), position
 
 
 def _parse_not(tokens: list[str], position: int) -> tuple[Predicate, int]:
