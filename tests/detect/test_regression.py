@@ -107,3 +107,11 @@ def test_regression_case_evtx_reference_scanner(info: Path, reference_engine: En
 def test_regression_case_json(info: Path, engine: Engine) -> None:
     """The same events as exported ``.json`` (evtx_dump layout), through the JSON reader."""
     _check(info, ".json", engine)
+
+
+def test_regression_cases_are_collected() -> None:
+    """Without the corpus the parametrised tests above collect nothing and pytest only skips
+    them; this fails under ``CI`` instead (through `dataset`) or when no case is found."""
+    dataset("sigma", "regression_data")
+    assert len(_cases(".evtx")) >= 50
+    assert len(_cases(".json")) >= 50

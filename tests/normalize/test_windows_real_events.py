@@ -119,3 +119,10 @@ def test_every_known_channel_of_the_samples_is_classified(
     # that rules use must never be in this list.
     used_by_rules = {"Security", "System", "Application", "Microsoft-Windows-Sysmon/Operational"}
     assert not used_by_rules & set(unrouted)
+
+
+def test_regression_cases_are_collected() -> None:
+    """Without the corpus the parametrised test above collects nothing and pytest only skips it;
+    this fails under ``CI`` instead (through `dataset`) or when no case is found."""
+    dataset("sigma", "regression_data")
+    assert len(_cases()) >= 50
