@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,7 +11,8 @@ from vedette.cli.registry import CommandRegistry
 from vedette.detect import Engine, LoadReport
 from vedette.detect.plan import RuleInfo
 from vedette.errors import ConfigError
-from vedette.events import level_rank
+from vedette.events import LEVELS, level_rank
+from vedette.pipeline.build import default_cache_dir
 
 LIST_DESCRIPTION = """\
 List the rules Vedette would run: id, level, status, title, logsource and ATT&CK techniques.
@@ -66,7 +66,7 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--level",
-        choices=["informational", "low", "medium", "high", "critical"],
+        choices=LEVELS,
         help="only rules of this level or higher",
     )
     parser.add_argument(
@@ -89,12 +89,6 @@ def _default_paths() -> list[Path]:
     except ImportError as exc:  # rule packs not installed with this build
         raise ConfigError("no default rules available: give --rules PATH") from exc
     return default_rule_paths()
-
-
-def default_cache_dir() -> Path:
-    """The compiled-rule cache ``vedette scan`` also uses."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vedette"
 
 
 def _load(paths: list[Path], args: argparse.Namespace) -> Engine:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError
@@ -68,7 +68,7 @@ examples:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    _exit_1_on_usage_error(parser)
+    _reject_unknown_options(parser)
     parser.epilog = EPILOG
     parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="files and folders")
 
@@ -187,26 +187,21 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _exit_1_on_usage_error(parser: argparse.ArgumentParser) -> None:
-    """Usage errors of this command exit 1 (argparse's default, 2, means "no input" here)."""
-
-    def error(message: str) -> NoReturn:
-        parser.print_usage(sys.stderr)
-        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
-
-    setattr(parser, "error", error)  # noqa: B010  (argparse offers no other hook)
+def _reject_unknown_options(parser: argparse.ArgumentParser) -> None:
+    """Unknown options are this command's usage error, reported with its own usage line."""
     parse_known_args = parser.parse_known_args
 
     def strict(
         args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        # Unknown options would otherwise reach the top-level parser, which exits 2.
+        # Otherwise they reach the top-level parser and read as an error of `vedette` itself.
+        # Exit status 1 comes from `VedetteArgumentParser.error`, which this parser inherits.
         parsed, extras = parse_known_args(args, namespace)
         if extras:
-            error(f"unrecognized arguments: {' '.join(extras)}")
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, extras
 
-    setattr(parser, "parse_known_args", strict)  # noqa: B010
+    setattr(parser, "parse_known_args", strict)  # noqa: B010  (argparse offers no other hook)
 
 
 FORMAT_BY_SUFFIX: dict[str, str] = {
