@@ -9,8 +9,6 @@ import pytest
 from vedette.detect import Engine
 from vedette.events import Event, LogSource
 
-pytest.importorskip("hyperscan")
-
 RULE = """
 title: Whoami
 id: 0e7b3c5a-1b2c-4d5e-8f90-123456789abc

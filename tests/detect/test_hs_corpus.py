@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from datasets import dataset
-from vedette.detect import Engine
+from vedette.detect import (
+    Engine,
+    hs_scanner,  # a required dependency: a broken import must fail
+)
 from vedette.detect.matchers import EventView, item_test
 from vedette.events import Event, LogSource
 from vedette.sources import read_events
 from vedette.sources.report import ReadReport
-
-hs_scanner = pytest.importorskip("vedette.detect.hs_scanner")
 
 WINDOWS_RULES = ("rules/windows", "rules-threat-hunting/windows", "rules-emerging-threats")
 # Every third recording keeps the test near a minute while covering every tactic folder

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vedette.detect import hs_scanner  # a required dependency: a broken import must fail
 from vedette.detect.matchers import EventView, item_test
 from vedette.detect.plan import ANY, ONE, AnyOf, DetectionItem, Glob, GlobToken, Regex, RulePlan
 from vedette.events import Event
 
-hs_scanner = pytest.importorskip("vedette.detect.hs_scanner")
 HyperscanScanner = hs_scanner.HyperscanScanner
 
 # Characters chosen to break naive scanners: case folds that change length (İ, ß has none but
