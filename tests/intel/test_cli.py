@@ -10,21 +10,11 @@ import pytest
 from datasets import dataset
 from vedette.cli.main import main
 
-RULE = """
-title: Encoded PowerShell
-id: 11111111-1111-1111-1111-111111111111
-status: test
-level: high
-tags: [attack.execution, attack.t1059.001]
-logsource: {product: windows, category: process_creation}
-detection:
-  selection: {CommandLine|contains: ' -enc '}
-  condition: selection
-"""
 
-
-def test_attack_coverage_with_navigator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "rule.yml").write_text(RULE)
+def test_attack_coverage_with_navigator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], powershell_rule: str
+) -> None:
+    (tmp_path / "rule.yml").write_text(powershell_rule)
     layer = tmp_path / "layer.json"
     assert main(["attack", "coverage", "--rules", str(tmp_path / "rule.yml"),
                  "--navigator", str(layer), "--techniques", "--no-cache"]) == 0  # fmt: skip
@@ -107,8 +97,10 @@ def test_intel_sweep_over_jsonl_logs(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert lines[0]["extra"]["observed"] == {"QueryName": "cdn.evil.example"}
 
 
-def test_attack_coverage_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "rule.yml").write_text(RULE)
+def test_attack_coverage_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], powershell_rule: str
+) -> None:
+    (tmp_path / "rule.yml").write_text(powershell_rule)
     layer = tmp_path / "layer.json"
     assert main(["attack", "coverage", "--rules", str(tmp_path), "--json", "--no-cache",
                  "--navigator", str(layer)]) == 0  # fmt: skip

@@ -12,17 +12,7 @@ from vedette.intel.attack import AttackKB, technique_ids_from_tags
 from vedette.intel.coverage import rank_groups, rule_coverage, techniques_from_result
 from vedette.intel.navigator import layer_scores, navigator_layer
 
-RULES = """
-title: Encoded PowerShell
-id: 11111111-1111-1111-1111-111111111111
-status: test
-level: high
-tags: [attack.execution, attack.t1059.001]
-logsource: {product: windows, category: process_creation}
-detection:
-  selection: {CommandLine|contains: ' -enc '}
-  condition: selection
----
+OTHER_RULES = """
 title: LSASS dump with comsvcs
 id: 22222222-2222-2222-2222-222222222222
 status: test
@@ -59,8 +49,9 @@ def kb() -> AttackKB:
     return AttackKB.load()
 
 
-def test_inline_rule_set_coverage_per_tactic(kb: AttackKB) -> None:
-    rules = Engine.from_yaml(RULES, scanner="none").rules
+def test_inline_rule_set_coverage_per_tactic(kb: AttackKB, powershell_rule: str) -> None:
+    text = powershell_rule + "---\n" + OTHER_RULES
+    rules = Engine.from_yaml(text, scanner="none").rules
     coverage = rule_coverage(rules, kb)
     assert coverage.rules_total == 4
     assert coverage.rules_without_attack == 1
