@@ -188,21 +188,26 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def _compare(matcher: Compare) -> ValueTest:
-    op = _COMPARE[matcher.op]
-    bound = matcher.number
+def _over_scalars(convert: Callable[[Any], Any], accept: Callable[[Any], bool]) -> ValueTest:
+    """True when some element of the value (or the value itself) converts and is accepted."""
 
     def run(value: Any, view: EventView) -> bool:
         if value is MISSING or value is None:
             return False
         values = value if isinstance(value, (list, tuple)) else (value,)
         for v in values:
-            n = _number(v)
-            if n is not None and op(n, bound):
+            converted = convert(v)
+            if converted is not None and accept(converted):
                 return True
         return False
 
     return run
+
+
+def _compare(matcher: Compare) -> ValueTest:
+    op = _COMPARE[matcher.op]
+    bound = matcher.number
+    return _over_scalars(_number, lambda n: op(n, bound))
 
 
 def _exists(matcher: Exists) -> ValueTest:
@@ -273,18 +278,7 @@ _TIME_PARTS: dict[str, Callable[[datetime], int]] = {
 def _timepart(matcher: TimePart) -> ValueTest:
     part = _TIME_PARTS[matcher.part]
     want = matcher.number
-
-    def run(value: Any, view: EventView) -> bool:
-        if value is MISSING or value is None:
-            return False
-        values = value if isinstance(value, (list, tuple)) else (value,)
-        for v in values:
-            moment = _timestamp(v)
-            if moment is not None and part(moment.astimezone(UTC)) == want:
-                return True
-        return False
-
-    return run
+    return _over_scalars(_timestamp, lambda moment: part(moment.astimezone(UTC)) == want)
 
 
 def _anyof(matcher: AnyOf) -> ValueTest:

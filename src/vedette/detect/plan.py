@@ -219,9 +219,6 @@ class AnyOf(_Compact):
 
 ValueMatcher = Glob | Regex | Cidr | Compare | Exists | Null | FieldRef | TimePart | AnyOf
 
-SCANNABLE_KINDS: tuple[type, ...] = (Glob, Regex, AnyOf)
-"""Matcher kinds an external scanner may decide (AnyOf only when all alternatives are)."""
-
 
 @dataclass(slots=True, frozen=True)
 class DetectionItem(_Compact):
@@ -412,16 +409,6 @@ class RulePlan:
             if rule.info.logsource.admits(logsource):
                 wanted.update(rule.item_ids)
         return frozenset(wanted)
-
-    def scannable(self, item: DetectionItem) -> bool:
-        """True when every matcher of ``item`` is of a kind a scanner may decide."""
-        return all(_scannable(m) for m in item.matchers)
-
-
-def _scannable(matcher: ValueMatcher) -> bool:
-    if isinstance(matcher, AnyOf):
-        return all(_scannable(m) for m in matcher.alternatives)
-    return isinstance(matcher, (Glob, Regex))
 
 
 def render_values(value: object) -> list[str]:
