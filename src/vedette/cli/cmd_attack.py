@@ -83,8 +83,7 @@ def _configure_coverage(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], int]:
-    from vedette.detect import Engine
-    from vedette.pipeline.build import default_cache_dir
+    from vedette.pipeline.build import default_cache_dir, load_rule_set
 
     if not paths:
         from vedette.rulepacks import default_rule_paths
@@ -92,14 +91,11 @@ def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], in
         paths = list(default_rule_paths())
         if not paths:
             raise ConfigError("no rules given and no default rules installed (use --rules PATH)")
-    for path in paths:
-        if not path.exists():
-            raise ConfigError(f"{path}: no such rule file or folder")
     # The same compiled-rule cache as `vedette scan`: coverage after a scan loads instantly.
     cache_dir = default_cache_dir() if use_cache else None
-    engine = Engine.from_paths(paths, scanner="none", cache_dir=cache_dir)
-    if engine.load_report.files == 0:  # a wrong folder is not "0% coverage"
-        raise ConfigError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
+    engine = load_rule_set(
+        paths, cache_dir=cache_dir, missing="{path}: no such rule file or folder"
+    )
     return list(engine.rules), len(engine.load_report.errors)
 
 

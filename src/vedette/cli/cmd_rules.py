@@ -12,7 +12,7 @@ from vedette.detect import Engine, LoadReport
 from vedette.detect.plan import RuleInfo
 from vedette.errors import ConfigError
 from vedette.events import LEVELS, level_rank
-from vedette.pipeline.build import default_cache_dir
+from vedette.pipeline.build import default_cache_dir, load_rule_set
 
 LIST_DESCRIPTION = """\
 List the rules Vedette would run: id, level, status, title, logsource and ATT&CK techniques.
@@ -92,18 +92,8 @@ def _default_paths() -> list[Path]:
 
 
 def _load(paths: list[Path], args: argparse.Namespace) -> Engine:
-    # A mistyped path must not read as "0 rules, nothing wrong".
-    for path in paths:
-        if not path.exists():
-            raise ConfigError(f"{path} does not exist")
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    # No item scanner: listing and checking never match events, so none is built.
-    engine = Engine.from_paths(
-        paths, placeholders=args.placeholders, cache_dir=cache_dir, scanner="none"
-    )
-    if engine.load_report.files == 0:
-        raise ConfigError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
-    return engine
+    return load_rule_set(paths, placeholders=args.placeholders, cache_dir=cache_dir)
 
 
 def _run_list(args: argparse.Namespace) -> int:

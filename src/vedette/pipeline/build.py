@@ -8,6 +8,7 @@ worker process that cannot inherit it through ``fork`` rebuilds only the matchin
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,11 +48,38 @@ class LoadFacts:
     notes: list[str] = field(default_factory=list)
 
 
+def require_rule_paths(paths: Sequence[Path], missing: str = "{path} does not exist") -> None:
+    """Raise :class:`ConfigError` (``missing`` formatted) for the first path that does not exist."""
+    # A mistyped path must not read as "0 rules, nothing wrong".
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(missing.format(path=path))
+
+
+def load_rule_set(
+    paths: Sequence[Path],
+    *,
+    placeholders: Path | None = None,
+    cache_dir: Path | None = None,
+    missing: str = "{path} does not exist",
+) -> Engine:
+    """Rules to list or count, not to match: no item scanner is built, and no rule file is an error.
+
+    The commands that inspect a rule set (``rules list``, ``rules check``, ``attack coverage``)
+    share this, and with it the compiled-rule cache of ``scan``.
+    """
+    require_rule_paths(paths, missing)
+    engine = Engine.from_paths(
+        list(paths), placeholders=placeholders, cache_dir=cache_dir, scanner="none"
+    )
+    if engine.load_report.files == 0:  # a wrong folder is not "0 rules" or "0% coverage"
+        raise ConfigError("no rule files (.yml, .yaml) in " + ", ".join(map(str, paths)))
+    return engine
+
+
 def load_engine(config: DetectorConfig) -> Engine:
     """The Sigma engine for the configured rule paths (compiled-rule cache used and filled)."""
-    for path in config.rule_paths:
-        if not path.exists():
-            raise ConfigError(f"--rules: {path} does not exist")
+    require_rule_paths(config.rule_paths, "--rules: {path} does not exist")
     if config.placeholders is not None and not config.placeholders.is_file():
         raise ConfigError(f"--placeholders: {config.placeholders} is not a file")
     return Engine.from_paths(
