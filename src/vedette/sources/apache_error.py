@@ -22,7 +22,7 @@ from typing import Any
 from vedette.events import Event, SourceRef
 from vedette.normalize.tables import source_table
 from vedette.sources.inputs import Source
-from vedette.sources.lines import TextDecoder, head_lines, iter_raw_lines, looks_binary
+from vedette.sources.lines import head_lines, iter_parsed_lines
 from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 
@@ -81,26 +81,19 @@ class ApacheErrorReader(Reader):
         return 60 if parsed * 2 > len(lines) else 0
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
-        decoder = TextDecoder(source)
         classify = source_table("apache_error").classify()
         display = source.display
-        with source.open() as stream:
-            for line in iter_raw_lines(stream, source, report):
-                fields = parse_apache_error_line(decoder.decode(line))
-                if fields is None:
-                    decoder.retract()
-                    reason = "binary" if looks_binary(line.data) else "apache-parse"
-                    report.warn(display, reason, "not an Apache error log line",
-                                offset=line.offset, line=line.number)  # fmt: skip
-                    continue
-                timestamp = fields.pop("timestamp")
-                yield Event(
-                    fields=fields,
-                    logsource=classify.apply(fields),
-                    timestamp=timestamp,
-                    source=SourceRef(display, self.name, line=line.number, offset=line.offset),
-                )
-        decoder.close(report)
+        lines = iter_parsed_lines(
+            source, report, parse_apache_error_line, "apache-parse", "not an Apache error log line"
+        )
+        for line, fields in lines:
+            timestamp = fields.pop("timestamp")
+            yield Event(
+                fields=fields,
+                logsource=classify.apply(fields),
+                timestamp=timestamp,
+                source=SourceRef(display, self.name, line=line.number, offset=line.offset),
+            )
 
 
 register(ApacheErrorReader())

@@ -8,13 +8,15 @@ garbage, and text that is not UTF-8 (decoded as Latin-1 and counted once per sou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import IO
+from typing import IO, TypeVar
 
 from vedette.sources.inputs import Source
 from vedette.sources.report import ReadReport
+
+_T = TypeVar("_T")
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 _CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32), 127])
@@ -131,6 +133,29 @@ class TextDecoder:
                 line=self._first.number,
                 records=self._fallbacks,
             )
+
+
+def iter_parsed_lines(
+    source: Source,
+    report: ReadReport,
+    parse: Callable[[str], _T | None],
+    reason: str,
+    what: str,
+) -> Iterator[tuple[Line, _T]]:
+    """Each line of ``source`` with what ``parse`` made of its text; a line it rejects (None) is
+    a ``reason`` warning (``binary`` for garbage) saying it is ``what``, and reading goes on."""
+    decoder = TextDecoder(source)
+    display = source.display
+    with source.open() as stream:
+        for line in iter_raw_lines(stream, source, report):
+            parsed = parse(decoder.decode(line))
+            if parsed is None:
+                decoder.retract()
+                kind = "binary" if looks_binary(line.data) else reason
+                report.warn(display, kind, what, offset=line.offset, line=line.number)
+                continue
+            yield line, parsed
+    decoder.close(report)
 
 
 @lru_cache(maxsize=16)  # every sniffer asks for the lines of the same head

@@ -30,7 +30,7 @@ from vedette.normalize.winevent import (
     parse_event_xml,
 )
 from vedette.sources.inputs import Source
-from vedette.sources.lines import TextDecoder, head_lines, iter_raw_lines, looks_binary
+from vedette.sources.lines import head_lines, iter_parsed_lines, looks_binary
 from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 from vedette.sources.syslog_parse import parse_syslog_line
@@ -107,20 +107,16 @@ class SyslogReader(Reader):
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
         reference = _reference_time(source)
-        decoder = TextDecoder(source)
         display = source.display
-        with source.open() as stream:
-            for line in iter_raw_lines(stream, source, report):
-                fields = parse_syslog_line(decoder.decode(line), reference=reference)
-                if fields is None:
-                    decoder.retract()
-                    reason = "binary" if looks_binary(line.data) else "syslog-parse"
-                    report.warn(display, reason, "not a syslog line", offset=line.offset,
-                                line=line.number)  # fmt: skip
-                    continue
-                ref = SourceRef(display, "syslog", line=line.number, offset=line.offset)
-                yield syslog_event(fields, ref)
-        decoder.close(report)
+
+        def parse(text: str) -> dict[str, Any] | None:
+            return parse_syslog_line(text, reference=reference)
+
+        for line, fields in iter_parsed_lines(
+            source, report, parse, "syslog-parse", "not a syslog line"
+        ):
+            ref = SourceRef(display, "syslog", line=line.number, offset=line.offset)
+            yield syslog_event(fields, ref)
 
 
 register(SyslogReader())

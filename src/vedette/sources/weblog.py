@@ -25,7 +25,7 @@ from typing import Any
 from vedette.events import Event, SourceRef
 from vedette.normalize.tables import source_table
 from vedette.sources.inputs import Source
-from vedette.sources.lines import TextDecoder, head_lines, iter_raw_lines, looks_binary
+from vedette.sources.lines import head_lines, iter_parsed_lines
 from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 
@@ -89,26 +89,19 @@ class WebAccessLogReader(Reader):
         return 70 if parsed * 2 > len(lines) else 0
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
-        decoder = TextDecoder(source)
         classify = source_table("weblog").classify()
         display = source.display
-        with source.open() as stream:
-            for line in iter_raw_lines(stream, source, report):
-                fields = parse_access_line(decoder.decode(line))
-                if fields is None:
-                    decoder.retract()
-                    reason = "binary" if looks_binary(line.data) else "weblog-parse"
-                    report.warn(display, reason, "not an access log line", offset=line.offset,
-                                line=line.number)  # fmt: skip
-                    continue
-                timestamp = fields.pop("timestamp")
-                yield Event(
-                    fields=fields,
-                    logsource=classify.apply(fields),
-                    timestamp=timestamp.astimezone(UTC),
-                    source=SourceRef(display, self.name, line=line.number, offset=line.offset),
-                )
-        decoder.close(report)
+        lines = iter_parsed_lines(
+            source, report, parse_access_line, "weblog-parse", "not an access log line"
+        )
+        for line, fields in lines:
+            timestamp = fields.pop("timestamp")
+            yield Event(
+                fields=fields,
+                logsource=classify.apply(fields),
+                timestamp=timestamp.astimezone(UTC),
+                source=SourceRef(display, self.name, line=line.number, offset=line.offset),
+            )
 
 
 register(WebAccessLogReader())
