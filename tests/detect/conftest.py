@@ -75,3 +75,27 @@ def load_error() -> Callable[..., str]:
         return engine.load_report.errors[0].reason
 
     return run
+
+
+RAR_RULE = """\
+title: Rar archive created
+id: 6f3e2987-db24-4c78-a860-b4f4095a7095
+name: good_rule
+status: test
+level: high
+tags: [attack.collection, attack.t1560.001]
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\\rar.exe'
+    condition: selection
+"""
+
+
+@pytest.fixture
+def rar_rule() -> str:
+    """A rule that loads cleanly (id 6f3e..., name ``good_rule``, T1560.001): the loading and
+    `vedette rules` tests' good rule, varied with ``str.replace`` where a test needs."""
+    return RAR_RULE

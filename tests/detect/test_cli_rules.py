@@ -15,21 +15,6 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-GOOD = """\
-title: Rar archive created
-id: 6f3e2987-db24-4c78-a860-b4f4095a7095
-status: test
-level: high
-tags: [attack.collection, attack.t1560.001]
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '\\rar.exe'
-    condition: selection
-"""
-
 BAD = """\
 title: Broken condition
 id: 0d5b3a86-0000-4000-8000-000000000001
@@ -45,8 +30,8 @@ detection:
 """
 
 
-def test_check_all_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "good.yml").write_text(GOOD)
+def test_check_all_good(tmp_path: Path, capsys: pytest.CaptureFixture[str], rar_rule: str) -> None:
+    (tmp_path / "good.yml").write_text(rar_rule)
     assert main(["rules", "check", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "rules loaded: 1" in out
@@ -56,8 +41,10 @@ def test_check_all_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "rules loaded: 1" in capsys.readouterr().out
 
 
-def test_check_reports_each_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "good.yml").write_text(GOOD)
+def test_check_reports_each_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rar_rule: str
+) -> None:
+    (tmp_path / "good.yml").write_text(rar_rule)
     (tmp_path / "bad.yml").write_text(BAD)
     assert main(["rules", "check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
@@ -68,8 +55,8 @@ def test_check_reports_each_failure(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert f"{tmp_path / 'bad.yml'}:" in bad_line
 
 
-def test_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "good.yml").write_text(GOOD)
+def test_list(tmp_path: Path, capsys: pytest.CaptureFixture[str], rar_rule: str) -> None:
+    (tmp_path / "good.yml").write_text(rar_rule)
     assert main(["rules", "list", "--rules", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     header, row = out.splitlines()
@@ -98,8 +85,10 @@ def test_list_without_rules_uses_the_default_rule_paths(
     assert all(len(row.split("\t")) == 6 for row in rows)
 
 
-def test_check_with_placeholders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rule = GOOD.replace("Image|endswith: '\\rar.exe'", "User|expand: '%Admins%'")
+def test_check_with_placeholders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rar_rule: str
+) -> None:
+    rule = rar_rule.replace("Image|endswith: '\\rar.exe'", "User|expand: '%Admins%'")
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "expand.yml").write_text(rule)
     assert main(["rules", "check", str(tmp_path / "rules")]) == 1

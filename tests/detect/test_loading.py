@@ -14,21 +14,6 @@ from vedette.events import Event, LogSource
 
 PROCESS = LogSource("windows", frozenset(), frozenset({"process_creation"}))
 
-GOOD = """\
-title: Good rule
-id: 6f3e2987-db24-4c78-a860-b4f4095a7095
-name: good_rule
-status: test
-level: medium
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '\\rar.exe'
-    condition: selection
-"""
-
 BAD_MODIFIER = """\
 title: Bad modifier
 id: 0d5b3a86-0000-4000-8000-000000000001
@@ -96,8 +81,8 @@ def rar(user: str = "bob") -> Event:
     return Event({"Image": r"C:\rar.exe", "User": user}, PROCESS)
 
 
-def test_one_bad_rule_never_stops_the_rest(tmp_path: Path) -> None:
-    write(tmp_path, "a/good.yml", GOOD)
+def test_one_bad_rule_never_stops_the_rest(tmp_path: Path, rar_rule: str) -> None:
+    write(tmp_path, "a/good.yml", rar_rule)
     bad = write(tmp_path, "a/bad.yml", BAD_MODIFIER)
     broken = write(tmp_path, "b/broken.yaml", NOT_YAML)
     write(tmp_path, "b/readme.txt", "not a rule")
@@ -125,12 +110,12 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
     assert engine.load_report.errors[0].reason == "no such file or folder"
 
 
-def test_filter_applies_to_the_rules_it_names(tmp_path: Path) -> None:
-    other = GOOD.replace(
+def test_filter_applies_to_the_rules_it_names(tmp_path: Path, rar_rule: str) -> None:
+    other = rar_rule.replace(
         "6f3e2987-db24-4c78-a860-b4f4095a7095", "1f3e2987-db24-4c78-a860-b4f4095a7095"
     )
     other = other.replace("good_rule", "other_rule")
-    write(tmp_path, "good.yml", GOOD)
+    write(tmp_path, "good.yml", rar_rule)
     write(tmp_path, "other.yml", other)
     write(tmp_path, "filters/admins.yml", FILTER)
     engine = load([tmp_path])
@@ -155,8 +140,8 @@ def test_filter_naming_an_unknown_rule_is_noted(tmp_path: Path) -> None:
     assert "6f3e2987-db24-4c78-a860-b4f4095a7095" in note
 
 
-def test_correlation_rules_are_kept_not_failed(tmp_path: Path) -> None:
-    write(tmp_path, "good.yml", GOOD)
+def test_correlation_rules_are_kept_not_failed(tmp_path: Path, rar_rule: str) -> None:
+    write(tmp_path, "good.yml", rar_rule)
     write(tmp_path, "corr.yml", CORRELATION)
     engine = load([tmp_path])
     assert engine.load_report.errors == []
@@ -176,15 +161,15 @@ def test_correlation_with_unknown_rule_is_a_load_error(tmp_path: Path) -> None:
     assert "good_rule" in error.reason
 
 
-def test_multi_document_files_and_several_texts() -> None:
-    engine = Engine.from_yaml(GOOD + "---\n" + BAD_MODIFIER, CORRELATION, scanner="python")
+def test_multi_document_files_and_several_texts(rar_rule: str) -> None:
+    engine = Engine.from_yaml(rar_rule + "---\n" + BAD_MODIFIER, CORRELATION, scanner="python")
     assert engine.load_report.loaded == 1
     assert len(engine.load_report.errors) == 1
     assert len(engine.correlation_rules) == 1
 
 
-def test_placeholder_file(tmp_path: Path) -> None:
-    rule = GOOD.replace("Image|endswith: '\\rar.exe'", "User|expand: '%Admins%'")
+def test_placeholder_file(tmp_path: Path, rar_rule: str) -> None:
+    rule = rar_rule.replace("Image|endswith: '\\rar.exe'", "User|expand: '%Admins%'")
     write(tmp_path, "rules/expand.yml", rule)
     without = load([tmp_path / "rules"])
     assert without.load_report.loaded == 0
@@ -195,8 +180,8 @@ def test_placeholder_file(tmp_path: Path) -> None:
     assert len(engine.match([rar("ADM_x"), rar("root"), rar("bob")])) == 2
 
 
-def test_cache_reuses_the_compiled_plan(tmp_path: Path) -> None:
-    write(tmp_path, "rules/good.yml", GOOD)
+def test_cache_reuses_the_compiled_plan(tmp_path: Path, rar_rule: str) -> None:
+    write(tmp_path, "rules/good.yml", rar_rule)
     write(tmp_path, "rules/bad.yml", BAD_MODIFIER)
     cache_dir = tmp_path / "cache"
     first = load([tmp_path / "rules"], cache_dir=cache_dir)
@@ -208,14 +193,14 @@ def test_cache_reuses_the_compiled_plan(tmp_path: Path) -> None:
     assert second.load_report.errors == first.load_report.errors
     assert len(second.match([rar()])) == 1
     # changing a rule file changes the key: the cache never serves a stale plan
-    write(tmp_path, "rules/good.yml", GOOD.replace("rar.exe", "7z.exe"))
+    write(tmp_path, "rules/good.yml", rar_rule.replace("rar.exe", "7z.exe"))
     third = load([tmp_path / "rules"], cache_dir=cache_dir)
     assert third.cache_key != first.cache_key
     assert third.match([rar()]) == []
 
 
-def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path) -> None:
-    write(tmp_path, "rules/good.yml", GOOD)
+def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path, rar_rule: str) -> None:
+    write(tmp_path, "rules/good.yml", rar_rule)
     cache_dir = tmp_path / "cache"
     first = load([tmp_path / "rules"], cache_dir=cache_dir)
     (entry,) = cache_dir.glob("rules-*.pickle")
@@ -225,27 +210,27 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path) -> None:
     assert len(again.match([rar()])) == 1
 
 
-def test_engine_pickles_for_worker_processes() -> None:
-    engine = Engine.from_yaml(GOOD, CORRELATION, scanner="python")
+def test_engine_pickles_for_worker_processes(rar_rule: str) -> None:
+    engine = Engine.from_yaml(rar_rule, CORRELATION, scanner="python")
     clone = pickle.loads(pickle.dumps(engine))
     assert [r.id for r in clone.rules] == [r.id for r in engine.rules]
     assert len(clone.correlation_rules) == 1
     assert len(clone.match([rar()])) == 1
 
 
-def test_routing_by_logsource() -> None:
-    engine = Engine.from_yaml(GOOD, scanner="python")
+def test_routing_by_logsource(rar_rule: str) -> None:
+    engine = Engine.from_yaml(rar_rule, scanner="python")
     other = Event({"Image": r"C:\rar.exe"}, LogSource("windows", frozenset({"security"})))
     linux = Event({"Image": r"C:\rar.exe"}, LogSource("linux", frozenset(), PROCESS.categories))
     assert engine.match([other, linux]) == []
     assert len(engine.match([rar(), other, rar()])) == 2
 
 
-def test_report_notes_name_the_interpretations_rules_rely_on() -> None:
-    keyword = GOOD.replace(
+def test_report_notes_name_the_interpretations_rules_rely_on(rar_rule: str) -> None:
+    keyword = rar_rule.replace(
         "    selection:\n        Image|endswith: '\\rar.exe'\n", "    selection:\n        - 'rar'\n"
     )
-    plain = Engine.from_yaml(GOOD, scanner="python")
+    plain = Engine.from_yaml(rar_rule, scanner="python")
     assert plain.load_report.notes == []
     engine = Engine.from_yaml(keyword, scanner="python")
     assert engine.load_report.loaded == 1
@@ -253,15 +238,19 @@ def test_report_notes_name_the_interpretations_rules_rely_on() -> None:
     assert note.startswith("1 rule(s): keyword")
 
 
-def test_duplicate_rule_ids_are_noted() -> None:
-    twin = GOOD.replace("title: Good rule", "title: Twin rule").replace("good_rule", "twin_rule")
-    engine = Engine.from_yaml(GOOD, twin, scanner="python")
+def test_duplicate_rule_ids_are_noted(rar_rule: str) -> None:
+    twin = rar_rule.replace("title: Rar archive created", "title: Twin rule").replace(
+        "good_rule", "twin_rule"
+    )
+    engine = Engine.from_yaml(rar_rule, twin, scanner="python")
     assert engine.load_report.loaded == 2
     (note,) = engine.load_report.notes
     assert "6f3e2987-db24-4c78-a860-b4f4095a7095" in note
 
 
-def test_auto_scanner_falls_back_past_a_broken_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_scanner_falls_back_past_a_broken_accelerator(
+    monkeypatch: pytest.MonkeyPatch, rar_rule: str
+) -> None:
     import vedette.detect.engine as engine_module
     from vedette.detect.scanner import get_scanner_factory
 
@@ -271,8 +260,8 @@ def test_auto_scanner_falls_back_past_a_broken_accelerator(monkeypatch: pytest.M
         return get_scanner_factory(name)
 
     monkeypatch.setattr(engine_module, "get_scanner_factory", broken_hyperscan)
-    engine = Engine.from_yaml(GOOD, scanner="auto")
+    engine = Engine.from_yaml(rar_rule, scanner="auto")
     assert "libhs.so.5" in engine.scanner_warnings[0]
     assert len(engine.match([rar()])) == 1
     with pytest.raises(ConfigError, match="cannot be loaded"):
-        Engine.from_yaml(GOOD, scanner="hyperscan")
+        Engine.from_yaml(rar_rule, scanner="hyperscan")
