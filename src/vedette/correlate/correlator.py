@@ -14,10 +14,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from vedette.correlate.evaluator import Evaluator
+from vedette.correlate.evaluator import Evaluator, datetime_to_micros
 from vedette.correlate.references import (
     AliasFields,
     BaseRule,
@@ -32,7 +32,6 @@ from vedette.events import Detection
 DEFAULT_MAX_GROUPS = 100_000
 DEFAULT_TOLERANCE = timedelta(0)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -242,7 +241,7 @@ class Correlator:
             if when is None:
                 self._warn("undated-event", detection.rule_id, "detection without event time")
                 continue
-            time = _micros(when)
+            time = datetime_to_micros(when)
             if self._watermark is not None and time < self._watermark - self.tolerance:
                 self._warn("late-event", detection.rule_id, "older than watermark - tolerance")
                 continue
@@ -262,7 +261,7 @@ class Correlator:
         its sources have reached, so that closing windows do not wait for the next detection.
         """
         fired: list[Detection] = []
-        time = _micros(now)
+        time = datetime_to_micros(now)
         if self._watermark is None or time > self._watermark:
             self._watermark = time
         until = self._watermark - self.tolerance
@@ -343,7 +342,7 @@ class Correlator:
         if evaluator.output:
             fired.append(found)
         when = found.event.timestamp
-        time = _micros(when) if when is not None else (self._released or 0)
+        time = datetime_to_micros(when) if when is not None else (self._released or 0)
         for outer, rule in self._chained.get(self._index_of[id(evaluator)], ()):
             self._feed(outer, rule, found, time, fired)
 
@@ -388,9 +387,3 @@ def _inner_first(targets: list[list[Target]]) -> list[int]:
     for node in range(len(targets)):
         place(node)
     return order
-
-
-def _micros(when: datetime) -> int:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - _EPOCH) // _MICROSECOND

@@ -34,6 +34,7 @@ MAX_EVENT_REFS = 100
 """Contributing events listed in a correlation detection (the count is always complete)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _UNUSED_TALLY = Tally()
 """Stands in for the counters of measures with ``uses_tally = False`` (never written to)."""
 _LEVEL_RANK = {name: level_rank(name) for name in LEVELS}
@@ -42,6 +43,13 @@ _LEVEL_RANK = {name: level_rank(name) for name in LEVELS}
 def micros_to_datetime(micros: int) -> datetime:
     """Aware UTC datetime of microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def datetime_to_micros(when: datetime) -> int:
+    """Microseconds since the epoch of ``when`` (a naive datetime is taken as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // _MICROSECOND
 
 
 @dataclass(slots=True)

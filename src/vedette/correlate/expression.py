@@ -29,11 +29,6 @@ def referenced_names(expression: str) -> list[str]:
     return names
 
 
-def has_negation(expression: str) -> bool:
-    """True when ``expression`` uses ``not`` (then it is not monotone in the rules seen)."""
-    return "not" in _tokens(expression)
-
-
 def compile_expression(expression: str) -> Predicate:
     """A predicate over the set of rule names seen in a window."""
     tokens = _tokens(expression)

@@ -146,18 +146,6 @@ def url_key(text: str) -> str:
     return key.removesuffix("/") if path == "/" and not parts.query else key
 
 
-def url_host(text: str) -> str | None:
-    """Host part of a URL (lower-case), or None."""
-    raw = text.strip()
-    if "://" not in raw[:12]:
-        raw = "http://" + raw
-    try:
-        host = urlsplit(raw).hostname
-    except ValueError:
-        return None
-    return host.rstrip(".") if host else None
-
-
 def normalize_hash(algorithm: str, text: str) -> str:
     """Lower-case hex digest; ValueError when the length does not fit the algorithm."""
     value = text.strip().lower()

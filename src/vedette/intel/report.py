@@ -92,15 +92,3 @@ class DetectionTemplate:
             rule_path=None,
             extra=extra,
         )
-
-
-def build_detection(
-    event: Event,
-    info: IndicatorInfo,
-    itype: str,
-    value: str,
-    rule_id: str,
-    observed: list[tuple[str, Any]],
-) -> Detection:
-    """The detection for indicator ``info`` (type ``itype``, value ``value``) in ``event``."""
-    return DetectionTemplate.of(info, itype, value, rule_id).detection(event, observed)
