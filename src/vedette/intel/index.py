@@ -47,7 +47,8 @@ Plan = dict[str, tuple[tuple[str, ...], tuple[Probe, ...]]]
 """Watched field -> (what it holds, the probes that look it up)."""
 
 _HASH_ALGOS = {"MD5", "SHA1", "SHA-1", "SHA256", "SHA-256", "SHA512", "SHA-512"}
-_DIGEST_SIZES = {length // 2 for length in HASH_LENGTHS.values()}
+_ALGORITHM_BY_DIGEST_SIZE = {length // 2: algo for algo, length in HASH_LENGTHS.items()}
+"""Hash algorithm of a raw digest, by its size in bytes (the sizes are distinct)."""
 _MISSING = object()
 _IP_CACHE_LIMIT = 200_000
 _TEMPLATE_CACHE_LIMIT = 50_000
@@ -249,7 +250,7 @@ class IndicatorIndex:
             "email": total(self._emails),
         }
         for digest, entry in self._hashes.items():
-            algo = next(a for a, n in HASH_LENGTHS.items() if n == 2 * len(digest))
+            algo = _ALGORITHM_BY_DIGEST_SIZE[len(digest)]
             out[algo] = out.get(algo, 0) + len(_infos(entry))
         if self._imphashes:
             out["imphash"] = total(self._imphashes)
@@ -478,7 +479,7 @@ class IndicatorIndex:
                 raw = bytes.fromhex(digest)
             except ValueError:
                 continue
-            if len(raw) in _DIGEST_SIZES:
+            if len(raw) in _ALGORITHM_BY_DIGEST_SIZE:
                 entry = table.get(raw)
                 if entry is not None:
                     hits.append(("hash", raw, entry, field, digest))
@@ -573,7 +574,7 @@ def _display(kind: str, key: Any) -> tuple[str, str]:
             return "ip", str(ipaddress.IPv4Network((prefix << shift, 32 - shift)))
         return "ip", str(ipaddress.IPv6Network((prefix << shift, 128 - shift)))
     if kind == "hash":
-        algo = next(a for a, n in HASH_LENGTHS.items() if n == 2 * len(key))
+        algo = _ALGORITHM_BY_DIGEST_SIZE[len(key)]
         return algo, key.hex()
     if kind == "imphash":
         return "imphash", key.hex()
