@@ -86,11 +86,9 @@ def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], in
     from vedette.pipeline.build import default_cache_dir, load_rule_set
 
     if not paths:
-        from vedette.rulepacks import default_rule_paths
+        from vedette.rulepacks.paths import default_rule_paths  # never empty: the starter pack
 
-        paths = list(default_rule_paths())
-        if not paths:
-            raise ConfigError("no rules given and no default rules installed (use --rules PATH)")
+        paths = default_rule_paths()
     # The same compiled-rule cache as `vedette scan`: coverage after a scan loads instantly.
     cache_dir = default_cache_dir() if use_cache else None
     engine = load_rule_set(

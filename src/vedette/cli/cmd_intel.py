@@ -17,7 +17,7 @@ from rich.table import Table
 
 from vedette.cli.registry import CommandRegistry
 from vedette.errors import InputError
-from vedette.events import level_rank
+from vedette.events import LEVELS, level_rank
 from vedette.intel.attack import AttackKB
 from vedette.intel.feeds import FeedSpec, expand_feed_paths
 from vedette.intel.index import IndicatorIndex
@@ -194,7 +194,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-level",
         default="informational",
-        choices=["informational", "low", "medium", "high", "critical"],
+        choices=LEVELS,
         help="lowest level shown",
     )
 

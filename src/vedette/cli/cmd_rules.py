@@ -10,7 +10,6 @@ from pathlib import Path
 from vedette.cli.registry import CommandRegistry
 from vedette.detect import Engine, LoadReport
 from vedette.detect.plan import RuleInfo
-from vedette.errors import ConfigError
 from vedette.events import LEVELS, level_rank
 from vedette.pipeline.build import default_cache_dir, load_rule_set
 
@@ -84,10 +83,8 @@ def _configure_check(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_paths() -> list[Path]:
-    try:
-        from vedette.rulepacks import default_rule_paths
-    except ImportError as exc:  # rule packs not installed with this build
-        raise ConfigError("no default rules available: give --rules PATH") from exc
+    from vedette.rulepacks.paths import default_rule_paths  # never empty: the starter pack
+
     return default_rule_paths()
 
 
