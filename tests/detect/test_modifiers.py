@@ -198,6 +198,11 @@ def test_wide_base64offset_contains(fires: Fires) -> None:
     for pad in range(3):
         data = ("a" * pad + "x; IEX (New-Object)").encode("utf-16-le")
         assert fires(rule, {"CommandLine": "-enc " + b64(data)})
+        # the same text as UTF-8 (not wide), and wide text without the value, do not fire
+        narrow = ("a" * pad + "x; IEX (New-Object)").encode()
+        assert not fires(rule, {"CommandLine": "-enc " + b64(narrow)})
+        other = ("a" * pad + "x; Get-Item (New-Object)").encode("utf-16-le")
+        assert not fires(rule, {"CommandLine": "-enc " + b64(other)})
 
 
 # -- windash -------------------------------------------------------------------------------------
@@ -375,7 +380,12 @@ def test_expand_inside_a_longer_value(fires: Fires) -> None:
 
 
 def test_placeholder_without_expand_is_a_literal(fires: Fires) -> None:
-    assert fires(one("User", "'%Administrators%'"), {"User": "%administrators%"})
+    rule = one("User", "'%Administrators%'")
+    assert fires(rule, {"User": "%administrators%"})
+    # even with a value for the placeholder, it is not substituted without `expand`
+    values = {"Administrators": ["root"]}
+    assert fires(rule, {"User": "%Administrators%"}, placeholders=values)
+    assert not fires(rule, {"User": "root"}, placeholders=values)
 
 
 def test_placeholder_without_value_rejects_the_rule(load_error: Any) -> None:
