@@ -127,6 +127,24 @@ correlation:
     assert run(make.correlator(text), noisy) == []
 
 
+def test_not_with_parentheses_waits_for_the_complete_window(make: Factory) -> None:
+    text = (
+        BASE
+        + """---
+title: Whoami and ipconfig without net user
+name: expr
+correlation:
+    type: temporal
+    rules: [recon_whoami, recon_net_user, recon_ipconfig]
+    group-by: [Computer]
+    timespan: 5m
+    condition: recon_whoami and recon_ipconfig and not(recon_net_user)
+"""
+    )
+    noisy = recon(make, [("recon_whoami", 0), ("recon_ipconfig", 10), ("recon_net_user", 250)])
+    assert run(make.correlator(text), noisy) == []
+
+
 def test_expression_condition_from_pysigma_objects(make: Factory) -> None:
     from sigma.collection import SigmaCollection
 

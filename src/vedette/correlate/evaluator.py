@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vedette.correlate.expression import has_negation
 from vedette.correlate.measures import MEASURES, Entry, Tally
 from vedette.correlate.spec import CorrelationSpec
 from vedette.events import LEVELS, Detection, SourceRef, level_rank
@@ -92,7 +93,8 @@ class Evaluator:
         """The detection rule id of each referenced rule, by index in ``spec.rules``."""
         self.output = output
         self.measure = MEASURES[spec.type](spec)
-        negated = spec.expression is not None and "not" in spec.expression.split()
+        # Tokenised, not split on spaces: `a and not(b)` must be judged on its complete window.
+        negated = spec.expression is not None and has_negation(spec.expression)
         self.trailing = self.measure.incremental and spec.threshold.lower_only and not negated
         self.span = spec.timespan_seconds * 1_000_000
         self._holds = spec.threshold.compile()

@@ -38,6 +38,14 @@ def compile_expression(expression: str) -> Predicate:
     return predicate
 
 
+def has_negation(expression: str) -> bool:
+    """True when ``expression`` uses ``not`` (also written ``not(...)``, without a space)."""
+    try:
+        return "not" in _tokens(expression)
+    except ExpressionError:
+        return False  # reported where the expression is compiled
+
+
 def _tokens(expression: str) -> list[str]:
     tokens: list[str] = []
     position = 0
