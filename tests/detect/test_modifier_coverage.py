@@ -1,7 +1,8 @@
 """Every value modifier pySigma knows is implemented: a rule using it loads and decides right.
 
 README and docs/sigma-semantics.md claim every Sigma v2.1 value modifier is implemented. This
-table must name each modifier in pySigma's registry, so a modifier added upstream (or one the
+table must name each modifier in pySigma's registry (plus the specification names Vedette adds,
+``utf16le``), so a modifier added upstream (or one the
 engine loses) fails here instead of being claimed unseen. The detailed semantics of each are in
 ``test_modifiers.py``; this is the completeness check.
 """
@@ -16,9 +17,12 @@ from typing import Any
 import pytest
 from sigma.modifiers import modifier_mapping
 
-import vedette.detect  # noqa: F401  (registers Vedette's pySigma compatibility modifiers)
+from vedette.detect import sigma_compat
 
 Fires = Callable[..., bool]  # the `fires` fixture of tests/detect/conftest.py
+
+# the engine registers the specification names pySigma lacks (utf16le) when it loads rules
+sigma_compat.install()
 
 T = "2026-12-31T23:07:59Z"
 _WEEK = date(2026, 12, 31).isocalendar().week
@@ -59,6 +63,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
     "startswith": ("F|startswith", "'ab'", {"F": "abcd"}, {"F": "cdab"}),
     "utf16": ("F|utf16|base64", "'ab'", {"F": _b64(b"\xff\xfea\x00b\x00")}, {"F": "YWI="}),
     "utf16be": ("F|utf16be|base64", "'ab'", {"F": _b64(b"\x00a\x00b")}, {"F": "YWI="}),
+    "utf16le": ("F|utf16le|base64", "'ab'", {"F": _b64(b"a\x00b\x00")}, {"F": "YWI="}),
     "week": ("T|week", str(_WEEK), {"T": T}, {"T": "2026-12-20T23:07:59Z"}),
     "wide": ("F|wide|base64", "'ab'", {"F": _b64(b"a\x00b\x00")}, {"F": "YWI="}),
     "windash": ("F|windash|contains", "' -enc '", {"F": "x /enc y"}, {"F": "x enc y"}),
