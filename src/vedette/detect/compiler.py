@@ -66,6 +66,7 @@ from vedette.detect.plan import (
     evaluate,
     item_ids,
     make_glob,
+    render_values,
 )
 from vedette.detect.prefilter import matcher_requirement
 
@@ -251,7 +252,8 @@ class PlanBuilder:
             self._rule_notes.add("time")
             return TimePart(value.timestamp_part.name.lower(), int(value.number))
         if isinstance(value, SigmaNumber):
-            return _wrap(make_glob([_number_text(value.number)]), keyword)
+            # Spelled exactly as an event's numeric value is rendered for matching.
+            return _wrap(make_glob([*render_values(value.number)]), keyword)
         if isinstance(value, SigmaBool):
             return make_glob(["true" if value.boolean else "false"])
         if isinstance(value, SigmaNull):
@@ -362,12 +364,6 @@ def _keyword_ok(matcher: ValueMatcher) -> bool:
     if isinstance(matcher, AnyOf):
         return all(_keyword_ok(m) for m in matcher.alternatives)
     return isinstance(matcher, (Glob, Regex))
-
-
-def _number_text(number: int | float) -> str:
-    if isinstance(number, float) and number.is_integer():
-        return str(int(number))
-    return repr(number) if isinstance(number, float) else str(number)
 
 
 def attack_ids(tags: Sequence[str]) -> tuple[str, ...]:
