@@ -29,7 +29,8 @@ def test_system_and_event_data() -> None:
     assert fields["EventID"] == 4688
     assert fields["Provider_Name"] == "Microsoft-Windows-Security-Auditing"
     assert fields["TimeCreated"] == "2024-01-01T00:00:00.000Z"
-    assert fields["ProcessID"] == 4 and fields["ThreadID"] == 8
+    assert fields["Execution_ProcessID"] == 4 and fields["Execution_ThreadID"] == 8
+    assert "ProcessID" not in fields and "ThreadID" not in fields
     assert fields["Level"] == "from data"  # EventData wins over secondary System fields
     assert fields["NewProcessName"] == "C:\\x.exe"
     logsource = classify_windows_event(fields)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import evtx
+import orjson
 
 from datasets import dataset
 from vedette.sources import ReadReport, iter_input_files, read_events
@@ -37,6 +38,27 @@ def test_security_event_is_flattened_into_sigma_fields(read_all: Any) -> None:
     assert "security" in first.logsource.services
     assert first.source is not None
     assert first.source.format == "evtx" and first.source.record_id == 12294
+
+
+def test_sysmon_event_keeps_process_id_beside_the_prefixed_system_execution(
+    read_all: Any,
+) -> None:
+    path = dataset(*SAMPLES, "UACME_59_Sysmon.evtx")
+    events, report = read_all(path)
+    assert report.skipped == {}
+    raw = [orjson.loads(r["data"])["Event"] for r in evtx.PyEvtxParser(str(path)).records_json()]
+    creations = [(e, r) for e, r in zip(events, raw, strict=True) if e.fields["EventID"] == 1]
+    assert creations
+    for event, record in creations:
+        execution = record["System"]["Execution"]["#attributes"]
+        assert event.fields["ProcessId"] == record["EventData"]["ProcessId"]
+        assert event.fields["Execution_ProcessID"] == execution["ProcessID"]
+        assert event.fields["Execution_ThreadID"] == execution["ThreadID"]
+        assert event.fields["ProcessId"] != event.fields["Execution_ProcessID"]
+        assert not {"ProcessID", "ThreadID"} & event.fields.keys()
+        # Security stays UserID, with logsource.json's Security_UserID alias beside it
+        user = record["System"]["Security"]["#attributes"]["UserID"]
+        assert event.fields["UserID"] == event.fields["Security_UserID"] == user
 
 
 def test_event_id_with_qualifiers_and_unnamed_data(read_all: Any) -> None:

@@ -98,7 +98,18 @@ _SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5)
 )
 _NAMES = st.sampled_from(
-    ["Level", "Task", "ProcessID", "UserID", "Channel", "EventID", "Provider_Guid", "Data", "X"]
+    [
+        "Level",
+        "Task",
+        "ProcessID",
+        "Execution_ProcessID",
+        "UserID",
+        "Channel",
+        "EventID",
+        "Provider_Guid",
+        "Data",
+        "X",
+    ]
 )
 _VALUES = st.one_of(
     _SCALARS,
@@ -139,6 +150,8 @@ def test_fast_flattener_on_both_renderer_layouts() -> None:
         assert _typed_items(got) == _typed_items(expected)
         assert got["EventID"] == 7045 and got["Level"] == "from data"
         assert got["ProcessID"] == "0x10" and got["Provider_Name"] == "P"
+        if system is _FULL_SYSTEM:  # System Execution attributes are prefixed: no clash
+            assert got["Execution_ProcessID"] == 4 and got["Execution_ThreadID"] == 8
 
 
 _ZONES = st.sampled_from(

@@ -145,7 +145,8 @@ def test_winlogbeat_ecs_layout(tmp_path: Path, read_all: Any) -> None:
             "event_id": 4688,
             "provider_name": "Microsoft-Windows-Security-Auditing",
             "record_id": 77,
-            "event_data": {"NewProcessName": "C:\\Windows\\System32\\cmd.exe"},
+            "event_data": {"NewProcessName": "C:\\Windows\\System32\\cmd.exe", "ProcessId": "0x4"},
+            "process": {"pid": 4, "thread": {"id": 8}},
         },
     }
     path = tmp_path / "winlogbeat.ndjson"
@@ -157,6 +158,10 @@ def test_winlogbeat_ecs_layout(tmp_path: Path, read_all: Any) -> None:
     assert event.fields["Channel"] == "Security"
     assert event.fields["NewProcessName"] == "C:\\Windows\\System32\\cmd.exe"
     assert event.host == "WS01.corp"
+    # winlog.process is System/Execution: prefixed, beside EventData's ProcessId
+    assert event.fields["ProcessId"] == "0x4"
+    assert event.fields["Execution_ProcessID"] == 4 and event.fields["Execution_ThreadID"] == 8
+    assert "ProcessID" not in event.fields and "ThreadID" not in event.fields
     assert event.source is not None and event.source.record_id == 77
     assert event.logsource.product == "windows"
 
@@ -257,6 +262,8 @@ def test_velociraptor_and_powershell_exports(tmp_path: Path, read_all: Any) -> N
         "RecordId": 7,
         "TimeCreated": "/Date(1700000001000)/",
         "Message": "Creating Scriptblock text (1 of 1): IEX (New-Object Net.WebClient)",
+        "ProcessId": 3000,
+        "ThreadId": 3004,
         "Properties": [{"Value": 1}, {"Value": 1}, {"Value": "IEX (New-Object Net.WebClient)"}],
     }
     path = tmp_path / "exports.json"
@@ -266,11 +273,14 @@ def test_velociraptor_and_powershell_exports(tmp_path: Path, read_all: Any) -> N
     velo, ps = events
     assert velo.fields["EventID"] == 4688 and velo.fields["Channel"] == "Security"
     assert velo.fields["Provider_Name"] == "Microsoft-Windows-Security-Auditing"
-    assert velo.fields["ProcessID"] == 4
+    assert velo.fields["Execution_ProcessID"] == 4 and velo.fields["Execution_ThreadID"] == 8
+    assert "ProcessID" not in velo.fields
     assert velo.timestamp == datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)
     assert velo.logsource.product == "windows" and "security" in velo.logsource.services
     assert velo.source is not None and velo.source.record_id == 42
     assert ps.fields["EventID"] == 4104 and ps.fields["Computer"] == "WS02"
+    assert ps.fields["Execution_ProcessID"] == 3000 and ps.fields["Execution_ThreadID"] == 3004
+    assert "ProcessId" not in ps.fields and "ThreadID" not in ps.fields
     assert ps.fields["Data"] == [1, 1, "IEX (New-Object Net.WebClient)"]
     assert ps.timestamp == datetime(2023, 11, 14, 22, 13, 21, tzinfo=UTC)
     assert ps.logsource.product == "windows"

@@ -107,6 +107,7 @@ def test_sysmon_for_linux_in_syslog(tmp_path: Path, read_all: Any) -> None:
     assert event.fields["EventID"] == 1
     assert event.fields["Image"] == "/usr/bin/curl"
     assert event.fields["CommandLine"] == "curl http://x"
+    assert event.fields["ProcessId"] == "4060" and event.fields["Execution_ProcessID"] == "4046"
     assert event.logsource.product == "linux"
     assert event.logsource.categories == frozenset({"process_creation"})
     assert event.host == "ubuntu"

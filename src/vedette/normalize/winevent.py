@@ -9,7 +9,9 @@ regression ``.json`` files hold::
 
 The result puts EventData (or UserData) fields at the top level beside the System fields, as the
 Sigma Windows rules expect: ``EventID`` (int), ``Channel``, ``Provider_Name``, ``Computer``,
-``EventRecordID``, ``TimeCreated`` (the SystemTime string), ``Keywords``, ``Level``, ...
+``EventRecordID``, ``TimeCreated`` (the SystemTime string), ``Keywords``, ``Level``, ...; the
+attributes of ``Execution`` prefixed (``Execution_ProcessID``, ``Execution_ThreadID``), those of
+``Security`` and ``Correlation`` as they are (``UserID``, ``ActivityID``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ _SYSTEM_WINS = frozenset(("EventRecordID", "Channel", "Computer"))
 _SYSTEM_DEFAULTS = frozenset(("Version", "Level", "Task", "Opcode", "Keywords"))
 # System elements whose attributes are the values: SystemTime, ProcessID/ThreadID, UserID, ...
 _SYSTEM_ATTRS = frozenset(("TimeCreated", "Execution", "Security", "Correlation"))
+# Attributes of these System elements get the element's name as a prefix, SigmaHQ's spelling of
+# System attributes (logsource.json: Security_UserID): Execution's ProcessID would otherwise
+# sit beside Sysmon's EventData ProcessId, a case-insensitive clash that costs the matcher.
+EXECUTION_PREFIX = "Execution_"
 _SECTIONS = ("EventData", "UserData", "ProcessingErrorData", "DebugData", "BinaryEventData")
 
 
@@ -123,9 +129,11 @@ def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
             if key == "TimeCreated":
                 fields["TimeCreated"] = _system_time(attrs.get("SystemTime"))
             else:
+                prefix = EXECUTION_PREFIX if key == "Execution" else ""
                 for attr, attr_value in attrs.items():
-                    if attr not in fields:
-                        fields[attr] = attr_value
+                    name = prefix + attr
+                    if name not in fields:
+                        fields[name] = attr_value
     return fields
 
 
@@ -211,7 +219,7 @@ def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
     fields["EventRecordID"] = value if type(value) is not dict else _text(value)
     if full:
         _attributes_into(system["Correlation"], fields)
-        _attributes_into(system["Execution"], fields)
+        _attributes_into(system["Execution"], fields, EXECUTION_PREFIX)
     value = system["Channel"]
     fields["Channel"] = value if type(value) is not dict else _text(value)
     value = system["Computer"]
@@ -223,16 +231,17 @@ def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
 _SHORT_DEFAULTS = ("Level", "Task", "Keywords")
 
 
-def _attributes_into(value: Any, fields: dict[str, Any]) -> None:
-    """Attributes of an attribute-only System element (Execution, Security, ...) as fields,
-    unless EventData already has them."""
+def _attributes_into(value: Any, fields: dict[str, Any], prefix: str = "") -> None:
+    """Attributes of an attribute-only System element (Execution, Security, ...) as fields
+    named ``prefix + attribute``, unless EventData already has them."""
     if type(value) is dict:
         attrs = value.get(_ATTRS)
         if type(attrs) is not dict:
             attrs = value
         for attr, attr_value in attrs.items():
-            if attr not in fields:
-                fields[attr] = attr_value
+            name = prefix + attr
+            if name not in fields:
+                fields[name] = attr_value
 
 
 def _system_time(value: Any) -> Any:

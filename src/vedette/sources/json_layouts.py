@@ -94,10 +94,10 @@ def _ecs_winlog(record: dict[str, Any], hint: str) -> tuple[dict[str, Any], LogS
     process = winlog.get("process")
     if isinstance(process, dict):
         if "pid" in process:
-            fields.setdefault("ProcessID", process["pid"])
+            fields.setdefault("Execution_ProcessID", process["pid"])
         thread = process.get("thread")
         if isinstance(thread, dict) and "id" in thread:
-            fields.setdefault("ThreadID", thread["id"])
+            fields.setdefault("Execution_ThreadID", thread["id"])
     user = winlog.get("user")
     if isinstance(user, dict) and "identifier" in user:
         fields.setdefault("UserID", user["identifier"])
@@ -140,8 +140,9 @@ _PS_DATE = re.compile(r"/Date\((-?\d+)\)/")
 _PS_FIELDS = (
     ("Id", "EventID"), ("LogName", "Channel"), ("ProviderName", "Provider_Name"),
     ("MachineName", "Computer"), ("RecordId", "EventRecordID"), ("Level", "Level"),
-    ("Task", "Task"), ("Opcode", "Opcode"), ("Keywords", "Keywords"), ("ProcessId", "ProcessID"),
-    ("ThreadId", "ThreadID"), ("Message", "Message"),
+    ("Task", "Task"), ("Opcode", "Opcode"), ("Keywords", "Keywords"),
+    ("ProcessId", "Execution_ProcessID"), ("ThreadId", "Execution_ThreadID"),
+    ("Message", "Message"),
 )  # fmt: skip
 
 
