@@ -22,6 +22,7 @@ from vedette.sources import (
     read_events,
     read_task,
 )
+from vedette.sources.inputs import HEAD_BYTES, FileProbe, Source, probe_file, read_head
 
 LINE = b"Jun 14 15:16:01 combo sshd[19939]: Failed password for root from 10.0.0.1\n"
 
@@ -168,3 +169,46 @@ def test_text_that_starts_like_a_magic_number_is_text(tmp_path: Path, read_all: 
     path.write_bytes(b"BZh Jun 14 15:16:01 combo sshd[1]: x\n" + LINE)
     events, report = read_all(path, format="syslog")
     assert len(events) == 1 and report.skipped == {"syslog-parse": 1}
+
+
+def test_probe_head_is_what_read_head_gives(tmp_path: Path) -> None:
+    evtx_file = dataset("evtx-attack-samples", "UACME_59_Sysmon.evtx")
+    long_text = LINE * 1000  # longer than HEAD_BYTES
+    files = {
+        "plain.log": LINE * 3,
+        "long.log": long_text,
+        "tiny.log": b"\x1f\x8b",  # two bytes of gzip magic: just text
+        "bzh.log": b"BZhello\n",  # "BZh" without a block-size digit: text
+        "a.log.gz": gzip.compress(LINE),
+        "b.log.bz2": bz2.compress(LINE),
+        "bom8.log": b"\xef\xbb\xbf" + LINE,
+        "bom16.log": "\ufeffx=1\n".encode("utf-16-le"),
+        "empty.log": b"",
+        "copy.evtx": evtx_file.read_bytes(),
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    for name, content in files.items():
+        path = str(tmp_path / name)
+        for size, more in ((8, None), (8, lambda head: True), (HEAD_BYTES, None)):
+            probe = probe_file(path, size, more)
+            assert probe.special is None and probe.size == len(content)
+            assert probe.head == content[: HEAD_BYTES if more else size]
+            head = probe.decoded_head
+            plain = Source(path).plain_file() and not content.startswith(b"\xef\xbb\xbf")
+            assert (head is not None) == plain, name
+            if head is not None and more is not None:
+                assert head == read_head(Source(path)), name
+    assert probe_file(str(tmp_path / "missing"), 8) == FileProbe()
+    assert probe_file(str(tmp_path), 8) == FileProbe()  # a folder: opening it reports why
+
+
+def test_empty_and_unreadable_are_reported_with_a_forced_format(
+    tmp_path: Path, read_all: Any
+) -> None:
+    (tmp_path / "empty.evtx").write_bytes(b"")
+    (tmp_path / "dir.evtx").mkdir()
+    for name, reason in (("empty.evtx", "empty"), ("dir.evtx", "unreadable"), ("no", "unreadable")):
+        events, report = read_all(tmp_path / name, format="evtx")
+        assert events == [] and [w.reason for w in report.warnings] == [reason]
+        assert report.files == {}

@@ -9,7 +9,6 @@ a counted :class:`~vedette.errors.ReadWarning`: no traceback reaches a user from
 from __future__ import annotations
 
 import os
-import stat
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 
 from vedette.errors import ConfigError
 from vedette.events import Event
-from vedette.sources.inputs import Source, is_zip, read_head, split_member_path, zip_members
+from vedette.sources.inputs import Source, probe_file, read_head, split_member_path, zip_members
 from vedette.sources.registry import READERS, ReadOptions, sniff_format
 from vedette.sources.report import ReadReport
 
@@ -62,50 +61,51 @@ def _check_format(format: str | None) -> None:
         raise ConfigError(f"unknown log format {format!r} (known: {known})")
 
 
-def _special_file(path: str) -> str | None:
-    """What ``path`` is when it exists but is neither a regular file nor a folder, else None.
-
-    A named pipe, socket or device in a triage folder must not be opened: reading a FIFO with no
-    writer blocks forever and ``/dev/zero`` never ends.
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return None  # missing or unreadable: opening it reports why
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
+_MAGIC_BYTES = 8
+"""Bytes of a file the first look reads: enough for the zip, compression and BOM checks and for
+every reader's magic; sniffing a format without magic reads ``HEAD_BYTES``."""
 
 
-def _sources(path: str | os.PathLike[str], report: ReadReport) -> list[Source]:
-    """The streams inside ``path``: itself, or each member when it is a zip archive."""
+def _needs_sniff_bytes(head: bytes) -> bool:
+    """True when sniffing ``head`` needs more than its first bytes (no reader's magic)."""
+    return not any(r.magic is not None and head.startswith(r.magic) for r in READERS.values())
+
+
+def _sources(
+    path: str | os.PathLike[str], report: ReadReport, format: str | None
+) -> list[tuple[Source, bytes | None]]:
+    """The streams inside ``path`` (itself, or each member when it is a zip archive), each with
+    its decoded head when the first look already has it (None: read it from the stream)."""
     real, member = split_member_path(path)
     if member is not None:
-        return [Source(real, member)]
-    special = _special_file(real)
-    if special is not None:
-        report.warn(real, "not-a-file", f"{special}, not a regular file: not read", offset=0)
+        return [(Source(real, member), None)]
+    probe = probe_file(real, _MAGIC_BYTES, None if format is not None else _needs_sniff_bytes)
+    if probe.special is not None:
+        report.warn(real, "not-a-file", f"{probe.special}, not a regular file: not read", offset=0)
         return []
-    if is_zip(real):
+    if probe.is_zip:
         try:
-            return [Source(real, name) for name in zip_members(real)]
+            return [(Source(real, name), None) for name in zip_members(real)]
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             report.warn(real, "archive", f"unreadable zip archive: {exc}")
             return []
-    return [Source(real)]
+    head = probe.decoded_head
+    if head is None:
+        return [(Source(real), None)]
+    return [(Source(real, plain_size=probe.size), head)]
 
 
-def _resolve_format(source: Source, format: str | None, report: ReadReport) -> str | None:
-    """The reader name for ``source``: ``format`` if given, else sniffed; warn when none."""
-    try:
-        head = read_head(source)
-    except _STREAM_ERRORS as exc:
-        report.warn(source.display, "unreadable", f"{type(exc).__name__}: {exc}", offset=0)
-        return None
+def _resolve_format(
+    source: Source, format: str | None, report: ReadReport, head: bytes | None = None
+) -> str | None:
+    """The reader name for ``source``: ``format`` if given, else sniffed from ``head`` (read
+    from the stream when None); warn when none."""
+    if head is None:
+        try:
+            head = read_head(source)
+        except _STREAM_ERRORS as exc:
+            report.warn(source.display, "unreadable", f"{type(exc).__name__}: {exc}", offset=0)
+            return None
     if not head:
         report.warn(source.display, "empty", "no data", offset=0)
         return None
@@ -168,8 +168,8 @@ def read_events(
     """
     _check_format(format)
     options = ReadOptions(threads=threads)
-    for source in _sources(path, report):
-        fmt = _resolve_format(source, format, report)
+    for source, head in _sources(path, report, format):
+        fmt = _resolve_format(source, format, report, head)
         if fmt is not None:
             yield from _batches(source, fmt, report, max(1, batch_size), options)
 
@@ -189,8 +189,8 @@ def plan_read_tasks(
     _check_format(format)
     scratch = ReadReport()
     tasks: list[ReadTask] = []
-    for source in _sources(path, scratch):
-        fmt = _resolve_format(source, format, scratch)
+    for source, head in _sources(path, scratch, format):
+        fmt = _resolve_format(source, format, scratch, head)
         whole = ReadTask(source.path, source.member, fmt)
         if fmt is None or not source.plain_file() or not READERS[fmt].can_split(read_head(source)):
             tasks.append(whole)

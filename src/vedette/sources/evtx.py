@@ -72,10 +72,12 @@ class EvtxReader(Reader):
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
         if source.member is None and source.plain_file():
-            try:
-                size: int | None = os.path.getsize(source.path)
-            except OSError:
-                size = None
+            size = source.plain_size
+            if size is None:
+                try:
+                    size = os.path.getsize(source.path)
+                except OSError:
+                    size = None
             yield from self._parse(source.path, source, report, options, size, plain=True)
             return
         # Inside an archive or compressed: the parser reads a seekable stream. Small files are

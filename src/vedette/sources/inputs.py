@@ -12,11 +12,12 @@ import codecs
 import gzip
 import io
 import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
 
@@ -47,6 +48,9 @@ class Source:
     """Member name inside the zip archive at ``path``."""
     start: int = 0
     end: int | None = None
+    plain_size: int | None = field(default=None, compare=False)
+    """Size in bytes when :func:`probe_file` already found this to be an uncompressed file on
+    disk (saves the reader another open and stat); None when nobody looked."""
 
     @property
     def display(self) -> str:
@@ -85,6 +89,8 @@ class Source:
         """True when this source is an uncompressed file on disk (byte ranges are meaningful)."""
         if self.member is not None:
             return False
+        if self.plain_size is not None:
+            return True
         try:
             with open(self.path, "rb") as handle:
                 magic = handle.read(4)
@@ -175,6 +181,81 @@ def read_head(source: Source, size: int = HEAD_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(slots=True, frozen=True)
+class FileProbe:
+    """What one ``stat`` and one read of a file's first bytes tell about it.
+
+    Readers of a folder of small logs (30 EVTX events a file is common) pay per file for every
+    open, so sniffing, the zip check and the reader's own "is it compressed?" check share this.
+    """
+
+    special: str | None = None
+    """What the path is when it is neither a regular file nor a folder (a FIFO, a device...)."""
+    head: bytes | None = None
+    """The first bytes, raw; None when the file could not be stat-ed, opened or read (opening
+    it again reports why) or is a folder."""
+    size: int = 0
+
+    @property
+    def is_zip(self) -> bool:
+        """True when the file is a zip archive (by its magic bytes)."""
+        return self.head is not None and self.head[:4] in (_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)
+
+    @property
+    def decoded_head(self) -> bytes | None:
+        """The head as :func:`read_head` would give it (no decompression, no transcoding to do),
+        or None when the file is compressed, an archive or starts with a byte-order mark."""
+        head = self.head
+        if head is None or head.startswith(_NOT_PLAIN) or _is_bzip2(head):
+            return None
+        return head
+
+
+_NOT_PLAIN = (_GZIP_MAGIC, _ZIP_MAGIC, _EMPTY_ZIP_MAGIC, codecs.BOM_UTF8, *_UTF16_BOMS)
+
+
+def _special_kind(mode: int) -> str | None:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
+
+
+def probe_file(path: str, size: int, more: Callable[[bytes], bool] | None = None) -> FileProbe:
+    """Stat ``path`` and read its first ``size`` bytes (``HEAD_BYTES`` when ``more`` says the
+    first ones are not enough), opening it once. A FIFO, socket or device is not opened:
+    reading a FIFO with no writer blocks forever and ``/dev/zero`` never ends."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return FileProbe()  # missing or unreadable: opening it reports why
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        return FileProbe()
+    if not stat.S_ISREG(mode):
+        return FileProbe(special=_special_kind(mode))
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            head = _read_upto(handle, size)
+            if more is not None and len(head) == size and more(head):
+                head += _read_upto(handle, HEAD_BYTES - size)
+    except (OSError, ValueError):
+        return FileProbe()
+    return FileProbe(head=head, size=info.st_size)
+
+
+def _read_upto(handle: IO[bytes], size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = handle.read(size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
 def split_member_path(path: str | os.PathLike[str]) -> tuple[str, str | None]:
     """``archive.zip!member`` -> (``archive.zip``, ``member``); a plain path -> (path, None)."""
     text = os.fspath(path)
@@ -183,15 +264,6 @@ def split_member_path(path: str | os.PathLike[str]) -> tuple[str, str | None]:
         if os.path.isfile(archive):
             return archive, member
     return text, None
-
-
-def is_zip(path: str) -> bool:
-    """True when ``path`` is a zip archive (by its magic bytes)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) in (_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)
-    except OSError:
-        return False
 
 
 def zip_members(path: str) -> list[str]:
