@@ -96,6 +96,34 @@ class ChannelClass:
     compact_field_names: bool = False
 
 
+_AliasStep = tuple[str, tuple[str, ...] | None, Alias]
+"""An alias as a plan runs it: name, its plain source fields (None: it has a template), alias."""
+
+
+def _steps(aliases: tuple[Alias, ...]) -> tuple[_AliasStep, ...]:
+    return tuple(
+        (a.name, None if any("{" in s for s in a.sources) else a.sources, a) for a in aliases
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class Plan:
+    """Everything :func:`normalize_windows` does to an event of one (channel, EventID), worked
+    out once: the aliases to try in order (``before`` the compact names, if the channel wants
+    them, then ``after``) and the logsource, or the event class whose conditional categories
+    decide it."""
+
+    before: tuple[_AliasStep, ...]
+    compact: bool
+    after: tuple[_AliasStep, ...]
+    logsource: LogSource
+    conditional: EventClass | None = None
+
+
+PLAN_CACHE_LIMIT = 4096
+"""Plans kept per mapping: (channel, EventID) pairs come from input data, so it is bounded."""
+
+
 @dataclass(slots=True)
 class WindowsMapping:
     """The compiled mapping: channels (lower-cased) and provider fallbacks."""
@@ -104,6 +132,22 @@ class WindowsMapping:
     providers: dict[str, str]
     not_produced: dict[str, str]
     common_aliases: tuple[Alias, ...] = ()
+    plans: dict[tuple[str, int], Plan] = field(default_factory=dict)
+    """Plans by the exact (Channel, EventID) values of events, filled as events come."""
+
+    def plan(self, channel: str, event_id: int) -> Plan:
+        """The plan of events of the lower-cased ``channel`` and ``event_id``."""
+        common = _steps(self.common_aliases)
+        found = self.channels.get(channel)
+        if found is None:
+            return Plan(common, False, (), _UNKNOWN_CHANNEL)
+        event = found.events.get(event_id)
+        aliases = _steps(event.aliases) if event is not None else ()
+        logsource = event.logsource if event is not None else found.logsource
+        conditional = event if event is not None and event.conditional else None
+        if found.compact_field_names:
+            return Plan(common, True, aliases, logsource, conditional)
+        return Plan(common + aliases, False, (), logsource, conditional)
 
     def channel_for(self, fields: Mapping[str, Any]) -> str:
         """Lower-cased channel of an event, falling back on its provider."""
@@ -218,6 +262,61 @@ def normalize_windows(fields: dict[str, Any], mapping: WindowsMapping | None = N
     ``fields`` must already be flat (EventData beside ``EventID``, ``Channel``, ...). An event
     of an unknown channel still gets product ``windows`` so that product-only rules meet it.
     """
+    if mapping is None:
+        mapping = windows_mapping()
+    channel = fields.get("Channel")
+    event_id = fields.get("EventID")
+    # The rule (a text Channel, an int EventID) runs the cached plan of its pair: aliases only
+    # add absent fields, so none can change the Channel or EventID the plan was chosen by.
+    if type(channel) is not str or not channel or type(event_id) is not int:
+        return normalize_windows_reference(fields, mapping)
+    plan = mapping.plans.get((channel, event_id))
+    if plan is None:
+        plan = mapping.plan(channel.lower(), event_id)
+        if len(mapping.plans) < PLAN_CACHE_LIMIT:
+            mapping.plans[(channel, event_id)] = plan
+    for name, plain, alias in plan.before:  # _run_steps, inlined for the common case
+        if name in fields:
+            continue
+        if plain is None:
+            value = alias.value(fields)
+            if value is not None:
+                fields[name] = value
+            continue
+        for source in plain:
+            value = fields.get(source)
+            if value is not None and not (isinstance(value, str) and value in _EMPTY_VALUES):
+                fields[name] = value
+                break
+    if plan.compact:
+        _add_compact_names(fields)
+        _run_steps(plan.after, fields)
+    if plan.conditional is not None:
+        return plan.conditional.classify(fields)
+    return plan.logsource
+
+
+def _run_steps(steps: tuple[_AliasStep, ...], fields: dict[str, Any]) -> None:
+    for name, plain, alias in steps:
+        if name in fields:
+            continue
+        if plain is None:
+            value = alias.value(fields)
+            if value is not None:
+                fields[name] = value
+            continue
+        for source in plain:  # Alias.value for plain sources, without its per-source checks
+            value = fields.get(source)
+            if value is not None and not (isinstance(value, str) and value in _EMPTY_VALUES):
+                fields[name] = value
+                break
+
+
+def normalize_windows_reference(
+    fields: dict[str, Any], mapping: WindowsMapping | None = None
+) -> LogSource:
+    """:func:`normalize_windows` step by step, without plans: the definition the plans must
+    reproduce, and the path of events without a text Channel and an int EventID."""
     mapping = mapping or windows_mapping()
     for alias in mapping.common_aliases:
         if alias.name not in fields:
