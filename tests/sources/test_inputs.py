@@ -7,6 +7,7 @@ import gzip
 import os
 import pickle
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from datasets import dataset
 from vedette.errors import ConfigError
+from vedette.events import Event, SourceRef
 from vedette.sources import (
     ReadReport,
     ReadTask,
@@ -23,6 +25,7 @@ from vedette.sources import (
     read_task,
 )
 from vedette.sources.inputs import HEAD_BYTES, FileProbe, Source, probe_file, read_head
+from vedette.sources.registry import READERS, Reader, ReadOptions
 
 LINE = b"Jun 14 15:16:01 combo sshd[19939]: Failed password for root from 10.0.0.1\n"
 
@@ -212,3 +215,36 @@ def test_empty_and_unreadable_are_reported_with_a_forced_format(
         events, report = read_all(tmp_path / name, format="evtx")
         assert events == [] and [w.reason for w in report.warnings] == [reason]
         assert report.files == {}
+
+
+class _FailingReader(Reader):
+    """Yields ``count`` events of a file, then raises like a reader bug would (when ``fail``)."""
+
+    name = "failing-test-reader"
+
+    def __init__(self, count: int, fail: bool) -> None:
+        self.count, self.fail = count, fail
+
+    def sniff(self, head: bytes, name: str) -> int:
+        return 0
+
+    def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
+        for index in range(self.count):
+            yield Event({"n": index}, source=SourceRef(source.display, self.name, line=index))
+        if self.fail:
+            raise ValueError("bug")
+
+
+@pytest.mark.parametrize(("count", "fail"), [(10, True), (8, True), (8, False), (0, False)])
+def test_batches_keep_what_was_read_before_a_reader_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, fail: bool
+) -> None:
+    monkeypatch.setitem(READERS, _FailingReader.name, _FailingReader(count, fail))
+    path = tmp_path / "x.log"
+    path.write_bytes(LINE)
+    report = ReadReport()
+    batches = list(read_events(path, format=_FailingReader.name, batch_size=4, report=report))
+    assert [len(b) for b in batches] == [4] * (count // 4) + ([count % 4] if count % 4 else [])
+    assert [e.fields["n"] for b in batches for e in b] == list(range(count))
+    assert report.events == ({_FailingReader.name: count} if count else {})
+    assert [w.reason for w in report.warnings] == (["reader-error"] if fail else [])

@@ -13,6 +13,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from vedette.errors import ConfigError
 from vedette.events import Event
@@ -128,16 +129,19 @@ def _batches(
     counts_file = source.is_whole or source.start == 0
     skipped_before = sum(report.skipped.values())
     produced = 0
-    events = reader.read(source, report, options)
     try:
         try:
-            for event in events:
-                batch.append(event)
-                if len(batch) >= batch_size:
-                    produced += len(batch)
-                    report.add_events(fmt, len(batch))
-                    yield batch
-                    batch = []
+            events = reader.read(source, report, options)
+            while True:
+                # list.extend pulls the events in C, and keeps those it got when the reader
+                # raises midway (what was read stays)
+                batch.extend(islice(events, batch_size))
+                if len(batch) < batch_size:
+                    break
+                produced += len(batch)
+                report.add_events(fmt, len(batch))
+                yield batch
+                batch = []
         except _TRUNCATION_ERRORS as exc:
             # Truncated compressed streams and I/O errors end the stream; what was read stays.
             report.warn(source.display, "truncated", f"{type(exc).__name__}: {exc}")

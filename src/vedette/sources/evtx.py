@@ -72,22 +72,27 @@ class EvtxReader(Reader):
 
     def read(self, source: Source, report: ReadReport, options: ReadOptions) -> Iterator[Event]:
         if source.member is None and source.plain_file():
-            size = source.plain_size
+            size: int | None = source.plain_size
             if size is None:
                 try:
                     size = os.path.getsize(source.path)
                 except OSError:
                     size = None
-            yield from self._parse(source.path, source, report, options, size, plain=True)
-            return
-        # Inside an archive or compressed: the parser reads a seekable stream. Small files are
-        # decompressed into memory (seeking a decompressing stream is slow); big ones are
-        # streamed, which keeps memory bounded.
+            # the parsing generator itself, not wrapped in another: one resume less per event
+            return self._parse(source.path, source, report, options, size, plain=True)
+        return self._read_stream(source, report, options)
+
+    def _read_stream(
+        self, source: Source, report: ReadReport, options: ReadOptions
+    ) -> Iterator[Event]:
+        """Inside an archive or compressed: the parser reads a seekable stream. Small files are
+        decompressed into memory (seeking a decompressing stream is slow); big ones are
+        streamed, which keeps memory bounded."""
         with source.open() as stream:
             head = stream.read(IN_MEMORY_LIMIT + 1)
-            size = len(head)
+            size: int | None = len(head)
             target: Any = io.BytesIO(head)
-            if size > IN_MEMORY_LIMIT:
+            if len(head) > IN_MEMORY_LIMIT:
                 del head, target
                 stream.seek(0)
                 target, size = stream, None

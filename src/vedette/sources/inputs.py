@@ -236,19 +236,23 @@ def probe_file(path: str, size: int, more: Callable[[bytes], bool] | None = None
     if not stat.S_ISREG(mode):
         return FileProbe(special=_special_kind(mode))
     try:
-        with open(path, "rb", buffering=0) as handle:
-            head = _read_upto(handle, size)
+        # os.open/os.read: a third of the cost of open() and a file object, paid per file
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            head = _read_upto(descriptor, size)
             if more is not None and len(head) == size and more(head):
-                head += _read_upto(handle, HEAD_BYTES - size)
+                head += _read_upto(descriptor, HEAD_BYTES - size)
+        finally:
+            os.close(descriptor)
     except (OSError, ValueError):
         return FileProbe()
     return FileProbe(head=head, size=info.st_size)
 
 
-def _read_upto(handle: IO[bytes], size: int) -> bytes:
+def _read_upto(descriptor: int, size: int) -> bytes:
     chunks: list[bytes] = []
     while size > 0:
-        chunk = handle.read(size)
+        chunk = os.read(descriptor, size)
         if not chunk:
             break
         chunks.append(chunk)
