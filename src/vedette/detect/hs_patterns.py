@@ -9,9 +9,9 @@ becomes a pattern whose match *is* the glob's truth:
 glob               pattern
 =================  ==========================
 ``foo`` (equals)   ``\xfffoo\xff``
-``foo*``           ``\xfffoo``
+``foo*``           ``\xfffoo[^\xff]*\xff``
 ``*foo``           ``foo\xff``
-``*foo*``          ``foo``
+``*foo*``          ``foo[^\xff]*\xff``
 ``a*b?c``          ``\xffa[^\xff]*b<one UTF-8 character>c\xff``
 =================  ==========================
 
@@ -78,23 +78,21 @@ def glob_expression(glob: Glob) -> bytes:
             continue
         else:
             tokens.append(token)
-    # A leading or trailing run of any characters needs no pattern: a literal cannot contain
-    # the delimiter, so wherever it matches it is inside one value.
+    # A leading run of any characters needs no pattern: a literal cannot contain the delimiter,
+    # so wherever it matches it is inside one value. A trailing run does: ending every pattern
+    # on the value's closing delimiter makes it report once per value (Hyperscan reports each
+    # end offset once), where "*x*" would report at every x of a value scanned in a batch.
     head = tokens[0] is not ANY if tokens else True
-    tail = tokens[-1] is not ANY if tokens else True
     out = [rb"\xff"] if head else []
-    for part in tokens[(0 if head else 1) : (len(tokens) if tail else -1)]:
+    for part in tokens[0 if head else 1 :]:
         if isinstance(part, str):
             out.append(escape_bytes(encode_text(part)))
         elif part is ANY:
             out.append(ANY_RUN)
         else:
             out.append(ONE_CHAR)
-    if tail:
-        out.append(rb"\xff")
-    expression = b"".join(out)
-    # "*" alone (any value, even empty) still needs a non-empty pattern.
-    return expression or rb"\xff"
+    out.append(rb"\xff")
+    return b"".join(out)
 
 
 @dataclass(slots=True)

@@ -1,13 +1,15 @@
-"""Hyperscan item scanner: decides detection items with Hyperscan scans of each event.
+"""Hyperscan item scanner: decides detection items with Hyperscan scans of field values.
 
 Every glob of every covered item is one pattern of a small block-mode database per field (and
 one for keyword items), anchored on the value's ends (:mod:`vedette.detect.hs_patterns`); a
-match *is* the truth of that glob. With ``HS_FLAG_SINGLEMATCH`` each pattern reports at most once
-per value, so the Python work per event is one callback per *true* pattern, not per literal
-occurrence, plus one scan call per field value that some rule looks at.
+match *is* the truth of that glob.
 
-Databases take seconds to compile for the whole SigmaHQ corpus; they are serialised into the
-engine's cache directory under a hash of their patterns, so a warm start only deserialises them.
+Events go through the value memo (:mod:`vedette.detect.hs_values`): the items each
+``(key, value)`` pair makes true are remembered, and the pairs a batch meets for the first time
+are learned together, one Hyperscan scan per database per batch over all of them
+(:func:`~vedette.detect.hs_buffer.scan_values`), not one scan per value. The events the memo
+cannot answer exactly (keys that differ only in case, list values) take the per-event path,
+:meth:`HyperscanScanner._decide_each`.
 
 Importing this module registers the ``"hyperscan"`` scanner; it raises ``ModuleNotFoundError``
 (name ``hyperscan``) when the native package is missing, and the engine falls back to Python.
@@ -15,37 +17,31 @@ Importing this module registers the ``"hyperscan"`` scanner; it raises ``ModuleN
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import hyperscan
 
-from vedette.detect.hs_buffer import FieldResolver
+from vedette.detect.hs_buffer import FieldResolver, scan_values
+from vedette.detect.hs_databases import DatabaseKey, load_databases, unbundle
+from vedette.detect.hs_keywords import KeywordPrefilter
 from vedette.detect.hs_patterns import (
     CASED,
     FOLDED,
     KEYWORDS,
     REGEX,
     ItemPatterns,
-    PatternSet,
     translate_plan,
 )
 from vedette.detect.hs_regex import translate_regex, unchecked_regex
+from vedette.detect.hs_values import ValueMemo
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import Regex, RulePlan, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event, LogSource
 
-FORMAT_VERSION = "hs-items-4"
-"""Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
-
-DatabaseKey = tuple[int, int]
 _Wanted = tuple[list[bool], list[bool], list[bool], bool]
 """Per logsource: fields read case-insensitively, fields read cased, either, keywords."""
 _Seen = tuple[frozenset[int], tuple[tuple[int, int], ...]]
@@ -54,76 +50,6 @@ _NOTHING: _Seen = (frozenset(), ())
 
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
-
-
-def _cache_key(patterns: PatternSet) -> str:
-    digest = hashlib.sha256(FORMAT_VERSION.encode())
-    digest.update(str(getattr(hyperscan, "__version__", "")).encode())
-    for (group, cased), pids in sorted(patterns.databases.items()):
-        digest.update(b"db%d:%d:" % (group, cased))
-        for pid in pids:
-            expression = patterns.expressions[pid]
-            digest.update(b"%d:%d:%d:" % (pid, patterns.flags[pid], len(expression)))
-            digest.update(expression)
-    return digest.hexdigest()[:32]
-
-
-def _deserialise(blob: bytes) -> Any:
-    database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
-    # A deserialised database comes without scratch space; scanning needs one.
-    database.scratch = hyperscan.Scratch(database)
-    return database
-
-
-def _compile(patterns: PatternSet, pids: list[int]) -> Any:
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(
-        expressions=[patterns.expressions[p] for p in pids],
-        ids=pids,
-        elements=len(pids),
-        flags=[patterns.flags[p] | hyperscan.HS_FLAG_SINGLEMATCH for p in pids],
-    )
-    return database
-
-
-def load_databases(
-    patterns: PatternSet, cache_dir: Path | None
-) -> tuple[dict[DatabaseKey, Any], bytes]:
-    """Every database of ``patterns`` and their serialised bundle, from cache when present."""
-    path = cache_dir / f"hyperscan-{_cache_key(patterns)}.bin" if cache_dir else None
-    if path is not None and path.is_file():
-        try:
-            bundle = path.read_bytes()
-            return _unbundle(bundle), bundle
-        except (OSError, hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
-            pass  # unreadable, written by another Hyperscan build or damaged: compile afresh
-    databases = {key: _compile(patterns, pids) for key, pids in patterns.databases.items()}
-    bundle = pickle.dumps(
-        {key: hyperscan.dumpb(db) for key, db in databases.items()}, pickle.HIGHEST_PROTOCOL
-    )
-    if path is not None:
-        _write_atomically(path, bundle)
-    return databases, bundle
-
-
-def _unbundle(bundle: bytes) -> dict[DatabaseKey, Any]:
-    blobs: dict[DatabaseKey, bytes] = pickle.loads(bundle)
-    return {key: _deserialise(blob) for key, blob in blobs.items()}
-
-
-def _write_atomically(path: Path, blob: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".hyperscan-")
-    except OSError:
-        return  # an unusable cache folder only costs the next start a compile
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(blob)
-        os.replace(temp, path)
-    except OSError:
-        # A read-only or full cache only costs the next start a compile.
-        Path(temp).unlink(missing_ok=True)
 
 
 class HyperscanScanner:
@@ -146,7 +72,7 @@ class HyperscanScanner:
     def _setup(self) -> None:
         items = self._items
         if self._bundle:
-            databases = _unbundle(self._bundle)
+            databases = unbundle(self._bundle)
         else:
             databases, self._bundle = load_databases(items.patterns, self._cache_dir)
         size = len(items.fields) + 1
@@ -185,11 +111,28 @@ class HyperscanScanner:
         ]
         self._any_cased = any(self._wanted_cased)
         self._keywords = any(db is not None for db in self._keyword_dbs)
+        self._prefilter = KeywordPrefilter(
+            [
+                self._plan.items[i]
+                for i in sorted(items.covered)
+                if self._plan.items[i].field is None
+            ]
+        )
         self._routes: dict[LogSource, _Wanted] = {}
         self._resolver = FieldResolver(items.fields, items.spellings)
         # (field number, value) -> patterns true for it (case-insensitive side): logs repeat the
         # same images, parents, channels and users, and a probe is cheaper than a scan.
         self._memo: dict[tuple[int, str], _Seen] = {}
+        # Keyword all-of items: the only all-of items whose matchers may meet different values
+        # of one event (a field has one value per event on the memo's path).
+        self._keyword_all = frozenset(
+            item_id
+            for item_id in items.need
+            if item_id in items.covered and self._plan.items[item_id].field is None
+        )
+        self._value_memo = ValueMemo(
+            self._scan_texts, self._entry_items, self._resolver, MEMO_LIMIT
+        )
         self._fallback: dict[int, ItemTest] | None = None
         # Scratch list of the folded scan's true patterns, and the callback that fills it.
         found: list[int] = []
@@ -205,6 +148,7 @@ class HyperscanScanner:
     def clear_memo(self) -> None:
         """Forget remembered field values (benchmarks use it to measure a first pass)."""
         self._memo.clear()
+        self._value_memo.clear()
 
     @property
     def covered(self) -> frozenset[int]:
@@ -218,6 +162,102 @@ class HyperscanScanner:
 
     def decide(self, events: Sequence[Event]) -> list[set[int]]:
         """For each event, the covered items that are true."""
+        out, slow, layouts = self._value_memo.decide(events)
+        routes, prefilter = self._routes, self._prefilter
+        for event, true, layout in zip(events, out, layouts, strict=True):
+            if true is None or layout is None:
+                continue
+            route = routes.get(event.logsource)
+            if route is None:
+                route = self._route(event.logsource)
+            if route[3] and prefilter.may_match(event.fields, layout):
+                true |= self._keyword_items(event.fields)
+        if slow:
+            decided = self._decide_each([events[p] for p in slow])
+            for position, true in zip(slow, decided, strict=True):
+                out[position] = true
+        return out  # type: ignore[return-value]  # every position is filled now
+
+    def _scan_texts(self, texts: list[tuple[str, str | None]]) -> list[list[int]]:
+        """True pattern ids of each ``(key, rendered value)``, one scan per database for all.
+
+        Each value meets its field's databases, equality tables and regexes (not keywords).
+        """
+        number_of = self._resolver.number
+        folded, cased, regex = self._folded, self._cased, self._regex
+        folded_eq, cased_eq = self._folded_eq, self._cased_eq
+        found: list[list[int]] = []
+        # database -> (indexes into texts, texts) to scan in one buffer
+        queues: dict[DatabaseKey, tuple[list[int], list[str]]] = {}
+        for index, (key, text) in enumerate(texts):
+            pids: list[int] = []
+            found.append(pids)
+            number = number_of(key)  # every key learned, so that case clashes come to light
+            if text is None:
+                continue
+            low = text.lower()
+            if number:
+                table = folded_eq[number]
+                if table is not None:
+                    pids.extend(table.get(low, ()))
+                if folded[number] is not None:
+                    queued = queues.get((number, FOLDED))
+                    if queued is None:
+                        queued = queues[number, FOLDED] = ([], [])
+                    queued[0].append(index)
+                    queued[1].append(low)
+                table = cased_eq[number]
+                if table is not None:
+                    pids.extend(table.get(text, ()))
+                if cased[number] is not None:
+                    queued = queues.get((number, CASED))
+                    if queued is None:
+                        queued = queues[number, CASED] = ([], [])
+                    queued[0].append(index)
+                    queued[1].append(text)
+                if regex[number] is not None:
+                    pids.extend(self._regex_pids(number, text))
+        for (group, kind), (indexes, batch) in queues.items():
+            database = folded[group] if kind == FOLDED else cased[group]
+            for index, pids in zip(indexes, scan_values(database, batch), strict=True):
+                if pids:
+                    found[index].extend(pids)
+        return found
+
+    def _regex_pids(self, number: int, text: str) -> list[int]:
+        """Regex patterns of field ``number`` that ``text`` matches (one value, one scan)."""
+        found: list[int] = []
+        if text.isascii():
+
+            def collect(pid: int, start: int, end: int, flags: int, context: object) -> None:
+                found.append(pid)
+
+            data = b"\xff" + text.encode("ascii") + b"\xff"
+            self._regex[number].scan(data, match_event_handler=collect)
+        else:
+            for search, pid in self._regex_py[number] or ():
+                if search(text) is not None:
+                    found.append(pid)
+        return found
+
+    def _entry_items(self, pids: list[int]) -> frozenset[int]:
+        """Items that the true patterns ``pids`` of one field value make true."""
+        patterns = self._items.patterns
+        any_items, all_slots = patterns.any_items, patterns.all_slots
+        items: set[int] = set()
+        slots: dict[int, set[int]] = {}
+        for pid in set(pids):
+            items.update(any_items[pid])
+            for item_id, matcher in all_slots.get(pid, ()):
+                slots.setdefault(item_id, set()).add(matcher)
+        # An all-of item is true when every matcher met this value: a field has one value on
+        # the memo's path, so no other value can complete it.
+        need = self._items.need
+        items.update(i for i, matchers in slots.items() if len(matchers) == need[i])
+        return frozenset(items)
+
+    def _decide_each(self, events: Sequence[Event]) -> list[set[int]]:
+        """Event by event, value by value: for events the value memo cannot answer exactly."""
         hits: list[int] = []
         append = hits.append
 
@@ -385,6 +425,28 @@ class HyperscanScanner:
             self._routes.clear()
         self._routes[logsource] = route
         return route
+
+    def _keyword_items(self, fields: dict[str, Any]) -> set[int]:
+        """Keyword items true for the event, decided exactly (every value rendered, scanned)."""
+        strings = render_values(list(fields.values()))
+        if not strings:
+            return set()
+        hits: list[int] = []
+
+        def collect(pid: int, start: int, end: int, flags: int, context: object) -> None:
+            hits.append(pid)
+
+        self._scan_keywords(strings, collect)
+        patterns = self._items.patterns
+        true: set[int] = set()
+        slots: dict[int, set[int]] = {}
+        for pid in set(hits):
+            true.update(patterns.any_items[pid])
+            for item_id, matcher in patterns.all_slots.get(pid, ()):
+                slots.setdefault(item_id, set()).add(matcher)
+        need = self._items.need
+        true.update(i for i, matchers in slots.items() if len(matchers) == need[i])
+        return true
 
     def _scan_keywords(self, strings: list[str], on_match: Any) -> None:
         """Scan every value of the event, joined by the delimiter, with the keyword databases."""

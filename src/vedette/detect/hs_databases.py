@@ -1,0 +1,98 @@
+"""Hyperscan databases of an item translation: compiled once, serialised into the cache.
+
+Databases take seconds to compile for the whole SigmaHQ corpus; they are serialised into the
+engine's cache directory under a hash of their patterns, so a warm start only deserialises them.
+Glob and keyword databases are scanned over many values joined in one buffer
+(:func:`vedette.detect.hs_buffer.scan_values`), so they report every match; regex databases
+are scanned one value at a time and report each pattern once (``HS_FLAG_SINGLEMATCH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import hyperscan
+
+from vedette.detect.hs_patterns import REGEX, PatternSet
+
+DatabaseKey = tuple[int, int]
+"""``(group, kind)``: a field number (or keywords) and FOLDED, CASED or REGEX."""
+
+FORMAT_VERSION = "hs-items-6"
+"""Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
+
+
+def _cache_key(patterns: PatternSet) -> str:
+    digest = hashlib.sha256(FORMAT_VERSION.encode())
+    digest.update(str(getattr(hyperscan, "__version__", "")).encode())
+    for (group, cased), pids in sorted(patterns.databases.items()):
+        digest.update(b"db%d:%d:" % (group, cased))
+        for pid in pids:
+            expression = patterns.expressions[pid]
+            digest.update(b"%d:%d:%d:" % (pid, patterns.flags[pid], len(expression)))
+            digest.update(expression)
+    return digest.hexdigest()[:32]
+
+
+def _deserialise(blob: bytes) -> Any:
+    database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+    # A deserialised database comes without scratch space; scanning needs one.
+    database.scratch = hyperscan.Scratch(database)
+    return database
+
+
+def _compile(patterns: PatternSet, key: DatabaseKey, pids: list[int]) -> Any:
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    single = hyperscan.HS_FLAG_SINGLEMATCH if key[1] == REGEX else 0
+    database.compile(
+        expressions=[patterns.expressions[p] for p in pids],
+        ids=pids,
+        elements=len(pids),
+        flags=[patterns.flags[p] | single for p in pids],
+    )
+    return database
+
+
+def load_databases(
+    patterns: PatternSet, cache_dir: Path | None
+) -> tuple[dict[DatabaseKey, Any], bytes]:
+    """Every database of ``patterns`` and their serialised bundle, from cache when present."""
+    path = cache_dir / f"hyperscan-{_cache_key(patterns)}.bin" if cache_dir else None
+    if path is not None and path.is_file():
+        try:
+            bundle = path.read_bytes()
+            return unbundle(bundle), bundle
+        except (OSError, hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
+            pass  # unreadable, written by another Hyperscan build or damaged: compile afresh
+    databases = {key: _compile(patterns, key, pids) for key, pids in patterns.databases.items()}
+    bundle = pickle.dumps(
+        {key: hyperscan.dumpb(db) for key, db in databases.items()}, pickle.HIGHEST_PROTOCOL
+    )
+    if path is not None:
+        _write_atomically(path, bundle)
+    return databases, bundle
+
+
+def unbundle(bundle: bytes) -> dict[DatabaseKey, Any]:
+    blobs: dict[DatabaseKey, bytes] = pickle.loads(bundle)
+    return {key: _deserialise(blob) for key, blob in blobs.items()}
+
+
+def _write_atomically(path: Path, blob: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".hyperscan-")
+    except OSError:
+        return  # an unusable cache folder only costs the next start a compile
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(blob)
+        os.replace(temp, path)
+    except OSError:
+        # A read-only or full cache only costs the next start a compile.
+        Path(temp).unlink(missing_ok=True)

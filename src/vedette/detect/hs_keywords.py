@@ -1,0 +1,134 @@
+"""Keyword items (field-less searches) without rendering every value of every event.
+
+A keyword item is true when some value of the event matches one of its globs, so deciding it
+exactly means rendering and scanning every value: timestamps, GUIDs and record numbers included,
+new in each event. Yet SigmaHQ's Windows keyword rules (Mimikatz strings for every Windows
+event, Exchange cmdlets, antivirus messages...) almost never fire. The prefilter answers "no
+keyword item can be true" for almost every event with one C-level join of the event's text
+values (a getter per key layout, :mod:`vedette.detect.hs_layouts`) and one Hyperscan scan for a
+*necessary literal* of each keyword glob; only when one is found, or when the prefilter cannot
+vouch for the event, does the scanner decide the keyword items exactly.
+
+Why no match can be missed:
+
+- a glob matches a value only if the value contains each of its literal tokens, lower-cased
+  for a case-insensitive glob. ``str.lower`` maps character to character, ASCII to ASCII and
+  other characters to non-ASCII ones, except two that the prefilter refuses to vouch for
+  (events holding them are decided exactly): KELVIN SIGN (lower-cases to ``k``) and LATIN
+  CAPITAL LETTER I WITH DOT ABOVE (to two characters). So an ASCII piece of a token found in
+  the lower-cased value is found, ASCII-caselessly (Hyperscan's caseless flag), in the value;
+- every text value is in the joined text, whole; the join character can only add false
+  positives;
+- the values left out are checked to be integers, floats, bools or nulls, and every chosen
+  piece holds a character no number renders as (digits, ``.``, ``e``, ``+``, ``-``, ``inf``,
+  ``nan``) and is no part of ``true`` or ``false``: such values cannot contain it. Any other
+  value (a list, say) makes the prefilter answer "maybe".
+
+A keyword glob without a usable piece (``*`` alone, only digits...) disables the prefilter:
+the scanner then decides keyword items exactly for every event that needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+import hyperscan
+
+from vedette.detect.hs_layouts import Layout
+from vedette.detect.hs_patterns import encode_text, escape_bytes
+from vedette.detect.plan import AnyOf, DetectionItem, Glob, ValueMatcher
+
+_FLOAT_CHARACTERS = frozenset("0123456789.e+-infa")
+"""Every character a float can render as, in JSON or in the engine's rendering."""
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_SKIPPED_TYPES = frozenset((int, float, bool, type(None)))
+"""Values the prefilter need not scan (no chosen piece can be inside their rendering)."""
+
+
+def necessary_token(glob: Glob) -> str | None:
+    """The longest ASCII piece of a literal token of ``glob`` usable by the prefilter, or None
+    when the glob has none (the prefilter cannot be used)."""
+    pieces: list[str] = []
+    for token in glob.tokens:
+        if isinstance(token, str) and token:
+            text = token if glob.case_sensitive else token.lower()
+            pieces.extend(_NON_ASCII.split(text))
+    usable = [
+        piece
+        for piece in pieces
+        if not set(piece) <= _FLOAT_CHARACTERS
+        and piece.lower() not in "true"
+        and piece.lower() not in "false"
+    ]
+    return max(usable, key=len) if usable else None
+
+
+def _best_matcher(matchers: tuple[ValueMatcher, ...]) -> ValueMatcher:
+    """The matcher of an all-of item whose weakest alternative has the longest literal."""
+
+    def strength(matcher: ValueMatcher) -> int:
+        alternatives = matcher.alternatives if isinstance(matcher, AnyOf) else (matcher,)
+        tokens = [necessary_token(g) if isinstance(g, Glob) else None for g in alternatives]
+        return min((len(t) if t is not None else -1) for t in tokens) if tokens else -1
+
+    return max(matchers, key=strength)
+
+
+class KeywordPrefilter:
+    """Hyperscan database of one necessary literal per keyword glob, over an event's JSON."""
+
+    def __init__(self, items: list[DetectionItem]) -> None:
+        expressions: list[bytes] = []
+        flags: list[int] = []
+        usable = True
+        for item in items:
+            # An all-of item needs every matcher: the literals of one of them are enough.
+            matchers = [_best_matcher(item.matchers)] if item.match_all else item.matchers
+            for matcher in matchers:
+                alternatives = matcher.alternatives if isinstance(matcher, AnyOf) else (matcher,)
+                for glob in alternatives:
+                    token = necessary_token(glob) if isinstance(glob, Glob) else None
+                    if token is None or not isinstance(glob, Glob):
+                        usable = False
+                        continue
+                    expressions.append(escape_bytes(encode_text(token)))
+                    caseless = 0 if glob.case_sensitive else hyperscan.HS_FLAG_CASELESS
+                    flags.append(caseless | hyperscan.HS_FLAG_SINGLEMATCH)
+        self.usable = usable
+        """False when some keyword glob has no necessary literal: decide exactly every time."""
+        self._database: Any = None
+        if usable and expressions:
+            unique = sorted(set(zip(expressions, flags, strict=True)))
+            self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            self._database.compile(
+                expressions=[e for e, _ in unique],
+                ids=list(range(len(unique))),
+                elements=len(unique),
+                flags=[f for _, f in unique],
+            )
+
+    def may_match(self, fields: dict[str, Any], layout: Layout) -> bool:
+        """False only when no keyword glob can match any value of ``fields``."""
+        if not self.usable:
+            return True
+        if self._database is None:
+            return False  # no keyword glob at all
+        if not set(map(type, layout.others(fields))) <= _SKIPPED_TYPES:
+            return True  # a list, or a value whose type changed: decide exactly
+        try:
+            text = "\x00".join(layout.texts(fields))
+        except TypeError:  # a value of the layout's text keys is no text in this event
+            return True
+        if not text.isascii() and ("\u212a" in text or "\u0130" in text):
+            return True
+        found: list[int] = []
+
+        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> bool:
+            found.append(pid)
+            return True  # one is enough: stop scanning
+
+        with contextlib.suppress(hyperscan.ScanTerminated):
+            self._database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+        return bool(found)
