@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree
 
+import orjson
+
 from vedette.events import LogSource
 from vedette.normalize.tables import linux_sysmon_logsource
 from vedette.normalize.timeparse import from_epoch
@@ -158,90 +160,123 @@ _SYSTEM_FULL = (
 _SYSTEM_SHORT = tuple(
     k for k in _SYSTEM_FULL if k not in ("Version", "Opcode", "Correlation", "Execution")
 )
-_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _parser_keys(*names: str) -> tuple[str, ...]:
+    """``names`` as the very string objects orjson gives as keys (it caches them), so that
+    comparing and looking them up in parsed records is an identity check, not a memcmp."""
+    return tuple(orjson.loads(orjson.dumps(dict.fromkeys(names))))
+
+
+_SYSTEM_FULL = _parser_keys(*_SYSTEM_FULL)
+_SYSTEM_SHORT = _parser_keys(*_SYSTEM_SHORT)
+_K_EVENT, _K_EVENTDATA, _K_SYSTEM, _K_ATTRS, _K_NAME, _K_GUID, _K_SOURCE, _K_TIME = _parser_keys(
+    "Event", "EventData", "System", _ATTRS, "Name", "Guid", "EventSourceName", "SystemTime"
+)
+_NOT_SCALAR = frozenset((dict, list))
+# Fields the fast path writes only when EventData does not have them: with none of them in
+# EventData (the rule), it may write them unconditionally.
+_DEFAULT_NAMES = frozenset(("Provider_Guid", "EventSourceName", *_SYSTEM_DEFAULTS))
 
 
 def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
     """:func:`flatten_windows_event` for a record the caller owns, specialised for the exact
     shape the ``evtx`` renderer emits (same fields, same values, same order).
 
-    The common record (``System`` in one of the renderer's two layouts, flat ``EventData`` and
-    no other section) is flattened in straight-line code into its own ``EventData`` dict, which
-    saves the copy and the generic per-key dispatch; any other shape takes the generic path.
+    The common record (``System`` in one of the renderer's two layouts with plain values, flat
+    ``EventData`` sharing no name with the secondary System fields, and no other section) is
+    flattened in straight-line code into its own ``EventData`` dict, which saves the copy and
+    the generic per-key dispatch; any other shape takes the generic path.
     """
-    event = record.get("Event")
+    event = record.get(_K_EVENT)
     if type(event) is not dict:
         return flatten_windows_event(record)
-    fields = event.get("EventData")
-    system = event.get("System")
+    fields = event.get(_K_EVENTDATA)
+    system = event.get(_K_SYSTEM)
     if (
         type(fields) is not dict
         or type(system) is not dict
         # nothing but #attributes, System and EventData: no other section to merge
-        or len(event) != (3 if _ATTRS in event else 2)
+        or len(event) != (3 if _K_ATTRS in event else 2)
         or _ATTRS in fields
         or "Data" in fields
-        or not set(map(type, fields.values())) <= _SCALAR_TYPES
+        or not _NOT_SCALAR.isdisjoint(map(type, fields.values()))
+        or not fields.keys().isdisjoint(_DEFAULT_NAMES)
     ):
         return flatten_windows_event(record)
     keys = tuple(system)
+    # the values in the layout's order: unpacked from the view, no key lookups
     if keys == _SYSTEM_FULL:
+        (provider, event_id, version, level, task, opcode, keywords, created, record_id,
+         correlation, execution, channel, computer, security) = system.values()  # fmt: skip
         full = True
     elif keys == _SYSTEM_SHORT:
+        (provider, event_id, level, task, keywords, created, record_id, channel, computer,
+         security) = system.values()  # fmt: skip
+        version = opcode = correlation = execution = None
         full = False
     else:
         return flatten_windows_event(record)
+    # element values rendered with attributes ({"#text": ..}) take the generic path
+    if dict in {type(version), type(level), type(task), type(opcode), type(keywords),
+                type(record_id), type(channel), type(computer)}:  # fmt: skip
+        return flatten_windows_event(record)
     # From here on the same steps as flatten_windows_event, in the same order.
-    provider = system["Provider"]
     if type(provider) is dict:
-        attrs = provider.get(_ATTRS)
+        attrs = provider.get(_K_ATTRS)
         if type(attrs) is not dict:
             attrs = provider
-        if "Name" in attrs:
-            fields["Provider_Name"] = attrs["Name"]
-        if "Guid" in attrs and "Provider_Guid" not in fields:
-            fields["Provider_Guid"] = attrs["Guid"]
-        if "EventSourceName" in attrs and "EventSourceName" not in fields:
-            fields["EventSourceName"] = attrs["EventSourceName"]
-    value = system["EventID"]
-    fields["EventID"] = value if type(value) is int else _as_int(value)
-    for key in ("Version", "Level", "Task", "Opcode", "Keywords") if full else _SHORT_DEFAULTS:
-        if key not in fields:
-            value = system[key]
-            fields[key] = value if type(value) is not dict else _text(value)
-    value = system["TimeCreated"]
-    if type(value) is dict:
-        attrs = value.get(_ATTRS)
-        if type(attrs) is not dict:
-            attrs = value
-        fields["TimeCreated"] = _system_time(attrs.get("SystemTime"))
-    value = system["EventRecordID"]
-    fields["EventRecordID"] = value if type(value) is not dict else _text(value)
+        if _K_NAME in attrs:
+            fields["Provider_Name"] = attrs[_K_NAME]
+        if _K_GUID in attrs:
+            fields["Provider_Guid"] = attrs[_K_GUID]
+        if _K_SOURCE in attrs:
+            fields["EventSourceName"] = attrs[_K_SOURCE]
+    fields["EventID"] = event_id if type(event_id) is int else _as_int(event_id)
     if full:
-        _attributes_into(system["Correlation"], fields)
-        _attributes_into(system["Execution"], fields, EXECUTION_PREFIX)
-    value = system["Channel"]
-    fields["Channel"] = value if type(value) is not dict else _text(value)
-    value = system["Computer"]
-    fields["Computer"] = value if type(value) is not dict else _text(value)
-    _attributes_into(system["Security"], fields)
+        fields["Version"] = version
+        fields["Level"] = level
+        fields["Task"] = task
+        fields["Opcode"] = opcode
+    else:
+        fields["Level"] = level
+        fields["Task"] = task
+    fields["Keywords"] = keywords
+    if type(created) is dict:
+        attrs = created.get(_K_ATTRS)
+        if type(attrs) is not dict:
+            attrs = created
+        stamp = attrs.get(_K_TIME)
+        fields["TimeCreated"] = stamp if type(stamp) is str else _system_time(stamp)
+    fields["EventRecordID"] = record_id
+    if full:
+        if correlation is not None:
+            _attributes_into(correlation, fields)
+        if type(execution) is dict:
+            attrs = execution.get(_K_ATTRS)
+            if type(attrs) is not dict:
+                attrs = execution
+            for attr, value in attrs.items():
+                name = EXECUTION_PREFIX + attr
+                if name not in fields:
+                    fields[name] = value
+    fields["Channel"] = channel
+    fields["Computer"] = computer
+    if security is not None:
+        _attributes_into(security, fields)
     return fields
 
 
-_SHORT_DEFAULTS = ("Level", "Task", "Keywords")
-
-
-def _attributes_into(value: Any, fields: dict[str, Any], prefix: str = "") -> None:
-    """Attributes of an attribute-only System element (Execution, Security, ...) as fields
-    named ``prefix + attribute``, unless EventData already has them."""
+def _attributes_into(value: Any, fields: dict[str, Any]) -> None:
+    """Attributes of an attribute-only System element (Correlation, Security) as fields, unless
+    EventData already has them."""
     if type(value) is dict:
         attrs = value.get(_ATTRS)
         if type(attrs) is not dict:
             attrs = value
         for attr, attr_value in attrs.items():
-            name = prefix + attr
-            if name not in fields:
-                fields[name] = attr_value
+            if attr not in fields:
+                fields[attr] = attr_value
 
 
 def _system_time(value: Any) -> Any:
