@@ -141,7 +141,7 @@ def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
 
 # The two System layouts the ``evtx`` renderer emits (with and without Version, Opcode,
 # Correlation and Execution), in its order: the specialised flattener below handles exactly these.
-_SYSTEM_FULL = (
+_SYSTEM_FULL: tuple[str, ...] = (
     "Provider",
     "EventID",
     "Version",
