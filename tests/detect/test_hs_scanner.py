@@ -267,3 +267,87 @@ def test_regex_hyperscan_rejects_is_left_to_python(tmp_path: Path) -> None:
     assert scanner.decide([Event({"CommandLine": "abbc"})]) == [{1}]
     warm = HyperscanScanner(RulePlan(items=items), tmp_path)
     assert warm.covered == {1}
+
+
+# -- the value memo and the keyword prefilter (several events per batch) -----------------------
+
+batch_values: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from(["", "a", "A", "k", "1", "true", "TRUE", "0", "false", "x\u212ay", "\u0130"]),
+    texts,
+    st.sampled_from([0, 1, 2, True, False, 1.0, 0.0, 2.5, 1e-05, None]),
+    st.lists(st.sampled_from(["a", "1", "true"]), max_size=2),
+)
+batch_events = st.lists(
+    st.dictionaries(st.sampled_from((*FIELDS, "EventID")), batch_values, max_size=4),
+    min_size=1,
+    max_size=6,
+)
+batch_item_specs = st.lists(
+    st.tuples(
+        st.sampled_from((*FIELDS, "EventID", None)),
+        st.lists(
+            st.one_of(
+                globs,
+                st.sampled_from(
+                    [Glob(("1",)), Glob(("true",)), Glob(("0",)), Glob((ANY, "ru", ANY))]
+                ),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch_item_specs, batch_events, batch_events)
+def test_property_batches_equal_python(
+    specs: list[tuple[str | None, list[Glob], bool]],
+    first: list[dict[str, Any]],
+    second: list[dict[str, Any]],
+) -> None:
+    # Several events per batch and two batches: values are remembered across events and
+    # batches; bools meet integers (True == 1), keys clash in case, lists take the slow path.
+    items = make_items(specs)
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    covered = scanner.covered
+    for batch in (first, second, first):
+        got = scanner.decide([Event(dict(fields)) for fields in batch])
+        assert got == [reference(items, fields, covered) for fields in batch]
+
+
+def test_bool_never_meets_an_integer_entry() -> None:
+    # EventID: 1 is true for the integer 1 and false for True, which hashes and compares equal.
+    items = make_items([("EventID", [Glob(("1",))], False), ("EventID", [Glob(("true",))], False)])
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    batch = [Event({"EventID": 1}), Event({"EventID": True}), Event({"EventID": 1.0})]
+    assert scanner.decide(batch) == [{0}, {1}, {0}]
+    assert scanner.decide(list(reversed(batch))) == [{0}, {1}, {0}]
+
+
+def test_literal_ending_on_the_last_byte_is_found() -> None:
+    # Vectorscan 5.4 missed "$" at the end of "\xffwin-7$\xff" when the database also held a
+    # pattern with a [^\xff]* run; buffers now end with a padding byte (hs_patterns.CLOSE).
+    items = make_items(
+        [
+            ("SubjectUserName", [Glob((ANY, "$"))], False),
+            ("SubjectUserName", [Glob((ANY, "\\foo", ANY))], False),
+            ("SubjectUserName", [Glob((ANY, "abc"))], False),
+        ]
+    )
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    assert scanner.decide([Event({"SubjectUserName": "WIN-77LTAPHIQ1R$"})]) == [{0}]
+
+
+def test_keyword_prefilter_ignores_keys_and_checks_values() -> None:
+    items = make_items([(None, [Glob((ANY, "mimikatz", ANY))], False)])
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    batch = [
+        Event({"mimikatz": "nothing here", "n": 5}),
+        Event({"CommandLine": "x MimiKatz.exe", "n": 5}),
+        Event({"Data": ["a", "MIMIKATZ"]}),
+    ]
+    assert scanner.decide(batch) == [set(), {0}, {0}]

@@ -10,8 +10,6 @@ decides that event with the items' Python closures.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from itertools import accumulate
 from typing import Any
 
 NO_FIELD = 0
@@ -92,31 +90,3 @@ class FieldResolver:
                 # The others are still values of the event for keyword items.
                 override[key] = number if key == read else NO_FIELD
         return override
-
-
-def scan_values(database: Any, texts: list[str]) -> list[list[int]]:
-    """Pattern ids that match each of ``texts``, from one scan of all of them.
-
-    The values are joined as ``\\xffv0\\xffv1\\xff...\\xff`` (the layout every pattern is written
-    for, see :mod:`vedette.detect.hs_patterns`): no pattern can cross a delimiter, so a match
-    belongs to the value that holds its last byte, or whose closing delimiter it ends on. One
-    scan per database per batch instead of one per value is what makes a batch cheap: the call
-    itself costs more than scanning a short value. ``database`` must be compiled without
-    ``HS_FLAG_SINGLEMATCH`` (which would report a pattern once per buffer, not per value); a
-    pattern may then report several times in one value, and callers dedupe.
-    """
-    encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
-    closes = list(accumulate(len(data) + 1 for data in encoded))
-    found: list[list[int]] = [[] for _ in texts]
-    ends: list[tuple[int, int]] = []
-    append = ends.append
-
-    def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
-        append((pid, end))
-
-    database.scan(b"\xff" + b"\xff".join(encoded) + b"\xff", match_event_handler=on_match)
-    for pid, end in ends:
-        # ``end`` is exclusive: the match's last byte is at end - 1, inside value i or on its
-        # closing delimiter closes[i].
-        found[bisect_left(closes, end - 1)].append(pid)
-    return found

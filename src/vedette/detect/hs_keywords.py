@@ -43,6 +43,8 @@ from vedette.detect.plan import AnyOf, DetectionItem, Glob, ValueMatcher
 _FLOAT_CHARACTERS = frozenset("0123456789.e+-infa")
 """Every character a float can render as, in JSON or in the engine's rendering."""
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+PAD = b"\x00"
+"""One byte after the text: see :data:`vedette.detect.hs_patterns.CLOSE` (a Vectorscan miss)."""
 _SKIPPED_TYPES = frozenset((int, float, bool, type(None)))
 """Values the prefilter need not scan (no chosen piece can be inside their rendering)."""
 

@@ -38,6 +38,19 @@ from vedette.detect.plan import ANY, AnyOf, DetectionItem, Glob, Regex, RulePlan
 
 SEP = b"\xff"
 """Value delimiter in a rendered buffer: never part of UTF-8 text."""
+CLOSE = b"\xff\x00"
+"""What ends every buffer scanned with glob databases: the closing delimiter and a padding byte.
+
+The Hyperscan build of the ``hyperscan`` wheel (Vectorscan 5.4) misses a literal match that ends
+on the buffer's last byte when the database also holds a pattern with a ``[^\xff]*`` run: with
+``\x24\xff`` (``*$``) and ``\x5cfoo[^\xff]*\xff`` in one database, ``\xffwin-7$\xff`` reports
+nothing, and the same buffer with one more byte reports the match (tests/detect/test_hs_scanner).
+No glob pattern can end on the padding: every one ends with ``\xff``.
+"""
+CLOSE_REGEX = b"\xff\xff"
+"""The same for regex databases, whose character classes may match ``\x00`` but never ``\xff``;
+no regex pattern can match the two delimiters alone (patterns that can match nothing are left
+to Python)."""
 
 ANY_RUN = rb"[^\xff]*"
 ONE_CHAR = rb"[^\x80-\xbf\xff][\x80-\xbf]*"

@@ -24,11 +24,13 @@ from typing import Any
 
 import hyperscan
 
-from vedette.detect.hs_buffer import FieldResolver, scan_values
-from vedette.detect.hs_databases import DatabaseKey, load_databases, unbundle
+from vedette.detect.hs_buffer import FieldResolver
+from vedette.detect.hs_databases import load_databases, unbundle
 from vedette.detect.hs_keywords import KeywordPrefilter
 from vedette.detect.hs_patterns import (
     CASED,
+    CLOSE,
+    CLOSE_REGEX,
     FOLDED,
     KEYWORDS,
     REGEX,
@@ -130,9 +132,7 @@ class HyperscanScanner:
             for item_id in items.need
             if item_id in items.covered and self._plan.items[item_id].field is None
         )
-        self._value_memo = ValueMemo(
-            self._scan_texts, self._entry_items, self._resolver, MEMO_LIMIT
-        )
+        self._value_memo = ValueMemo(self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT)
         self._fallback: dict[int, ItemTest] | None = None
         # Scratch list of the folded scan's true patterns, and the callback that fills it.
         found: list[int] = []
@@ -178,51 +178,41 @@ class HyperscanScanner:
                 out[position] = true
         return out  # type: ignore[return-value]  # every position is filled now
 
-    def _scan_texts(self, texts: list[tuple[str, str | None]]) -> list[list[int]]:
-        """True pattern ids of each ``(key, rendered value)``, one scan per database for all.
-
-        Each value meets its field's databases, equality tables and regexes (not keywords).
-        """
-        number_of = self._resolver.number
-        folded, cased, regex = self._folded, self._cased, self._regex
-        folded_eq, cased_eq = self._folded_eq, self._cased_eq
-        found: list[list[int]] = []
-        # database -> (indexes into texts, texts) to scan in one buffer
-        queues: dict[DatabaseKey, tuple[list[int], list[str]]] = {}
-        for index, (key, text) in enumerate(texts):
-            pids: list[int] = []
-            found.append(pids)
-            number = number_of(key)  # every key learned, so that case clashes come to light
-            if text is None:
-                continue
-            low = text.lower()
-            if number:
-                table = folded_eq[number]
-                if table is not None:
-                    pids.extend(table.get(low, ()))
-                if folded[number] is not None:
-                    queued = queues.get((number, FOLDED))
-                    if queued is None:
-                        queued = queues[number, FOLDED] = ([], [])
-                    queued[0].append(index)
-                    queued[1].append(low)
-                table = cased_eq[number]
-                if table is not None:
-                    pids.extend(table.get(text, ()))
-                if cased[number] is not None:
-                    queued = queues.get((number, CASED))
-                    if queued is None:
-                        queued = queues[number, CASED] = ([], [])
-                    queued[0].append(index)
-                    queued[1].append(text)
-                if regex[number] is not None:
-                    pids.extend(self._regex_pids(number, text))
-        for (group, kind), (indexes, batch) in queues.items():
-            database = folded[group] if kind == FOLDED else cased[group]
-            for index, pids in zip(indexes, scan_values(database, batch), strict=True):
-                if pids:
-                    found[index].extend(pids)
+    def _scan_text(self, key: str, text: str) -> list[int]:
+        """True pattern ids of ``text`` as a value of ``key``: its field's equality tables,
+        databases and regexes (not keywords)."""
+        number = self._resolver.number(key)
+        found: list[int] = []
+        if not number:
+            return found
+        low = text.lower()
+        table = self._folded_eq[number]
+        if table is not None:
+            found.extend(table.get(low, ()))
+        table = self._cased_eq[number]
+        if table is not None:
+            found.extend(table.get(text, ()))
+        collect = self._collect_into(found)
+        database = self._folded[number]
+        if database is not None:
+            data = b"\xff" + low.encode("utf-8", "surrogatepass") + CLOSE
+            database.scan(data, match_event_handler=collect)
+        database = self._cased[number]
+        if database is not None:
+            data = b"\xff" + text.encode("utf-8", "surrogatepass") + CLOSE
+            database.scan(data, match_event_handler=collect)
+        if self._regex[number] is not None:
+            found.extend(self._regex_pids(number, text))
         return found
+
+    @staticmethod
+    def _collect_into(found: list[int]) -> Callable[[int, int, int, int, object], None]:
+        append = found.append
+
+        def collect(pid: int, start: int, end: int, flags: int, context: object) -> None:
+            append(pid)
+
+        return collect
 
     def _regex_pids(self, number: int, text: str) -> list[int]:
         """Regex patterns of field ``number`` that ``text`` matches (one value, one scan)."""
@@ -232,7 +222,7 @@ class HyperscanScanner:
             def collect(pid: int, start: int, end: int, flags: int, context: object) -> None:
                 found.append(pid)
 
-            data = b"\xff" + text.encode("ascii") + b"\xff"
+            data = b"\xff" + text.encode("ascii") + CLOSE_REGEX
             self._regex[number].scan(data, match_event_handler=collect)
         else:
             for search, pid in self._regex_py[number] or ():
@@ -327,7 +317,7 @@ class HyperscanScanner:
                             if found:
                                 hits.extend(found)
                         if database is not None:
-                            data = b"\xff" + text.encode("utf-8", "surrogatepass") + b"\xff"
+                            data = b"\xff" + text.encode("utf-8", "surrogatepass") + CLOSE
                             database.scan(data, match_event_handler=on_match)
             if every:
                 self._scan_keywords(every, on_match)
@@ -360,12 +350,12 @@ class HyperscanScanner:
             found.extend(table.get(low, ()))
         database = self._folded[number]
         if database is not None:
-            data = b"\xff" + low.encode("utf-8", "surrogatepass") + b"\xff"
+            data = b"\xff" + low.encode("utf-8", "surrogatepass") + CLOSE
             database.scan(data, match_event_handler=collect)
         regex_db = self._regex[number]
         if regex_db is not None:
             if text.isascii():
-                data = b"\xff" + text.encode("ascii") + b"\xff"
+                data = b"\xff" + text.encode("ascii") + CLOSE_REGEX
                 regex_db.scan(data, match_event_handler=collect)
             else:
                 for search, pid in self._regex_py[number] or ():
@@ -462,7 +452,7 @@ class HyperscanScanner:
                 body = b"\xff".join(
                     (s.lower() if fold else s).encode("utf-8", "surrogatepass") for s in strings
                 )
-            database.scan(b"\xff" + body + b"\xff", match_event_handler=on_match)
+            database.scan(b"\xff" + body + CLOSE, match_event_handler=on_match)
 
     def _decide_in_python(self, event: Event) -> set[int]:
         self.fallback_events += 1

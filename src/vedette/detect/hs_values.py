@@ -1,67 +1,65 @@
-"""What each field value makes true, remembered per ``(key, value)`` pair, learned in batches.
+"""What each field value makes true, remembered per key and value.
 
 What a value makes true (its field's items) does not depend on the rest of its event, and logs
-repeat the same images, parents, channels, users and event ids all day long. The memo maps each
-pair exactly as an event holds it to the frozen set of items it makes true, so an event whose
-pairs are all known costs a few C-level operations: ``map`` the memo over its pairs, ``all`` to
-see that none is missing, one union. The pairs no event of the batch had before are learned
-together, with one Hyperscan scan per database for all of them (the scanner's ``scan_texts``).
-Only keys some item reads are looked up (a projection per key layout); keyword items are
-decided apart (:mod:`vedette.detect.hs_keywords`).
+repeat the same images, parents, channels, users and event ids all day long. Each key has a
+memo (:class:`KeyMemo`, a dict from value to the frozen set of items the value makes true); a
+key layout (:mod:`vedette.detect.hs_layouts`) lists the memos of the keys rules read, so an
+event costs a few C-level operations: ``map(getitem, memos, values)`` and one union. A value
+met for the first time is learned inside that ``map``, by the memo's ``__missing__`` (one
+Hyperscan scan of the value per database of its field). Keyword items are decided apart
+(:mod:`vedette.detect.hs_keywords`).
 
 Exactness, where Python's equality would blur values the plan tells apart:
 
-- ``True == 1`` and ``False == 0`` (and ``1.0``), and they hash alike, so a bool can meet an
+- ``True == 1`` and ``False == 0`` (and ``1.0``), and they hash alike, so a bool meets an
   integer's entry. That only matters for a key whose items answer ``"true"`` and ``"1"`` (or
   ``"false"`` and ``"0"``) differently, an ``EventID: 1`` for instance. Such a key is
-  *hazardous*: its number entries carry :data:`HAZARD`, its bool values get entries of their own,
-  and an event meeting a hazard swaps in the bool entries where its values are bools.
+  *hazardous*: its entry for a 0/1 value is the number's, marked :data:`HAZARD`, the bools have
+  entries of their own, and an event meeting the mark swaps them in where its values are bools.
 - Keys that differ only in case (``ProcessId`` and ``ProcessID`` in one event): the field lookup
-  must pick one of them, which the per-event path does; unhashable values (lists, which are
-  matched element by element) and other types go that way too.
+  must pick one, which the per-event path does; unhashable values (lists, matched element by
+  element) and values of other types (:data:`SLOW`) go that way too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import compress
-from operator import not_
+from operator import getitem
 from typing import Any
 
 from vedette.detect.hs_buffer import CLASH_LAYOUTS, FieldResolver
-from vedette.detect.hs_layouts import Layout, Pair, make_layout
+from vedette.detect.hs_layouts import Layout, make_layout
 from vedette.detect.plan import render_values
 from vedette.events import Event
 
 EVERY = -1
-"""In every entry: keeps entries truthy, so ``all()`` spots a memo miss in C."""
+"""In every entry, so that the union of no entries is still a set to start from."""
 HAZARD = -3
 """A 0/1 number of a key whose items tell ``1`` from ``true``: the event may hold a bool there."""
 SLOW = -4
 """A value of a type the memo does not render: the event takes the per-event path."""
 _MARKERS = frozenset((HAZARD, SLOW))
 _EMPTY = frozenset((EVERY,))
+_SLOW_ENTRY = frozenset((EVERY, SLOW))
 
-ScanTexts = Callable[[list[tuple[str, str | None]]], list[list[int]]]
-"""``(key, rendered value or None)`` list -> the true pattern ids of each (duplicates allowed)."""
+ScanText = Callable[[str, str], list[int]]
+"""``(key, rendered value)`` -> the true pattern ids of the value's field (duplicates allowed)."""
 EntryItems = Callable[[list[int]], frozenset[int]]
 """True pattern ids -> the items they make true."""
 
-_UNRENDERED = object()
 
-
-def _render(value: Any) -> Any:
-    """The one string a scalar value is matched as, None for null, or :data:`_UNRENDERED`."""
+def _render(value: Any) -> str | None:
+    """The one string a scalar value is matched as; None for null; raises TypeError else."""
     kind = type(value)
     if kind is str:
-        return value
+        return value  # type: ignore[no-any-return]  # checked just above
     if kind is int:
         return str(value)
     if value is None:
         return None
     if kind is bool or kind is float:
         return render_values(value)[0]
-    return _UNRENDERED
+    raise TypeError(kind)
 
 
 def _binary(value: Any) -> bool:
@@ -69,89 +67,92 @@ def _binary(value: Any) -> bool:
     return type(value) in (int, bool, float) and value in (0, 1)
 
 
+class KeyMemo(dict[Any, frozenset[int]]):
+    """Value -> entry, for one key; a value not seen yet is learned on lookup."""
+
+    __slots__ = ("bools", "key", "learn")
+
+    def __init__(self, key: str, learn: Callable[[KeyMemo, Any], frozenset[int]]) -> None:
+        super().__init__()
+        self.key = key
+        self.learn = learn
+        self.bools: dict[Any, frozenset[int]] = {}
+        """Entries of bool values, when the key is hazardous."""
+
+    def __missing__(self, value: Any) -> frozenset[int]:
+        return self.learn(self, value)
+
+
 class ValueMemo:
-    """The ``(key, value) -> true items`` memo and the batch path of the Hyperscan scanner."""
+    """The per-key memos and the per-layout reading of events of the Hyperscan scanner."""
 
     def __init__(
         self,
-        scan_texts: ScanTexts,
+        scan_text: ScanText,
         entry_items: EntryItems,
         resolver: FieldResolver,
         limit: int,
     ) -> None:
-        self._scan_texts = scan_texts
+        self._scan_text = scan_text
         self._entry_items = entry_items
         self._resolver = resolver
         self._limit = limit
-        self._values: dict[Pair, frozenset[int]] = {}
-        self._bools: dict[Pair, frozenset[int]] = {}  # bool values of hazardous keys
+        self._learned = 0
+        self._memos: dict[str, KeyMemo] = {}
         self._hazards: dict[str, bool] = {}
-        self._hazard_keys: set[str] = set()
-        self._layouts: dict[tuple[str, ...], Layout] = {}
+        self._layouts: dict[tuple[str, ...], tuple[Layout, tuple[KeyMemo, ...]]] = {}
 
     def clear(self) -> None:
-        """Forget every value (the key-level knowledge stays: it does not depend on values)."""
-        self._values.clear()
-        self._bools.clear()
+        """Forget every value (what is known of keys stays: it does not depend on values)."""
+        for memo in self._memos.values():
+            memo.clear()
+            memo.bools.clear()
+        self._learned = 0
 
     def __len__(self) -> int:
-        return len(self._values) + len(self._bools)
+        return self._learned
 
     def decide(
         self, events: Sequence[Event]
     ) -> tuple[list[set[int] | None], list[int], list[Layout | None]]:
         """True field items of each event, the positions left to the per-event path, and the
         layout of each event decided here."""
-        if len(self) >= self._limit:
+        if self._learned >= self._limit:
             self.clear()
-        lookup = self._values.get
         layouts = self._layouts
         out: list[set[int] | None] = [None] * len(events)
         used: list[Layout | None] = [None] * len(events)
-        pending: list[tuple[int, tuple[Pair, ...]]] = []
         slow: list[int] = []
+        markers = _MARKERS
         for position, event in enumerate(events):
             fields = event.fields
             key_order = tuple(fields)
-            layout = layouts.get(key_order)
-            if layout is None:
-                layout = self._layout(key_order, fields)
+            known = layouts.get(key_order)
+            if known is None:
+                known = self._layout(key_order, fields)
+            layout, memos = known
             if layout.clash:
                 slow.append(position)
                 continue
-            used[position] = layout
-            pairs = tuple(zip(layout.read, layout.read_values(fields)))  # noqa: B905 (same length)
             try:
-                seen = list(map(lookup, pairs))
-            except TypeError:  # an unhashable value: a list, a nested object
+                entries = list(map(getitem, memos, layout.read_values(fields)))
+            except TypeError:  # an unhashable value (a list): the per-event path
                 slow.append(position)
                 continue
-            if all(seen):
-                true = self._union(fields, pairs, seen)  # type: ignore[arg-type]  # all(): no None
-                if true is None:
+            true = set().union(*entries)
+            if not markers.isdisjoint(true):
+                if SLOW in true:
                     slow.append(position)
-                else:
-                    out[position] = true
-            else:
-                pending.append((position, pairs))
-        if pending:
-            # Keyed with the bool flag: (k, True) and (k, 1) are one key of a plain set.
-            missing: dict[tuple[Pair, bool], None] = {}
-            for _, pairs in pending:
-                for pair in compress(pairs, map(not_, map(lookup, pairs))):
-                    missing[pair, type(pair[1]) is bool] = None
-            self._learn([pair for pair, _ in missing])
-            for position, pairs in pending:
-                fields = events[position].fields
-                seen = list(map(lookup, pairs))
-                true = self._union(fields, pairs, seen)  # type: ignore[arg-type]
-                if true is None:
-                    slow.append(position)
-                else:
-                    out[position] = true
+                    continue
+                true = self._with_bools(fields, layout, memos, entries)
+            true.discard(EVERY)
+            out[position] = true
+            used[position] = layout
         return out, slow, used
 
-    def _layout(self, key_order: tuple[str, ...], fields: dict[str, Any]) -> Layout:
+    def _layout(
+        self, key_order: tuple[str, ...], fields: dict[str, Any]
+    ) -> tuple[Layout, tuple[KeyMemo, ...]]:
         """The layout of an event with these keys (made from this event, then remembered).
 
         Only keys some item reads are looked up: timestamps, record numbers and GUIDs, unique
@@ -159,94 +160,69 @@ class ValueMemo:
         decided apart).
         """
         layout = make_layout(fields, self._resolver.number)
+        memos = tuple(self._memo(key) for key in layout.read)
         if len(self._layouts) >= CLASH_LAYOUTS:
             self._layouts.clear()
-        self._layouts[key_order] = layout
-        return layout
+        known = self._layouts[key_order] = (layout, memos)
+        return known
 
-    # -- one event -----------------------------------------------------------------------------
-
-    def _union(
-        self, fields: dict[str, Any], pairs: tuple[Pair, ...], seen: list[frozenset[int]]
-    ) -> set[int] | None:
-        """The event's true items from the entries of its pairs; None: per-event path."""
-        true = set().union(*seen)
-        true.discard(EVERY)
-        if _MARKERS.isdisjoint(true):
-            return true
-        if SLOW in true:
-            return None
-        return self._with_bools(fields, pairs, seen, true)
+    def _memo(self, key: str) -> KeyMemo:
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = self._memos[key] = KeyMemo(key, self._learn)
+        return memo
 
     def _with_bools(
         self,
         fields: dict[str, Any],
-        pairs: tuple[Pair, ...],
-        seen: list[frozenset[int]],
-        true: set[int],
+        layout: Layout,
+        memos: tuple[KeyMemo, ...],
+        entries: list[frozenset[int]],
     ) -> set[int]:
-        """``true`` again with the bool entries where the event's hazardous keys hold bools."""
-        true.discard(HAZARD)
-        bool_keys = [k for k in self._hazard_keys.intersection(fields) if type(fields[k]) is bool]
-        if not bool_keys:
-            return true
-        entries = list(seen)
-        for index, pair in enumerate(pairs):
-            if pair[0] in bool_keys:
-                entry = self._bools.get(pair)
+        """The union again, with the bool entries where the event's hazardous keys hold bools."""
+        for index, (key, memo) in enumerate(zip(layout.read, memos, strict=True)):
+            value = fields[key]
+            if type(value) is bool and HAZARD in entries[index]:
+                entry = memo.bools.get(value)
                 if entry is None:
-                    self._learn([pair])
-                    entry = self._bools[pair]
+                    entry = memo.bools[value] = self._entry(key, value)
                 entries[index] = entry
         true = set().union(*entries)
-        true.discard(EVERY)
         true.discard(HAZARD)
         return true
 
     # -- learning ------------------------------------------------------------------------------
 
-    def _learn(self, pairs: list[Pair]) -> None:
-        """Remember what each of ``pairs`` makes true (one scan per database for them all)."""
-        texts: list[tuple[str, str | None]] = []
-        unrendered: set[int] = set()
-        for index, (key, value) in enumerate(pairs):
-            text = _render(value)
-            if text is _UNRENDERED:
-                unrendered.add(index)
-                text = None
-            texts.append((key, text))
-        numbers_wanted: list[Pair] = []
-        for index, (pair, pids) in enumerate(zip(pairs, self._scan_texts(texts), strict=True)):
-            if index in unrendered:
-                self._values[pair] = frozenset((EVERY, SLOW))
-                continue
-            key, value = pair
-            hazard = _binary(value) and self._hazardous(key)
-            own = hazard and type(value) is bool
-            entry = self._entry_items(pids) | _EMPTY if pids else _EMPTY
-            if not hazard:
-                self._values[pair] = entry
-            elif own:
-                self._bools[pair] = entry
-                # The shared slot of (k, True) and (k, 1) holds the number's entry, marked.
-                if (key, int(value)) not in self._values:
-                    numbers_wanted.append((key, int(value)))
-            else:
-                self._values[pair] = entry | {HAZARD}
-        if numbers_wanted:
-            self._learn(numbers_wanted)
+    def _learn(self, memo: KeyMemo, value: Any) -> frozenset[int]:
+        """Learn, remember and return the entry of ``value`` for ``memo``'s key."""
+        key = memo.key
+        try:
+            entry = self._entry(key, value)
+        except TypeError:  # a type the memo does not render
+            entry = _SLOW_ENTRY
+        if _binary(value) and self._hazardous(key):
+            if type(value) is bool:
+                # The shared slot of (True, 1) holds the number's entry, marked.
+                memo.bools[value] = entry
+                entry = self._entry(key, int(value))
+            entry = entry | {HAZARD}
+        memo[value] = entry
+        self._learned += 1
+        return entry
+
+    def _entry(self, key: str, value: Any) -> frozenset[int]:
+        text = _render(value)
+        if text is None:
+            return _EMPTY
+        pids = self._scan_text(key, text)
+        return self._entry_items(pids) | _EMPTY if pids else _EMPTY
 
     def _hazardous(self, key: str) -> bool:
         """Whether the items of ``key`` tell 1 from true and 0 from false."""
         hazard = self._hazards.get(key)
         if hazard is None:
             zero, false, one, true = (
-                set(pids)
-                for pids in self._scan_texts(
-                    [(key, "0"), (key, "false"), (key, "1"), (key, "true")]
-                )
+                set(self._scan_text(key, text)) for text in ("0", "false", "1", "true")
             )
             hazard = self._hazards[key] = zero != false or one != true
-            if hazard:
-                self._hazard_keys.add(key)
         return hazard

@@ -1,0 +1,69 @@
+"""The keyword prefilter: the literal each keyword glob needs, and when it cannot vouch."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from vedette.detect.hs_keywords import KeywordPrefilter, necessary_token
+from vedette.detect.hs_layouts import make_layout
+from vedette.detect.plan import ANY, ONE, DetectionItem, Glob
+
+
+@pytest.mark.parametrize(
+    ("tokens", "cased", "expected"),
+    [
+        ((ANY, "Mimikatz", ANY), False, "mimikatz"),
+        ((ANY, "Mimikatz", ANY), True, "Mimikatz"),
+        ((ANY, "ab", ANY, "longer", ANY), False, "longer"),
+        ((ANY, "123", ANY), False, None),  # digits: a float renders differently in JSON
+        ((ANY, "1e-05", ANY), False, None),
+        ((ANY, "true", ANY), False, None),  # a bool left out of the scan renders "true"
+        ((ANY, "ru", ANY), False, None),
+        ((ANY, " 123 ", ANY), False, " 123 "),
+        ((ANY, "Großé", ANY), False, "gro"),  # the longest ASCII piece
+        ((ANY,), False, None),
+        ((ONE, ONE), False, None),
+    ],
+)
+def test_necessary_token(tokens: tuple[object, ...], cased: bool, expected: str | None) -> None:
+    assert necessary_token(Glob(tokens, case_sensitive=cased)) == expected  # type: ignore[arg-type]
+
+
+def test_only_two_characters_lower_case_into_ascii() -> None:
+    # The prefilter refuses to vouch for events holding these two; if a Python release adds
+    # another such character, this must fail rather than the prefilter miss a keyword.
+    odd = [
+        chr(c)
+        for c in range(0x80, sys.maxunicode + 1)
+        if any(ch.isascii() for ch in chr(c).lower()) or len(chr(c).lower()) != 1
+    ]
+    assert odd == ["\u0130", "\u212a"]
+
+
+def prefilter(*globs: Glob) -> KeywordPrefilter:
+    return KeywordPrefilter([DetectionItem(0, None, globs)])
+
+
+def may(pf: KeywordPrefilter, fields: dict[str, object]) -> bool:
+    layout = make_layout(fields, lambda key: 0)  # type: ignore[arg-type]
+    return pf.may_match(fields, layout)  # type: ignore[arg-type]
+
+
+def test_prefilter_answers() -> None:
+    pf = prefilter(Glob((ANY, "mimikatz", ANY)))
+    assert pf.usable
+    assert not may(pf, {"a": "x", "b": 4, "c": True, "d": None, "e": 2.5})
+    assert may(pf, {"a": "run MIMIKATZ now"})
+    assert may(pf, {"a": ["list", "values"]})  # not vouched for: decided exactly
+    assert may(pf, {"a": "\u212a"})  # lower-cases to ASCII: decided exactly
+    assert not may(pf, {"a": "é non-ASCII but harmless"})
+    layout = make_layout({"a": "x"}, lambda key: 0)
+    assert pf.may_match({"a": 5}, layout)  # a text key holds a number: decided exactly
+
+
+def test_prefilter_disabled_by_a_glob_without_literal() -> None:
+    pf = prefilter(Glob((ANY, "mimikatz", ANY)), Glob((ANY,)))
+    assert not pf.usable
+    assert may(pf, {"a": "x"})
