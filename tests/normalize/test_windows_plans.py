@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets import dataset
+from vedette.normalize.tables import linux_sysmon_logsource
 from vedette.normalize.windows import (
     PLAN_CACHE_LIMIT,
     compile_mapping,
@@ -20,7 +21,7 @@ from vedette.normalize.windows import (
     normalize_windows_reference,
     windows_mapping,
 )
-from vedette.normalize.winevent import flatten_windows_event
+from vedette.normalize.winevent import classify_windows_event, flatten_windows_event
 from vedette.sources import iter_input_files
 
 
@@ -38,7 +39,11 @@ def test_plans_equal_the_reference_on_every_attack_sample_event() -> None:
         if path.suffix != ".evtx":
             continue
         for record in evtx.PyEvtxParser(str(path)).records_json():
-            _both(flatten_windows_event(orjson.loads(record["data"])))
+            fields = flatten_windows_event(orjson.loads(record["data"]))
+            _both(fields)
+            classified = dict(fields)
+            assert classify_windows_event(classified) == _classify_reference(fields)
+            assert list(classified.items()) == list(fields.items())
             compared += 1
     assert compared == 8255
 
@@ -147,3 +152,33 @@ def test_plans_equal_the_reference_for_every_alias_and_source_value() -> None:
                     }
                 )
     assert compared > 100
+
+
+def _classify_reference(fields: dict[str, Any]) -> Any:
+    """classify_windows_event as defined: Sysmon for Linux by its channel, else Windows."""
+    channel = fields.get("Channel")
+    if isinstance(channel, str) and channel.startswith("Linux-Sysmon"):
+        return linux_sysmon_logsource(fields)
+    return normalize_windows_reference(fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pair=st.one_of(
+        _KNOWN,
+        _ODD,
+        st.tuples(
+            st.sampled_from(["Linux-Sysmon/Operational", "linux-sysmon/operational"]),
+            st.one_of(st.integers(0, 30), st.sampled_from(["1", None])),
+        ),
+    ),
+    extra=st.dictionaries(_NAMES, _VALUE, max_size=8),
+)
+def test_classify_windows_event_equals_its_definition(
+    pair: tuple[Any, Any], extra: dict[str, Any]
+) -> None:
+    fields = {"Channel": pair[0], "EventID": pair[1], **extra}
+    for _ in range(2):  # the second time from the cached plan
+        planned, reference = dict(fields), dict(fields)
+        assert classify_windows_event(planned) == _classify_reference(reference)
+        assert list(planned.items()) == list(reference.items())

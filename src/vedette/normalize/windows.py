@@ -119,6 +119,28 @@ class Plan:
     logsource: LogSource
     conditional: EventClass | None = None
 
+    def run(self, fields: dict[str, Any]) -> LogSource:
+        """Add the alias fields to ``fields`` in place; the event's logsource."""
+        for name, plain, alias in self.before:  # _run_steps, inlined for the common case
+            if name in fields:
+                continue
+            if plain is None:
+                value = alias.value(fields)
+                if value is not None:
+                    fields[name] = value
+                continue
+            for source in plain:
+                value = fields.get(source)
+                if value is not None and not (isinstance(value, str) and value in _EMPTY_VALUES):
+                    fields[name] = value
+                    break
+        if self.compact:
+            _add_compact_names(fields)
+            _run_steps(self.after, fields)
+        if self.conditional is not None:
+            return self.conditional.classify(fields)
+        return self.logsource
+
 
 PLAN_CACHE_LIMIT = 4096
 """Plans kept per mapping: (channel, EventID) pairs come from input data, so it is bounded."""
@@ -134,6 +156,15 @@ class WindowsMapping:
     common_aliases: tuple[Alias, ...] = ()
     plans: dict[tuple[str, int], Plan] = field(default_factory=dict)
     """Plans by the exact (Channel, EventID) values of events, filled as events come."""
+
+    def cached_plan(self, channel: str, event_id: int) -> Plan:
+        """The plan of events whose Channel is exactly ``channel``, kept for the next ones."""
+        plan = self.plans.get((channel, event_id))
+        if plan is None:
+            plan = self.plan(channel.lower(), event_id)
+            if len(self.plans) < PLAN_CACHE_LIMIT:
+                self.plans[(channel, event_id)] = plan
+        return plan
 
     def plan(self, channel: str, event_id: int) -> Plan:
         """The plan of events of the lower-cased ``channel`` and ``event_id``."""
@@ -272,28 +303,8 @@ def normalize_windows(fields: dict[str, Any], mapping: WindowsMapping | None = N
         return normalize_windows_reference(fields, mapping)
     plan = mapping.plans.get((channel, event_id))
     if plan is None:
-        plan = mapping.plan(channel.lower(), event_id)
-        if len(mapping.plans) < PLAN_CACHE_LIMIT:
-            mapping.plans[(channel, event_id)] = plan
-    for name, plain, alias in plan.before:  # _run_steps, inlined for the common case
-        if name in fields:
-            continue
-        if plain is None:
-            value = alias.value(fields)
-            if value is not None:
-                fields[name] = value
-            continue
-        for source in plain:
-            value = fields.get(source)
-            if value is not None and not (isinstance(value, str) and value in _EMPTY_VALUES):
-                fields[name] = value
-                break
-    if plan.compact:
-        _add_compact_names(fields)
-        _run_steps(plan.after, fields)
-    if plan.conditional is not None:
-        return plan.conditional.classify(fields)
-    return plan.logsource
+        plan = mapping.cached_plan(channel, event_id)
+    return plan.run(fields)
 
 
 def _run_steps(steps: tuple[_AliasStep, ...], fields: dict[str, Any]) -> None:

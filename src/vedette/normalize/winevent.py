@@ -24,7 +24,12 @@ import orjson
 from vedette.events import LogSource
 from vedette.normalize.tables import linux_sysmon_logsource
 from vedette.normalize.timeparse import from_epoch
-from vedette.normalize.windows import normalize_windows
+from vedette.normalize.windows import (
+    PLAN_CACHE_LIMIT,
+    Plan,
+    normalize_windows,
+    windows_mapping,
+)
 
 _ATTRS = "#attributes"
 _TEXT = "#text"
@@ -287,10 +292,28 @@ def _system_time(value: Any) -> Any:
     return value
 
 
+_LINUX_SYSMON = "Linux-Sysmon"
+_WINDOWS_PLANS: dict[tuple[str, int], Plan] = {}
+"""Plans of the packaged mapping by (Channel, EventID), for Windows channels only."""
+
+
 def classify_windows_event(fields: dict[str, Any]) -> LogSource:
-    """Logsource of a flattened Windows-schema event; Sysmon for Linux is product ``linux``."""
+    """Logsource of a flattened Windows-schema event; Sysmon for Linux is product ``linux``.
+
+    For a text Channel and an int EventID (every EVTX record) this is :func:`normalize_windows`
+    through its plan, looked up here directly: it runs once per event of every reader."""
     channel = fields.get("Channel")
-    if isinstance(channel, str) and channel.startswith("Linux-Sysmon"):
+    event_id = fields.get("EventID")
+    if type(channel) is str and channel and type(event_id) is int:
+        plan = _WINDOWS_PLANS.get((channel, event_id))
+        if plan is not None:
+            return plan.run(fields)
+        if not channel.startswith(_LINUX_SYSMON):
+            plan = windows_mapping().cached_plan(channel, event_id)
+            if len(_WINDOWS_PLANS) < PLAN_CACHE_LIMIT:
+                _WINDOWS_PLANS[(channel, event_id)] = plan
+            return plan.run(fields)
+    if isinstance(channel, str) and channel.startswith(_LINUX_SYSMON):
         return linux_sysmon_logsource(fields)
     return normalize_windows(fields)
 
