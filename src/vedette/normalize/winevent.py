@@ -222,9 +222,15 @@ def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
         full = False
     else:
         return flatten_windows_event(record)
-    # element values rendered with attributes ({"#text": ..}) take the generic path
-    if dict in {type(version), type(level), type(task), type(opcode), type(keywords),
-                type(record_id), type(channel), type(computer)}:  # fmt: skip
+    # element values rendered with attributes ({"#text": ..}) take the generic path; the
+    # chained test is the renderer's usual types, cheaper than building the set of types
+    if not (
+        type(level) is type(task) is type(record_id) is int
+        and type(keywords) is type(computer) is str
+        and (not full or type(version) is type(opcode) is int)
+        and type(channel) is not dict
+    ) and dict in {type(version), type(level), type(task), type(opcode), type(keywords),
+                   type(record_id), type(channel), type(computer)}:  # fmt: skip
         return flatten_windows_event(record)
     # From here on the same steps as flatten_windows_event, in the same order.
     if type(provider) is dict:
@@ -267,8 +273,13 @@ def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
                     fields[name] = value
     fields["Channel"] = channel
     fields["Computer"] = computer
-    if security is not None:
-        _attributes_into(security, fields)
+    if type(security) is dict:  # _attributes_into, inlined: nearly every record has UserID
+        attrs = security.get(_K_ATTRS)
+        if type(attrs) is not dict:
+            attrs = security
+        for attr, value in attrs.items():
+            if attr not in fields:
+                fields[attr] = value
     return fields
 
 
