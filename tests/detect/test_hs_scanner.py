@@ -102,6 +102,10 @@ def test_property_scanner_equals_python(
         ((), "", True),
         ((), "x", False),
         ((ANY,), "", True),
+        ((ONE, ANY), "", False),  # must not reach the padding byte after the value
+        ((ONE, ANY), "x", True),
+        (("\0", ANY), "", False),
+        (("\0", ANY), "\0x", True),
         (("a*b",), "A*B", True),
         (("a*b",), "axb", False),
         (("İ",), "i̇", True),  # "İ".lower() is two characters

@@ -2,9 +2,8 @@
 
 Databases take seconds to compile for the whole SigmaHQ corpus; they are serialised into the
 engine's cache directory under a hash of their patterns, so a warm start only deserialises them.
-Glob and keyword databases are scanned over many values joined in one buffer
-(:func:`vedette.detect.hs_buffer.scan_values`), so they report every match; regex databases
-are scanned one value at a time and report each pattern once (``HS_FLAG_SINGLEMATCH``).
+Every database is scanned one value (or, for keywords, one event) at a time and reports each
+pattern once per scan (``HS_FLAG_SINGLEMATCH``): one callback per true pattern.
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ from typing import Any
 
 import hyperscan
 
-from vedette.detect.hs_patterns import REGEX, PatternSet
+from vedette.detect.hs_patterns import PatternSet
 
 DatabaseKey = tuple[int, int]
 """``(group, kind)``: a field number (or keywords) and FOLDED, CASED or REGEX."""
 
-FORMAT_VERSION = "hs-items-6"
+FORMAT_VERSION = "hs-items-7"
 """Bumped whenever the pattern translation or value layout changes (part of the cache key)."""
 
 
@@ -46,14 +45,13 @@ def _deserialise(blob: bytes) -> Any:
     return database
 
 
-def _compile(patterns: PatternSet, key: DatabaseKey, pids: list[int]) -> Any:
+def _compile(patterns: PatternSet, pids: list[int]) -> Any:
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    single = hyperscan.HS_FLAG_SINGLEMATCH if key[1] == REGEX else 0
     database.compile(
         expressions=[patterns.expressions[p] for p in pids],
         ids=pids,
         elements=len(pids),
-        flags=[patterns.flags[p] | single for p in pids],
+        flags=[patterns.flags[p] | hyperscan.HS_FLAG_SINGLEMATCH for p in pids],
     )
     return database
 
@@ -69,7 +67,7 @@ def load_databases(
             return unbundle(bundle), bundle
         except (OSError, hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
             pass  # unreadable, written by another Hyperscan build or damaged: compile afresh
-    databases = {key: _compile(patterns, key, pids) for key, pids in patterns.databases.items()}
+    databases = {key: _compile(patterns, pids) for key, pids in patterns.databases.items()}
     bundle = pickle.dumps(
         {key: hyperscan.dumpb(db) for key, db in databases.items()}, pickle.HIGHEST_PROTOCOL
     )

@@ -9,9 +9,9 @@ becomes a pattern whose match *is* the glob's truth:
 glob               pattern
 =================  ==========================
 ``foo`` (equals)   ``\xfffoo\xff``
-``foo*``           ``\xfffoo[^\xff]*\xff``
+``foo*``           ``\xfffoo``
 ``*foo``           ``foo\xff``
-``*foo*``          ``foo[^\xff]*\xff``
+``*foo*``          ``foo``
 ``a*b?c``          ``\xffa[^\xff]*b<one UTF-8 character>c\xff``
 =================  ==========================
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vedette.detect.plan import ANY, AnyOf, DetectionItem, Glob, Regex, RulePlan
+from vedette.detect.plan import ANY, ONE, AnyOf, DetectionItem, Glob, Regex, RulePlan
 
 SEP = b"\xff"
 """Value delimiter in a rendered buffer: never part of UTF-8 text."""
@@ -45,7 +45,9 @@ The Hyperscan build of the ``hyperscan`` wheel (Vectorscan 5.4) misses a literal
 on the buffer's last byte when the database also holds a pattern with a ``[^\xff]*`` run: with
 ``\x24\xff`` (``*$``) and ``\x5cfoo[^\xff]*\xff`` in one database, ``\xffwin-7$\xff`` reports
 nothing, and the same buffer with one more byte reports the match (tests/detect/test_hs_scanner).
-No glob pattern can end on the padding: every one ends with ``\xff``.
+No glob pattern can end on the padding: a match reaching it would have to match the closing
+delimiter with the pattern's leading ``\xff`` and the padding with what follows, which only
+``?*`` and ``<NUL>*`` could, and those end with ``[^\xff]*\xff`` (:func:`glob_expression`).
 """
 CLOSE_REGEX = b"\xff\xff"
 """The same for regex databases, whose character classes may match ``\x00`` but never ``\xff``;
@@ -91,21 +93,28 @@ def glob_expression(glob: Glob) -> bytes:
             continue
         else:
             tokens.append(token)
-    # A leading run of any characters needs no pattern: a literal cannot contain the delimiter,
-    # so wherever it matches it is inside one value. A trailing run does: ending every pattern
-    # on the value's closing delimiter makes it report once per value (Hyperscan reports each
-    # end offset once), where "*x*" would report at every x of a value scanned in a batch.
+    # A leading or trailing run of any characters needs no pattern: a literal cannot contain
+    # the delimiter, so wherever it matches it is inside one value.
     head = tokens[0] is not ANY if tokens else True
+    tail = tokens[-1] is not ANY if tokens else True
+    body = tokens[(0 if head else 1) : (len(tokens) if tail else -1)]
     out = [rb"\xff"] if head else []
-    for part in tokens[0 if head else 1 :]:
+    for part in body:
         if isinstance(part, str):
             out.append(escape_bytes(encode_text(part)))
         elif part is ANY:
             out.append(ANY_RUN)
         else:
             out.append(ONE_CHAR)
-    out.append(rb"\xff")
-    return b"".join(out)
+    if tail:
+        out.append(rb"\xff")
+    elif head and body and (body[0] is ONE or (isinstance(body[0], str) and body[0][0] == "\0")):
+        # "?*" or "<NUL>*": after the closing delimiter this could match the padding byte of
+        # CLOSE; ending on a delimiter keeps it inside its value.
+        out.append(ANY_RUN + rb"\xff")
+    expression = b"".join(out)
+    # "*" alone (any value, even empty) still needs a non-empty pattern.
+    return expression or rb"\xff"
 
 
 @dataclass(slots=True)
