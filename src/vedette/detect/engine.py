@@ -40,10 +40,11 @@ from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import (
     RuleInfo,
     RulePlan,
+    RuleRouter,
     evaluate,
 )
 from vedette.detect.scanner import AUTO_ORDER, ItemScanner, get_scanner_factory
-from vedette.detect.triggers import item_commonness, trigger_items
+from vedette.detect.triggers import item_commonness, required_items, trigger_items
 from vedette.errors import ConfigError
 from vedette.events import AttackRef, Detection, Event, LogSource
 
@@ -164,34 +165,38 @@ class Engine:
         self._tests: list[ItemTest | None] = [
             None if item.item_id in covered else item_test(item) for item in plan.items
         ]
-        self._triggers, code = self._derived(plan, covered)
+        self._triggers, self._required, code = self._derived(plan, covered)
         self._conditions = load_conditions(code)
         self._routes: dict[LogSource, _Route] = {}
+        self._router = RuleRouter(plan.rules)
         self._by_id = {r.info.id: r.info for r in plan.rules}
         self._by_name = {r.info.name: r.info for r in plan.rules if r.info.name}
         self._attack = [tuple(AttackRef(t) for t in r.info.attack_ids) for r in plan.rules]
 
     def _derived(
         self, plan: RulePlan, covered: frozenset[int]
-    ) -> tuple[list[tuple[int, ...] | None], CodeType]:
-        """Trigger sets and condition code for this plan and coverage (cached when possible)."""
+    ) -> tuple[list[tuple[int, ...] | None], list[frozenset[int] | None], CodeType]:
+        """Trigger sets, required items and condition code for this plan and coverage (cached
+        when possible)."""
         key = None
         if self._cache_dir is not None and self.cache_key:
             digest = hashlib.sha256(f"{self.cache_key}:{sys.version}:".encode())
             digest.update(",".join(map(str, sorted(covered))).encode())
             key = digest.hexdigest()[:32]
             cached = cache.load(self._cache_dir, key, kind="engine")
-            if isinstance(cached, tuple) and len(cached) == 2:
+            if isinstance(cached, tuple) and len(cached) == 3:
                 try:
-                    return cached[0], undump_code(cached[1])
+                    return cached[0], cached[1], undump_code(cached[2])
                 except (ValueError, EOFError, TypeError):
                     pass
         commonness = item_commonness(plan.items, plan.rules)
         triggers = [trigger_items(rule, covered, commonness) for rule in plan.rules]
+        required = [required_items(rule, covered) for rule in plan.rules]
         code = compile_conditions(plan.rules, covered)
         if key is not None and self._cache_dir is not None:
-            cache.store(self._cache_dir, key, (triggers, dump_code(code)), kind="engine")
-        return triggers, code
+            blob = (triggers, required, dump_code(code))
+            cache.store(self._cache_dir, key, blob, kind="engine")
+        return triggers, required, code
 
     # -- public API --------------------------------------------------------------------------
 
@@ -242,29 +247,27 @@ class Engine:
             decided = [set() for _ in events]
         out: list[Detection] = []
         routes, conditions, tests = self._routes, self._conditions, self._tests
+        required = self._required
         for event, true_items in zip(events, decided, strict=True):
             route = routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
-            if not route.count:
+            hits = route.items.intersection(true_items)
+            if hits:
+                # the rules each true trigger item wakes, in C
+                candidates = set().union(*map(route.item_rules.__getitem__, hits))
+                candidates.update(route.always)
+            elif route.always:
+                candidates = set(route.always)
+            else:
                 continue
-            candidates = set(route.always)
-            woken = route.item_rules
-            for item_id in true_items & route.items:
-                candidates.update(woken[item_id])
-            if not candidates:
-                continue
-            view = EventView(event.fields)
-            memo: dict[int, bool] = {}
-
-            def lazy(item_id: int, view: EventView = view, memo: dict[int, bool] = memo) -> bool:
-                value = memo.get(item_id)
-                if value is None:
-                    test = tests[item_id]
-                    value = memo[item_id] = test(view) if test is not None else False
-                return value
-
+            lazy: Callable[[int], bool] | None = None
             for index in sorted(candidates):
+                needed = required[index]
+                if needed is not None and not needed <= true_items:
+                    continue
+                if lazy is None:
+                    lazy = _lazy_items(event, tests)
                 if conditions[index](true_items, lazy):
                     out.append(self._detection(index, event, true_items, lazy))
         return out
@@ -272,13 +275,10 @@ class Engine:
     # -- internals ---------------------------------------------------------------------------
 
     def _route(self, logsource: LogSource) -> _Route:
-        rules = self._result.plan.rules
         woken: dict[int, list[int]] = {}
         always: list[int] = []
         count = 0
-        for index, rule in enumerate(rules):
-            if not rule.info.logsource.admits(logsource):
-                continue
+        for index in self._router.admitting(logsource):
             count += 1
             triggers = self._triggers[index]
             if triggers is None:
@@ -320,6 +320,21 @@ class Engine:
             rule_name=info.name,
             rule_path=info.path,
         )
+
+
+def _lazy_items(event: Event, tests: list[ItemTest | None]) -> Callable[[int], bool]:
+    """Truth of the items no scanner decides, each worked out at most once for ``event``."""
+    view = EventView(event.fields)
+    memo: dict[int, bool] = {}
+
+    def lazy(item_id: int) -> bool:
+        value = memo.get(item_id)
+        if value is None:
+            test = tests[item_id]
+            value = memo[item_id] = test(view) if test is not None else False
+        return value
+
+    return lazy
 
 
 def _make_scanner(

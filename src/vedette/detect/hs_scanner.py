@@ -40,7 +40,7 @@ from vedette.detect.hs_patterns import (
 from vedette.detect.hs_regex import translate_regex, unchecked_regex
 from vedette.detect.hs_values import ValueMemo
 from vedette.detect.matchers import EventView, ItemTest, item_test
-from vedette.detect.plan import Regex, RulePlan, render_values
+from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event, LogSource
 
@@ -125,13 +125,11 @@ class HyperscanScanner:
         # (field number, value) -> patterns true for it (case-insensitive side): logs repeat the
         # same images, parents, channels and users, and a probe is cheaper than a scan.
         self._memo: dict[tuple[int, str], _Seen] = {}
-        # Keyword all-of items: the only all-of items whose matchers may meet different values
-        # of one event (a field has one value per event on the memo's path).
-        self._keyword_all = frozenset(
-            item_id
-            for item_id in items.need
-            if item_id in items.covered and self._plan.items[item_id].field is None
-        )
+        self._router = RuleRouter(self._plan.rules)
+        used = {i for rule in self._plan.rules for i in rule.item_ids}
+        self._unused = frozenset(i for i in items.covered if i not in used)
+        # Patterns that satisfy a matcher of an all-of item.
+        self._slotted = frozenset(items.patterns.all_slots)
         self._value_memo = ValueMemo(self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT)
         self._fallback: dict[int, ItemTest] | None = None
         # Scratch list of the folded scan's true patterns, and the callback that fills it.
@@ -233,18 +231,18 @@ class HyperscanScanner:
     def _entry_items(self, pids: list[int]) -> frozenset[int]:
         """Items that the true patterns ``pids`` of one field value make true."""
         patterns = self._items.patterns
-        any_items, all_slots = patterns.any_items, patterns.all_slots
-        items: set[int] = set()
+        items = frozenset().union(*map(patterns.any_items.__getitem__, pids))
+        slotted = self._slotted.intersection(pids)
+        if not slotted:
+            return items
         slots: dict[int, set[int]] = {}
-        for pid in set(pids):
-            items.update(any_items[pid])
-            for item_id, matcher in all_slots.get(pid, ()):
+        for pid in slotted:
+            for item_id, matcher in patterns.all_slots[pid]:
                 slots.setdefault(item_id, set()).add(matcher)
         # An all-of item is true when every matcher met this value: a field has one value on
         # the memo's path, so no other value can complete it.
         need = self._items.need
-        items.update(i for i, matchers in slots.items() if len(matchers) == need[i])
-        return frozenset(items)
+        return items.union(i for i, matchers in slots.items() if len(matchers) == need[i])
 
     def _decide_each(self, events: Sequence[Event]) -> list[set[int]]:
         """Event by event, value by value: for events the value memo cannot answer exactly."""
@@ -392,13 +390,9 @@ class HyperscanScanner:
         needed: set[int] = set()
         keywords = False
         # Items no rule uses (plans built by hand) are always decided.
-        used: set[int] = set()
-        admitted: set[int] = set()
-        for rule in plan.rules:
-            used.update(rule.item_ids)
-            if rule.info.logsource.admits(logsource):
-                admitted.update(rule.item_ids)
-        admitted.update(i for i in covered if i not in used)
+        admitted = set(self._unused)
+        for index in self._router.admitting(logsource):
+            admitted.update(plan.rules[index].item_ids)
         for item_id in admitted:
             if item_id in covered:
                 name = plan.items[item_id].field

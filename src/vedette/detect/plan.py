@@ -405,10 +405,33 @@ class RulePlan:
         index does), so that an event never meets the patterns of rules it cannot fire.
         """
         wanted: set[int] = set()
-        for rule in self.rules:
-            if rule.info.logsource.admits(logsource):
-                wanted.update(rule.item_ids)
+        for index in RuleRouter(self.rules).admitting(logsource):
+            wanted.update(self.rules[index].item_ids)
         return frozenset(wanted)
+
+
+class RuleRouter:
+    """Which rules of a list apply to an event logsource, testing each distinct rule logsource
+    once (the SigmaHQ Windows set has 2,865 rules but 66 logsources)."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        groups: dict[RuleLogSource, list[int]] = {}
+        for index, rule in enumerate(rules):
+            groups.setdefault(rule.info.logsource, []).append(index)
+        self._groups = groups
+
+    def admitting(self, logsource: LogSource) -> list[int]:
+        """Indexes, in order, of the rules that apply to events of ``logsource``."""
+        admitted = [
+            index
+            for source, indexes in self._groups.items()
+            if source.admits(logsource)
+            for index in indexes
+        ]
+        admitted.sort()
+        return admitted
 
 
 def render_values(value: object) -> list[str]:

@@ -51,6 +51,19 @@ def trigger_items(
     return tuple(sorted(keep))
 
 
+def required_items(rule: CompiledRule, covered: frozenset[int]) -> frozenset[int] | None:
+    """Covered items each of which must be true for ``rule`` to fire (None when there are none).
+
+    The engine checks them with one subset test before calling a woken rule's condition: a rule
+    woken by one true item is usually refused by another that is false, and the test costs a
+    fraction of the call.
+    """
+    needed = frozenset(
+        i for i in rule.item_ids if i in covered and _false_without(rule, {i}) is True
+    )
+    return needed or None
+
+
 def _false_without(rule: CompiledRule, false_items: set[int]) -> bool:
     """True when the condition is certainly false once ``false_items`` are false."""
     verdict = evaluate(
