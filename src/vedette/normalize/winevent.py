@@ -197,6 +197,8 @@ def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
     if type(event) is not dict:
         return flatten_windows_event(record)
     fields = event.get(_K_EVENTDATA)
+    if fields is None and _K_EVENTDATA in event:  # "EventData": null (1 record in 20)
+        fields = {}
     system = event.get(_K_SYSTEM)
     if (
         type(fields) is not dict
