@@ -21,8 +21,12 @@ Measures, in one run, best of ``--repeat`` turns (the machine is shared, so turn
       files (parse, ``orjson.loads``, flatten, classify, timestamp, ``Event`` kept in a batch per
       file, as ``read_events`` batches them up to 2,000), then ``read_events`` whole: CPU µs per
       record of the process.
+  (d) with ``--ab SRC``: the engine benchmark's (a) parse only and (b) read + normalise, CPU µs
+      per event, for this tree and another commit's ``src`` in alternating child processes
+      pinned to one CPU (how the figures of the commits that sped the EVTX path up were taken).
 
     .venv/bin/python bench/bench_readers.py [--repeat 3] [--evtx-only] [--stages] [--pin]
+    .venv/bin/python bench/bench_readers.py --ab /tmp/old [--rounds 4] [--repeat 3]
 
 Figures go to stdout and ``bench/out/readers.json`` (``readers-evtx.json`` with ``--evtx-only``).
 """
@@ -35,6 +39,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +50,8 @@ import evtx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+# VEDETTE_BENCH_SRC: the source tree to measure (--ab runs another commit's tree in a child)
+sys.path.insert(0, os.environ.get("VEDETTE_BENCH_SRC", str(ROOT / "src")))
 DATASETS = Path(os.environ.get("VEDETTE_DATASETS", ROOT.parent / "shared" / "datasets"))
 OUT = ROOT / "bench" / "out"
 
@@ -266,6 +272,63 @@ def evtx_comparison(files: list[Path], turns: int) -> dict[str, object]:
     }
 
 
+def parse_vs_read(files: list[Path], turns: int) -> dict[str, list[float]]:
+    """CPU µs per event of each of ``turns`` alternating turns of the engine benchmark's (a),
+    parse only (one parser thread, ``orjson.loads``), and (b), ``read_events(format="evtx")``."""
+
+    def parse_only() -> int:
+        count = 0
+        for path in files:
+            for record in evtx.PyEvtxParser(str(path), 1).records_json():
+                orjson.loads(record["data"])
+                count += 1
+        return count
+
+    def read_normalise() -> int:
+        report, count = ReadReport(), 0
+        for path in files:
+            for batch in read_events(path, format="evtx", report=report):
+                count += len(batch)
+        return count
+
+    parse_only(), read_normalise()  # warm the page cache and the mapping
+    micros: dict[str, list[float]] = {"a": [], "b": []}
+    for _ in range(turns):
+        for key, action in (("a", parse_only), ("b", read_normalise)):
+            records, _, used = timed(action)
+            micros[key].append(used * 1e6 / records)
+    return micros
+
+
+def ab_compare(other_src: Path, rounds: int, turns: int) -> dict[str, object]:
+    """(a) and (b) of this tree and of ``other_src`` (another commit's ``src``), each in its own
+    child process pinned to one CPU, the two alternating for ``rounds`` rounds."""
+    trees = {"this": str(ROOT / "src"), "other": str(other_src.resolve())}
+    turns_of: dict[str, dict[str, list[float]]] = {t: {"a": [], "b": []} for t in trees}
+    for round_ in range(rounds):
+        for tree in list(trees) if round_ % 2 == 0 else list(trees)[::-1]:
+            done = subprocess.run(
+                [sys.executable, __file__, "--parse-vs-read", "--pin", "--repeat", str(turns)],
+                env={**os.environ, "VEDETTE_BENCH_SRC": trees[tree]},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            child = json.loads(done.stdout.splitlines()[-1])
+            for key in ("a", "b"):
+                turns_of[tree][key] += child[key]
+    summary: dict[str, object] = {}
+    for tree, micros in turns_of.items():
+        a, b = min(micros["a"]), min(micros["b"])
+        summary[tree] = {"src": trees[tree], "a_us": round(a, 2), "b_us": round(b, 2)}
+        print(
+            f"{tree:5} {trees[tree]}: (a) parse only {a:.2f}, (b) read + normalise {b:.2f}"
+            f" CPU-us/event (best of {len(micros['b'])} turns), (b)/(a) as rates {a / b:.3f};"
+            f" (b) turns {', '.join(f'{m:.1f}' for m in sorted(micros['b']))}"
+        )
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="turns (best of)")
@@ -278,9 +341,32 @@ def main() -> None:
     parser.add_argument(
         "--pin", action="store_true", help="pin the process to one CPU (as bench_engine.py does)"
     )
+    parser.add_argument(
+        "--parse-vs-read",
+        action="store_true",
+        help="only the engine benchmark's (a) parse only and (b) read + normalise, CPU-us/event"
+        " of each turn, as JSON",
+    )
+    parser.add_argument(
+        "--ab",
+        type=Path,
+        metavar="SRC",
+        help="(a) and (b) of this tree against another tree's src folder (e.g. `git archive"
+        " <commit> src | tar -x -C /tmp/old`), alternating child processes",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="--ab rounds (alternations)")
     args = parser.parse_args()
     if args.pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    if args.parse_vs_read:
+        print(json.dumps(parse_vs_read(corpora()["evtx"], max(1, args.repeat))))
+        return
+    if args.ab is not None:
+        summary = ab_compare(args.ab / "src" if (args.ab / "src").is_dir() else args.ab,
+                             max(1, args.rounds), max(1, args.repeat))  # fmt: skip
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "readers-ab.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
