@@ -103,6 +103,8 @@ def test_property_scanner_equals_python(
         ((), "x", False),
         ((ANY,), "", True),
         ((ONE, ANY), "", False),  # must not reach the padding byte after the value
+        ((ANY, ONE, ANY), "", False),
+        ((ANY, ONE, ANY), "é", True),
         ((ONE, ANY), "x", True),
         (("\0", ANY), "", False),
         (("\0", ANY), "\0x", True),
@@ -355,3 +357,12 @@ def test_keyword_prefilter_ignores_keys_and_checks_values() -> None:
         Event({"Data": ["a", "MIMIKATZ"]}),
     ]
     assert scanner.decide(batch) == [set(), {0}, {0}]
+
+
+def test_long_values_are_decided_but_not_kept() -> None:
+    items = make_items([("ScriptBlockText", [Glob((ANY, "invoke-mimikatz", ANY))], False)])
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    long_text = "x" * 5000 + " Invoke-Mimikatz"
+    batch = [Event({"ScriptBlockText": long_text}), Event({"ScriptBlockText": long_text})]
+    assert scanner.decide(batch) == [{0}, {0}]
+    assert len(scanner._value_memo) == 0  # scanned each time, never remembered

@@ -45,9 +45,10 @@ The Hyperscan build of the ``hyperscan`` wheel (Vectorscan 5.4) misses a literal
 on the buffer's last byte when the database also holds a pattern with a ``[^\xff]*`` run: with
 ``\x24\xff`` (``*$``) and ``\x5cfoo[^\xff]*\xff`` in one database, ``\xffwin-7$\xff`` reports
 nothing, and the same buffer with one more byte reports the match (tests/detect/test_hs_scanner).
-No glob pattern can end on the padding: a match reaching it would have to match the closing
-delimiter with the pattern's leading ``\xff`` and the padding with what follows, which only
-``?*`` and ``<NUL>*`` could, and those end with ``[^\xff]*\xff`` (:func:`glob_expression`).
+No glob pattern can end on the padding: a match reaching it would have to begin on the padding
+or on the closing delimiter (no element but ``\xff`` matches it) with its first element then
+matching the padding byte, which only patterns starting (after any leading ``\xff``) with
+``?`` or a NUL could; those end with ``[^\xff]*\xff`` (:func:`glob_expression`).
 """
 CLOSE_REGEX = b"\xff\xff"
 """The same for regex databases, whose character classes may match ``\x00`` but never ``\xff``;
@@ -108,9 +109,9 @@ def glob_expression(glob: Glob) -> bytes:
             out.append(ONE_CHAR)
     if tail:
         out.append(rb"\xff")
-    elif head and body and (body[0] is ONE or (isinstance(body[0], str) and body[0][0] == "\0")):
-        # "?*" or "<NUL>*": after the closing delimiter this could match the padding byte of
-        # CLOSE; ending on a delimiter keeps it inside its value.
+    elif body and (body[0] is ONE or (isinstance(body[0], str) and body[0][0] == "\0")):
+        # "?*", "*?*", "<NUL>*"...: this could match the padding byte of CLOSE (alone, or after
+        # the closing delimiter); ending on a delimiter keeps it inside its value.
         out.append(ANY_RUN + rb"\xff")
     expression = b"".join(out)
     # "*" alone (any value, even empty) still needs a non-empty pattern.

@@ -39,6 +39,9 @@ HAZARD = -3
 SLOW = -4
 """A value of a type the memo does not render: the event takes the per-event path."""
 _MARKERS = frozenset((HAZARD, SLOW))
+LONGEST_REMEMBERED = 4096
+"""Longer text values (script blocks, long command lines) are scanned each time, not kept: they
+rarely repeat, and the memo would hold them alive."""
 _EMPTY = frozenset((EVERY,))
 _SLOW_ENTRY = frozenset((EVERY, SLOW))
 
@@ -206,8 +209,9 @@ class ValueMemo:
                 memo.bools[value] = entry
                 entry = self._entry(key, int(value))
             entry = entry | {HAZARD}
-        memo[value] = entry
-        self._learned += 1
+        if type(value) is not str or len(value) <= LONGEST_REMEMBERED:
+            memo[value] = entry
+            self._learned += 1
         return entry
 
     def _entry(self, key: str, value: Any) -> frozenset[int]:
