@@ -146,7 +146,7 @@ def flatten_windows_event(record: dict[str, Any]) -> dict[str, Any]:
 
 # The two System layouts the ``evtx`` renderer emits (with and without Version, Opcode,
 # Correlation and Execution), in its order: the specialised flattener below handles exactly these.
-_SYSTEM_FULL: tuple[str, ...] = (
+_FULL_NAMES = (
     "Provider",
     "EventID",
     "Version",
@@ -162,8 +162,8 @@ _SYSTEM_FULL: tuple[str, ...] = (
     "Computer",
     "Security",
 )
-_SYSTEM_SHORT = tuple(
-    k for k in _SYSTEM_FULL if k not in ("Version", "Opcode", "Correlation", "Execution")
+_SHORT_NAMES = tuple(
+    k for k in _FULL_NAMES if k not in ("Version", "Opcode", "Correlation", "Execution")
 )
 
 
@@ -173,8 +173,8 @@ def _parser_keys(*names: str) -> tuple[str, ...]:
     return tuple(orjson.loads(orjson.dumps(dict.fromkeys(names))))
 
 
-_SYSTEM_FULL = _parser_keys(*_SYSTEM_FULL)
-_SYSTEM_SHORT = _parser_keys(*_SYSTEM_SHORT)
+_SYSTEM_FULL = _parser_keys(*_FULL_NAMES)
+_SYSTEM_SHORT = _parser_keys(*_SHORT_NAMES)
 _K_EVENT, _K_EVENTDATA, _K_SYSTEM, _K_ATTRS, _K_NAME, _K_GUID, _K_SOURCE, _K_TIME = _parser_keys(
     "Event", "EventData", "System", _ATTRS, "Name", "Guid", "EventSourceName", "SystemTime"
 )
