@@ -128,8 +128,23 @@ class HyperscanScanner:
         self._router = RuleRouter(self._plan.rules)
         used = {i for rule in self._plan.rules for i in rule.item_ids}
         self._unused = frozenset(i for i in items.covered if i not in used)
-        # Patterns that satisfy a matcher of an all-of item.
-        self._slotted = frozenset(items.patterns.all_slots)
+        # Patterns that satisfy a matcher of an all-of item; each (item, matcher) slot as an int.
+        all_slots = items.patterns.all_slots
+        self._slotted = frozenset(all_slots)
+        codes: dict[tuple[int, int], int] = {}
+        for slots in all_slots.values():
+            for slot in slots:
+                codes.setdefault(slot, len(codes))
+        self._slot_codes = {
+            pid: frozenset(codes[s] for s in slots) for pid, slots in all_slots.items()
+        }
+        self._slot_items = {pid: frozenset(i for i, _ in slots) for pid, slots in all_slots.items()}
+        self._required_slots = {
+            item_id: frozenset(codes[item_id, m] for m in range(count) if (item_id, m) in codes)
+            if all((item_id, m) in codes for m in range(count))
+            else frozenset((-1,))  # a matcher no pattern can meet: never complete
+            for item_id, count in items.need.items()
+        }
         self._value_memo = ValueMemo(self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT)
         self._fallback: dict[int, ItemTest] | None = None
         # Scratch list of the folded scan's true patterns, and the callback that fills it.
@@ -235,14 +250,12 @@ class HyperscanScanner:
         slotted = self._slotted.intersection(pids)
         if not slotted:
             return items
-        slots: dict[int, set[int]] = {}
-        for pid in slotted:
-            for item_id, matcher in patterns.all_slots[pid]:
-                slots.setdefault(item_id, set()).add(matcher)
-        # An all-of item is true when every matcher met this value: a field has one value on
-        # the memo's path, so no other value can complete it.
-        need = self._items.need
-        return items.union(i for i, matchers in slots.items() if len(matchers) == need[i])
+        # An all-of item is true when every matcher met this value (a field has one value on
+        # the memo's path, so no other value can complete it): its slots, all met.
+        met = frozenset().union(*map(self._slot_codes.__getitem__, slotted))
+        touched = frozenset().union(*map(self._slot_items.__getitem__, slotted))
+        required = self._required_slots
+        return items.union([i for i in touched if required[i] <= met])
 
     def _decide_each(self, events: Sequence[Event]) -> list[set[int]]:
         """Event by event, value by value: for events the value memo cannot answer exactly."""
