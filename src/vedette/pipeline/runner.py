@@ -18,6 +18,7 @@ on every run, so the output does not change.
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import multiprocessing.sharedctypes
 import signal
@@ -134,6 +135,15 @@ def _init_worker(
     _die_with_parent()
     built = detector if isinstance(detector, Detector) else detector()
     _STATE = _WorkerState(built, source, spill_dir, spill_threshold, events, found)
+    _freeze_loaded_objects()
+
+
+def _freeze_loaded_objects() -> None:
+    """Move the objects alive now (compiled rules, indicator index) out of the garbage
+    collector's generations: they live as long as the scan, and every full collection would
+    otherwise walk them again (in a forked worker it would also dirty their shared pages)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _die_with_parent() -> None:
@@ -308,8 +318,12 @@ class ScanRunner:
             totals["found"] += found
             self._tick(totals["events"], totals["found"])
 
-        for job in jobs:
-            yield run_job(state, job, on_batch)
+        _freeze_loaded_objects()
+        try:
+            for job in jobs:
+                yield run_job(state, job, on_batch)
+        finally:
+            gc.unfreeze()  # this process may go on (tests, a server): collect them again
 
     def _in_pool(self, jobs: list[ReadJob], workers: int) -> Iterator[JobResult]:
         context = _pool_context(self.options.start_method)
