@@ -366,3 +366,17 @@ def test_long_values_are_decided_but_not_kept() -> None:
     batch = [Event({"ScriptBlockText": long_text}), Event({"ScriptBlockText": long_text})]
     assert scanner.decide(batch) == [{0}, {0}]
     assert len(scanner._value_memo) == 0  # scanned each time, never remembered
+
+
+def test_translation_comes_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    items = make_items([("CommandLine", [Glob((ANY, "whoami", ANY))], False)])
+    first = HyperscanScanner(RulePlan(items=items), tmp_path)
+    assert list(tmp_path.glob("hs-items-*.pickle")), "translation not cached"
+
+    def no_translation(*args: object) -> None:
+        raise AssertionError("translated again")
+
+    monkeypatch.setattr(hs_scanner, "translate_plan", no_translation)
+    again = HyperscanScanner(RulePlan(items=items), tmp_path)
+    batch = [Event({"CommandLine": "WHOAMI /all"}), Event({"CommandLine": "dir"})]
+    assert again.decide(batch) == first.decide(batch) == [{0}, set()]

@@ -17,6 +17,8 @@ Importing this module registers the ``"hyperscan"`` scanner; it raises ``ModuleN
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +26,9 @@ from typing import Any
 
 import hyperscan
 
+from vedette.detect import cache
 from vedette.detect.hs_buffer import FieldResolver
-from vedette.detect.hs_databases import load_databases, unbundle
+from vedette.detect.hs_databases import FORMAT_VERSION, load_databases, unbundle
 from vedette.detect.hs_keywords import KeywordPrefilter
 from vedette.detect.hs_patterns import (
     CASED,
@@ -60,16 +63,26 @@ class HyperscanScanner:
     def __init__(self, plan: RulePlan, cache_dir: Path | None = None) -> None:
         self._plan = plan
         self._cache_dir = cache_dir
+        self._bundle = b""
+        # The translation of a plan takes longer than loading everything else from the cache
+        # (0.7 of 1.2 s for the Windows corpus), so it is cached too, keyed by the plan itself.
+        key = _plan_key(plan) if cache_dir is not None else None
+        cached = cache.load(cache_dir, key, kind="hs-items") if cache_dir and key else None
+        if isinstance(cached, ItemPatterns):
+            self._items = cached
+            self._setup()
+            return
         # Regexes are translated without test-compiling each one: a cached bundle proves they
         # compile; on a cold start a failing database means one does not, and the plan is
         # translated again with every regex checked alone.
         self._items = translate_plan(plan, unchecked_regex)
-        self._bundle = b""
         try:
             self._setup()
         except hyperscan.error:
             self._items = translate_plan(plan, translate_regex)
             self._setup()
+        if cache_dir is not None and key is not None:
+            cache.store(cache_dir, key, self._items, kind="hs-items")
 
     def _setup(self) -> None:
         items = self._items
@@ -484,6 +497,13 @@ class HyperscanScanner:
         self._items = state["items"]
         self._bundle = state["bundle"]
         self._setup()
+
+
+def _plan_key(plan: RulePlan) -> str:
+    """Digest of a plan and of everything its translation depends on."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION}:{getattr(hyperscan, '__version__', '')}:".encode())
+    digest.update(pickle.dumps(plan, pickle.HIGHEST_PROTOCOL))
+    return digest.hexdigest()[:32]
 
 
 def _python_search(regex: Regex) -> Callable[[str], object]:
