@@ -18,7 +18,7 @@ so is the SQLite child, which reports its own CPU seconds. Figures go to stdout 
 ``bench/out/engine.json``.
 
     .venv/bin/python bench/bench_engine.py --setup-sqlite   # once
-    .venv/bin/python bench/bench_engine.py [--repeat 3] [--profile] [--skip-sqlite]
+    .venv/bin/python bench/bench_engine.py [--repeat 3] [--profile] [--stages] [--skip-sqlite]
 """
 
 from __future__ import annotations
@@ -145,6 +145,19 @@ def read_match(files: list[Path], engine: Any) -> int:
         for batch in read_events(path, format="evtx", report=report):
             count += len(batch)
             engine.match(batch)
+    return count
+
+
+def read_decide(files: list[Path], engine: Any) -> int:
+    """Read every event and decide its covered items with the scanner only (no rules run)."""
+    from vedette.sources import ReadReport, read_events
+
+    report = ReadReport()
+    count = 0
+    for path in files:
+        for batch in read_events(path, format="evtx", report=report):
+            count += len(batch)
+            engine.scanner.decide(batch)
     return count
 
 
@@ -285,6 +298,11 @@ def main() -> int:
         help="comma-separated item scanners to time for (c), first one reported as (c):"
         " auto, hyperscan, python",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also time read + scanner only and (c) with a warm value memo, to split (c)",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--setup-sqlite", action="store_true", help="create the SQLite venv")
     args = parser.parse_args()
@@ -322,6 +340,14 @@ def main() -> int:
             for name, each in engines.items():
                 forget_values(each)
                 turns[f"c:{name}"].append(timed(lambda each=each: read_match(files, each)))
+            if args.stages and engines:
+                staged = next(iter(engines.values()))
+                # (c) again with every value remembered from the turn before: no learning
+                warm = timed(lambda staged=staged: read_match(files, staged))
+                turns.setdefault("warm", []).append(warm)
+                forget_values(staged)
+                scan = timed(lambda staged=staged: read_decide(files, staged))
+                turns.setdefault("scan", []).append(scan)
         for key, runs in turns.items():
             if runs:
                 events, seconds = min(runs, key=lambda run: run[1])
@@ -403,6 +429,24 @@ def print_summary(results: dict[str, Any]) -> None:
                 f"      differs: {row['rule']}: SQLite only {row['sqlite_only_count']},"
                 f" Vedette only {row['vedette_only_count']}"
             )
+    if "scan_seconds" in results and "c_events_per_s" in results:
+        per = {k: results[f"{k}_seconds"] / results[f"{k}_events"] * 1e6 for k in "ab"}
+        per["scan"] = results["scan_seconds"] / results["scan_events"] * 1e6
+        per["warm"] = results["warm_seconds"] / results["warm_events"] * 1e6
+        per["c"] = 1e6 / results["c_events_per_s"]
+        stages = {
+            "parse (a)": per["a"],
+            "flatten, classify, Event objects: (b) - (a)": per["b"] - per["a"],
+            "scanner, first pass: (read + scanner) - (b)": per["scan"] - per["b"],
+            "engine (routing, conditions, detections): (c) - (read + scanner)": (
+                per["c"] - per["scan"]
+            ),
+            "of which learning new values: (c) - (c, memo warm)": per["c"] - per["warm"],
+        }
+        results["stages_us_per_event"] = stages
+        print("where (c)'s time goes, CPU us per event (best turns, differences):")
+        for label, value in stages.items():
+            print(f"    {value:6.1f}  {label}")
     a, c, d = (results.get(f"{k}_events_per_s") for k in "acd")
     if a and c:
         print(f"ratio (c)/(a) = {c / a:.2f}  (target >= 0.33, aim 0.5)")
