@@ -158,7 +158,9 @@ class HyperscanScanner:
             else frozenset((-1,))  # a matcher no pattern can meet: never complete
             for item_id, count in items.need.items()
         }
-        self._value_memo = ValueMemo(self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT)
+        self._value_memo = ValueMemo(
+            self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT, self._read_by
+        )
         self._fallback: dict[int, ItemTest] | None = None
         # Scratch list of the folded scan's true patterns, and the callback that fills it.
         found: list[int] = []
@@ -435,6 +437,13 @@ class HyperscanScanner:
             self._routes.clear()
         self._routes[logsource] = route
         return route
+
+    def _read_by(self, logsource: LogSource) -> list[bool]:
+        """Per field number, whether a rule of ``logsource`` reads it (with a covered item)."""
+        route = self._routes.get(logsource)
+        if route is None:
+            route = self._route(logsource)
+        return route[2]
 
     def _keyword_items(self, fields: dict[str, Any]) -> set[int]:
         """Keyword items true for the event, decided exactly (every value rendered, scanned)."""

@@ -30,7 +30,7 @@ from typing import Any
 from vedette.detect.hs_buffer import CLASH_LAYOUTS, FieldResolver
 from vedette.detect.hs_layouts import Layout, make_layout
 from vedette.detect.plan import render_values
-from vedette.events import Event
+from vedette.events import Event, LogSource
 
 EVERY = -1
 """In every entry, so that the union of no entries is still a set to start from."""
@@ -45,6 +45,10 @@ rarely repeat, and the memo would hold them alive."""
 _EMPTY = frozenset((EVERY,))
 _SLOW_ENTRY = frozenset((EVERY, SLOW))
 
+_SourceLayouts = tuple[
+    LogSource, Sequence[bool], dict[tuple[str, ...], tuple[Layout, "tuple[KeyMemo, ...]"]]
+]
+"""A logsource, which field numbers its rules read, and its key layouts."""
 ScanText = Callable[[str, str], list[int]]
 """``(key, rendered value)`` -> the true pattern ids of the value's field (duplicates allowed)."""
 EntryItems = Callable[[list[int]], frozenset[int]]
@@ -95,15 +99,19 @@ class ValueMemo:
         entry_items: EntryItems,
         resolver: FieldResolver,
         limit: int,
+        read_by: Callable[[LogSource], Sequence[bool]],
     ) -> None:
         self._scan_text = scan_text
         self._entry_items = entry_items
         self._resolver = resolver
         self._limit = limit
+        self._read_by = read_by
+        # id(logsource) -> (that logsource, its field numbers read, its layouts): the identity
+        # check makes a reused id harmless, and hashing a LogSource per event costs more.
+        self._sources: dict[int, _SourceLayouts] = {}
         self._learned = 0
         self._memos: dict[str, KeyMemo] = {}
         self._hazards: dict[str, bool] = {}
-        self._layouts: dict[tuple[str, ...], tuple[Layout, tuple[KeyMemo, ...]]] = {}
 
     def clear(self) -> None:
         """Forget every value (what is known of keys stays: it does not depend on values)."""
@@ -122,17 +130,20 @@ class ValueMemo:
         layout of each event decided here."""
         if self._learned >= self._limit:
             self.clear()
-        layouts = self._layouts
+        sources = self._sources
         out: list[set[int] | None] = [None] * len(events)
         used: list[Layout | None] = [None] * len(events)
         slow: list[int] = []
         markers = _MARKERS
         for position, event in enumerate(events):
             fields = event.fields
+            source = sources.get(id(event.logsource))
+            if source is None or source[0] is not event.logsource:
+                source = self._source(event.logsource)
             key_order = tuple(fields)
-            known = layouts.get(key_order)
+            known = source[2].get(key_order)
             if known is None:
-                known = self._layout(key_order, fields)
+                known = self._layout(source, key_order, fields)
             layout, memos = known
             if layout.clash:
                 slow.append(position)
@@ -153,20 +164,30 @@ class ValueMemo:
             used[position] = layout
         return out, slow, used
 
-    def _layout(
-        self, key_order: tuple[str, ...], fields: dict[str, Any]
-    ) -> tuple[Layout, tuple[KeyMemo, ...]]:
-        """The layout of an event with these keys (made from this event, then remembered).
+    def _source(self, logsource: LogSource) -> _SourceLayouts:
+        """What is known of the events of ``logsource``: the field numbers its rules read."""
+        if len(self._sources) >= CLASH_LAYOUTS:
+            self._sources.clear()
+        source = self._sources[id(logsource)] = (logsource, self._read_by(logsource), {})
+        return source
 
-        Only keys some item reads are looked up: timestamps, record numbers and GUIDs, unique
-        to each event, would only fill the memo (keyword items read them, but keywords are
-        decided apart).
+    def _layout(
+        self, source: _SourceLayouts, key_order: tuple[str, ...], fields: dict[str, Any]
+    ) -> tuple[Layout, tuple[KeyMemo, ...]]:
+        """The layout of events of a logsource with these keys in this order (remembered).
+
+        Only keys the logsource's rules read are looked up: timestamps, record numbers and
+        GUIDs, unique to each event, would only fill the memo (keyword items read them, but
+        keywords are decided apart), and a Security 4624 need not learn command lines.
         """
-        layout = make_layout(fields, self._resolver.number)
+        read_by = source[1]
+        number = self._resolver.number
+        layout = make_layout(fields, lambda key: number(key) if read_by[number(key)] else 0)
         memos = tuple(self._memo(key) for key in layout.read)
-        if len(self._layouts) >= CLASH_LAYOUTS:
-            self._layouts.clear()
-        known = self._layouts[key_order] = (layout, memos)
+        layouts = source[2]
+        if len(layouts) >= CLASH_LAYOUTS:
+            layouts.clear()
+        known = layouts[key_order] = (layout, memos)
         return known
 
     def _memo(self, key: str) -> KeyMemo:
