@@ -139,9 +139,9 @@ def _init_worker(
 
 
 def _freeze_loaded_objects() -> None:
-    """Move the objects alive now (compiled rules, indicator index) out of the garbage
-    collector's generations: they live as long as the scan, and every full collection would
-    otherwise walk them again (in a forked worker it would also dirty their shared pages)."""
+    """Move the objects a worker built (compiled rules, indicator index, when it loads them
+    itself rather than inheriting the parent's, frozen by ``pipeline.scan``) out of the garbage
+    collector's generations: they live as long as the worker."""
     gc.collect()
     gc.freeze()
 
@@ -318,12 +318,9 @@ class ScanRunner:
             totals["found"] += found
             self._tick(totals["events"], totals["found"])
 
-        _freeze_loaded_objects()
-        try:
-            for job in jobs:
-                yield run_job(state, job, on_batch)
-        finally:
-            gc.unfreeze()  # this process may go on (tests, a server): collect them again
+        # (pipeline.scan freezes the loaded objects of this process for the whole scan)
+        for job in jobs:
+            yield run_job(state, job, on_batch)
 
     def _in_pool(self, jobs: list[ReadJob], workers: int) -> Iterator[JobResult]:
         context = _pool_context(self.options.start_method)
