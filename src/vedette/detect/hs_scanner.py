@@ -49,9 +49,6 @@ from vedette.events import Event, LogSource
 
 _Wanted = tuple[list[bool], list[bool], list[bool], bool]
 """Per logsource: fields read case-insensitively, fields read cased, either, keywords."""
-_Seen = tuple[frozenset[int], tuple[tuple[int, int], ...]]
-"""A field value's true patterns, as the items they make true and their all-of slots."""
-_NOTHING: _Seen = (frozenset(), ())
 
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
@@ -124,7 +121,6 @@ class HyperscanScanner:
         self._wanted_cased = [
             self._cased[n] is not None or self._cased_eq[n] is not None for n in range(size)
         ]
-        self._any_cased = any(self._wanted_cased)
         self._keywords = any(db is not None for db in self._keyword_dbs)
         self._prefilter = KeywordPrefilter(
             [
@@ -135,9 +131,6 @@ class HyperscanScanner:
         )
         self._routes: dict[LogSource, _Wanted] = {}
         self._resolver = FieldResolver(items.fields, items.spellings)
-        # (field number, value) -> patterns true for it (case-insensitive side): logs repeat the
-        # same images, parents, channels and users, and a probe is cheaper than a scan.
-        self._memo: dict[tuple[int, str], _Seen] = {}
         self._router = RuleRouter(self._plan.rules)
         used = {i for rule in self._plan.rules for i in rule.item_ids}
         self._unused = frozenset(i for i in items.covered if i not in used)
@@ -162,20 +155,11 @@ class HyperscanScanner:
             self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT, self._read_by
         )
         self._fallback: dict[int, ItemTest] | None = None
-        # Scratch list of the folded scan's true patterns, and the callback that fills it.
-        found: list[int] = []
-        self._found = found
-
-        def collect(pid: int, start: int, end: int, flags: int, context: object) -> None:
-            found.append(pid)
-
-        self._collect = collect
         self.fallback_events = 0
         """Events decided by the items' Python closures instead (field names clashing by case)."""
 
     def clear_memo(self) -> None:
         """Forget remembered field values (benchmarks use it to measure a first pass)."""
-        self._memo.clear()
         self._value_memo.clear()
 
     @property
@@ -207,9 +191,12 @@ class HyperscanScanner:
         return out  # type: ignore[return-value]  # every position is filled now
 
     def _scan_text(self, key: str, text: str) -> list[int]:
-        """True pattern ids of ``text`` as a value of ``key``: its field's equality tables,
+        """True pattern ids of ``text`` as a value of ``key`` (see :meth:`_scan_value`)."""
+        return self._scan_value(self._resolver.number(key), text)
+
+    def _scan_value(self, number: int, text: str) -> list[int]:
+        """True pattern ids of ``text`` as a value of field ``number``: its equality tables,
         databases and regexes (not keywords)."""
-        number = self._resolver.number(key)
         found: list[int] = []
         if not number:
             return found
@@ -273,138 +260,31 @@ class HyperscanScanner:
         return items.union([i for i in touched if required[i] <= met])
 
     def _decide_each(self, events: Sequence[Event]) -> list[set[int]]:
-        """Event by event, value by value: for events the value memo cannot answer exactly."""
-        hits: list[int] = []
-        append = hits.append
-
-        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
-            append(pid)
-
-        resolve = self._resolver.numbers
-        memo = self._memo
-        cased_dbs, cased_eqs = self._cased, self._cased_eq
-        scan_folded = self._scan_folded
-        routes = self._routes
-        patterns = self._items.patterns
-        any_items, all_slots = patterns.any_items, patterns.all_slots
-        need = self._items.need
+        """Event by event, value by value: the events the value memo cannot answer exactly
+        (list values, keys that differ only in case, values of other types); no memo."""
         out: list[set[int]] = []
         for event in events:
             fields = event.fields
-            numbers = resolve(fields)
-            if numbers is None:
+            numbers = self._resolver.numbers(fields)
+            if numbers is None:  # spellings of one field would read different keys
                 out.append(self._decide_in_python(event))
                 continue
-            hits.clear()
-            route = routes.get(event.logsource)
+            route = self._routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
-            wanted, wanted_cased, read, keywords = route
-            true: set[int] = set()
-            # (item, matcher) slots of all-of items met by the event's values.
-            slots: list[tuple[int, int]] = []
-            every: list[str] = []
-            if keywords:  # every value of the event, in order, for the keyword scan
-                add = every.append
-                for value in fields.values():
-                    kind = type(value)
-                    if kind is str:
-                        add(value)
-                    elif kind is int:
-                        add(str(value))
-                    elif value is not None:
-                        every.extend(render_values(value))
+            read = route[2]
+            pids: list[int] = []
             for key, value in fields.items():
                 number = numbers[key]
-                if not read[number]:
-                    continue
-                kind = type(value)
-                if kind is str:
-                    strings: Sequence[str] = (value,)
-                elif kind is int:
-                    strings = (str(value),)
-                elif value is None:
-                    continue
-                else:
-                    strings = render_values(value)
-                if wanted[number]:
-                    for text in strings:
-                        seen = memo.get((number, text))
-                        if seen is None:
-                            seen = scan_folded(number, text)
-                        true.update(seen[0])
-                        if seen[1]:
-                            slots.extend(seen[1])
-                if wanted_cased[number]:
-                    table, database = cased_eqs[number], cased_dbs[number]
-                    for text in strings:
-                        if table is not None:
-                            found = table.get(text)
-                            if found:
-                                hits.extend(found)
-                        if database is not None:
-                            data = b"\xff" + text.encode("utf-8", "surrogatepass") + CLOSE
-                            database.scan(data, match_event_handler=on_match)
-            if every:
-                self._scan_keywords(every, on_match)
-            # Patterns of the cased and keyword scans (the folded side's are in the memo).
-            for pid in hits:
-                true.update(any_items[pid])
-                found_slots = all_slots.get(pid)
-                if found_slots:
-                    slots.extend(found_slots)
-            if slots:
-                partial: dict[int, set[int]] = {}
-                for item_id, matcher in slots:
-                    partial.setdefault(item_id, set()).add(matcher)
-                true.update(i for i, got in partial.items() if len(got) == need[i])
+                if read[number]:
+                    for text in render_values(value):
+                        pids.extend(self._scan_value(number, text))
+            # all-of items of a list value may be completed by different elements
+            true = set(self._entry_items(pids))
+            if route[3]:
+                true |= self._keyword_items(fields)
             out.append(true)
         return out
-
-    def _scan_folded(self, number: int, text: str) -> _Seen:
-        """What ``text`` makes true as a value of field ``number`` (case-insensitive side).
-
-        Remembered in the memo as the items of its true patterns and their all-of slots, so a
-        value seen again costs one probe and one set update.
-        """
-        found = self._found
-        found.clear()
-        collect = self._collect
-        low = text.lower()
-        table = self._folded_eq[number]
-        if table is not None:
-            found.extend(table.get(low, ()))
-        database = self._folded[number]
-        if database is not None:
-            data = b"\xff" + low.encode("utf-8", "surrogatepass") + CLOSE
-            database.scan(data, match_event_handler=collect)
-        regex_db = self._regex[number]
-        if regex_db is not None:
-            if text.isascii():
-                data = b"\xff" + text.encode("ascii") + CLOSE_REGEX
-                regex_db.scan(data, match_event_handler=collect)
-            else:
-                for search, pid in self._regex_py[number] or ():
-                    if search(text) is not None:
-                        found.append(pid)
-        if found:
-            patterns = self._items.patterns
-            any_items, all_slots = patterns.any_items, patterns.all_slots
-            items: set[int] = set()
-            slots: list[tuple[int, int]] = []
-            for pid in found:
-                items.update(any_items[pid])
-                pid_slots = all_slots.get(pid)
-                if pid_slots:
-                    slots.extend(pid_slots)
-            seen: _Seen = (frozenset(items), tuple(slots))
-        else:
-            seen = _NOTHING
-        memo = self._memo
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        memo[number, text] = seen
-        return seen
 
     def _route(self, logsource: LogSource) -> _Wanted:
         """Which fields (and whether keywords) the rules of ``logsource`` read.
