@@ -37,3 +37,27 @@ def test_unwritable_cache_dir_still_matches(tmp_path: Path, kind: str) -> None:
     (rules / "whoami.yml").write_text(RULE)
     engine = Engine.from_paths([rules], cache_dir=cache_dir, scanner="hyperscan")
     assert [d.rule_title for d in engine.match([_event()])] == ["Whoami"]
+
+
+def test_second_load_takes_the_translation_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vedette.detect import hs_scanner
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "whoami.yml").write_text(RULE)
+    cache_dir = tmp_path / "cache"
+    Engine.from_paths([rules], cache_dir=cache_dir, scanner="hyperscan")
+    assert list(cache_dir.glob("hs-items-*.pickle"))
+
+    def no_translation(*args: object) -> None:
+        raise AssertionError("translated again")
+
+    monkeypatch.setattr(hs_scanner, "translate_plan", no_translation)
+    engine = Engine.from_paths([rules], cache_dir=cache_dir, scanner="hyperscan")
+    assert [d.rule_title for d in engine.match([_event()])] == ["Whoami"]
+    # A changed rule is another rule set: translated afresh, not taken from the cache.
+    (rules / "whoami.yml").write_text(RULE.replace("whoami.exe", "net.exe"))
+    with pytest.raises(AssertionError, match="translated again"):
+        Engine.from_paths([rules], cache_dir=cache_dir, scanner="hyperscan")

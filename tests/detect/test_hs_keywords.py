@@ -20,6 +20,10 @@ from vedette.detect.plan import ANY, ONE, DetectionItem, Glob
         ((ANY, "123", ANY), False, None),  # digits: a float renders differently in JSON
         ((ANY, "1e-05", ANY), False, None),
         ((ANY, "true", ANY), False, None),  # a bool left out of the scan renders "true"
+        ((ANY, "aaa", ANY), False, "aaa"),  # letters of "nan", but no part of it
+        ((ANY, "an", ANY), False, None),
+        ((ANY, "inf", ANY), False, None),
+        ((ANY, "e+1", ANY), False, None),
         ((ANY, "ru", ANY), False, None),
         ((ANY, " 123 ", ANY), False, " 123 "),
         ((ANY, "Großé", ANY), False, "gro"),  # the longest ASCII piece
@@ -53,7 +57,7 @@ def may(pf: KeywordPrefilter, fields: dict[str, object]) -> bool:
 
 def test_prefilter_answers() -> None:
     pf = prefilter(Glob((ANY, "mimikatz", ANY)))
-    assert pf.usable
+    assert not pf.unusable
     assert not may(pf, {"a": "x", "b": 4, "c": True, "d": None, "e": 2.5})
     assert may(pf, {"a": "run MIMIKATZ now"})
     assert may(pf, {"a": ["list", "values"]})  # not vouched for: decided exactly
@@ -63,7 +67,13 @@ def test_prefilter_answers() -> None:
     assert pf.may_match({"a": 5}, layout)  # a text key holds a number: decided exactly
 
 
-def test_prefilter_disabled_by_a_glob_without_literal() -> None:
-    pf = prefilter(Glob((ANY, "mimikatz", ANY)), Glob((ANY,)))
-    assert not pf.usable
-    assert may(pf, {"a": "x"})
+def test_items_without_a_usable_piece_are_listed() -> None:
+    pf = KeywordPrefilter(
+        [
+            DetectionItem(0, None, (Glob((ANY, "mimikatz", ANY)),)),
+            DetectionItem(1, None, (Glob((ANY, "200", ANY)),)),
+        ]
+    )
+    assert pf.unusable == {1}
+    assert not may(pf, {"a": "x 200 y"})  # item 1 is the scanner's to decide exactly
+    assert may(pf, {"a": "mimikatz"})

@@ -158,7 +158,7 @@ class Engine:
         self.scanner_warnings: list[str] = []
         """Why a preferred scanner was skipped (``scanner="auto"`` only)."""
         self._scanner = _make_scanner(
-            self._scanner_name, plan, self._cache_dir, self.scanner_warnings
+            self._scanner_name, plan, self._cache_dir, self.scanner_warnings, self.cache_key
         )
         covered = self._scanner.covered if self._scanner is not None else frozenset()
         self._covered = covered
@@ -338,7 +338,11 @@ def _lazy_items(event: Event, tests: list[ItemTest | None]) -> Callable[[int], b
 
 
 def _make_scanner(
-    name: str, plan: RulePlan, cache_dir: Path | None, warnings: list[str]
+    name: str,
+    plan: RulePlan,
+    cache_dir: Path | None,
+    warnings: list[str],
+    plan_key: str | None = None,
 ) -> ItemScanner | None:
     """The scanner ``name`` asks for; ``"auto"`` falls back (with a warning) past a broken one."""
     if name == "none":
@@ -355,5 +359,5 @@ def _make_scanner(
             warnings.append(f"item scanner {candidate!r} unavailable ({exc}); using the next")
             continue
         if factory is not None:
-            return factory(plan, cache_dir)
+            return factory(plan, cache_dir, plan_key)
     raise ConfigError(f"item scanner {name!r} is not available")

@@ -24,8 +24,9 @@ Why no match can be missed:
   ``nan``) and is no part of ``true`` or ``false``: such values cannot contain it. Any other
   value (a list, say) makes the prefilter answer "maybe".
 
-A keyword glob without a usable piece (``*`` alone, only digits...) disables the prefilter:
-the scanner then decides keyword items exactly for every event that needs them.
+A keyword item with a glob without a usable piece (``*`` alone, only digits...) is listed in
+:attr:`KeywordPrefilter.unusable`: the scanner decides keyword items exactly for the events of
+the logsources whose rules use such an item (the prefilter serves all the others).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from vedette.detect.hs_layouts import Layout
 from vedette.detect.hs_patterns import encode_text, escape_bytes
 from vedette.detect.plan import AnyOf, DetectionItem, Glob, ValueMatcher
 
-_FLOAT_CHARACTERS = frozenset("0123456789.e+-infa")
-"""Every character a float can render as, in JSON or in the engine's rendering."""
+_NUMBER_PIECE = re.compile(r"[0-9.e+\-]+")
+"""A piece that may lie inside a number's rendering (with the substrings of -inf and nan)."""
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 PAD = b"\x00"
 """One byte after the text: see :data:`vedette.detect.hs_patterns.CLOSE` (a Vectorscan miss)."""
@@ -60,9 +61,8 @@ def necessary_token(glob: Glob) -> str | None:
     usable = [
         piece
         for piece in pieces
-        if not set(piece) <= _FLOAT_CHARACTERS
-        and piece.lower() not in "true"
-        and piece.lower() not in "false"
+        if not _NUMBER_PIECE.fullmatch(piece.lower())
+        and all(piece.lower() not in word for word in ("-inf", "nan", "true", "false"))
     ]
     return max(usable, key=len) if usable else None
 
@@ -79,12 +79,12 @@ def _best_matcher(matchers: tuple[ValueMatcher, ...]) -> ValueMatcher:
 
 
 class KeywordPrefilter:
-    """Hyperscan database of one necessary literal per keyword glob, over an event's JSON."""
+    """Hyperscan database of one necessary piece per keyword glob, over an event's text."""
 
     def __init__(self, items: list[DetectionItem]) -> None:
         expressions: list[bytes] = []
         flags: list[int] = []
-        usable = True
+        unusable: set[int] = set()
         for item in items:
             # An all-of item needs every matcher: the literals of one of them are enough.
             matchers = [_best_matcher(item.matchers)] if item.match_all else item.matchers
@@ -93,15 +93,16 @@ class KeywordPrefilter:
                 for glob in alternatives:
                     token = necessary_token(glob) if isinstance(glob, Glob) else None
                     if token is None or not isinstance(glob, Glob):
-                        usable = False
+                        unusable.add(item.item_id)
                         continue
                     expressions.append(escape_bytes(encode_text(token)))
                     caseless = 0 if glob.case_sensitive else hyperscan.HS_FLAG_CASELESS
                     flags.append(caseless | hyperscan.HS_FLAG_SINGLEMATCH)
-        self.usable = usable
-        """False when some keyword glob has no necessary literal: decide exactly every time."""
+        self.unusable = frozenset(unusable)
+        """Keyword items with a glob the prefilter cannot vouch for: events of a logsource whose
+        rules use one have their keyword items decided exactly."""
         self._database: Any = None
-        if usable and expressions:
+        if expressions:
             unique = sorted(set(zip(expressions, flags, strict=True)))
             self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             self._database.compile(
@@ -112,9 +113,8 @@ class KeywordPrefilter:
             )
 
     def may_match(self, fields: dict[str, Any], layout: Layout) -> bool:
-        """False only when no keyword glob can match any value of ``fields``."""
-        if not self.usable:
-            return True
+        """False only when no keyword glob with a usable piece can match a value of ``fields``
+        (the caller handles the :attr:`unusable` items)."""
         if self._database is None:
             return False  # no keyword glob at all
         if not set(map(type, layout.others(fields))) <= _SKIPPED_TYPES:

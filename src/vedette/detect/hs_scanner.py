@@ -47,8 +47,9 @@ from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event, LogSource
 
-_Wanted = tuple[list[bool], list[bool], list[bool], bool]
-"""Per logsource: fields read case-insensitively, fields read cased, either, keywords."""
+_Wanted = tuple[list[bool], list[bool], list[bool], bool, bool]
+"""Per logsource: fields read case-insensitively, fields read cased, either, keywords, and
+keywords to decide exactly for every event (the prefilter cannot vouch for some of them)."""
 
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
@@ -57,13 +58,16 @@ MEMO_LIMIT = 200_000
 class HyperscanScanner:
     """:class:`~vedette.detect.scanner.ItemScanner` backed by Hyperscan databases."""
 
-    def __init__(self, plan: RulePlan, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, plan: RulePlan, cache_dir: Path | None = None, plan_key: str | None = None
+    ) -> None:
         self._plan = plan
         self._cache_dir = cache_dir
         self._bundle = b""
         # The translation of a plan takes longer than loading everything else from the cache
-        # (0.7 of 1.2 s for the Windows corpus), so it is cached too, keyed by the plan itself.
-        key = _plan_key(plan) if cache_dir is not None else None
+        # (0.7 of 1.2 s for the Windows corpus), so it is cached too: under the fingerprint of
+        # what the plan was compiled from when the engine knows it, else a digest of the plan.
+        key = _plan_key(plan, plan_key) if cache_dir is not None else None
         cached = cache.load(cache_dir, key, kind="hs-items") if cache_dir and key else None
         if isinstance(cached, ItemPatterns):
             self._items = cached
@@ -182,7 +186,7 @@ class HyperscanScanner:
             route = routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
-            if route[3] and prefilter.may_match(event.fields, layout):
+            if route[3] and (route[4] or prefilter.may_match(event.fields, layout)):
                 true |= self._keyword_items(event.fields)
         if slow:
             decided = self._decide_each([events[p] for p in slow])
@@ -312,7 +316,9 @@ class HyperscanScanner:
         cased = [w and n in needed for n, w in enumerate(self._wanted_cased)]
         keywords = keywords and self._keywords
         read = [f or c for f, c in zip(folded, cased, strict=True)]
-        route = (folded, cased, read, keywords)
+        # keyword items the prefilter cannot vouch for: decide them exactly for every event
+        exact = keywords and not self._prefilter.unusable.isdisjoint(admitted)
+        route = (folded, cased, read, keywords, exact)
         if len(self._routes) > 4096:  # logsources are few; a flood of odd ones must not grow this
             self._routes.clear()
         self._routes[logsource] = route
@@ -388,10 +394,13 @@ class HyperscanScanner:
         self._setup()
 
 
-def _plan_key(plan: RulePlan) -> str:
-    """Digest of a plan and of everything its translation depends on."""
+def _plan_key(plan: RulePlan, fingerprint: str | None) -> str:
+    """Digest of a plan (or of the fingerprint of its sources) and of the translation's format."""
     digest = hashlib.sha256(f"{FORMAT_VERSION}:{getattr(hyperscan, '__version__', '')}:".encode())
-    digest.update(pickle.dumps(plan, pickle.HIGHEST_PROTOCOL))
+    if fingerprint is not None:
+        digest.update(b"sources:" + fingerprint.encode())
+    else:  # about 0.15 s for the Windows corpus
+        digest.update(pickle.dumps(plan, pickle.HIGHEST_PROTOCOL))
     return digest.hexdigest()[:32]
 
 
@@ -404,8 +413,8 @@ def _python_search(regex: Regex) -> Callable[[str], object]:
     return re.compile(regex.pattern, flags).search
 
 
-def _factory(plan: RulePlan, cache_dir: Path | None) -> ItemScanner:
-    return HyperscanScanner(plan, cache_dir)
+def _factory(plan: RulePlan, cache_dir: Path | None, plan_key: str | None) -> ItemScanner:
+    return HyperscanScanner(plan, cache_dir, plan_key)
 
 
 SCANNERS["hyperscan"] = _factory

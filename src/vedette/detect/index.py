@@ -365,9 +365,11 @@ def item_globs(matcher: object) -> list[Glob] | None:
     return None
 
 
-def build_python_scanner(plan: RulePlan, cache_dir: Path | None) -> PythonScanner:
-    """Scanner factory registered as ``"python"``."""
-    del cache_dir
+def build_python_scanner(
+    plan: RulePlan, cache_dir: Path | None, plan_key: str | None = None
+) -> PythonScanner:
+    """Scanner factory registered as ``"python"`` (it keeps nothing in the cache)."""
+    del cache_dir, plan_key
     return PythonScanner(plan)
 
 

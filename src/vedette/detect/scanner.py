@@ -38,9 +38,11 @@ class ItemScanner(Protocol):
         ...
 
 
-ScannerFactory = Callable[[RulePlan, Path | None], ItemScanner]
+ScannerFactory = Callable[[RulePlan, Path | None, str | None], ItemScanner]
 """Builds a scanner for a plan; the second argument is the cache directory (may be None), where
-a scanner may keep compiled artefacts keyed by :func:`plan_fingerprint`-style hashes."""
+a scanner may keep compiled artefacts, and the third a fingerprint of what the plan was compiled
+from (the engine's cache key; None when unknown), under which it may file artefacts derived from
+the plan alone."""
 
 SCANNERS: dict[str, ScannerFactory] = {}
 """Registered scanner factories by name (``"python"``, ``"hyperscan"``)."""
