@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vedette.detect.hs_keywords import KeywordPrefilter, necessary_token
+from vedette.detect.hs_keywords import KeywordPrefilter, PieceDatabase, necessary_token
 from vedette.detect.hs_layouts import make_layout
 from vedette.detect.plan import ANY, ONE, DetectionItem, Glob
 
@@ -46,18 +46,19 @@ def test_only_two_characters_lower_case_into_ascii() -> None:
     assert odd == ["\u0130", "\u212a"]
 
 
-def prefilter(*globs: Glob) -> KeywordPrefilter:
-    return KeywordPrefilter([DetectionItem(0, None, globs)])
+def prefilter(*globs: Glob) -> PieceDatabase:
+    database = KeywordPrefilter([DetectionItem(0, None, globs)]).database_for(frozenset({0}))
+    assert database is not None
+    return database
 
 
-def may(pf: KeywordPrefilter, fields: dict[str, object]) -> bool:
+def may(pf: PieceDatabase, fields: dict[str, object]) -> bool:
     layout = make_layout(fields, lambda key: 0)  # type: ignore[arg-type]
     return pf.may_match(fields, layout)  # type: ignore[arg-type]
 
 
 def test_prefilter_answers() -> None:
     pf = prefilter(Glob((ANY, "mimikatz", ANY)))
-    assert not pf.unusable
     assert not may(pf, {"a": "x", "b": 4, "c": True, "d": None, "e": 2.5})
     assert may(pf, {"a": "run MIMIKATZ now"})
     assert may(pf, {"a": ["list", "values"]})  # not vouched for: decided exactly
@@ -75,5 +76,22 @@ def test_items_without_a_usable_piece_are_listed() -> None:
         ]
     )
     assert pf.unusable == {1}
-    assert not may(pf, {"a": "x 200 y"})  # item 1 is the scanner's to decide exactly
-    assert may(pf, {"a": "mimikatz"})
+    database = pf.database_for(frozenset({0, 1}))
+    assert database is not None
+    assert not may(database, {"a": "x 200 y"})  # item 1 is the scanner's to decide exactly
+    assert may(database, {"a": "mimikatz"})
+    assert pf.database_for(frozenset({1})) is None
+
+
+def test_each_set_of_items_has_its_own_pieces() -> None:
+    # A Windows event must not be held up by the short pieces of Linux keyword rules.
+    pf = KeywordPrefilter(
+        [
+            DetectionItem(0, None, (Glob((ANY, "mimikatz", ANY)),)),
+            DetectionItem(1, None, (Glob((ANY, "-s", ANY)),)),
+        ]
+    )
+    windows, linux = pf.database_for(frozenset({0})), pf.database_for(frozenset({1}))
+    assert windows is not None and linux is not None
+    assert not may(windows, {"CommandLine": "net user -s"})
+    assert may(linux, {"CommandLine": "net user -s"})

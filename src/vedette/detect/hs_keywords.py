@@ -79,14 +79,16 @@ def _best_matcher(matchers: tuple[ValueMatcher, ...]) -> ValueMatcher:
 
 
 class KeywordPrefilter:
-    """Hyperscan database of one necessary piece per keyword glob, over an event's text."""
+    """The necessary pieces of every keyword item, and one small Hyperscan database per set of
+    keyword items that apply together (a logsource's): a Windows event is not held up by the
+    short pieces of Linux keyword rules (``-s``, ``:``)."""
 
     def __init__(self, items: list[DetectionItem]) -> None:
-        expressions: list[bytes] = []
-        flags: list[int] = []
+        self._pieces: dict[int, list[tuple[bytes, int]]] = {}
         unusable: set[int] = set()
         for item in items:
-            # An all-of item needs every matcher: the literals of one of them are enough.
+            pieces: list[tuple[bytes, int]] = []
+            # An all-of item needs every matcher: the pieces of one of them are enough.
             matchers = [_best_matcher(item.matchers)] if item.match_all else item.matchers
             for matcher in matchers:
                 alternatives = matcher.alternatives if isinstance(matcher, AnyOf) else (matcher,)
@@ -95,28 +97,39 @@ class KeywordPrefilter:
                     if token is None or not isinstance(glob, Glob):
                         unusable.add(item.item_id)
                         continue
-                    expressions.append(escape_bytes(encode_text(token)))
                     caseless = 0 if glob.case_sensitive else hyperscan.HS_FLAG_CASELESS
-                    flags.append(caseless | hyperscan.HS_FLAG_SINGLEMATCH)
+                    pieces.append((escape_bytes(encode_text(token)), caseless))
+            self._pieces[item.item_id] = pieces
         self.unusable = frozenset(unusable)
         """Keyword items with a glob the prefilter cannot vouch for: events of a logsource whose
         rules use one have their keyword items decided exactly."""
-        self._database: Any = None
-        if expressions:
-            unique = sorted(set(zip(expressions, flags, strict=True)))
-            self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._database.compile(
-                expressions=[e for e, _ in unique],
-                ids=list(range(len(unique))),
-                elements=len(unique),
-                flags=[f for _, f in unique],
-            )
+        self._databases: dict[frozenset[int], PieceDatabase | None] = {}
+
+    def database_for(self, item_ids: frozenset[int]) -> PieceDatabase | None:
+        """The prefilter of these keyword items (ids of other items are ignored); None when they
+        have no piece at all."""
+        key = item_ids.intersection(self._pieces)
+        if key not in self._databases:
+            pieces = sorted({p for i in key for p in self._pieces[i]})
+            self._databases[key] = PieceDatabase(pieces) if pieces else None
+        return self._databases[key]
+
+
+class PieceDatabase:
+    """One Hyperscan database of pieces, scanned over the text values of an event."""
+
+    def __init__(self, pieces: list[tuple[bytes, int]]) -> None:
+        self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._database.compile(
+            expressions=[expression for expression, _ in pieces],
+            ids=list(range(len(pieces))),
+            elements=len(pieces),
+            flags=[flags | hyperscan.HS_FLAG_SINGLEMATCH for _, flags in pieces],
+        )
 
     def may_match(self, fields: dict[str, Any], layout: Layout) -> bool:
-        """False only when no keyword glob with a usable piece can match a value of ``fields``
-        (the caller handles the :attr:`unusable` items)."""
-        if self._database is None:
-            return False  # no keyword glob at all
+        """False only when none of the pieces is in a value of ``fields``, so that no keyword
+        glob they stand for can match."""
         if not set(map(type, layout.others(fields))) <= _SKIPPED_TYPES:
             return True  # a list, or a value whose type changed: decide exactly
         try:
@@ -131,6 +144,7 @@ class KeywordPrefilter:
             found.append(pid)
             return True  # one is enough: stop scanning
 
+        data = text.encode("utf-8", "surrogatepass") + PAD
         with contextlib.suppress(hyperscan.ScanTerminated):
-            self._database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=on_match)
+            self._database.scan(data, match_event_handler=on_match)
         return bool(found)

@@ -29,7 +29,7 @@ import hyperscan
 from vedette.detect import cache
 from vedette.detect.hs_buffer import FieldResolver
 from vedette.detect.hs_databases import FORMAT_VERSION, load_databases, unbundle
-from vedette.detect.hs_keywords import KeywordPrefilter
+from vedette.detect.hs_keywords import KeywordPrefilter, PieceDatabase
 from vedette.detect.hs_patterns import (
     CASED,
     CLOSE,
@@ -47,9 +47,10 @@ from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event, LogSource
 
-_Wanted = tuple[list[bool], list[bool], list[bool], bool, bool]
-"""Per logsource: fields read case-insensitively, fields read cased, either, keywords, and
-keywords to decide exactly for every event (the prefilter cannot vouch for some of them)."""
+_Wanted = tuple[list[bool], list[bool], list[bool], bool, bool, "PieceDatabase | None"]
+"""Per logsource: fields read case-insensitively, fields read cased, either, keywords,
+keywords to decide exactly for every event (the prefilter cannot vouch for some of them), and
+the prefilter of its keyword items."""
 
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
@@ -179,14 +180,14 @@ class HyperscanScanner:
     def decide(self, events: Sequence[Event]) -> list[set[int]]:
         """For each event, the covered items that are true."""
         out, slow, layouts = self._value_memo.decide(events)
-        routes, prefilter = self._routes, self._prefilter
+        routes = self._routes
         for event, true, layout in zip(events, out, layouts, strict=True):
             if true is None or layout is None:
                 continue
             route = routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
-            if route[3] and (route[4] or prefilter.may_match(event.fields, layout)):
+            if route[3] and (route[4] or route[5].may_match(event.fields, layout)):  # type: ignore[union-attr]  # route[4] is True when route[5] is None
                 true |= self._keyword_items(event.fields)
         if slow:
             decided = self._decide_each([events[p] for p in slow])
@@ -317,8 +318,9 @@ class HyperscanScanner:
         keywords = keywords and self._keywords
         read = [f or c for f, c in zip(folded, cased, strict=True)]
         # keyword items the prefilter cannot vouch for: decide them exactly for every event
-        exact = keywords and not self._prefilter.unusable.isdisjoint(admitted)
-        route = (folded, cased, read, keywords, exact)
+        pieces = self._prefilter.database_for(frozenset(admitted)) if keywords else None
+        exact = keywords and (pieces is None or not self._prefilter.unusable.isdisjoint(admitted))
+        route = (folded, cased, read, keywords, exact, pieces)
         if len(self._routes) > 4096:  # logsources are few; a flood of odd ones must not grow this
             self._routes.clear()
         self._routes[logsource] = route
