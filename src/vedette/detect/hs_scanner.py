@@ -160,12 +160,14 @@ class HyperscanScanner:
             self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT, self._read_by
         )
         self._fallback: dict[int, ItemTest] | None = None
+        self._text_pids: dict[tuple[int, str], tuple[int, ...]] = {}
         self.fallback_events = 0
         """Events decided by the items' Python closures instead (field names clashing by case)."""
 
     def clear_memo(self) -> None:
         """Forget remembered field values (benchmarks use it to measure a first pass)."""
         self._value_memo.clear()
+        self._text_pids.clear()
 
     @property
     def covered(self) -> frozenset[int]:
@@ -266,7 +268,8 @@ class HyperscanScanner:
 
     def _decide_each(self, events: Sequence[Event]) -> list[set[int]]:
         """Event by event, value by value: the events the value memo cannot answer exactly
-        (list values, keys that differ only in case, values of other types); no memo."""
+        (list values, keys that differ only in case, values of other types). Their values' true
+        patterns are remembered per field number and text (Zeek logs hold lists in most events)."""
         out: list[set[int]] = []
         for event in events:
             fields = event.fields
@@ -279,11 +282,17 @@ class HyperscanScanner:
                 route = self._route(event.logsource)
             read = route[2]
             pids: list[int] = []
+            known = self._text_pids
             for key, value in fields.items():
                 number = numbers[key]
                 if read[number]:
                     for text in render_values(value):
-                        pids.extend(self._scan_value(number, text))
+                        found = known.get((number, text))
+                        if found is None:
+                            if len(known) >= MEMO_LIMIT:
+                                known.clear()
+                            found = known[number, text] = tuple(self._scan_value(number, text))
+                        pids.extend(found)
             # all-of items of a list value may be completed by different elements
             true = set(self._entry_items(pids))
             if route[3]:
