@@ -4,11 +4,10 @@ Every glob of every covered item is one pattern of a small block-mode database p
 one for keyword items), anchored on the value's ends (:mod:`vedette.detect.hs_patterns`); a
 match *is* the truth of that glob.
 
-Events go through the value memo (:mod:`vedette.detect.hs_values`): the items each
-``(key, value)`` pair makes true are remembered, and the pairs a batch meets for the first time
-are learned together, one Hyperscan scan per database per batch over all of them
-(:func:`~vedette.detect.hs_buffer.scan_values`), not one scan per value. The events the memo
-cannot answer exactly (keys that differ only in case, list values) take the per-event path,
+Events go through the value memo (:mod:`vedette.detect.hs_values`): per key, the items each
+value makes true are remembered, so a value is scanned once, when first met; keyword items go
+through a prefilter (:mod:`vedette.detect.hs_keywords`). The events the memo cannot answer
+exactly (keys that differ only in case, list values) take the per-event path,
 :meth:`HyperscanScanner._decide_each`.
 
 Importing this module registers the ``"hyperscan"`` scanner; it raises ``ModuleNotFoundError``

@@ -32,8 +32,6 @@ from vedette.detect.hs_layouts import Layout, make_layout
 from vedette.detect.plan import render_values
 from vedette.events import Event, LogSource
 
-EVERY = -1
-"""In every entry, so that the union of no entries is still a set to start from."""
 HAZARD = -3
 """A 0/1 number of a key whose items tell ``1`` from ``true``: the event may hold a bool there."""
 SLOW = -4
@@ -42,8 +40,8 @@ _MARKERS = frozenset((HAZARD, SLOW))
 LONGEST_REMEMBERED = 4096
 """Longer text values (script blocks, long command lines) are scanned each time, not kept: they
 rarely repeat, and the memo would hold them alive."""
-_EMPTY = frozenset((EVERY,))
-_SLOW_ENTRY = frozenset((EVERY, SLOW))
+_EMPTY: frozenset[int] = frozenset()
+_SLOW_ENTRY = frozenset((SLOW,))
 
 _SourceLayouts = tuple[
     LogSource, Sequence[bool], dict[tuple[str, ...], tuple[Layout, "tuple[KeyMemo, ...]"]]
@@ -159,7 +157,6 @@ class ValueMemo:
                     slow.append(position)
                     continue
                 true = self._with_bools(fields, layout, memos, entries)
-            true.discard(EVERY)
             out[position] = true
             used[position] = layout
         return out, slow, used
@@ -240,7 +237,7 @@ class ValueMemo:
         if text is None:
             return _EMPTY
         pids = self._scan_text(key, text)
-        return self._entry_items(pids) | _EMPTY if pids else _EMPTY
+        return self._entry_items(pids) if pids else _EMPTY
 
     def _hazardous(self, key: str) -> bool:
         """Whether the items of ``key`` tell 1 from true and 0 from false."""
