@@ -44,11 +44,6 @@ class FieldResolver:
         self._known[key] = number
         return number
 
-    @property
-    def variants(self) -> set[str]:
-        """Keys whose lower-cased name was also seen spelled otherwise (live view)."""
-        return self._variants
-
     def number(self, key: str) -> int:
         """Field number of ``key`` in an event where no other key differs from it only in case."""
         number = self._known.get(key)
