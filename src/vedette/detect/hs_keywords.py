@@ -31,7 +31,6 @@ the logsources whose rules use such an item (the prefilter serves all the others
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Any
 
@@ -138,13 +137,14 @@ class PieceDatabase:
             return True
         if not text.isascii() and ("\u212a" in text or "\u0130" in text):
             return True
-        found: list[int] = []
-
-        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> bool:
-            found.append(pid)
-            return True  # one is enough: stop scanning
-
         data = text.encode("utf-8", "surrogatepass") + PAD
-        with contextlib.suppress(hyperscan.ScanTerminated):
-            self._database.scan(data, match_event_handler=on_match)
-        return bool(found)
+        try:
+            self._database.scan(data, match_event_handler=_stop)
+        except hyperscan.ScanTerminated:  # a piece was found
+            return True
+        return False
+
+
+def _stop(pid: int, start: int, end: int, flags: int, context: object) -> bool:
+    """Match handler that ends the scan at the first piece found: one is enough."""
+    return True
