@@ -204,3 +204,26 @@ detection:
     assert detection.event is event
     assert detection.kind == "sigma"
     assert engine.rule("explain_rule") is engine.rule("5a5bd5b4-7f9e-4a41-9d7b-000000000002")
+
+
+def test_matched_names_every_true_selection_even_odd_names() -> None:
+    # The matched selections come from generated code: names with quotes must survive it, and
+    # a selection whose name starts with "_" is never shown.
+    rule = """
+title: Odd names
+id: 5f0e8c1e-2b3a-4c5d-9e8f-0a1b2c3d4e5f
+logsource: {product: windows, category: process_creation}
+detection:
+    sel'quote: {Image|endswith: '\\\\cmd.exe'}
+    "sel\\"dq": {CommandLine|contains: whoami}
+    _helper: {User: admin}
+    other: {CommandLine|contains: never}
+    condition: sel'quote and not other
+"""
+    engine = Engine.from_yaml(rule)
+    event = Event(
+        {"Image": "C:\\\\x\\\\cmd.exe", "CommandLine": "whoami", "User": "admin"},
+        logsource=LogSource("windows", frozenset(), frozenset({"process_creation"})),
+    )
+    (detection,) = engine.match([event])
+    assert detection.matched == ("sel'quote", 'sel"dq')

@@ -23,6 +23,7 @@ from sigma.correlations import SigmaCorrelationRule
 from vedette.correlate.spec import CorrelationSpec
 from vedette.detect import cache
 from vedette.detect.codegen import (
+    CODE_VERSION,
     compile_conditions,
     dump_code,
     load_conditions,
@@ -41,7 +42,6 @@ from vedette.detect.plan import (
     RuleInfo,
     RulePlan,
     RuleRouter,
-    evaluate,
 )
 from vedette.detect.scanner import AUTO_ORDER, ItemScanner, get_scanner_factory
 from vedette.detect.triggers import item_commonness, required_items, trigger_items
@@ -166,7 +166,7 @@ class Engine:
             None if item.item_id in covered else item_test(item) for item in plan.items
         ]
         self._triggers, self._required, code = self._derived(plan, covered)
-        self._conditions = load_conditions(code)
+        self._conditions, self._matched = load_conditions(code)
         self._routes: dict[LogSource, _Route] = {}
         self._router = RuleRouter(plan.rules)
         self._by_id = {r.info.id: r.info for r in plan.rules}
@@ -180,7 +180,7 @@ class Engine:
         when possible)."""
         key = None
         if self._cache_dir is not None and self.cache_key:
-            digest = hashlib.sha256(f"{self.cache_key}:{sys.version}:".encode())
+            digest = hashlib.sha256(f"{self.cache_key}:{sys.version}:{CODE_VERSION}:".encode())
             digest.update(",".join(map(str, sorted(covered))).encode())
             key = digest.hexdigest()[:32]
             cached = cache.load(self._cache_dir, key, kind="engine")
@@ -295,18 +295,7 @@ class Engine:
     def _detection(
         self, index: int, event: Event, true_items: set[int], lazy: Callable[[int], bool]
     ) -> Detection:
-        rule = self._result.plan.rules[index]
-        info = rule.info
-        covered = self._covered
-
-        def truth(item_id: int) -> bool:
-            return item_id in true_items if item_id in covered else lazy(item_id)
-
-        matched = tuple(
-            s.name
-            for s in rule.selections
-            if not s.name.startswith("_") and evaluate(s.tree, rule.selections, truth)
-        )
+        info = self._result.plan.rules[index].info
         return Detection(
             rule_id=info.id,
             rule_title=info.title,
@@ -315,7 +304,7 @@ class Engine:
             status=info.status,
             tags=info.tags,
             attack=self._attack[index],
-            matched=matched,
+            matched=self._matched[index](true_items, lazy),
             kind="sigma",
             rule_name=info.name,
             rule_path=info.path,
