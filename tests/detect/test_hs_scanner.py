@@ -380,3 +380,16 @@ def test_translation_comes_from_the_cache(tmp_path: Path, monkeypatch: pytest.Mo
     again = HyperscanScanner(RulePlan(items=items), tmp_path)
     batch = [Event({"CommandLine": "WHOAMI /all"}), Event({"CommandLine": "dir"})]
     assert again.decide(batch) == first.decide(batch) == [{0}, set()]
+
+
+def test_memo_starts_afresh_past_its_text_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vedette.detect import hs_values
+
+    monkeypatch.setattr(hs_values, "TEXT_LIMIT", 10)
+    items = make_items([("CommandLine", [Glob((ANY, "whoami", ANY))], False)])
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    first = [Event({"CommandLine": "whoami /all"}), Event({"CommandLine": "dir"})]
+    assert scanner.decide(first) == [{0}, set()]
+    assert len(scanner._value_memo) == 2  # 14 characters: over the budget from now on
+    assert scanner.decide([Event({"CommandLine": "x"})]) == [set()]
+    assert len(scanner._value_memo) == 1  # cleared before the batch, then "x" learned

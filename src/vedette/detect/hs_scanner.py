@@ -40,7 +40,7 @@ from vedette.detect.hs_patterns import (
     translate_plan,
 )
 from vedette.detect.hs_regex import translate_regex, unchecked_regex
-from vedette.detect.hs_values import ValueMemo
+from vedette.detect.hs_values import LONGEST_REMEMBERED, ValueMemo
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
@@ -288,9 +288,11 @@ class HyperscanScanner:
                     for text in render_values(value):
                         found = known.get((number, text))
                         if found is None:
-                            if len(known) >= MEMO_LIMIT:
-                                known.clear()
-                            found = known[number, text] = tuple(self._scan_value(number, text))
+                            found = tuple(self._scan_value(number, text))
+                            if len(text) <= LONGEST_REMEMBERED:
+                                if len(known) >= MEMO_LIMIT // 4:
+                                    known.clear()
+                                known[number, text] = found
                         pids.extend(found)
             # all-of items of a list value may be completed by different elements
             true = set(self._entry_items(pids))

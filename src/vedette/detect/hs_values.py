@@ -37,6 +37,9 @@ HAZARD = -3
 SLOW = -4
 """A value of a type the memo does not render: the event takes the per-event path."""
 _MARKERS = frozenset((HAZARD, SLOW))
+TEXT_LIMIT = 32 * 1024 * 1024
+"""Characters of text values remembered before the memo starts afresh (with its count limit,
+this bounds the memory the memo holds alive: about 32 to 128 MiB of strings at most)."""
 LONGEST_REMEMBERED = 4096
 """Longer text values (script blocks, long command lines) are scanned each time, not kept: they
 rarely repeat, and the memo would hold them alive."""
@@ -108,6 +111,7 @@ class ValueMemo:
         # check makes a reused id harmless, and hashing a LogSource per event costs more.
         self._sources: dict[int, _SourceLayouts] = {}
         self._learned = 0
+        self._learned_text = 0
         self._memos: dict[str, KeyMemo] = {}
         self._hazards: dict[str, bool] = {}
 
@@ -117,6 +121,7 @@ class ValueMemo:
             memo.clear()
             memo.bools.clear()
         self._learned = 0
+        self._learned_text = 0
 
     def __len__(self) -> int:
         return self._learned
@@ -126,7 +131,7 @@ class ValueMemo:
     ) -> tuple[list[set[int] | None], list[int], list[Layout | None]]:
         """True field items of each event, the positions left to the per-event path, and the
         layout of each event decided here."""
-        if self._learned >= self._limit:
+        if self._learned >= self._limit or self._learned_text >= TEXT_LIMIT:
             self.clear()
         sources = self._sources
         out: list[set[int] | None] = [None] * len(events)
@@ -227,9 +232,13 @@ class ValueMemo:
                 memo.bools[value] = entry
                 entry = self._entry(key, int(value))
             entry = entry | {HAZARD}
-        if type(value) is not str or len(value) <= LONGEST_REMEMBERED:
+        if type(value) is not str:
             memo[value] = entry
             self._learned += 1
+        elif len(value) <= LONGEST_REMEMBERED:
+            memo[value] = entry
+            self._learned += 1
+            self._learned_text += len(value)
         return entry
 
     def _entry(self, key: str, value: Any) -> frozenset[int]:
