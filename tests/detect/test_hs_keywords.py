@@ -61,7 +61,10 @@ def test_prefilter_answers() -> None:
     pf = prefilter(Glob((ANY, "mimikatz", ANY)))
     assert not may(pf, {"a": "x", "b": 4, "c": True, "d": None, "e": 2.5})
     assert may(pf, {"a": "run MIMIKATZ now"})
-    assert may(pf, {"a": ["list", "values"]})  # not vouched for: decided exactly
+    assert not may(pf, {"a": ["list", "values"], "b": [1, 2]})  # lists: element by element
+    assert may(pf, {"a": ["list", "with MimiKatz"]})
+    assert may(pf, {"a": ["mixed", 1]})  # not vouched for: decided exactly
+    assert may(pf, {"a": [["nested"]]})
     assert may(pf, {"a": "\u212a"})  # lower-cases to ASCII: decided exactly
     assert not may(pf, {"a": "é non-ASCII but harmless"})
     layout = make_layout({"a": "x"}, lambda key: 0)

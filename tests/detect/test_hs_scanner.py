@@ -393,3 +393,21 @@ def test_memo_starts_afresh_past_its_text_budget(monkeypatch: pytest.MonkeyPatch
     assert len(scanner._value_memo) == 2  # 14 characters: over the budget from now on
     assert scanner.decide([Event({"CommandLine": "x"})]) == [set()]
     assert len(scanner._value_memo) == 1  # cleared before the batch, then "x" learned
+
+
+def test_list_values_are_remembered_by_content_and_types() -> None:
+    items = make_items(
+        [
+            ("answers", [Glob((ANY, "evil", ANY)), Glob((ANY, "com"))], True),  # all-of
+            ("flags", [Glob(("1",))], False),
+            ("flags", [Glob(("true",))], False),
+        ]
+    )
+    scanner = HyperscanScanner(RulePlan(items=items), None)
+    batch = [
+        Event({"answers": ["evil.net", "a.com"], "flags": [1]}),  # elements complete the all-of
+        Event({"answers": ["evil.net", "a.com"], "flags": [True]}),  # same tuple, other types
+        Event({"answers": [], "flags": [1]}),
+    ]
+    assert scanner.decide(batch) == [{0, 1}, {0, 2}, {1}]
+    assert scanner.decide(batch) == [{0, 1}, {0, 2}, {1}]

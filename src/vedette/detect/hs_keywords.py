@@ -19,10 +19,11 @@ Why no match can be missed:
   the lower-cased value is found, ASCII-caselessly (Hyperscan's caseless flag), in the value;
 - every text value is in the joined text, whole; the join character can only add false
   positives;
-- the values left out are checked to be integers, floats, bools or nulls, and every chosen
-  piece holds a character no number renders as (digits, ``.``, ``e``, ``+``, ``-``, ``inf``,
-  ``nan``) and is no part of ``true`` or ``false``: such values cannot contain it. Any other
-  value (a list, say) makes the prefilter answer "maybe".
+- lists of text (Zeek writes them) are joined in element by element, as the engine matches them;
+- the values left out are checked to be integers, floats, bools or nulls (or lists of them),
+  and every chosen piece holds a character no number renders as (digits, ``.``, ``e``, ``+``,
+  ``-``, ``inf``, ``nan``) and is no part of ``true`` or ``false``: such values cannot contain
+  it. Any other value (a mixed or nested list, say) makes the prefilter answer "maybe".
 
 A keyword item with a glob without a usable piece (``*`` alone, only digits...) is listed in
 :attr:`KeywordPrefilter.unusable`: the scanner decides keyword items exactly for the events of
@@ -129,12 +130,22 @@ class PieceDatabase:
     def may_match(self, fields: dict[str, Any], layout: Layout) -> bool:
         """False only when none of the pieces is in a value of ``fields``, so that no keyword
         glob they stand for can match."""
-        if not set(map(type, layout.others(fields))) <= _SKIPPED_TYPES:
-            return True  # a list, or a value whose type changed: decide exactly
+        others = layout.others(fields)
         try:
             text = "\x00".join(layout.texts(fields))
         except TypeError:  # a value of the layout's text keys is no text in this event
             return True
+        if not set(map(type, others)) <= _SKIPPED_TYPES:
+            # lists (Zeek writes them: answers, TTLs...) are matched element by element
+            parts = [text]
+            for value in others:
+                if type(value) is list and all(type(v) is str for v in value):
+                    parts.extend(value)
+                elif type(value) not in _SKIPPED_TYPES and not (
+                    type(value) is list and set(map(type, value)) <= _SKIPPED_TYPES
+                ):
+                    return True  # a value of another type: decide exactly
+            text = "\x00".join(parts)
         if not text.isascii() and ("\u212a" in text or "\u0130" in text):
             return True
         data = text.encode("utf-8", "surrogatepass") + PAD

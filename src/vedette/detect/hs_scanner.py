@@ -29,6 +29,7 @@ from vedette.detect import cache
 from vedette.detect.hs_buffer import FieldResolver
 from vedette.detect.hs_databases import FORMAT_VERSION, load_databases, unbundle
 from vedette.detect.hs_keywords import KeywordPrefilter, PieceDatabase
+from vedette.detect.hs_layouts import Layout
 from vedette.detect.hs_patterns import (
     CASED,
     CLOSE,
@@ -40,7 +41,14 @@ from vedette.detect.hs_patterns import (
     translate_plan,
 )
 from vedette.detect.hs_regex import translate_regex, unchecked_regex
-from vedette.detect.hs_values import LONGEST_REMEMBERED, ValueMemo
+from vedette.detect.hs_values import (
+    HAZARD,
+    LONGEST_REMEMBERED,
+    SLOW,
+    KeyMemo,
+    KnownLayout,
+    ValueMemo,
+)
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
@@ -51,6 +59,9 @@ _Wanted = tuple[list[bool], list[bool], list[bool], bool, bool, "PieceDatabase |
 keywords to decide exactly for every event (the prefilter cannot vouch for some of them), and
 the prefilter of its keyword items."""
 
+_SCALARS = frozenset((str, int))
+"""Value types the per-event path takes from the value memo (bools and floats are rare)."""
+_MEMO_MARKS = frozenset((HAZARD, SLOW))
 MEMO_LIMIT = 200_000
 """Field values remembered with their true patterns before the memo starts afresh."""
 
@@ -160,6 +171,9 @@ class HyperscanScanner:
         )
         self._fallback: dict[int, ItemTest] | None = None
         self._text_pids: dict[tuple[int, str], tuple[int, ...]] = {}
+        # (key, list as a tuple, its element types) -> the list's items: Zeek lists repeat
+        # (the element types keep True and 1 apart)
+        self._list_entries: dict[tuple[str, tuple[Any, ...], tuple[type, ...]], frozenset[int]] = {}
         self.fallback_events = 0
         """Events decided by the items' Python closures instead (field names clashing by case)."""
 
@@ -167,6 +181,7 @@ class HyperscanScanner:
         """Forget remembered field values (benchmarks use it to measure a first pass)."""
         self._value_memo.clear()
         self._text_pids.clear()
+        self._list_entries.clear()
 
     @property
     def covered(self) -> frozenset[int]:
@@ -181,20 +196,83 @@ class HyperscanScanner:
     def decide(self, events: Sequence[Event]) -> list[set[int]]:
         """For each event, the covered items that are true."""
         out, slow, layouts = self._value_memo.decide(events)
+        for position in slow:
+            known = layouts[position]
+            if known is None:  # keys that differ only in case
+                out[position] = self._decide_each(events[position])
+            else:
+                out[position] = self._decide_lists(events[position].fields, *known)
         routes = self._routes
-        for event, true, layout in zip(events, out, layouts, strict=True):
-            if true is None or layout is None:
+        for event, true, known in zip(events, out, layouts, strict=True):
+            if true is None:
                 continue
             route = routes.get(event.logsource)
             if route is None:
                 route = self._route(event.logsource)
-            if route[3] and (route[4] or route[5].may_match(event.fields, layout)):  # type: ignore[union-attr]  # route[4] is True when route[5] is None
+            if route[3] and self._keywords_may_match(route, event.fields, known):
                 true |= self._keyword_items(event.fields)
-        if slow:
-            decided = self._decide_each([events[p] for p in slow])
-            for position, true in zip(slow, decided, strict=True):
-                out[position] = true
         return out  # type: ignore[return-value]  # every position is filled now
+
+    @staticmethod
+    def _keywords_may_match(
+        route: _Wanted, fields: dict[str, Any], known: KnownLayout | None
+    ) -> bool:
+        """Whether the event's keyword items must be decided exactly (the prefilter's answer)."""
+        pieces = route[5]
+        if route[4] or pieces is None or known is None:  # no layout: keys clash in case
+            return True
+        return pieces.may_match(fields, known[0])
+
+    def _decide_lists(
+        self, fields: dict[str, Any], layout: Layout, memos: tuple[KeyMemo, ...]
+    ) -> set[int]:
+        """Field items of an event with a list among its read values: the scalar values
+        through the value memo, each list element by element (an all-of item may be completed
+        by several elements)."""
+        true: set[int] = set()
+        lists = self._list_entries
+        for key, memo, value in zip(layout.read, memos, layout.read_values(fields), strict=True):
+            kind = type(value)
+            if kind in _SCALARS:
+                entry = memo[value]  # learned if new
+                if _MEMO_MARKS.isdisjoint(entry):
+                    true |= entry
+                    continue
+            elif kind is list:
+                if not value:  # an empty list renders nothing
+                    continue
+                remembered: tuple[str, tuple[Any, ...], tuple[type, ...]] | None
+                try:
+                    remembered = (key, tuple(value), tuple(map(type, value)))
+                    found = lists.get(remembered)
+                except TypeError:  # nested lists or objects: not remembered
+                    remembered, found = None, None
+                if found is None:
+                    found = self._entry_items(self._value_pids(self._resolver.number(key), value))
+                    if remembered is not None:
+                        if len(lists) >= MEMO_LIMIT // 4:
+                            lists.clear()
+                        lists[remembered] = found
+                true |= found
+                continue
+            true |= self._entry_items(self._value_pids(self._resolver.number(key), value))
+        return true
+
+    def _value_pids(self, number: int, value: Any) -> list[int]:
+        """True pattern ids of every string ``value`` renders as, remembered per (field, text)
+        (Zeek logs hold lists in most records)."""
+        pids: list[int] = []
+        known = self._text_pids
+        for text in render_values(value):
+            found = known.get((number, text))
+            if found is None:
+                found = tuple(self._scan_value(number, text))
+                if len(text) <= LONGEST_REMEMBERED:
+                    if len(known) >= MEMO_LIMIT // 4:
+                        known.clear()
+                    known[number, text] = found
+            pids.extend(found)
+        return pids
 
     def _scan_text(self, key: str, text: str) -> list[int]:
         """True pattern ids of ``text`` as a value of ``key`` (see :meth:`_scan_value`)."""
@@ -265,41 +343,23 @@ class HyperscanScanner:
         required = self._required_slots
         return items.union([i for i in touched if required[i] <= met])
 
-    def _decide_each(self, events: Sequence[Event]) -> list[set[int]]:
-        """Event by event, value by value: the events the value memo cannot answer exactly
-        (list values, keys that differ only in case, values of other types). Their values' true
-        patterns are remembered per field number and text (Zeek logs hold lists in most events)."""
-        out: list[set[int]] = []
-        for event in events:
-            fields = event.fields
-            numbers = self._resolver.numbers(fields)
-            if numbers is None:  # spellings of one field would read different keys
-                out.append(self._decide_in_python(event))
-                continue
-            route = self._routes.get(event.logsource)
-            if route is None:
-                route = self._route(event.logsource)
-            read = route[2]
-            pids: list[int] = []
-            known = self._text_pids
-            for key, value in fields.items():
-                number = numbers[key]
-                if read[number]:
-                    for text in render_values(value):
-                        found = known.get((number, text))
-                        if found is None:
-                            found = tuple(self._scan_value(number, text))
-                            if len(text) <= LONGEST_REMEMBERED:
-                                if len(known) >= MEMO_LIMIT // 4:
-                                    known.clear()
-                                known[number, text] = found
-                        pids.extend(found)
-            # all-of items of a list value may be completed by different elements
-            true = set(self._entry_items(pids))
-            if route[3]:
-                true |= self._keyword_items(fields)
-            out.append(true)
-        return out
+    def _decide_each(self, event: Event) -> set[int]:
+        """The field items of an event whose keys differ only in case: the field lookup decides
+        which key each field reads, and every read value goes through :meth:`_value_pids`."""
+        fields = event.fields
+        numbers = self._resolver.numbers(fields)
+        if numbers is None:  # spellings of one field would read different keys
+            return self._decide_in_python(event)
+        route = self._routes.get(event.logsource)
+        if route is None:
+            route = self._route(event.logsource)
+        read = route[2]
+        pids: list[int] = []
+        for key, value in fields.items():
+            number = numbers[key]
+            if read[number]:
+                pids.extend(self._value_pids(number, value))
+        return set(self._entry_items(pids))
 
     def _route(self, logsource: LogSource) -> _Wanted:
         """Which fields (and whether keywords) the rules of ``logsource`` read.

@@ -46,6 +46,8 @@ rarely repeat, and the memo would hold them alive."""
 _EMPTY: frozenset[int] = frozenset()
 _SLOW_ENTRY = frozenset((SLOW,))
 
+KnownLayout = tuple[Layout, "tuple[KeyMemo, ...]"]
+"""A key layout and the memos of its read keys."""
 _SourceLayouts = tuple[
     LogSource, Sequence[bool], dict[tuple[str, ...], tuple[Layout, "tuple[KeyMemo, ...]"]]
 ]
@@ -128,14 +130,14 @@ class ValueMemo:
 
     def decide(
         self, events: Sequence[Event]
-    ) -> tuple[list[set[int] | None], list[int], list[Layout | None]]:
+    ) -> tuple[list[set[int] | None], list[int], list[KnownLayout | None]]:
         """True field items of each event, the positions left to the per-event path, and the
-        layout of each event decided here."""
+        layout of each event (None for case clashes)."""
         if self._learned >= self._limit or self._learned_text >= TEXT_LIMIT:
             self.clear()
         sources = self._sources
         out: list[set[int] | None] = [None] * len(events)
-        used: list[Layout | None] = [None] * len(events)
+        used: list[KnownLayout | None] = [None] * len(events)
         slow: list[int] = []
         markers = _MARKERS
         for position, event in enumerate(events):
@@ -155,6 +157,7 @@ class ValueMemo:
                 entries = list(map(getitem, memos, layout.read_values(fields)))
             except TypeError:  # an unhashable value (a list): the per-event path
                 slow.append(position)
+                used[position] = known
                 continue
             true = set().union(*entries)
             if not markers.isdisjoint(true):
@@ -163,7 +166,7 @@ class ValueMemo:
                     continue
                 true = self._with_bools(fields, layout, memos, entries)
             out[position] = true
-            used[position] = layout
+            used[position] = known
         return out, slow, used
 
     def _source(self, logsource: LogSource) -> _SourceLayouts:
@@ -185,14 +188,15 @@ class ValueMemo:
         read_by = source[1]
         number = self._resolver.number
         layout = make_layout(fields, lambda key: number(key) if read_by[number(key)] else 0)
-        memos = tuple(self._memo(key) for key in layout.read)
+        memos = tuple(self.memo(key) for key in layout.read)
         layouts = source[2]
         if len(layouts) >= CLASH_LAYOUTS:
             layouts.clear()
         known = layouts[key_order] = (layout, memos)
         return known
 
-    def _memo(self, key: str) -> KeyMemo:
+    def memo(self, key: str) -> KeyMemo:
+        """The memo of ``key`` (a lookup of a value not seen yet learns it)."""
         memo = self._memos.get(key)
         if memo is None:
             memo = self._memos[key] = KeyMemo(key, self._learn)
