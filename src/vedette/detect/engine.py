@@ -55,8 +55,9 @@ class _Route:
 
     item_rules: dict[int, tuple[int, ...]]
     items: frozenset[int]
+    """The keys of ``item_rules``, as a frozenset: intersecting it with an event's true items
+    is one C-level operation."""
     always: tuple[int, ...]
-    count: int
 
 
 class Engine:
@@ -277,9 +278,7 @@ class Engine:
     def _route(self, logsource: LogSource) -> _Route:
         woken: dict[int, list[int]] = {}
         always: list[int] = []
-        count = 0
         for index in self._router.admitting(logsource):
-            count += 1
             triggers = self._triggers[index]
             if triggers is None:
                 always.append(index)
@@ -288,7 +287,7 @@ class Engine:
             for item_id in triggers:
                 woken.setdefault(item_id, []).append(index)
         item_rules = {item_id: tuple(indexes) for item_id, indexes in woken.items()}
-        route = _Route(item_rules, frozenset(item_rules), tuple(always), count)
+        route = _Route(item_rules, frozenset(item_rules), tuple(always))
         self._routes[logsource] = route
         return route
 

@@ -7,10 +7,13 @@ keyword prefilter) is done once per layout and applied to every event with C-lev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vedette.detect.hs_keywords import PieceDatabase
 
 Pair = tuple[str, Any]
 """A ``(key, value)`` item of an event's fields."""
@@ -26,6 +29,20 @@ def values_getter(keys: tuple[str, ...]) -> Getter:
         (key,) = keys
         return lambda fields: (fields[key],)
     return lambda fields: ()
+
+
+@dataclass(slots=True, frozen=True)
+class Route:
+    """What the rules of one event logsource read."""
+
+    read: Sequence[bool]
+    """Per field number: whether a covered item of these rules reads it."""
+    keywords: bool
+    """Whether these rules have covered keyword items."""
+    exact_keywords: bool
+    """Whether those are decided exactly for every event (the prefilter cannot vouch for some)."""
+    pieces: PieceDatabase | None
+    """The keyword prefilter of these rules (None when there is nothing it can do)."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -28,8 +28,8 @@ import hyperscan
 from vedette.detect import cache
 from vedette.detect.hs_buffer import FieldResolver
 from vedette.detect.hs_databases import FORMAT_VERSION, load_databases, unbundle
-from vedette.detect.hs_keywords import KeywordPrefilter, PieceDatabase
-from vedette.detect.hs_layouts import Layout
+from vedette.detect.hs_keywords import KeywordPrefilter
+from vedette.detect.hs_layouts import Layout, Route
 from vedette.detect.hs_patterns import (
     CASED,
     CLOSE,
@@ -54,7 +54,6 @@ from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
 from vedette.events import Event, LogSource
 
-_Wanted = tuple[list[bool], list[bool], list[bool], bool, bool, "PieceDatabase | None"]
 """Per logsource: fields read case-insensitively, fields read cased, either, keywords,
 keywords to decide exactly for every event (the prefilter cannot vouch for some of them), and
 the prefilter of its keyword items."""
@@ -126,15 +125,14 @@ class HyperscanScanner:
         self._cased_eq: list[dict[str, tuple[int, ...]] | None] = [None] * size
         for (group, kind), table in items.patterns.equals.items():
             (self._cased_eq if kind == CASED else self._folded_eq)[group] = table
-        # Per field number: does anything read it (folded side, cased side)?
-        self._wanted = [
-            self._folded[n] is not None
-            or self._folded_eq[n] is not None
-            or self._regex[n] is not None
+        # Per field number: does any database, table or regex read it?
+        self._readable = [
+            any(
+                kind[n] is not None
+                for kind in (self._folded, self._folded_eq, self._regex, self._cased)
+            )
+            or self._cased_eq[n] is not None
             for n in range(size)
-        ]
-        self._wanted_cased = [
-            self._cased[n] is not None or self._cased_eq[n] is not None for n in range(size)
         ]
         self._keywords = any(db is not None for db in self._keyword_dbs)
         self._prefilter = KeywordPrefilter(
@@ -144,7 +142,7 @@ class HyperscanScanner:
                 if self._plan.items[i].field is None
             ]
         )
-        self._routes: dict[LogSource, _Wanted] = {}
+        self._routes: dict[LogSource, Route] = {}
         self._resolver = FieldResolver(items.fields, items.spellings)
         self._router = RuleRouter(self._plan.rules)
         used = {i for rule in self._plan.rules for i in rule.item_ids}
@@ -167,7 +165,7 @@ class HyperscanScanner:
             for item_id, count in items.need.items()
         }
         self._value_memo = ValueMemo(
-            self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT, self._read_by
+            self._scan_text, self._entry_items, self._resolver, MEMO_LIMIT, self._route_of
         )
         self._fallback: dict[int, ItemTest] | None = None
         self._text_pids: dict[tuple[int, str], tuple[int, ...]] = {}
@@ -201,25 +199,22 @@ class HyperscanScanner:
             if known is None:  # keys that differ only in case
                 out[position] = self._decide_each(events[position])
             else:
-                out[position] = self._decide_lists(events[position].fields, *known)
-        routes = self._routes
+                out[position] = self._decide_lists(events[position].fields, known[0], known[1])
         for event, true, known in zip(events, out, layouts, strict=True):
             if true is None:
                 continue
-            route = routes.get(event.logsource)
-            if route is None:
-                route = self._route(event.logsource)
-            if route[3] and self._keywords_may_match(route, event.fields, known):
+            route = known[2] if known is not None else self._route_of(event.logsource)
+            if route.keywords and self._keywords_may_match(route, event.fields, known):
                 true |= self._keyword_items(event.fields)
         return out  # type: ignore[return-value]  # every position is filled now
 
     @staticmethod
     def _keywords_may_match(
-        route: _Wanted, fields: dict[str, Any], known: KnownLayout | None
+        route: Route, fields: dict[str, Any], known: KnownLayout | None
     ) -> bool:
         """Whether the event's keyword items must be decided exactly (the prefilter's answer)."""
-        pieces = route[5]
-        if route[4] or pieces is None or known is None:  # no layout: keys clash in case
+        pieces = route.pieces
+        if route.exact_keywords or pieces is None or known is None:  # no layout: a case clash
             return True
         return pieces.may_match(fields, known[0])
 
@@ -350,10 +345,7 @@ class HyperscanScanner:
         numbers = self._resolver.numbers(fields)
         if numbers is None:  # spellings of one field would read different keys
             return self._decide_in_python(event)
-        route = self._routes.get(event.logsource)
-        if route is None:
-            route = self._route(event.logsource)
-        read = route[2]
+        read = self._route_of(event.logsource).read
         pids: list[int] = []
         for key, value in fields.items():
             number = numbers[key]
@@ -361,7 +353,12 @@ class HyperscanScanner:
                 pids.extend(self._value_pids(number, value))
         return set(self._entry_items(pids))
 
-    def _route(self, logsource: LogSource) -> _Wanted:
+    def _route_of(self, logsource: LogSource) -> Route:
+        """The route of ``logsource`` (worked out on first use)."""
+        route = self._routes.get(logsource)
+        return self._route(logsource) if route is None else route
+
+    def _route(self, logsource: LogSource) -> Route:
         """Which fields (and whether keywords) the rules of ``logsource`` read.
 
         The protocol lets a scanner leave out items of rules that do not apply to an event, so
@@ -383,25 +380,16 @@ class HyperscanScanner:
                     keywords = True
                 else:
                     needed.add(fields[name.lower()])
-        folded = [w and n in needed for n, w in enumerate(self._wanted)]
-        cased = [w and n in needed for n, w in enumerate(self._wanted_cased)]
+        read = [r and n in needed for n, r in enumerate(self._readable)]
         keywords = keywords and self._keywords
-        read = [f or c for f, c in zip(folded, cased, strict=True)]
         # keyword items the prefilter cannot vouch for: decide them exactly for every event
         pieces = self._prefilter.database_for(frozenset(admitted)) if keywords else None
         exact = keywords and (pieces is None or not self._prefilter.unusable.isdisjoint(admitted))
-        route = (folded, cased, read, keywords, exact, pieces)
+        route = Route(read, keywords, exact, pieces)
         if len(self._routes) > 4096:  # logsources are few; a flood of odd ones must not grow this
             self._routes.clear()
         self._routes[logsource] = route
         return route
-
-    def _read_by(self, logsource: LogSource) -> list[bool]:
-        """Per field number, whether a rule of ``logsource`` reads it (with a covered item)."""
-        route = self._routes.get(logsource)
-        if route is None:
-            route = self._route(logsource)
-        return route[2]
 
     def _keyword_items(self, fields: dict[str, Any]) -> set[int]:
         """Keyword items true for the event, decided exactly (every value rendered, scanned)."""

@@ -28,7 +28,7 @@ from operator import getitem
 from typing import Any
 
 from vedette.detect.hs_buffer import CLASH_LAYOUTS, FieldResolver
-from vedette.detect.hs_layouts import Layout, make_layout
+from vedette.detect.hs_layouts import Layout, Route, make_layout
 from vedette.detect.plan import render_values
 from vedette.events import Event, LogSource
 
@@ -46,12 +46,10 @@ rarely repeat, and the memo would hold them alive."""
 _EMPTY: frozenset[int] = frozenset()
 _SLOW_ENTRY = frozenset((SLOW,))
 
-KnownLayout = tuple[Layout, "tuple[KeyMemo, ...]"]
-"""A key layout and the memos of its read keys."""
-_SourceLayouts = tuple[
-    LogSource, Sequence[bool], dict[tuple[str, ...], tuple[Layout, "tuple[KeyMemo, ...]"]]
-]
-"""A logsource, which field numbers its rules read, and its key layouts."""
+KnownLayout = tuple[Layout, "tuple[KeyMemo, ...]", Route]
+"""A key layout, the memos of its read keys, and the route of the events' logsource."""
+_SourceLayouts = tuple[LogSource, Route, dict[tuple[str, ...], KnownLayout]]
+"""A logsource, its route, and its key layouts."""
 ScanText = Callable[[str, str], list[int]]
 """``(key, rendered value)`` -> the true pattern ids of the value's field (duplicates allowed)."""
 EntryItems = Callable[[list[int]], frozenset[int]]
@@ -102,14 +100,14 @@ class ValueMemo:
         entry_items: EntryItems,
         resolver: FieldResolver,
         limit: int,
-        read_by: Callable[[LogSource], Sequence[bool]],
+        route_of: Callable[[LogSource], Route],
     ) -> None:
         self._scan_text = scan_text
         self._entry_items = entry_items
         self._resolver = resolver
         self._limit = limit
-        self._read_by = read_by
-        # id(logsource) -> (that logsource, its field numbers read, its layouts): the identity
+        self._route_of = route_of
+        # id(logsource) -> (that logsource, its route, its layouts): the identity
         # check makes a reused id harmless, and hashing a LogSource per event costs more.
         self._sources: dict[int, _SourceLayouts] = {}
         self._learned = 0
@@ -149,7 +147,7 @@ class ValueMemo:
             known = source[2].get(key_order)
             if known is None:
                 known = self._layout(source, key_order, fields)
-            layout, memos = known
+            layout, memos, _ = known
             if layout.clash:
                 slow.append(position)
                 continue
@@ -170,29 +168,29 @@ class ValueMemo:
         return out, slow, used
 
     def _source(self, logsource: LogSource) -> _SourceLayouts:
-        """What is known of the events of ``logsource``: the field numbers its rules read."""
+        """What is known of the events of ``logsource``: its route and key layouts."""
         if len(self._sources) >= CLASH_LAYOUTS:
             self._sources.clear()
-        source = self._sources[id(logsource)] = (logsource, self._read_by(logsource), {})
+        source = self._sources[id(logsource)] = (logsource, self._route_of(logsource), {})
         return source
 
     def _layout(
         self, source: _SourceLayouts, key_order: tuple[str, ...], fields: dict[str, Any]
-    ) -> tuple[Layout, tuple[KeyMemo, ...]]:
+    ) -> KnownLayout:
         """The layout of events of a logsource with these keys in this order (remembered).
 
         Only keys the logsource's rules read are looked up: timestamps, record numbers and
         GUIDs, unique to each event, would only fill the memo (keyword items read them, but
         keywords are decided apart), and a Security 4624 need not learn command lines.
         """
-        read_by = source[1]
+        route = source[1]
         number = self._resolver.number
-        layout = make_layout(fields, lambda key: number(key) if read_by[number(key)] else 0)
+        layout = make_layout(fields, lambda key: number(key) if route.read[number(key)] else 0)
         memos = tuple(self.memo(key) for key in layout.read)
         layouts = source[2]
         if len(layouts) >= CLASH_LAYOUTS:
             layouts.clear()
-        known = layouts[key_order] = (layout, memos)
+        known = layouts[key_order] = (layout, memos, route)
         return known
 
     def memo(self, key: str) -> KeyMemo:
