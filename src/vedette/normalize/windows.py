@@ -121,19 +121,7 @@ class Plan:
 
     def run(self, fields: dict[str, Any]) -> LogSource:
         """Add the alias fields to ``fields`` in place; the event's logsource."""
-        for name, plain, alias in self.before:  # _run_steps, inlined for the common case
-            if name in fields:
-                continue
-            if plain is None:
-                value = alias.value(fields)
-                if value is not None:
-                    fields[name] = value
-                continue
-            for source in plain:
-                value = fields.get(source)
-                if value is not None and not (isinstance(value, str) and value in _EMPTY_VALUES):
-                    fields[name] = value
-                    break
+        _run_steps(self.before, fields)
         if self.compact:
             _add_compact_names(fields)
             _run_steps(self.after, fields)

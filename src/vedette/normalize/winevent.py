@@ -275,13 +275,7 @@ def flatten_evtx_event(record: dict[str, Any]) -> dict[str, Any]:
                     fields[name] = value
     fields["Channel"] = channel
     fields["Computer"] = computer
-    if type(security) is dict:  # _attributes_into, inlined: nearly every record has UserID
-        attrs = security.get(_K_ATTRS)
-        if type(attrs) is not dict:
-            attrs = security
-        for attr, value in attrs.items():
-            if attr not in fields:
-                fields[attr] = value
+    _attributes_into(security, fields)
     return fields
 
 
