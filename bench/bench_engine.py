@@ -137,19 +137,16 @@ def load_timed(rule_files: list[Path], cache: Path, scanner: str) -> tuple[Any, 
 
 def read_match(files: list[Path], engine: Any) -> int:
     """Read and match every event with the full rule set; event count."""
-    from vedette.sources import ReadReport, read_events
-
-    report = ReadReport()
-    count = 0
-    for path in files:
-        for batch in read_events(path, format="evtx", report=report):
-            count += len(batch)
-            engine.match(batch)
-    return count
+    return read_then(files, engine.match)
 
 
 def read_decide(files: list[Path], engine: Any) -> int:
     """Read every event and decide its covered items with the scanner only (no rules run)."""
+    return read_then(files, engine.scanner.decide)
+
+
+def read_then(files: list[Path], action: Callable[[list[Any]], object]) -> int:
+    """Read every event, handing each batch to ``action``; event count."""
     from vedette.sources import ReadReport, read_events
 
     report = ReadReport()
@@ -157,7 +154,7 @@ def read_decide(files: list[Path], engine: Any) -> int:
     for path in files:
         for batch in read_events(path, format="evtx", report=report):
             count += len(batch)
-            engine.scanner.decide(batch)
+            action(batch)
     return count
 
 

@@ -275,27 +275,13 @@ def evtx_comparison(files: list[Path], turns: int) -> dict[str, object]:
 def parse_vs_read(files: list[Path], turns: int) -> dict[str, list[float]]:
     """CPU µs per event of each of ``turns`` alternating turns of the engine benchmark's (a),
     parse only (one parser thread, ``orjson.loads``), and (b), ``read_events(format="evtx")``."""
+    from bench_engine import parse_only, read_normalise  # the same code, not a copy
 
-    def parse_only() -> int:
-        count = 0
-        for path in files:
-            for record in evtx.PyEvtxParser(str(path), 1).records_json():
-                orjson.loads(record["data"])
-                count += 1
-        return count
-
-    def read_normalise() -> int:
-        report, count = ReadReport(), 0
-        for path in files:
-            for batch in read_events(path, format="evtx", report=report):
-                count += len(batch)
-        return count
-
-    parse_only(), read_normalise()  # warm the page cache and the mapping
+    parse_only(files), read_normalise(files)  # warm the page cache and the mapping
     micros: dict[str, list[float]] = {"a": [], "b": []}
     for _ in range(turns):
         for key, action in (("a", parse_only), ("b", read_normalise)):
-            records, _, used = timed(action)
+            records, _, used = timed(functools.partial(action, files))
             micros[key].append(used * 1e6 / records)
     return micros
 
