@@ -123,6 +123,52 @@ def same_answers(plan: RulePlan, events: list[Event], old: Any, new: Any) -> boo
     return True
 
 
+def statistics(engine: Engine, events: list[Event]) -> dict[str, Any]:
+    """What the scanner and engine do with these events (the counts the design notes cite);
+    a benchmark may look at their private parts."""
+    scanner = engine.scanner
+    assert isinstance(scanner, HyperscanScanner)
+    scanner.clear_memo()
+    decided = scanner.decide(events)
+    memo = scanner._value_memo
+    # keyword items: events whose rules have some, and those the prefilter sends on
+    keyword_events = exact_keyword_events = 0
+    _, _, known = memo.decide(events)
+    for event, layout in zip(events, known, strict=True):
+        route = scanner._route_of(event.logsource)
+        if route.keywords:
+            keyword_events += 1
+            exact_keyword_events += scanner._keywords_may_match(route, event.fields, layout)
+    # engine: rules woken per event, and those the required-items test refuses before the call
+    woken = refused = 0
+    for event, true in zip(events, decided, strict=True):
+        route = engine._routes.get(event.logsource) or engine._route(event.logsource)
+        candidates = set(route.always).union(*map(route.item_rules.__getitem__, route.items & true))
+        woken += len(candidates)
+        for index in candidates:
+            needed = engine._required[index]
+            refused += needed is not None and not needed <= true
+    # command lines: how many distinct ones, and Hyperscan's own time on each
+    lines = list(
+        dict.fromkeys(
+            e.fields["CommandLine"] for e in events if type(e.fields.get("CommandLine")) is str
+        )
+    )
+    number = scanner._resolver.number("CommandLine")
+    true_patterns = sum(len(set(scanner._scan_value(number, text))) for text in lines)
+    seconds, _ = cpu(lambda: [scanner._scan_value(number, text) for text in lines])
+    return {
+        "keyword_events": keyword_events,
+        "keyword_events_decided_exactly": exact_keyword_events,
+        "rules_woken_per_event": woken / len(events),
+        "woken_rules_refused_by_required_items": refused / max(1, woken),
+        "distinct_command_lines": len(lines),
+        "command_line_patterns": len(scanner.patterns.patterns.databases.get((number, 0), [])),
+        "true_patterns_per_command_line": true_patterns / max(1, len(lines)),
+        "scan_us_per_command_line": seconds * 1e6 / max(1, len(lines)),
+    }
+
+
 def uncovered_kinds(plan: RulePlan, covered: frozenset[int]) -> dict[str, int]:
     kinds: Counter[str] = Counter()
     for item in plan.items:
@@ -235,6 +281,7 @@ def main() -> None:
         results["compare"]["speedup_warm_memo"] = (
             best[f"scan hyperscan at {args.compare}, warm memo"] / best["scan hyperscan, warm memo"]
         )
+    results["statistics"] = statistics(engines["hyperscan"], events)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "scanner.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
