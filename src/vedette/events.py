@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 
@@ -133,3 +133,13 @@ def level_rank(level: str | None) -> int:
         return LEVELS.index((level or "").lower())
     except ValueError:
         return -1
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` suffix; naive times are taken as UTC."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    text = when.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"

@@ -9,6 +9,7 @@ import pytest
 
 from datasets import dataset
 from vedette.cli.main import main
+from vedette.output.jsonschema_lite import validate
 
 
 def test_attack_coverage_with_navigator(
@@ -94,7 +95,12 @@ def test_intel_sweep_over_jsonl_logs(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["intel", "sweep", "--intel", str(feed), str(logs), "--jsonl", "--no-cache"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["rule_title"] for x in lines] == ["Known-bad domain evil.example (feed.txt)"]
-    assert lines[0]["extra"]["observed"] == {"QueryName": "cdn.evil.example"}
+    assert lines[0]["details"]["observed"] == {"QueryName": "cdn.evil.example"}
+    # The sweep writes the documented JSONL contract of `vedette scan -f jsonl`, nothing else.
+    schema_path = Path(__file__).resolve().parents[2] / "docs" / "scan-detection.schema.json"
+    schema = json.loads(schema_path.read_text("utf-8"))
+    assert [validate(line, schema) for line in lines] == [[]]
+    assert lines[0]["kind"] == "intel" and lines[0]["host"] == "WS1"
 
 
 def test_attack_coverage_json(

@@ -83,7 +83,8 @@ def _configure_coverage(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_rules(paths: list[Path], *, use_cache: bool) -> tuple[list[object], int]:
-    from vedette.pipeline.build import default_cache_dir, load_rule_set
+    from vedette.paths import cache_dir as default_cache_dir
+    from vedette.pipeline.build import load_rule_set
 
     if not paths:
         from vedette.rulepacks.paths import default_rule_paths  # never empty: the starter pack

@@ -200,8 +200,10 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from vedette.pipeline.build import default_cache_dir
-    from vedette.pipeline.stats import iso_utc
+    from vedette.events import iso_utc
+    from vedette.output.records import detection_json
+    from vedette.paths import cache_dir as default_cache_dir
+    from vedette.pipeline import Detector
     from vedette.sources import ReadReport, iter_input_files, read_events
 
     specs = _apply_ids(_specs(args, args.intel), args)
@@ -219,33 +221,27 @@ def _run_sweep(args: argparse.Namespace) -> int:
     table = Table(title="Known-bad indicators seen")
     for column in ("Time", "Host", "Level", "Indicator", "Where"):
         table.add_column(column)
+    # The shared stage, as `vedette scan` and the centre use it: indicators only, then ATT&CK.
+    detector = Detector(indicators=index, attack_kb=kb)
     for path in files:
         for batch in read_events(path, report=report):
-            detections = [d for d in index.match(batch) if level_rank(d.level) >= floor]
-            kb.enrich(detections)
+            found = detector.match(batch)
+            detections = detector.enrich([d for d in found if level_rank(d.level) >= floor])
             for d in detections:
                 hits += 1
-                when = iso_utc(d.event.timestamp) or ""
-                where = ", ".join(f"{k}={v}" for k, v in d.extra["observed"].items())
                 if args.jsonl:
-                    sys.stdout.write(json.dumps({
-                        "timestamp": when, "host": d.event.host, "level": d.level,
-                        "rule_id": d.rule_id, "rule_title": d.rule_title, "kind": d.kind,
-                        "matched": list(d.matched),
-                        "attack": [{"id": a.technique_id, "name": a.name,
-                                    "tactics": list(a.tactics)} for a in d.attack],
-                        "extra": d.extra,
-                        "source": d.event.source.path if d.event.source else None,
-                    }, default=str) + "\n")  # fmt: skip
-                else:
-                    row = (
-                        when,
-                        escape(d.event.host or ""),
-                        d.level,
-                        escape(d.rule_title),
-                        escape(where),
-                    )
-                    rows.append((d.event.timestamp, row))
+                    # The documented JSONL contract of `vedette scan -f jsonl`.
+                    sys.stdout.write(detection_json(d).decode() + "\n")
+                    continue
+                where = ", ".join(f"{k}={v}" for k, v in d.extra["observed"].items())
+                row = (
+                    iso_utc(d.event.timestamp) or "",
+                    escape(d.event.host or ""),
+                    d.level,
+                    escape(d.rule_title),
+                    escape(where),
+                )
+                rows.append((d.event.timestamp, row))
     if not args.jsonl:
         # A timeline, like `vedette scan`: events without a time last.
         rows.sort(key=lambda r: (r[0] is None, r[0].timestamp() if r[0] else 0.0))

@@ -11,7 +11,8 @@ from vedette.cli.registry import CommandRegistry
 from vedette.detect import Engine, LoadReport
 from vedette.detect.plan import RuleInfo
 from vedette.events import LEVELS, level_rank
-from vedette.pipeline.build import default_cache_dir, load_rule_set
+from vedette.paths import cache_dir as default_cache_dir
+from vedette.pipeline.build import load_rule_set
 
 LIST_DESCRIPTION = """\
 List the rules Vedette would run: id, level, status, title, logsource and ATT&CK techniques.

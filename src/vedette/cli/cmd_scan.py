@@ -22,16 +22,17 @@ from vedette.events import LEVELS, level_rank
 from vedette.intel import AttackKB
 from vedette.output.navigator import TechniqueTally, write_scan_layer
 from vedette.output.progress import TerminalProgress, wants_progress
-from vedette.output.summary import render_summary, write_summary_json
 from vedette.output.table import TableWriter, make_console
 from vedette.output.writers import WRITERS, open_writer
-from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector, default_cache_dir
+from vedette.paths import cache_dir as default_cache_dir
+from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector
 from vedette.pipeline.detector import Detector
-from vedette.pipeline.filters import DetectionFilter
-from vedette.pipeline.inputs import InputSource
-from vedette.pipeline.runner import Progress
-from vedette.pipeline.scan import ScanRequest, execute_scan
-from vedette.pipeline.stats import ScanStats
+from vedette.scan.execute import ScanRequest, execute_scan
+from vedette.scan.filters import DetectionFilter
+from vedette.scan.inputs import InputSource
+from vedette.scan.runner import Progress
+from vedette.scan.stats import ScanStats
+from vedette.scan.summary import render_summary, write_summary_json
 from vedette.sources import READERS
 
 EXIT_OK = 0
@@ -260,7 +261,11 @@ def _run(args: argparse.Namespace) -> int:
         load_seconds=time.perf_counter() - started,
     )
     request = ScanRequest(
-        paths=tuple(args.paths), jobs=args.jobs, filter=detection_filter, temp_dir=args.temp_dir
+        paths=tuple(args.paths),
+        jobs=args.jobs,
+        filter=detection_filter,
+        temp_dir=args.temp_dir,
+        own_process=True,
     )
     tally = TechniqueTally()
     with _output_stream(args.output) as stream:
@@ -371,7 +376,7 @@ def _default_rules() -> list[Path]:
 
 
 def _input_source(args: argparse.Namespace) -> InputSource:
-    from vedette.pipeline.sources_input import SourcesInput
+    from vedette.scan.sources_input import SourcesInput
     from vedette.sources import READERS
 
     if args.input_format is not None and args.input_format not in READERS:

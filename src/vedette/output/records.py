@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from vedette.events import Detection, SourceRef
-from vedette.pipeline.stats import iso_utc
+from vedette.events import Detection, SourceRef, iso_utc
 
 SCHEMA_VERSION = 1
 

@@ -10,10 +10,9 @@ import csv
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from vedette.events import Detection
+from vedette.events import Detection, iso_utc
 from vedette.output.keyfields import key_fields_text
 from vedette.output.records import detection_json, dumps
-from vedette.pipeline.stats import iso_utc
 
 
 class DetectionWriter(Protocol):

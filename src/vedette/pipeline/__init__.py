@@ -1,35 +1,18 @@
-"""The scan pipeline: read, match, correlate, enrich, filter, order.
+"""The shared stage of both faces: build and run the :class:`Detector`.
 
-Public API::
+The Detector is the Sigma engine, the indicator index, the correlator and ATT&CK enrichment as
+one stage over event batches. ``vedette scan`` (``vedette.scan``) and the monitoring centre
+(``vedette.server``) both stand on it and never on each other::
 
     detector, facts = build_detector(DetectorConfig(rule_paths=(Path("rules"),)))
-    result = execute_scan(ScanRequest(paths=(Path("triage"),), jobs=4), detector,
-                          SourcesInput(), sinks=[print])
-    result.stats.to_dict()
+    detections = detector.enrich(detector.match(events))
 
-``vedette.pipeline.build`` and ``vedette.pipeline.sources_input`` are imported on demand: they
-pull in the engine, the readers and the intel package.
+``vedette.pipeline.build`` is imported on demand: it pulls in the engine and the intel package.
+Nothing here assumes it owns the process (no GC freezing, no forking).
 """
 
 from __future__ import annotations
 
-from vedette.pipeline.detector import Detector
-from vedette.pipeline.filters import DetectionFilter
-from vedette.pipeline.inputs import InputSource, ReadJob, ReadSummary
-from vedette.pipeline.ordering import ExternalSorter, detection_sort_key
-from vedette.pipeline.scan import ScanRequest, ScanResult, execute_scan
-from vedette.pipeline.stats import ScanStats
+from vedette.pipeline.detector import Detector, chunked
 
-__all__ = [
-    "DetectionFilter",
-    "Detector",
-    "ExternalSorter",
-    "InputSource",
-    "ReadJob",
-    "ReadSummary",
-    "ScanRequest",
-    "ScanResult",
-    "ScanStats",
-    "detection_sort_key",
-    "execute_scan",
-]
+__all__ = ["Detector", "chunked"]

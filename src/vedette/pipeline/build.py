@@ -7,7 +7,6 @@ worker process that cannot inherit it through ``fork`` rebuilds only the matchin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,6 @@ from vedette.detect import Engine
 from vedette.errors import ConfigError, RuleLoadError
 from vedette.intel import AttackKB, IndicatorIndex
 from vedette.pipeline.detector import Detector
-
-
-def default_cache_dir() -> Path:
-    """Compiled-rule cache: ``$XDG_CACHE_HOME/vedette`` (``~/.cache/vedette`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vedette"
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)

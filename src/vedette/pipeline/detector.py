@@ -8,12 +8,12 @@ use in-memory fakes and the monitoring centre can reuse the same stage.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vedette.events import Detection, Event
-from vedette.pipeline.ordering import chunked
 
 
 class Matcher(Protocol):
@@ -105,3 +105,10 @@ def _is_suppressed(detection: Detection, suppressed: frozenset[str]) -> bool:
     if detection.kind != "sigma":
         return False
     return detection.rule_id in suppressed or (detection.rule_name or "") in suppressed
+
+
+def chunked(items: Iterable[Detection], size: int) -> Iterator[list[Detection]]:
+    """Consecutive lists of at most ``size`` detections."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

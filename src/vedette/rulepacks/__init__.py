@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
+from vedette.paths import data_dir
 from vedette.rulepacks.download import RuleUpdateError
 from vedette.rulepacks.install import RulesetInfo, install_archive, read_manifest
 from vedette.rulepacks.paths import (
-    data_dir,
     default_rule_paths,
     installed_ruleset_dir,
     starter_pack_dir,

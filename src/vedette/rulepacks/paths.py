@@ -12,29 +12,15 @@ download. ``vedette rules update`` installs the SigmaHQ release into the user da
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
+
+from vedette.paths import data_dir
 
 STARTER_PACK_DIR = Path(__file__).resolve().parent / "starter"
 """The project's own starter Sigma rules, shipped inside the package."""
 
 INSTALLED_RULESET = Path("rules") / "sigma"
 """The installed rule set, relative to the data directory."""
-
-
-def data_dir() -> Path:
-    """The user data directory of Vedette (it may not exist yet)."""
-    home = os.environ.get("VEDETTE_HOME")
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "vedette"
-    local_app_data = os.environ.get("LOCALAPPDATA")
-    if sys.platform == "win32" and local_app_data:
-        return Path(local_app_data) / "vedette"
-    return Path.home() / ".local" / "share" / "vedette"
 
 
 def starter_pack_dir() -> Path:

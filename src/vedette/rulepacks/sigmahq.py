@@ -124,7 +124,7 @@ def update_rules(
             package=package if archive is None and url is None else None,
             archive_sha256=_sha256(download.path),
         )
-    from vedette.pipeline.build import default_cache_dir
+    from vedette.paths import cache_dir as default_cache_dir
 
     return UpdateResult(
         installed, target, previous, check_loading(target, cache_dir=default_cache_dir())

@@ -19,8 +19,8 @@ from scanfakes import (
 from vedette.events import Detection
 from vedette.output.records import detection_record
 from vedette.pipeline.detector import Detector
-from vedette.pipeline.filters import DetectionFilter
-from vedette.pipeline.scan import ScanRequest, ScanResult, execute_scan
+from vedette.scan.execute import ScanRequest, ScanResult, execute_scan
+from vedette.scan.filters import DetectionFilter
 
 RULES = (
     FakeRule("ps", "PowerShell", "Image", "powershell.exe", "medium", tags=("attack.t1059.001",)),

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from vedette.errors import ReadWarning, RuleLoadError
-from vedette.events import LEVELS, Detection
+from vedette.events import LEVELS, Detection, iso_utc
 
 EXAMPLES = 5
 """How many skipped records and rule errors are shown by example."""
-
-
-def iso_utc(when: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z`` suffix; naive times are taken as UTC."""
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    text = when.astimezone(UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ them and spills them as a *run* (a file of pickled chunks), then merges all runs
 from __future__ import annotations
 
 import heapq
-import itertools
 import os
 import pickle
 import tempfile
@@ -19,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vedette.events import Detection
+from vedette.pipeline.detector import chunked
 
 SortKey = tuple[bool, int, str, str, int, int, int, str, tuple[str, ...]]
 
@@ -146,10 +146,3 @@ class ExternalSorter:
         finally:
             for path in runs:
                 path.unlink(missing_ok=True)
-
-
-def chunked(items: Iterable[Detection], size: int) -> Iterator[list[Detection]]:
-    """Consecutive lists of at most ``size`` detections."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk

@@ -9,7 +9,7 @@ from scanfakes import T0, make_event
 
 from vedette.errors import ConfigError
 from vedette.events import AttackRef, Detection
-from vedette.pipeline.filters import DetectionFilter
+from vedette.scan.filters import DetectionFilter
 
 
 def det(

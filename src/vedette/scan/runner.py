@@ -34,8 +34,8 @@ from typing import Any, Protocol
 from vedette.errors import ReadWarning
 from vedette.events import Detection
 from vedette.pipeline.detector import Detector
-from vedette.pipeline.inputs import InputSource, ReadJob
-from vedette.pipeline.ordering import ExternalSorter, write_run
+from vedette.scan.inputs import InputSource, ReadJob
+from vedette.scan.ordering import ExternalSorter, write_run
 
 DetectorFactory = Callable[[], Detector]
 

@@ -7,7 +7,7 @@ from scanfakes import make_event
 
 from vedette.errors import ConfigError
 from vedette.events import AttackRef, Detection
-from vedette.pipeline.filters import DetectionFilter
+from vedette.scan.filters import DetectionFilter
 
 DUMP = Detection(
     "d",

@@ -9,7 +9,7 @@ from pathlib import Path
 from scanfakes import T0, make_event
 
 from vedette.events import Detection
-from vedette.pipeline.ordering import ExternalSorter, detection_sort_key, event_time_key, write_run
+from vedette.scan.ordering import ExternalSorter, detection_sort_key, event_time_key, write_run
 
 
 def detection(rule: str, path: str, record: int, seconds: float) -> Detection:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from vedette.events import LEVELS
 from vedette.output.table import LEVEL_STYLES, utc_text
-from vedette.pipeline.stats import EXAMPLES, ScanStats
+from vedette.scan.stats import EXAMPLES, ScanStats
 
 TOP = 10
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from vedette.errors import ReadWarning
 from vedette.events import AttackRef, Detection, Event, LogSource, SourceRef
-from vedette.pipeline.inputs import ReadJob, ReadSummary
+from vedette.scan.inputs import ReadJob, ReadSummary
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

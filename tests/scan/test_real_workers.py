@@ -10,8 +10,8 @@ import pytest
 from datasets import dataset
 from vedette.output.records import detection_record
 from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector
-from vedette.pipeline.scan import ScanRequest, execute_scan
-from vedette.pipeline.sources_input import SourcesInput
+from vedette.scan.execute import ScanRequest, execute_scan
+from vedette.scan.sources_input import SourcesInput
 
 RULES = (
     "proc_creation_win_rundll32_process_dump_via_comsvcs.yml",

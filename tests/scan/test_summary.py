@@ -10,9 +10,9 @@ from scanfakes import make_event
 
 from vedette.errors import ReadWarning, RuleLoadError
 from vedette.events import AttackRef, Detection
-from vedette.output.summary import render_summary, write_summary_json
 from vedette.output.table import make_console
-from vedette.pipeline.stats import ScanStats
+from vedette.scan.stats import ScanStats
+from vedette.scan.summary import render_summary, write_summary_json
 
 REQUIRED = {
     "events_read",

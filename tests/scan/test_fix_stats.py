@@ -6,7 +6,7 @@ from scanfakes import make_event
 
 from vedette.errors import ReadWarning
 from vedette.events import AttackRef, Detection
-from vedette.pipeline.stats import ScanStats
+from vedette.scan.stats import ScanStats
 
 
 def test_a_detection_counts_once_per_tactic_whatever_its_techniques() -> None:

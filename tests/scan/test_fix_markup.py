@@ -9,9 +9,9 @@ from scanfakes import make_event
 
 from vedette.errors import ReadWarning
 from vedette.events import Detection
-from vedette.output.summary import render_summary
 from vedette.output.table import TableWriter, make_console
-from vedette.pipeline.stats import ScanStats
+from vedette.scan.stats import ScanStats
+from vedette.scan.summary import render_summary
 
 
 def hostile() -> list[Detection]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vedette.errors import ReadWarning
 from vedette.events import Event
-from vedette.pipeline.inputs import SPLIT_TARGET_BYTES, ReadJob, ReadSummary
+from vedette.scan.inputs import SPLIT_TARGET_BYTES, ReadJob, ReadSummary
 from vedette.sources import (
     DEFAULT_BATCH_SIZE,
     ReadReport,
