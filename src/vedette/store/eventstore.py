@@ -1,0 +1,263 @@
+"""Events kept for hunting: Parquet files partitioned by unit and day, read by DuckDB.
+
+Layout under ``root``::
+
+    unit=<quoted unit>/day=YYYY-MM-DD/part-<first_seq:016d>-<last_seq:016d>.parquet
+
+The unit is quoted with ``urllib.parse.quote(safe="")``, so no unit name can step outside its
+folder. ``first_seq``/``last_seq`` are the spool range of the :meth:`ParquetEventStore.write`
+call that produced the file: writing the same range again yields the same names (overwrite),
+and after a crash :meth:`ParquetEventStore.discard_after` removes what was written past the
+pipeline's committed position. Each file is written to a hidden temporary name, fsync'd,
+renamed and its folder fsync'd, so a reader never sees half a file.
+
+The ``day`` of an event is the UTC date of its own time, or of its receive time when it has
+none. One writer at a time (the pipeline); readers may run concurrently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vedette.events import Event
+
+__all__ = ["EVENTS_SCHEMA", "EventRow", "ParquetEventStore", "event_row", "events_table"]
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("unit", pa.string(), nullable=False),
+        pa.field("time", pa.timestamp("us", tz="UTC")),
+        pa.field("day", pa.string(), nullable=False),
+        pa.field("host", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("service", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("services", pa.list_(pa.string())),
+        pa.field("categories", pa.list_(pa.string())),
+        pa.field("source_format", pa.string()),
+        pa.field("record_id", pa.int64()),
+        pa.field("fields", pa.string()),
+        pa.field("raw", pa.string()),
+    ]
+)
+"""Columns of a stored event; ``fields`` is the event's fields as a JSON object string."""
+
+_PART = re.compile(r"part-(\d{16})-(\d{16})\.parquet")
+_DAY = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(slots=True)
+class EventRow:
+    """One event as stored: ``seq`` is its spool batch, times are aware UTC."""
+
+    seq: int
+    unit: str
+    time: datetime | None
+    host: str | None
+    product: str | None
+    services: tuple[str, ...]
+    categories: tuple[str, ...]
+    source_format: str | None
+    record_id: int | None
+    fields: dict[str, Any]
+    raw: str | None
+    received: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def event_row(
+    event: Event, *, seq: int, unit: str, received: datetime, raw: str | None = None
+) -> EventRow:
+    """The stored form of a normalised event that arrived in spool batch ``seq``."""
+    source = event.source
+    return EventRow(
+        seq=seq,
+        unit=unit,
+        time=event.timestamp,
+        host=event.host,
+        product=event.logsource.product,
+        services=tuple(sorted(event.logsource.services)),
+        categories=tuple(sorted(event.logsource.categories)),
+        source_format=None if source is None else source.format,
+        record_id=None if source is None else source.record_id,
+        fields=event.fields,
+        raw=raw,
+        received=received,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # A naive time is taken as UTC, the readers' convention.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def events_table(rows: Sequence[EventRow]) -> pa.Table:
+    """Build the Arrow table :meth:`ParquetEventStore.write` takes (schema ``EVENTS_SCHEMA``)."""
+    times = [None if r.time is None else _utc(r.time) for r in rows]
+    services = [sorted(r.services) for r in rows]
+    categories = [sorted(r.categories) for r in rows]
+    option = orjson.OPT_NON_STR_KEYS
+    columns: dict[str, list[Any]] = {
+        "seq": [r.seq for r in rows],
+        "unit": [r.unit for r in rows],
+        "time": times,
+        "day": [
+            (t if t is not None else _utc(r.received)).date().isoformat()
+            for t, r in zip(times, rows, strict=True)
+        ],
+        "host": [r.host for r in rows],
+        "product": [r.product for r in rows],
+        "service": [s[0] if s else None for s in services],
+        "category": [c[0] if c else None for c in categories],
+        "services": services,
+        "categories": categories,
+        "source_format": [r.source_format for r in rows],
+        "record_id": [r.record_id for r in rows],
+        "fields": [orjson.dumps(r.fields, option=option, default=str).decode() for r in rows],
+        "raw": [r.raw for r in rows],
+    }
+    return pa.Table.from_pydict(columns, schema=EVENTS_SCHEMA)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _seq_range(path: Path) -> tuple[int, int] | None:
+    match = _PART.fullmatch(path.name)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+class ParquetEventStore:
+    """Parquet files partitioned by unit and day under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def unit_dir(self, unit: str) -> Path:
+        """The folder of one unit (quoted, so a unit name cannot leave ``root``)."""
+        return self.root / f"unit={quote(unit, safe='')}"
+
+    def write(self, table: pa.Table, first_seq: int, last_seq: int) -> int:
+        """Write the events of spool range [first_seq, last_seq], one file per (unit, day).
+
+        Durable on return (each file and its folder fsync'd). Returns the rows written.
+        """
+        if table.num_rows == 0:
+            return 0
+        table = table.select(EVENTS_SCHEMA.names).cast(EVENTS_SCHEMA)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(
+            zip(table.column("unit").to_pylist(), table.column("day").to_pylist(), strict=True)
+        ):
+            groups.setdefault(key, []).append(i)
+        name = f"part-{first_seq:016d}-{last_seq:016d}.parquet"
+        for (unit, day), indices in groups.items():
+            folder = self.unit_dir(unit) / f"day={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.tmp"
+            with tmp.open("wb") as f:
+                pq.write_table(table.take(indices), f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / name)
+            _fsync_dir(folder)
+        return int(table.num_rows)
+
+    def _parts(self, unit_dirs: Iterable[Path] | None = None) -> list[Path]:
+        dirs = unit_dirs if unit_dirs is not None else sorted(self.root.glob("unit=*"))
+        return [p for d in dirs for p in sorted(d.glob("day=*/part-*.parquet"))]
+
+    def discard_after(self, seq: int) -> int:
+        """Delete files whose last_seq > ``seq`` (written, never committed); the count removed.
+
+        Leftover temporary files of an interrupted write go too.
+        """
+        removed = 0
+        for tmp in self.root.glob("unit=*/day=*/.part-*.tmp"):
+            tmp.unlink(missing_ok=True)
+        for path in self._parts():
+            span = _seq_range(path)
+            if span is not None and span[1] > seq:
+                path.unlink(missing_ok=True)
+                _fsync_dir(path.parent)
+                removed += 1
+        return removed
+
+    def last_seq(self) -> int:
+        """Highest last_seq of any stored file (0 when none)."""
+        spans = (_seq_range(p) for p in self._parts())
+        return max((s[1] for s in spans if s is not None), default=0)
+
+    def counts(self) -> dict[str, int]:
+        """Rows stored per unit, from Parquet footers (no data read)."""
+        out: dict[str, int] = {}
+        for unit_dir in sorted(self.root.glob("unit=*")):
+            unit = unquote(unit_dir.name.removeprefix("unit="))
+            rows = sum(pq.read_metadata(p).num_rows for p in self._parts([unit_dir]))
+            if rows:
+                out[unit] = rows
+        return out
+
+    def days(self, unit: str) -> list[str]:
+        """Days (YYYY-MM-DD) holding events of ``unit``, oldest first."""
+        return sorted(
+            m[1]
+            for d in self.unit_dir(unit).glob("day=*")
+            if (m := _DAY.fullmatch(d.name)) and any(d.glob("part-*.parquet"))
+        )
+
+    def apply_retention(self, days: int, now: datetime | None = None) -> int:
+        """Delete day partitions older than ``days`` days before ``now``'s UTC date.
+
+        With ``days=30`` on 2024-06-30, 2024-05-31 is kept and 2024-05-30 goes. Returns the
+        number of day partitions removed.
+        """
+        today = _utc(now or datetime.now(UTC)).date()
+        cutoff = (today - timedelta(days=days)).isoformat()
+        removed = 0
+        for unit_dir in sorted(self.root.glob("unit=*")):
+            for day_dir in sorted(unit_dir.glob("day=*")):
+                match = _DAY.fullmatch(day_dir.name)
+                if match and match[1] < cutoff:
+                    shutil.rmtree(day_dir)
+                    removed += 1
+            if not any(unit_dir.iterdir()):
+                unit_dir.rmdir()
+        if removed:
+            _fsync_dir(self.root)
+        return removed
+
+    def files(
+        self,
+        units: Iterable[str],
+        time_from: datetime | None = None,
+        time_to: datetime | None = None,
+    ) -> list[Path]:
+        """Files of ``units`` whose day can hold events in [time_from, time_to]."""
+        low: date | None = None if time_from is None else _utc(time_from).date()
+        high: date | None = None if time_to is None else _utc(time_to).date()
+        out: list[Path] = []
+        for unit in sorted(set(units)):
+            for day in self.days(unit):
+                d = date.fromisoformat(day)
+                if (low is None or d >= low) and (high is None or d <= high):
+                    out.extend(sorted((self.unit_dir(unit) / f"day={day}").glob("part-*.parquet")))
+        return out
