@@ -2,7 +2,9 @@
 
 The key hashes every rule file's path and content, the placeholder values, and the versions of
 Vedette and pySigma, so any change recompiles. Entries are pickles written atomically (temp file
-and rename); an unreadable or stale entry is simply ignored and rebuilt. Scanners may store their
+and rename) into a private folder, and loaded only when nobody else could have written them
+(:mod:`vedette.detect.private_cache`: unpickling runs code); an unreadable, stale or untrusted
+entry is simply ignored and rebuilt. Scanners may store their
 own artefacts (serialised Hyperscan databases) beside it under names derived from the same key.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vedette import __version__
+from vedette.detect.private_cache import make_private_dir, read_private
 
 CACHE_FORMAT = 5
 """Bump when the pickled plan's shape, or what loads from the same files, changes (5: one bad
@@ -42,12 +45,11 @@ def fingerprint(texts: Sequence[tuple[str, str]], placeholders: Mapping[str, Seq
 
 def load(cache_dir: Path, key: str, kind: str = "rules") -> Any | None:
     """The cached object for ``key``, or None when absent or unreadable."""
-    path = cache_dir / f"{kind}-{key}.pickle"
-    try:
-        with path.open("rb") as handle:
-            return pickle.load(handle)
-    except FileNotFoundError:
+    data = read_private(cache_dir / f"{kind}-{key}.pickle")
+    if data is None:
         return None
+    try:
+        return pickle.loads(data)
     except Exception:  # a truncated or foreign file: rebuild rather than fail
         return None
 
@@ -56,7 +58,8 @@ def store(cache_dir: Path, key: str, value: Any, kind: str = "rules") -> bool:
     """Write ``value`` for ``key`` atomically; False when the cache is not writable."""
     temp: str | None = None
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        if not make_private_dir(cache_dir):
+            return False
         fd, temp = tempfile.mkstemp(dir=cache_dir, prefix=f".{kind}-")
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)

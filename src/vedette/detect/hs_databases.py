@@ -18,6 +18,7 @@ from typing import Any
 import hyperscan
 
 from vedette.detect.hs_patterns import PatternSet
+from vedette.detect.private_cache import make_private_dir, read_private
 
 DatabaseKey = tuple[int, int]
 """``(group, kind)``: a field number (or keywords) and FOLDED, CASED or REGEX."""
@@ -61,11 +62,11 @@ def load_databases(
 ) -> tuple[dict[DatabaseKey, Any], bytes]:
     """Every database of ``patterns`` and their serialised bundle, from cache when present."""
     path = cache_dir / f"hyperscan-{_cache_key(patterns)}.bin" if cache_dir else None
-    if path is not None and path.is_file():
+    bundle = read_private(path) if path is not None else None  # it unpickles: only ours
+    if bundle is not None:
         try:
-            bundle = path.read_bytes()
             return unbundle(bundle), bundle
-        except (OSError, hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
+        except (hyperscan.error, pickle.UnpicklingError, EOFError, ValueError):
             pass  # unreadable, written by another Hyperscan build or damaged: compile afresh
     databases = {key: _compile(patterns, pids) for key, pids in patterns.databases.items()}
     bundle = pickle.dumps(
@@ -82,8 +83,9 @@ def unbundle(bundle: bytes) -> dict[DatabaseKey, Any]:
 
 
 def _write_atomically(path: Path, blob: bytes) -> None:
+    if not make_private_dir(path.parent):
+        return  # an unusable or shared cache folder only costs the next start a compile
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".hyperscan-")
     except OSError:
         return  # an unusable cache folder only costs the next start a compile

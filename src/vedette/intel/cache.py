@@ -4,7 +4,9 @@ Building a million-indicator index from its feeds takes seconds of CPU; loading 
 index takes a fraction of a second (see BENCHMARKS.md). The key hashes every feed file's
 content (for a MISP feed folder, every file in it), each feed's settings, the field map and
 Vedette's version, so any change rebuilds. Entries are written atomically (temp file and
-rename); an unreadable entry is ignored and rebuilt.
+rename) into a private folder and loaded only when nobody else could have written them
+(:mod:`vedette.detect.private_cache`: unpickling runs code); an unreadable or untrusted entry
+is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vedette import __version__
+from vedette.detect.private_cache import make_private_dir, read_private
 from vedette.intel.feeds import FeedSpec
 from vedette.intel.fields import FieldMap
 
@@ -58,13 +61,15 @@ def cache_path(cache_dir: Path, key: str) -> Path:
 
 
 def load(cache_dir: Path, key: str) -> IndicatorIndex | None:
-    """The cached index, or None when absent or unreadable."""
+    """The cached index, or None when absent, unreadable or not certainly ours."""
     from vedette.intel.index import IndicatorIndex
 
+    data = read_private(cache_path(cache_dir, key))
+    if data is None:
+        return None
     try:
-        with cache_path(cache_dir, key).open("rb") as handle:
-            index = pickle.load(handle)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError,
+        index = pickle.loads(data)
+    except (pickle.PickleError, EOFError, AttributeError, ImportError, TypeError,
             ValueError):  # fmt: skip
         return None
     return index if isinstance(index, IndicatorIndex) else None
@@ -73,7 +78,8 @@ def load(cache_dir: Path, key: str) -> IndicatorIndex | None:
 def store(cache_dir: Path, key: str, index: IndicatorIndex) -> None:
     """Keep ``index`` under ``key``; a cache that cannot be written is silently skipped."""
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        if not make_private_dir(cache_dir):
+            return
         handle, temp = tempfile.mkstemp(dir=cache_dir, prefix=".intel-", suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
