@@ -44,7 +44,7 @@ def test_torn_wal_tail_is_cut_by_sqlite_recovery(tmp_path: Path) -> None:
     copy = _snapshot(path, tmp_path / "crashed")
     spool.close()
     wal = Path(f"{copy}-wal")
-    page_size = 4096
+    page_size = int.from_bytes(wal.read_bytes()[8:12], "big")  # from the WAL header
     size = wal.stat().st_size
     assert size > _WAL_HEADER and (size - _WAL_HEADER) % (_FRAME_HEADER + page_size) == 0
     # cut the last frame in half (its transaction's commit frame), then add garbage
