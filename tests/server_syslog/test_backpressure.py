@@ -119,3 +119,58 @@ def test_udp_submit_refusal_blocks_then_recovers() -> None:
             await listener.stop()
 
     asyncio.run(main())
+
+
+class SlowSink(MemorySink):
+    """Accepting, but each submit takes a while (a slow disk): reading must still be bounded."""
+
+    async def submit(self, unit: str, lines: list[bytes]) -> None:
+        await asyncio.sleep(0.01)
+        await super().submit(unit, lines)
+
+
+def test_slow_sink_bounds_what_the_listener_holds() -> None:
+    async def main() -> None:
+        sink = SlowSink()
+        listener = SyslogListener(
+            SyslogListenerConfig(protocol="tcp", host="127.0.0.1", port=0, unit="hq"),
+            sink,
+            max_pending_lines=600,
+        )
+        await listener.start()
+        payload = lines(5000)
+        client = asyncio.create_task(flood(listener.port, payload))
+        held: list[int] = []
+        try:
+            while sink.count() < len(payload):
+                held.append(listener.stats.received - listener.stats.submitted)
+                await asyncio.sleep(0.005)
+            await client
+        finally:
+            await listener.stop()
+        # The bound, plus at most one socket read (256 KiB: about 250 of these 1 KB lines).
+        assert max(held) <= 600 + 300
+        assert sink.lines["hq"] == payload
+
+    asyncio.run(main())
+
+
+def test_stop_while_refusing_counts_what_it_could_not_submit() -> None:
+    async def main() -> None:
+        sink = MemorySink()
+        sink.refuse = True
+        listener = SyslogListener(
+            SyslogListenerConfig(protocol="tcp", host="127.0.0.1", port=0, unit="hq"), sink
+        )
+        await listener.start()
+        _, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"".join(line + b"\n" for line in lines(3)))
+        await writer.drain()
+        await wait_until(lambda: listener.stats.received == 3)
+        await listener.stop(drain_timeout=0.2)
+        writer.close()
+        stats = listener.stats
+        assert (stats.dropped_shutdown, stats.submitted, stats.connections_open) == (3, 0, 0)
+        assert sink.count() == 0
+
+    asyncio.run(main())
