@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +12,11 @@ import pytest
 from syslog_testkit import MemorySink, octet, send_tcp, send_udp, wait_until
 
 from vedette.errors import ConfigError
-from vedette.server.syslog_listen import SyslogListener, SyslogListenerConfig
+from vedette.server.syslog_listen import (
+    SyslogListener,
+    SyslogListenerConfig,
+    parse_listen_address,
+)
 from vedette.sources.syslog_parse import parse_syslog_line
 
 RFC5424 = b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed"
@@ -277,3 +282,26 @@ def test_tls_config_needs_cert_and_key() -> None:
             tcp(protocol="tls", certfile="/nonexistent.pem", keyfile="/nonexistent.key"),
             MemorySink(),
         )
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_listen_address_and_route() -> None:
+    host, port = parse_listen_address("[::1]:0")
+
+    async def scenario(listener: SyslogListener, sink: MemorySink) -> None:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.sendto(RFC3164, ("::1", listener.port))
+        await wait_until(lambda: sink.count() == 1)
+        assert sink.lines == {"v6": [RFC3164]}
+
+    routes = (("127.0.0.0/8", "v4"), ("::1/128", "v6"))
+    run(tcp(protocol="udp", host=host, port=port, unit=None, routes=routes), scenario)
