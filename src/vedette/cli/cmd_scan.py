@@ -11,8 +11,10 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -20,6 +22,14 @@ from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError
 from vedette.events import LEVELS, level_rank
 from vedette.intel import AttackKB
+from vedette.output.destination import (
+    FULL_ERRNOS,
+    OutputTarget,
+    OutputWriteError,
+    guarded,
+    os_error_text,
+    refuse_inputs,
+)
 from vedette.output.navigator import TechniqueTally, write_scan_layer
 from vedette.output.progress import TerminalProgress, wants_progress
 from vedette.output.table import TableWriter, make_console
@@ -29,8 +39,8 @@ from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector
 from vedette.pipeline.detector import Detector
 from vedette.scan.execute import ScanRequest, execute_scan
 from vedette.scan.filters import DetectionFilter
-from vedette.scan.inputs import InputSource
 from vedette.scan.runner import Progress
+from vedette.scan.sources_input import SourcesInput
 from vedette.scan.stats import ScanStats
 from vedette.scan.summary import render_summary, write_summary_json
 from vedette.sources import READERS
@@ -223,6 +233,12 @@ def _output_format(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # SIGTERM from the first moment: a stop during rule loading must not leave a partial output.
+    with _stop_on_sigterm():
+        return _scan(args)
+
+
+def _scan(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     args.format = _output_format(args)
     if args.jobs < 1:
@@ -239,9 +255,14 @@ def _run(args: argparse.Namespace) -> int:
     )
     source = _input_source(args)
     _warn_missing_inputs(args.paths)
-    for option, target in (("--summary-json", args.summary_json), ("--navigator", args.navigator)):
+    for option, target in (
+        ("-o", args.output),
+        ("--summary-json", args.summary_json),
+        ("--navigator", args.navigator),
+    ):
         if target is not None and not target.parent.is_dir():
             raise ConfigError(f"{option}: folder {target.parent} does not exist")
+        refuse_inputs(option, target, args.paths)
     config = DetectorConfig(
         rule_paths=tuple(args.rules) or tuple(_default_rules()),
         placeholders=args.placeholders,
@@ -268,15 +289,17 @@ def _run(args: argparse.Namespace) -> int:
         own_process=True,
     )
     tally = TechniqueTally()
-    with _output_stream(args.output) as stream:
+    with OutputTarget(args.output) as target:
+        if target.partial is not None:  # written inside an input folder: not read back
+            source = replace(source, exclude=frozenset({os.path.realpath(target.partial)}))
         to_terminal = args.output is None and _isatty(sys.stdout)
         writer = open_writer(
             args.format,
-            stream,
+            target.stream,
             color=None if to_terminal else False,
             width=None if to_terminal else FILE_TABLE_WIDTH,
         )
-        with _progress(args) as progress, _stop_on_sigterm():
+        with _progress(args) as progress, _spill_errors(args.temp_dir):
             result = execute_scan(
                 request,
                 detector,
@@ -290,11 +313,17 @@ def _run(args: argparse.Namespace) -> int:
         if not result.readable and isinstance(writer, TableWriter):
             writer.empty_message = None  # "No detections." would read as an all-clear
         writer.close()
+        target.commit()
 
-    try:
-        if args.summary_json is not None:
+    if args.summary_json is not None:
+        try:
             write_summary_json(stats, args.summary_json)
-        if args.navigator is not None:
+        except OSError as exc:
+            raise OutputWriteError(
+                f"--summary-json: cannot write {args.summary_json}: {os_error_text(exc)}"
+            ) from None
+    if args.navigator is not None:
+        try:
             write_scan_layer(
                 tally,
                 args.navigator,
@@ -302,8 +331,10 @@ def _run(args: argparse.Namespace) -> int:
                 description="Detections of vedette scan " + " ".join(stats.inputs),
                 kb=detector.attack_kb if isinstance(detector.attack_kb, AttackKB) else None,
             )
-    except OSError as exc:
-        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        except OSError as exc:
+            raise OutputWriteError(
+                f"--navigator: cannot write {args.navigator}: {os_error_text(exc)}"
+            ) from None
     if not args.no_summary:
         render_summary(stats, make_console(_summary_stream(args)))
     _warn_internal_errors(stats)
@@ -375,8 +406,7 @@ def _default_rules() -> list[Path]:
     return default_rule_paths()
 
 
-def _input_source(args: argparse.Namespace) -> InputSource:
-    from vedette.scan.sources_input import SourcesInput
+def _input_source(args: argparse.Namespace) -> SourcesInput:
     from vedette.sources import READERS
 
     if args.input_format is not None and args.input_format not in READERS:
@@ -387,16 +417,17 @@ def _input_source(args: argparse.Namespace) -> InputSource:
 
 
 @contextlib.contextmanager
-def _output_stream(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
-        return
+def _spill_errors(temp_dir: Path | None) -> Iterator[None]:
+    """A full temp folder (where large output spills) is said in words, not as a bug."""
     try:
-        handle = path.open("w", encoding="utf-8", newline="")
+        yield
     except OSError as exc:
-        raise ConfigError(f"-o: cannot write {path}: {exc.strerror}") from None
-    with handle:
-        yield handle
+        if exc.errno not in FULL_ERRNOS:
+            raise
+        where = temp_dir or Path(tempfile.gettempdir())
+        raise OutputWriteError(
+            f"cannot spill detections to {where}: {os_error_text(exc)} (choose --temp-dir)"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -429,8 +460,8 @@ def _progress(args: argparse.Namespace) -> Iterator[Progress | None]:
 def _summary_stream(args: argparse.Namespace) -> TextIO:
     # Detections in a machine format on stdout must not be mixed with the human summary.
     if args.output is None and args.format != "table":
-        return sys.stderr
-    return sys.stdout
+        return guarded(sys.stderr, "standard error")
+    return guarded(sys.stdout, "standard output")
 
 
 def _isatty(stream: TextIO) -> bool:

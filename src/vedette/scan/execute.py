@@ -137,8 +137,26 @@ def execute_scan(
     finally:
         if request.own_process:
             gc.unfreeze()
-        shutil.rmtree(spill_dir, ignore_errors=True)
+        _remove_spill(spill_dir)
         stats.elapsed_seconds = time.perf_counter() - started
+
+
+def _remove_spill(spill_dir: Path) -> None:
+    """Remove the spill folder (pickled detections and their events); a second Ctrl-C or a
+    file that appeared meanwhile gets another attempt, and the interrupt is raised after."""
+    interrupted: KeyboardInterrupt | None = None
+    for _ in range(3):
+        try:
+            shutil.rmtree(spill_dir)
+            break
+        except FileNotFoundError:
+            break
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        except OSError:
+            continue
+    if interrupted is not None:
+        raise interrupted
 
 
 def _enriched(detector: Detector, detections: Iterable[Detection]) -> Iterable[Detection]:

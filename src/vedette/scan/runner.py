@@ -23,7 +23,7 @@ import multiprocessing
 import multiprocessing.sharedctypes
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -252,13 +252,18 @@ class ScanRunner:
         workers = max(1, min(self.options.jobs, len(jobs)))
         results = self._in_process(jobs) if workers <= 1 else self._in_pool(jobs, workers)
         found = 0
-        for result in results:
-            self._absorb(outcome, result)
-            found += len(result.detections) + sum(n for _, n in result.runs)
-            if result.job.stride is None or result.job.stride[0] == 0:
-                self._files_done += 1
-            self._bytes_done += result.job.size
-            self._tick(outcome.events, found)
+        try:
+            for result in results:
+                self._absorb(outcome, result)
+                found += len(result.detections) + sum(n for _, n in result.runs)
+                if result.job.stride is None or result.job.stride[0] == 0:
+                    self._files_done += 1
+                self._bytes_done += result.job.size
+                self._tick(outcome.events, found)
+        finally:
+            # Interrupted: stop the workers now, not when the traceback is freed, so none is
+            # still writing a run file when the caller removes the spill folder.
+            results.close()
         return outcome
 
     def _tick(self, events: int, detections: int) -> None:
@@ -304,7 +309,7 @@ class ScanRunner:
         if result.failure is not None and result.failure not in outcome.failures:
             outcome.failures.append(result.failure)
 
-    def _in_process(self, jobs: list[ReadJob]) -> Iterator[JobResult]:
+    def _in_process(self, jobs: list[ReadJob]) -> Generator[JobResult, None, None]:
         state = _WorkerState(
             self.detector.for_worker(),
             self.source,
@@ -322,7 +327,7 @@ class ScanRunner:
         for job in jobs:
             yield run_job(state, job, on_batch)
 
-    def _in_pool(self, jobs: list[ReadJob], workers: int) -> Iterator[JobResult]:
+    def _in_pool(self, jobs: list[ReadJob], workers: int) -> Generator[JobResult, None, None]:
         context = _pool_context(self.options.start_method)
         events = context.Value("q", 0)
         found = context.Value("q", 0)

@@ -33,12 +33,18 @@ class SourcesInput:
     batch_size: int = DEFAULT_BATCH_SIZE
     threads: int = 0
     split_bytes: int = SPLIT_TARGET_BYTES
+    exclude: frozenset[str] = frozenset()
+    """Real paths never read: the scan's own output files, when written inside an input
+    folder (they would otherwise be read back as evidence)."""
 
     def plan(self, paths: Sequence[Path]) -> tuple[list[ReadJob], list[ReadWarning]]:
         """A job per file (per archive member, per byte range of a large text file)."""
         jobs: list[ReadJob] = []
         warnings: list[ReadWarning] = []
+        excluded_names = {os.path.basename(p) for p in self.exclude}
         for path in iter_input_files(paths):
+            if path.name in excluded_names and os.path.realpath(path) in self.exclude:
+                continue
             if not path.exists() and "!" not in str(path):
                 warnings.append(
                     ReadWarning(path=str(path), reason="not-found", detail="no such file")
