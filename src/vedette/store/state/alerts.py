@@ -1,0 +1,264 @@
+"""Alerts: recording detections with fingerprint dedup, and the analysts' work on them.
+
+An alert stands for every detection of one fingerprint (rule + unit + key fields) while it is
+open and its detections keep coming within the dedup window; a detection after the window, or
+after the alert was closed, opens a new alert. Status moves between ``new``, ``acknowledged``,
+``in_progress`` and ``closed``; closing needs a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from vedette.store.state.audit import append_audit, canonical, jsonable
+from vedette.store.state.models import Alert, AlertComment, Unit, as_utc, utcnow
+from vedette.store.state.scope import Invalid, NotFound, Scope, require
+
+STATUSES: Final = ("new", "acknowledged", "in_progress", "closed")
+CLOSE_REASONS: Final = ("true_positive", "false_positive", "benign")
+MAX_LIMIT: Final = 1000
+
+
+class _Unset:
+    """Marks an argument left out (``None`` is a value: no assignee)."""
+
+
+UNSET: Final = _Unset()
+
+
+def fingerprint(rule_id: str, unit: str, key_fields: dict[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of the rule, the unit and the key fields."""
+    body = canonical({"rule_id": rule_id, "unit": unit, "key": jsonable(key_fields)})
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def record_detection(
+    session: Session,
+    *,
+    unit_id: int,
+    fingerprint: str,
+    kind: str,
+    rule_id: str,
+    rule_title: str,
+    level: str,
+    when: datetime,
+    host: str | None = None,
+    attack: list[dict[str, Any]] | None = None,
+    matched: dict[str, Any] | None = None,
+    sample_event: dict[str, Any] | None = None,
+    observables: list[Any] | None = None,
+    n: int = 1,
+    dedup_window_s: float = 3600,
+) -> tuple[Alert, bool]:
+    """Count ``n`` detections on the open alert of this fingerprint, or open a new one.
+
+    Returns ``(alert, created)``. Flushes but never commits: the pipeline commits it with its
+    consumed position. One writer per unit is assumed (the pipeline), so no row lock is taken.
+    """
+    when = as_utc(when)
+    current = session.scalar(
+        select(Alert)
+        .where(
+            Alert.unit_id == unit_id,
+            Alert.fingerprint == fingerprint,
+            Alert.status != "closed",
+        )
+        .order_by(Alert.id.desc())
+        .limit(1)
+    )
+    if current is not None and when <= current.last_seen + timedelta(seconds=dedup_window_s):
+        current.count += n
+        current.last_seen = max(current.last_seen, when)
+        current.first_seen = min(current.first_seen, when)
+        current.updated_at = utcnow()
+        if observables:
+            seen = list(current.observables or [])
+            current.observables = seen + [o for o in jsonable(observables) if o not in seen]
+        session.flush()
+        return current, False
+    alert = Alert(
+        unit_id=unit_id,
+        fingerprint=fingerprint,
+        kind=kind,
+        rule_id=rule_id,
+        rule_title=rule_title,
+        level=level,
+        status="new",
+        count=n,
+        first_seen=when,
+        last_seen=when,
+        host=host,
+        attack=jsonable(attack or []),
+        matched=jsonable(matched or {}),
+        sample_event=jsonable(sample_event or {}),
+        observables=jsonable(observables or []),
+    )
+    session.add(alert)
+    session.flush()
+    append_audit(
+        session,
+        actor="pipeline",
+        action="alert.create",
+        object_type="alert",
+        object_id=alert.id,
+        unit_id=unit_id,
+        before=None,
+        after={"rule_id": rule_id, "level": level, "fingerprint": fingerprint, "host": host},
+    )
+    return alert, True
+
+
+def encode_cursor(last_id: int) -> str:
+    """The opaque cursor that resumes a listing after alert ``last_id``."""
+    return base64.urlsafe_b64encode(f"a1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The alert id inside a cursor; :class:`Invalid` when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, _, value = raw.partition(":")
+        if tag != "a1":
+            raise ValueError(tag)
+        return int(value)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise Invalid("bad cursor") from exc
+
+
+def list_alerts(
+    session: Session,
+    scope: Scope,
+    *,
+    status: str | None = None,
+    level: str | None = None,
+    rule_id: str | None = None,
+    unit: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[Alert], str | None]:
+    """A page of the caller's alerts, newest first, and the cursor of the next page (or None).
+
+    A ``unit`` the caller does not cover gives an empty page, as an unknown one does.
+    """
+    require(scope.can_read(), "read alerts")
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    limit = max(1, min(limit, MAX_LIMIT))
+    query = select(Alert).options(joinedload(Alert.unit)).where(Alert.unit_id.in_(scope.unit_ids))
+    if status is not None:
+        query = query.where(Alert.status == status)
+    if level is not None:
+        query = query.where(Alert.level == level)
+    if rule_id is not None:
+        query = query.where(Alert.rule_id == rule_id)
+    if unit is not None:
+        query = query.join(Unit, Unit.id == Alert.unit_id).where(Unit.name == unit)
+    if cursor:
+        query = query.where(Alert.id < decode_cursor(cursor))
+    rows = list(session.scalars(query.order_by(Alert.id.desc()).limit(limit + 1)))
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1].id)
+    return rows, None
+
+
+def get_alert(session: Session, scope: Scope, alert_id: int) -> Alert:
+    """One of the caller's alerts; :class:`NotFound` for any other id."""
+    require(scope.can_read(), "read alerts")
+    alert = session.get(Alert, alert_id, options=[joinedload(Alert.unit)])
+    if alert is None or not scope.covers(alert.unit_id):
+        raise NotFound(f"no alert {alert_id}")
+    return alert
+
+
+def _state(alert: Alert) -> dict[str, Any]:
+    return {"status": alert.status, "close_reason": alert.close_reason, "assignee": alert.assignee}
+
+
+def update_alert(
+    session: Session,
+    scope: Scope,
+    alert_id: int,
+    *,
+    status: str | None = None,
+    close_reason: str | None = None,
+    assignee: str | _Unset | None = UNSET,
+    actor: str | None = None,
+) -> Alert:
+    """Change status, close reason or assignee (``assignee=None`` unassigns). Audited.
+
+    Closing needs a ``close_reason``; a reason without closing is refused; reopening clears it.
+    """
+    alert = get_alert(session, scope, alert_id)
+    require(scope.can_write_alerts(), "change alerts")
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    if close_reason is not None and close_reason not in CLOSE_REASONS:
+        raise Invalid(f"close_reason must be one of {', '.join(CLOSE_REASONS)}")
+    new_status = status or alert.status
+    if new_status == "closed" and alert.status != "closed" and close_reason is None:
+        raise Invalid("closing an alert needs a close_reason")
+    if close_reason is not None and new_status != "closed":
+        raise Invalid("close_reason is only for status closed")
+    before = _state(alert)
+    alert.status = new_status
+    if new_status == "closed":
+        alert.close_reason = close_reason or alert.close_reason
+    else:
+        alert.close_reason = None
+    if not isinstance(assignee, _Unset):
+        alert.assignee = assignee
+    after = _state(alert)
+    if after != before:
+        alert.updated_at = utcnow()
+        append_audit(
+            session,
+            actor=actor or scope.actor,
+            action="alert.update",
+            object_type="alert",
+            object_id=alert.id,
+            unit_id=alert.unit_id,
+            before=before,
+            after=after,
+        )
+    session.flush()
+    return alert
+
+
+def add_comment(
+    session: Session, scope: Scope, alert_id: int, *, text: str, actor: str | None = None
+) -> AlertComment:
+    """Comment on one of the caller's alerts (analysts and admins). Audited."""
+    alert = get_alert(session, scope, alert_id)
+    require(scope.can_write_alerts(), "comment on alerts")
+    if not text.strip():
+        raise Invalid("an empty comment")
+    author = actor or scope.actor
+    comment = AlertComment(alert_id=alert.id, author=author, text=text)
+    session.add(comment)
+    session.flush()
+    append_audit(
+        session,
+        actor=author,
+        action="alert.comment",
+        object_type="alert",
+        object_id=alert.id,
+        unit_id=alert.unit_id,
+        before=None,
+        after={"comment_id": comment.id, "text": text},
+    )
+    return comment
+
+
+def list_comments(session: Session, scope: Scope, alert_id: int) -> Sequence[AlertComment]:
+    """Comments of one of the caller's alerts, oldest first."""
+    alert = get_alert(session, scope, alert_id)
+    query = select(AlertComment).where(AlertComment.alert_id == alert.id)
+    return session.scalars(query.order_by(AlertComment.id)).all()

