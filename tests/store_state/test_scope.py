@@ -101,8 +101,9 @@ def test_ingest_tokens_cannot_read_alerts(world: World) -> None:
 
 
 def test_units_list_hides_parents_outside_scope(world: World) -> None:
+    admin = world.scope("north", Role.ADMIN)
     with world.db.session() as session:
-        units = {u.name: u for u in list_units(session, world.scope("north", Role.ADMIN))}
+        units = {u.name: u for u in list_units(session, admin)}
     assert units["north"].parent is None  # the centre is not the caller's to see
     assert units["north-a"].parent == "north"
     assert units["north-a"].events_received == 0

@@ -35,7 +35,7 @@ from vedette.errors import VedetteError
 
 log = logging.getLogger(__name__)
 
-_BUSY_TIMEOUT_MS = 30_000
+_BUSY_TIMEOUT_MS = 15_000
 _READONLY = "vedette_readonly"
 
 
@@ -120,6 +120,8 @@ class StateDB:
         """One session for one request or job: committed on a clean exit, rolled back on error.
 
         ``readonly`` lets SQLite readers run beside a writer instead of queueing for its lock.
+        On SQLite a write session holds the database write lock from its start, so do not open
+        a second write session while one is open in the same thread: it waits, then fails.
         """
         bind = self._readonly_engine if readonly else self.engine
         with Session(bind, expire_on_commit=False) as session:
