@@ -84,6 +84,8 @@ def build_parser(registry: CommandRegistry) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         parsers[path] = sub
+        if path in registry.group_options:
+            registry.group_options[path](sub)
         return sub
 
     for path in sorted(registry.commands):

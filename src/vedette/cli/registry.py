@@ -27,6 +27,8 @@ class CommandRegistry:
 
     commands: dict[tuple[str, ...], Command] = field(default_factory=dict)
     group_help: dict[tuple[str, ...], str] = field(default_factory=dict)
+    group_options: dict[tuple[str, ...], Configurer] = field(default_factory=dict)
+    """Options of a group itself (``vedette admin --home DIR unit add``)."""
 
     def add(
         self,
@@ -41,6 +43,8 @@ class CommandRegistry:
             raise ValueError(f"command {' '.join(path)!r} registered twice")
         self.commands[path] = Command(path, help, configure, run, description)
 
-    def group(self, path: tuple[str, ...], help: str) -> None:
-        """Describe a command group such as ``rules``."""
+    def group(self, path: tuple[str, ...], help: str, configure: Configurer | None = None) -> None:
+        """Describe a command group such as ``rules``; ``configure`` adds options to it."""
         self.group_help[path] = help
+        if configure is not None:
+            self.group_options[path] = configure

@@ -1,0 +1,294 @@
+"""The monitoring centre as one object: spool, event store, state, detector, worker, listeners.
+
+``Centre.open(config)`` opens every store (migrating the state schema after a backup, refusing
+a newer one), loads the rules, recovers the worker's positions and is ready to serve; the
+FastAPI app (``vedette.server.app``) calls :meth:`Centre.start` and :meth:`Centre.stop` from its
+lifespan. Everything the routes need hangs here, so the routes stay thin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from vedette.correlate import Correlator
+from vedette.errors import ConfigError, RuleLoadError
+from vedette.pipeline.build import DetectorConfig, LoadFacts, build_detector
+from vedette.pipeline.detector import Detector
+from vedette.rulepacks import default_rule_paths
+from vedette.server.auth import Authenticator
+from vedette.server.config import ServeConfig
+from vedette.server.quota import UnitQuota
+from vedette.server.state_ops import PipelineState
+from vedette.server.syslog_listen import Backpressure, SyslogListener
+from vedette.server.worker import Worker
+from vedette.store.eventstore import ParquetEventStore
+from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
+from vedette.store.state.alerts import fingerprint, record_detection
+from vedette.store.state.db import StateDB, open_state
+from vedette.store.state.positions import mark_silent_alerted, silent_units
+
+log = logging.getLogger("vedette.server")
+
+SILENT_RULE_ID = "vedette-sensor-silent"
+
+
+@dataclass(slots=True)
+class RuleSet:
+    """The loaded detector and what loading it said (shown on the API)."""
+
+    detector: Detector
+    facts: LoadFacts
+    loaded_at: datetime
+    rule_paths: list[str]
+    intel_paths: list[str]
+
+
+@dataclass(slots=True)
+class IngestCounters:
+    """Counters of the HTTP ingest, for /metrics."""
+
+    requests: int = 0
+    accepted_events: int = 0
+    duplicates: int = 0
+    rejected_bad: int = 0
+    refused_backpressure: int = 0
+    refused_quota: int = 0
+    refused_storage: int = 0
+    accepted_by_unit: dict[str, int] = field(default_factory=dict)
+
+
+class SpoolSink:
+    """The syslog listeners' sink: the same durable spool as HTTP ingest."""
+
+    def __init__(self, centre: Centre) -> None:
+        self.centre = centre
+
+    def accepting(self) -> bool:
+        """False at the spool's high-water mark: TCP stops reading, UDP counts drops."""
+        return self.centre.accepting()
+
+    async def submit(self, unit: str, lines: list[bytes]) -> None:
+        """Durable when it returns."""
+        try:
+            await run_in_threadpool(self.centre.spool.append, unit, "syslog", lines)
+        except (SpoolFull, SpoolUnavailable) as exc:
+            raise Backpressure(str(exc)) from exc
+
+
+class Centre:
+    """One monitoring centre process (the embedded default: every role in one process)."""
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        state: StateDB,
+        spool: SqliteSpool,
+        store: ParquetEventStore,
+        rules: RuleSet,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.spool = spool
+        self.store = store
+        self.rules = rules
+        self.auth = Authenticator(state)
+        self.quota = UnitQuota(config.unit_quota_eps)
+        self.pipeline_state = PipelineState(state, dedup_window_seconds=config.dedup_window_seconds)
+        self.worker = Worker(
+            spool,
+            store,
+            self.pipeline_state,
+            rules.detector,
+            correlator_factory=_correlator_factory(rules.detector),
+        )
+        self.ingest = IngestCounters()
+        self.listeners: list[SyslogListener] = []
+        self.started_at = time.time()
+        self.reload_errors: list[str] = []
+        self._reload_lock = threading.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rate_samples: deque[tuple[float, int]] = deque()
+        self._store_counts: dict[str, int] = {}
+        self._store_counts_at = 0.0
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, config: ServeConfig) -> Centre:
+        """Open every store and load the rules; raises ConfigError on a setup that cannot run."""
+        home = config.paths.create()
+        state = open_state(config.state_url, backup_dir=home.backups)
+        spool = SqliteSpool(home.spool_db, high_water_events=config.high_water_events)
+        store = ParquetEventStore(home.events)
+        rules = load_rules(config)
+        return cls(config, state, spool, store, rules)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the worker, the syslog listeners and the housekeeping tasks."""
+        self.worker.start()
+        sink = SpoolSink(self)
+        for listener_config in self.config.syslog:
+            listener = SyslogListener(listener_config, sink)
+            await listener.start()
+            self.listeners.append(listener)
+            log.info(
+                "syslog %s listening on %s:%d",
+                listener_config.protocol,
+                listener_config.host,
+                listener.port,
+            )
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+
+    async def stop(self) -> None:
+        """Stop accepting, drain listeners, let the worker finish its batch, close stores."""
+        for task in self._tasks:
+            task.cancel()
+        for listener in self.listeners:
+            await listener.stop()
+        await run_in_threadpool(self.worker.stop)
+        self.spool.close()
+        self.state.close()
+
+    def accepting(self) -> bool:
+        """True below the spool's high-water mark."""
+        return self.spool.pending_events() < self.config.high_water_events
+
+    def rate(self) -> float:
+        """Events/s acknowledged over about the last minute (HTTP and syslog)."""
+        now = time.monotonic()
+        total = sum(count for count, _ in self.spool.received_counts().values())
+        samples = self._rate_samples
+        samples.append((now, total))
+        while len(samples) > 2 and now - samples[0][0] > 60:
+            samples.popleft()
+        first_time, first_total = samples[0]
+        return (total - first_total) / (now - first_time) if now > first_time else 0.0
+
+    def store_counts(self) -> dict[str, int]:
+        """Events stored per unit, from the Parquet metadata (cached for a few seconds)."""
+        now = time.monotonic()
+        if now - self._store_counts_at > 5.0:
+            self._store_counts = self.store.counts()
+            self._store_counts_at = now
+        return self._store_counts
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def reload_rules(self) -> RuleSet:
+        """Load the rules and feeds again; swap them in only if they load.
+
+        A rule that does not load is reported in the new set's facts, the others run; a set
+        that cannot load at all (no rule, a missing folder, a broken feed) leaves the old set
+        running and the reason in ``reload_errors``.
+        """
+        with self._reload_lock:
+            try:
+                rules = load_rules(self.config)
+            except Exception as exc:
+                message = f"{datetime.now(UTC).isoformat()}: {exc}"
+                self.reload_errors.append(message)
+                del self.reload_errors[:-20]
+                raise
+            self.rules = rules
+            self.worker.swap_detector(rules.detector)
+            self.worker.correlator_factory = _correlator_factory(rules.detector)
+            return rules
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        """Silent sensors and retention, on a timer."""
+        last_retention = 0.0
+        while True:
+            await asyncio.sleep(self.config.silent_check_seconds)
+            try:
+                await run_in_threadpool(self.raise_silent_alerts)
+                if time.monotonic() - last_retention > 3600:
+                    last_retention = time.monotonic()
+                    await run_in_threadpool(self.store.apply_retention, self.config.retention_days)
+            except Exception:
+                log.exception("housekeeping failed; trying again later")
+
+    def raise_silent_alerts(self, now: datetime | None = None) -> int:
+        """An alert for each unit that has sent events and gone quiet past its threshold."""
+        now = now or datetime.now(UTC)
+        raised = 0
+        with self.state.session() as session:
+            for unit in silent_units(session, now):
+                key = {"last_received_at": unit.last_received_at.isoformat()}
+                record_detection(
+                    session,
+                    unit_id=unit.unit_id,
+                    fingerprint=fingerprint(SILENT_RULE_ID, unit.name, key),
+                    kind="health",
+                    rule_id=SILENT_RULE_ID,
+                    rule_title=f"Sensor silent: no event from {unit.name} for "
+                    f"{int((now - unit.last_received_at).total_seconds())} s "
+                    f"(threshold {unit.silent_after_seconds} s)",
+                    level="high",
+                    when=now,
+                    matched={"last_received_at": unit.last_received_at.isoformat()},
+                    dedup_window_s=self.config.dedup_window_seconds,
+                )
+                mark_silent_alerted(session, unit.unit_id)
+                raised += 1
+        return raised
+
+
+def _correlator_factory(detector: Detector) -> Callable[[], Correlator] | None:
+    """A new per-unit correlator like the loaded one, or None without correlation rules."""
+    if detector.correlator is None or detector.engine is None:
+        return None
+    engine = detector.engine
+
+    def make() -> Correlator:
+        # Network arrivals are a little out of order: hold them 30 s for the reorder buffer.
+        return Correlator.from_engine(engine, out_of_order_tolerance=30.0)
+
+    return make
+
+
+def load_rules(config: ServeConfig) -> RuleSet:
+    """Build the detector exactly as ``vedette scan`` does, with the centre's cache."""
+    rule_paths = list(config.rule_paths) or default_rule_paths()
+    for path in [*rule_paths, *config.intel_paths]:
+        if not Path(path).exists():
+            raise ConfigError(f"{path} does not exist")
+    detector, facts = build_detector(
+        DetectorConfig(
+            rule_paths=tuple(rule_paths),
+            placeholders=config.placeholders,
+            cache_dir=config.paths.cache,
+            intel_feeds=tuple(config.intel_paths),
+        )
+    )
+    return RuleSet(
+        detector=detector,
+        facts=facts,
+        loaded_at=datetime.now(UTC),
+        rule_paths=[str(p) for p in rule_paths],
+        intel_paths=[str(p) for p in config.intel_paths],
+    )
+
+
+def rule_error_record(error: RuleLoadError) -> dict[str, object]:
+    """A rule that did not load, as the API shows it."""
+    return {
+        "path": error.path,
+        "line": error.line,
+        "reason": error.reason,
+        "rule_id": error.rule_id,
+        "title": error.title,
+    }

@@ -1,0 +1,129 @@
+"""Prometheus metrics, read from the live counters at each scrape (nothing double-kept).
+
+Every drop the centre cannot avoid has a counter here: UDP syslog refused at high water, peers
+mapped to no unit, oversize messages, batches refused with 503 or 429, corrupt spool batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+
+class CentreCollector(Collector):
+    """Turns the centre's counters into metric families."""
+
+    def __init__(self, centre: Any) -> None:
+        self.centre = centre
+
+    def collect(self) -> Iterator[Any]:
+        """One family per measure, labelled by unit, level or reason."""
+        centre = self.centre
+        ingest = centre.ingest
+        worker = centre.worker.stats
+
+        received = CounterMetricFamily(
+            "vedette_events_received", "Events acknowledged by ingest, per unit", labels=["unit"]
+        )
+        for unit, (count, _) in sorted(centre.spool.received_counts().items()):
+            received.add_metric([unit], count)
+        yield received
+
+        stored = CounterMetricFamily(
+            "vedette_events_stored", "Events in the event store, per unit", labels=["unit"]
+        )
+        for unit, count in sorted(centre.store_counts().items()):
+            stored.add_metric([unit], count)
+        yield stored
+
+        yield _counter("vedette_ingest_requests", "HTTP ingest requests", ingest.requests)
+        yield _counter(
+            "vedette_ingest_duplicates", "Batches answered as duplicates", ingest.duplicates
+        )
+        refused = CounterMetricFamily(
+            "vedette_ingest_refused",
+            "Batches refused and not stored (the client must resend)",
+            labels=["reason"],
+        )
+        refused.add_metric(["bad_request"], ingest.rejected_bad)
+        refused.add_metric(["backpressure"], ingest.refused_backpressure)
+        refused.add_metric(["quota"], ingest.refused_quota)
+        refused.add_metric(["storage"], ingest.refused_storage)
+        yield refused
+        yield _gauge(
+            "vedette_ingest_rate", "Events/s acknowledged over the last minute", centre.rate()
+        )
+
+        yield _gauge("vedette_spool_depth_events", "Acknowledged events not yet processed",
+                     centre.spool.pending_events())  # fmt: skip
+        yield _gauge("vedette_spool_depth_batches", "Acknowledged batches not yet processed",
+                     centre.spool.pending_batches())  # fmt: skip
+        yield _gauge("vedette_lag_seconds", "Receive-to-processed time of the newest batch",
+                     worker.lag_seconds)  # fmt: skip
+        yield _counter("vedette_events_processed", "Events through detection", worker.events)
+        detections = CounterMetricFamily(
+            "vedette_detections", "Detections raised (after exceptions)", labels=["level"]
+        )
+        for level, count in sorted(worker.detections_by_level.items()):
+            detections.add_metric([level], count)
+        yield detections
+        yield _counter("vedette_detections_excepted", "Detections covered by a rule exception",
+                       worker.excepted)  # fmt: skip
+        yield _counter("vedette_alerts_created", "New alerts", worker.alerts_created)
+        yield _counter("vedette_spool_corrupt_batches", "Spool batches that failed their checksum",
+                       worker.corrupt_batches)  # fmt: skip
+        yield _counter("vedette_worker_errors", "Errors the worker recovered from", worker.errors)
+        unclassified = CounterMetricFamily(
+            "vedette_events_unclassified",
+            "Events in no known layout, stored raw or generic",
+            labels=["unit"],
+        )
+        for unit, count in sorted(centre.worker.decoder.unclassified.items()):
+            unclassified.add_metric([unit], count)
+        yield unclassified
+
+        syslog = CounterMetricFamily(
+            "vedette_syslog_messages",
+            "Syslog messages per listener and outcome",
+            labels=["listener", "outcome"],
+        )
+        for listener in centre.listeners:
+            name = f"{listener.config.protocol}:{listener.port}"
+            stats = listener.stats
+            for outcome in (
+                "received",
+                "submitted",
+                "dropped_backpressure",
+                "dropped_unmapped",
+                "dropped_shutdown",
+                "oversize",
+                "bad_frames",
+                "tls_failures",
+            ):
+                syslog.add_metric([name, outcome], getattr(stats, outcome))
+        yield syslog
+        yield _gauge("vedette_rules_loaded", "Sigma rules loaded", centre.rules.facts.rules_loaded)
+        yield _gauge("vedette_rules_not_loaded", "Sigma rules that did not load",
+                     len(centre.rules.facts.rule_errors))  # fmt: skip
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def render_metrics(centre: Any) -> tuple[bytes, str]:
+    """The exposition text for one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CentreCollector(centre))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,141 @@
+"""The worker's side of the state store: alerts and positions, committed together.
+
+Detections of one fingerprint in one commit are folded first (count, first and last time), so a
+burst of ten thousand failed logons is one row update, not ten thousand.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from vedette.alerts.facts import AlertFacts
+from vedette.events import Detection
+from vedette.server.worker import DETECT, STORE
+from vedette.store.state.alerts import fingerprint, record_detection
+from vedette.store.state.db import StateDB
+from vedette.store.state.exceptions import ActiveException, active_exceptions, matches
+from vedette.store.state.models import Unit
+from vedette.store.state.positions import add_received, add_stored, get_position, set_position
+from vedette.store.state.units import unit_by_name
+
+EXCEPTIONS_REFRESH_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class _Fold:
+    facts: AlertFacts
+    count: int
+    first: datetime
+    last: datetime
+
+
+class PipelineState:
+    """Implements the worker's ``WorkerState`` over a :class:`StateDB`."""
+
+    def __init__(self, state: StateDB, *, dedup_window_seconds: float) -> None:
+        self.state = state
+        self.dedup_window_seconds = dedup_window_seconds
+        self._unit_ids: dict[str, int] = {}
+        self._exceptions: list[ActiveException] = []
+        self._exceptions_at = 0.0
+        self._lock = threading.Lock()
+
+    def positions(self) -> tuple[int, int]:
+        """The committed (detect, store) positions."""
+        with self.state.session() as session:
+            return get_position(session, DETECT), get_position(session, STORE)
+
+    def unit_id(self, name: str) -> int:
+        """The id of a unit by name (units are never renamed or deleted, so ids are cached)."""
+        found = self._unit_ids.get(name)
+        if found is None:
+            with self.state.session() as session:
+                found = unit_by_name(session, name).id
+            self._unit_ids[name] = found
+        return found
+
+    def commit_alerts(
+        self,
+        position: int,
+        alerts: list[tuple[str, AlertFacts]],
+        received: dict[str, tuple[int, datetime]],
+    ) -> int:
+        """Fold and record alerts, count received events and move the detect position, in one
+        transaction; returns how many alerts are new."""
+        folds: dict[tuple[str, str], _Fold] = {}
+        for unit, facts in alerts:
+            key = (unit, fingerprint(facts.rule_id, unit, facts.key_fields))
+            fold = folds.get(key)
+            if fold is None:
+                folds[key] = _Fold(facts, 1, facts.when, facts.when)
+            else:
+                fold.count += 1
+                fold.first = min(fold.first, facts.when)
+                fold.last = max(fold.last, facts.when)
+        created = 0
+        with self.state.session() as session:
+            for (unit, print_), fold in folds.items():
+                facts = fold.facts
+                alert, new = record_detection(
+                    session,
+                    unit_id=self.unit_id(unit),
+                    fingerprint=print_,
+                    kind=facts.kind,
+                    rule_id=facts.rule_id,
+                    rule_title=facts.rule_title,
+                    level=facts.level,
+                    when=fold.first,
+                    host=facts.host,
+                    attack=facts.attack,
+                    matched=facts.matched,
+                    sample_event=facts.sample_event,
+                    observables=facts.observables,
+                    n=fold.count,
+                    dedup_window_s=self.dedup_window_seconds,
+                )
+                if fold.last > alert.last_seen:
+                    alert.last_seen = fold.last
+                created += int(new)
+            add_received(session, {self.unit_id(u): c for u, c in received.items()})
+            set_position(session, DETECT, position)
+            session.commit()
+        return created
+
+    def commit_stored(self, position: int, stored: dict[str, tuple[int, datetime | None]]) -> None:
+        """Per-unit stored counts and the store position, in one transaction."""
+        with self.state.session() as session:
+            add_stored(session, {self.unit_id(u): counts for u, counts in stored.items()})
+            set_position(session, STORE, position)
+            session.commit()
+
+    def is_excepted(self, unit: str, detection: Detection) -> bool:
+        """True when an unexpired exception of the unit (or a unit above) covers it."""
+        exceptions = self._current_exceptions()
+        if not exceptions:
+            return False
+        fields = detection.event.fields
+        return any(matches(e, unit, detection.rule_id, fields) for e in exceptions)
+
+    def refresh_exceptions(self) -> None:
+        """Reload exceptions now (after one is added or deleted through the API)."""
+        with self.state.session() as session:
+            found = active_exceptions(session, datetime.now(UTC))
+        with self._lock:
+            self._exceptions = found
+            self._exceptions_at = time.monotonic()
+
+    def _current_exceptions(self) -> list[ActiveException]:
+        if time.monotonic() - self._exceptions_at > EXCEPTIONS_REFRESH_SECONDS:
+            self.refresh_exceptions()
+        return self._exceptions
+
+    def known_unit(self, name: str) -> bool:
+        """True when a unit of that name exists."""
+        if name in self._unit_ids:
+            return True
+        with self.state.session() as session:
+            row = session.query(Unit.id).filter(Unit.name == name).first()
+        return row is not None

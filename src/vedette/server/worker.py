@@ -1,0 +1,338 @@
+"""The worker: spool batches in, events stored and alerts raised, exactly once across crashes.
+
+::
+
+    spool ─► decode (records → Events) ─► Detector.match ─► per-unit correlator ─► ATT&CK
+          ─► exceptions ─► alerts, deduplicated by fingerprint       [state: position "detect"]
+          └► Parquet event store, flushed each second or 20,000 rows [state: position "store"]
+
+Two positions, each committed in the same state transaction as what it produced: ``detect``
+with the alerts of the batches up to it, ``store`` with the per-unit stored counters after the
+Parquet files up to it are fsync'd. On start the worker deletes Parquet files past ``store``
+(written, never committed), then replays the spool from the lower of the two positions,
+skipping per batch what each side already has: an acknowledged event is stored once and raises
+its alerts once, whatever instant the process died at. The spool is released up to the lower
+position only.
+
+Correlation state is in memory, one correlator per unit (its watermark is that unit's newest
+event time; late events are counted). A restart loses the windows open at that moment: this is
+counted in ``correlation_restarts`` and said in the docs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from vedette.alerts.facts import AlertFacts, facts_of
+from vedette.events import Detection, Event
+from vedette.pipeline.detector import Detector
+from vedette.server.records import BatchDecoder
+from vedette.store.eventstore import EventRow, ParquetEventStore, events_table
+from vedette.store.spool import Spool, SpoolBatch
+
+log = logging.getLogger("vedette.worker")
+
+DETECT = "detect"
+STORE = "store"
+
+
+class WorkerState(Protocol):
+    """The state-store operations the worker needs (one transaction per call)."""
+
+    def positions(self) -> tuple[int, int]:
+        """The committed (detect, store) positions."""
+        ...
+
+    def commit_alerts(
+        self,
+        position: int,
+        alerts: list[tuple[str, AlertFacts]],
+        received: dict[str, tuple[int, datetime]],
+    ) -> int:
+        """Record ``(unit name, facts)`` as alerts, the events received per unit (count, latest
+        receive time) and the detect position, atomically. Returns how many alerts are new."""
+        ...
+
+    def commit_stored(self, position: int, stored: dict[str, tuple[int, datetime | None]]) -> None:
+        """Add per-unit stored counts (and newest event time) and set the store position."""
+        ...
+
+    def is_excepted(self, unit: str, detection: Detection) -> bool:
+        """True when a rule exception of the unit covers this detection."""
+        ...
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters for /metrics; plain ints written by the worker thread only."""
+
+    batches: int = 0
+    events: int = 0
+    events_stored: int = 0
+    detections: int = 0
+    excepted: int = 0
+    alerts_created: int = 0
+    corrupt_batches: int = 0
+    flushes: int = 0
+    errors: int = 0
+    detections_by_level: Counter[str] = field(default_factory=Counter)
+    lag_seconds: float = 0.0
+    """Receive-to-processed time of the newest batch processed."""
+    correlation_restarts: int = 0
+
+
+class Worker:
+    """Consumes the spool in a thread of its own; see the module docstring."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        store: ParquetEventStore,
+        state: WorkerState,
+        detector: Detector,
+        *,
+        correlator_factory: Callable[[], Any] | None = None,
+        flush_rows: int = 20_000,
+        flush_seconds: float = 1.0,
+        read_batches: int = 32,
+    ) -> None:
+        self.spool = spool
+        self.store = store
+        self.state = state
+        self.detector = detector
+        self.correlator_factory = correlator_factory
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.read_batches = read_batches
+        self.stats = WorkerStats()
+        self.decoder = BatchDecoder()
+        self._correlators: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rows: list[EventRow] = []
+        self._rows_first = 0
+        self._rows_last = 0
+        self._last_flush = time.monotonic()
+        self.detect_pos = 0
+        self.store_pos = 0
+        self.processed = threading.Condition()
+        self.failure: str | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Read committed positions and cut Parquet files nobody committed."""
+        self.detect_pos, self.store_pos = self.state.positions()
+        removed = self.store.discard_after(self.store_pos)
+        if removed:
+            log.warning(
+                "removed %d uncommitted event files past position %d", removed, self.store_pos
+            )
+        if self.detect_pos or self.store_pos:
+            self.stats.correlation_restarts += 1
+
+    def start(self) -> None:
+        """Recover, then consume in a daemon thread."""
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="vedette-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch at hand, flush stored events, and stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def swap_detector(self, detector: Detector) -> None:
+        """Use a newly loaded rule set from the next batch on (an atomic reference swap)."""
+        self.detector = detector
+        self._correlators.clear()
+
+    @property
+    def position(self) -> int:
+        """Everything up to here is both stored and alerted."""
+        return min(self.detect_pos, self.store_pos)
+
+    def wait_processed(self, seq: int, timeout: float) -> bool:
+        """Block until batch ``seq`` is alerted and stored (tests, and graceful shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self.processed:
+            while self.position < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.processed.wait(left)
+        return True
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cursor = self.position
+        while not self._stop.is_set():
+            try:
+                batches = self.spool.read(cursor, self.read_batches)
+                if batches:
+                    self._process(batches)
+                    cursor = batches[-1].seq
+                elif self._rows:
+                    self._flush()
+                else:
+                    self.spool.wait(cursor, 0.2)
+                if self._rows and self._flush_due():
+                    self._flush()
+                self.spool.release(self.position)
+            except Exception as exc:  # the worker must outlive a bad batch or a full disk
+                self.stats.errors += 1
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.exception("worker error; retrying from position %d", self.position)
+                self._rows.clear()
+                self.detect_pos, self.store_pos = self.state.positions()
+                self.store.discard_after(self.store_pos)
+                cursor = self.position
+                self._stop.wait(1.0)
+        if self._rows:
+            try:
+                self._flush()
+            except Exception:
+                log.exception("could not flush stored events at stop")
+
+    def _flush_due(self) -> bool:
+        return (
+            len(self._rows) >= self.flush_rows
+            or time.monotonic() - self._last_flush >= self.flush_seconds
+        )
+
+    def _process(self, batches: list[SpoolBatch]) -> None:
+        alerts: list[tuple[str, AlertFacts]] = []
+        received: dict[str, tuple[int, datetime]] = {}
+        detect_to = self.detect_pos
+        now = time.time()
+        for batch in batches:
+            if batch.corrupt is not None:
+                self.stats.corrupt_batches += 1
+                log.error("spool batch %d is corrupt (%s): skipped", batch.seq, batch.corrupt)
+                detect_to = max(detect_to, batch.seq)
+                self._note_rows(batch.seq, [])
+                continue
+            events = self.decoder.events(batch)
+            self.stats.batches += 1
+            self.stats.events += len(events)
+            when = datetime.fromtimestamp(batch.received_at, tz=UTC)
+            if batch.seq > self.detect_pos:
+                alerts.extend(self._detect(batch.unit, events, when))
+                count, _ = received.get(batch.unit, (0, when))
+                received[batch.unit] = (count + len(events), when)
+                detect_to = batch.seq
+            if batch.seq > self.store_pos:
+                self._note_rows(batch.seq, [_row(batch.seq, e, when) for e in events])
+            self.stats.lag_seconds = max(0.0, now - batch.received_at)
+        if detect_to > self.detect_pos:
+            self.stats.alerts_created += self.state.commit_alerts(detect_to, alerts, received)
+            self.detect_pos = detect_to
+            with self.processed:
+                self.processed.notify_all()
+
+    def _note_rows(self, seq: int, rows: list[EventRow]) -> None:
+        if seq <= self.store_pos:
+            return
+        if not self._rows_first:
+            self._rows_first = seq
+        self._rows_last = seq
+        self._rows.extend(rows)
+        if not rows and not self._rows:
+            # A batch with nothing to store still moves the store position on.
+            self._rows_first = 0
+            self.state.commit_stored(seq, {})
+            self.store_pos = seq
+
+    def _flush(self) -> None:
+        rows, first, last = self._rows, self._rows_first, self._rows_last
+        if not rows:
+            return
+        self.store.write(events_table(rows), first, last)
+        stored: dict[str, tuple[int, datetime | None]] = {}
+        for row in rows:
+            count, newest = stored.get(row.unit, (0, None))
+            when = row.time
+            if when is not None and (newest is None or when > newest):
+                newest = when
+            stored[row.unit] = (count + 1, newest)
+        self.state.commit_stored(last, stored)
+        self.stats.events_stored += len(rows)
+        self.stats.flushes += 1
+        self.store_pos = last
+        self._rows = []
+        self._rows_first = 0
+        self._last_flush = time.monotonic()
+        with self.processed:
+            self.processed.notify_all()
+
+    def _detect(
+        self, unit: str, events: list[Event], received: datetime
+    ) -> list[tuple[str, AlertFacts]]:
+        detector = self.detector
+        found = detector.match(events)
+        correlator = self._correlator(unit)
+        if correlator is not None and found:
+            found.sort(key=_time_key)
+            found = found + list(correlator.process(found))
+            suppressed = detector.suppressed_rule_ids
+            if suppressed:
+                found = [
+                    d
+                    for d in found
+                    if d.kind != "sigma"
+                    or (d.rule_id not in suppressed and (d.rule_name or "") not in suppressed)
+                ]
+        if not found:
+            return []
+        found = detector.enrich(found)
+        out: list[tuple[str, AlertFacts]] = []
+        for detection in found:
+            self.stats.detections += 1
+            if self.state.is_excepted(unit, detection):
+                self.stats.excepted += 1
+                continue
+            self.stats.detections_by_level[detection.level] += 1
+            out.append((unit, facts_of(detection, received=received)))
+        return out
+
+    def _correlator(self, unit: str) -> Any:
+        if self.correlator_factory is None:
+            return None
+        correlator = self._correlators.get(unit)
+        if correlator is None:
+            correlator = self._correlators[unit] = self.correlator_factory()
+        return correlator
+
+
+def _time_key(detection: Detection) -> float:
+    when = detection.event.timestamp
+    return when.timestamp() if when is not None else 0.0
+
+
+def _row(seq: int, event: Event, received: datetime) -> EventRow:
+    source = event.source
+    fields = event.fields
+    raw = fields.get("raw") if event.logsource.product is None and len(fields) == 1 else None
+    return EventRow(
+        seq=seq,
+        unit=event.unit or "",
+        time=event.timestamp,
+        host=event.host,
+        product=event.logsource.product,
+        services=tuple(event.logsource.services),
+        categories=tuple(event.logsource.categories),
+        source_format=source.format if source else None,
+        record_id=source.record_id if source else None,
+        fields=fields,
+        raw=raw if isinstance(raw, str) else None,
+        received=received,
+    )
