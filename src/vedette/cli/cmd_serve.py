@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Literal
 
 from vedette.cli.registry import CommandRegistry
@@ -96,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from vedette.server.app import create_app
+
+    _Server = _server_class()
     from vedette.server.centre import Centre
     from vedette.server.config import ServeConfig
     from vedette.server.syslog_listen import parse_listen_address
@@ -130,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_app(centre)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -142,7 +146,24 @@ def _run(args: argparse.Namespace) -> int:
         )
     )
     server.run()
+    print("vedette serve: stopped", file=sys.stderr)
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a stop asked for by SIGTERM or SIGINT exits with status 0
+        (uvicorn re-raises the signal after its graceful shutdown)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server
 
 
 def register(registry: CommandRegistry) -> None:
