@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,8 +33,12 @@ LOCK_MAX_S = 3600.0
 LOGIN_FAILED = "unknown user or wrong password"
 
 _hasher = PasswordHasher()
-# Verified against when the user is unknown, so that both answers take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user is unknown, so that both answers take the same time."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AuthError(VedetteError):
@@ -218,7 +223,7 @@ def authenticate_password(
         select(User, Unit).join(Unit, Unit.id == User.unit_id).where(User.name == name)
     ).first()
     if row is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         raise AuthError(LOGIN_FAILED)
     user, unit = row[0], row[1]
     if user.locked_until is not None and user.locked_until > now:

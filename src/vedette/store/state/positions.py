@@ -93,7 +93,7 @@ def silent_units(session: Session, now: datetime) -> list[SilentUnit]:
             UnitStats.silent_alerted.is_(False),
         )
         .order_by(Unit.id)
-    ).tuples()
+    ).all()
     return [
         SilentUnit(unit_id=uid, name=name, last_received_at=last, silent_after_seconds=after)
         for uid, name, after, last in rows

@@ -176,5 +176,5 @@ def _info(unit: Unit, parent_name: str | None, stats: UnitStats | None) -> UnitI
 def unit_names(session: Session, unit_ids: Iterable[int]) -> dict[int, str]:
     """Names of the given unit ids."""
     ids = list(unit_ids)
-    rows = session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids))).tuples()
+    rows = session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids))).all()
     return {unit_id: name for unit_id, name in rows}
