@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from vedette.store.state import SchemaTooNew, add_unit, list_alerts, open_state
-from vedette.store.state.db import head_revision, make_engine, upgrade
+from vedette.store.state.db import head_revision, make_engine, normalise_url, upgrade
 from vedette.store.state.models import Base, UnitStats
 from vedette.store.state.scope import Principal, Role, Scope
 
@@ -126,3 +126,12 @@ def test_newer_schema_is_refused(state_url: str) -> None:
     with pytest.raises(SchemaTooNew, match="9999_future"):
         open_state(state_url)
     assert _version(state_url) == "9999_future"  # left as it was
+
+
+def test_sqlite_folder_is_made_and_urls_are_normalised(work_dir: Path) -> None:
+    path = work_dir / "home" / "state" / "state.db"
+    open_state(f"sqlite:///{path}").close()
+    assert path.is_file()
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"

@@ -95,7 +95,10 @@ def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
     tables, and with foreign keys enforced a drop would cascade into the rows that refer to it.
     """
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", partial(_sqlite_pragmas, foreign_keys=foreign_keys))
         event.listen(engine, "begin", _sqlite_begin)
