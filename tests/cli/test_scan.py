@@ -151,7 +151,7 @@ def test_table_then_summary_on_stdout(
         "events from 1 file",
         "Rules",
         "Detections by level",
-        "Top rules",
+        "Noisiest rules",
         "MSEDGEWIN10",
     ):
         assert needle in summary, needle

@@ -97,7 +97,7 @@ def test_table_shows_time_host_level_title_technique_and_key_fields() -> None:
 
 def test_table_streams_in_blocks_with_one_header() -> None:
     many = detections() * 250
-    text = write("table", many, color=False, width=200)
+    text = write("table", many, color=False, width=200, group=False, fold_seconds=0)
     assert text.count("Time (UTC)") == 1
     assert text.count("Hidden PowerShell") == 250
 

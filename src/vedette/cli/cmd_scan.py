@@ -31,8 +31,9 @@ from vedette.output.destination import (
     refuse_inputs,
 )
 from vedette.output.navigator import TechniqueTally, write_scan_layer
-from vedette.output.progress import TerminalProgress, wants_progress
+from vedette.output.progress import TerminalProgress, loading_status, wants_progress
 from vedette.output.table import TableWriter, make_console
+from vedette.output.timeline import DEFAULT_FOLD_SECONDS
 from vedette.output.writers import WRITERS, open_writer
 from vedette.paths import cache_dir as default_cache_dir
 from vedette.pipeline.build import DetectorConfig, WorkerFactory, build_detector
@@ -168,6 +169,30 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     output.add_argument("-o", "--output", type=Path, metavar="FILE", help="write detections here")
     output.add_argument("--summary-json", type=Path, metavar="FILE", help="summary as JSON")
     output.add_argument("--navigator", type=Path, metavar="FILE", help="ATT&CK Navigator layer")
+    output.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="table: print every repeat (by default the same rules on the same host with the"
+        " same key fields, each within --fold-window of the last, make one row with a count)",
+    )
+    output.add_argument(
+        "--fold-window",
+        type=float,
+        default=DEFAULT_FOLD_SECONDS,
+        metavar="SECONDS",
+        help=f"table: longest gap between folded repeats (default {DEFAULT_FOLD_SECONDS:g})",
+    )
+    output.add_argument(
+        "--row-per-rule",
+        action="store_true",
+        help="table: one row per rule match (by default one row per event lists its rules)",
+    )
+    output.add_argument(
+        "--csv-raw",
+        action="store_true",
+        help="csv: write cells as they are (by default a cell starting with = + - @ gets a"
+        " leading ' so a spreadsheet does not run it as a formula)",
+    )
     output.add_argument("--no-summary", action="store_true", help="do not print the summary")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     output.add_argument(
@@ -243,6 +268,8 @@ def _scan(args: argparse.Namespace) -> int:
     args.format = _output_format(args)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
+    if not args.fold_window >= 0:
+        raise ConfigError("--fold-window must be 0 or more seconds")
     detection_filter = DetectionFilter.build(
         min_level=args.min_level,
         statuses=args.status,
@@ -270,7 +297,8 @@ def _scan(args: argparse.Namespace) -> int:
         intel_feeds=tuple(args.intel),
         correlate=not args.no_correlation,
     )
-    detector, facts = build_detector(config)
+    with _loading(args):
+        detector, facts = build_detector(config)
     if args.exclude_rule and not args.intel:  # indicator ids are not known before matching
         _warn_unknown_exclusions(args.exclude_rule, detector)
     stats = ScanStats(
@@ -298,6 +326,9 @@ def _scan(args: argparse.Namespace) -> int:
             target.stream,
             color=None if to_terminal else False,
             width=None if to_terminal else FILE_TABLE_WIDTH,
+            group=not args.row_per_rule,
+            fold_seconds=0.0 if args.no_fold else args.fold_window,
+            raw=args.csv_raw,
         )
         with _progress(args) as progress, _spill_errors(args.temp_dir):
             result = execute_scan(
@@ -446,6 +477,15 @@ def _stop_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _loading(args: argparse.Namespace) -> Iterator[None]:
+    if args.no_progress or not wants_progress(sys.stderr):
+        yield
+        return
+    with loading_status(sys.stderr, "loading rules (compiled once, then cached)"):
+        yield
 
 
 @contextlib.contextmanager

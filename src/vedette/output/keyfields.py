@@ -54,7 +54,7 @@ class KeyFieldTable:
         seen_labels: set[str] = set()
         for name in names:
             value = fields.get(name)
-            if value is None or value == "" or value == []:
+            if _empty(value):
                 continue
             label = self.labels.get(name, name)
             if label in seen_labels:
@@ -63,7 +63,43 @@ class KeyFieldTable:
             picked.append((label, value))
             if len(picked) >= limit:
                 break
+        if not picked:
+            picked = _own_fields(fields, limit)
         return picked
+
+
+NO_VALUE = frozenset({"", "-", "None", "none", "null", "NULL", "(null)", "N/A", "\\", "-\\-"})
+"""Texts logs write for 'no value' (``user=None`` says nothing): a field holding one is skipped."""
+
+SYSTEM_FIELDS = frozenset(
+    (
+        "EventID", "Channel", "Computer", "Provider_Name", "Provider_Guid", "EventRecordID",
+        "TimeCreated", "Level", "Task", "Opcode", "Keywords", "Version", "Qualifiers",
+        "Execution_ProcessID", "Execution_ThreadID", "ProcessID", "ThreadID", "UserID",
+        "Correlation_ActivityID", "Correlation_RelatedActivityID", "EventType", "SourceName",
+        "Security_UserID", "EventSourceName", "Hostname", "host", "timestamp", "@timestamp",
+    )
+)  # fmt: skip
+"""Fields every event of a channel has: they never say why a rule matched."""
+
+
+def _empty(value: Any) -> bool:
+    if value is None or value == [] or value == ():
+        return True
+    return isinstance(value, str) and value.strip() in NO_VALUE
+
+
+def _own_fields(fields: dict[str, Any], limit: int) -> list[tuple[str, Any]]:
+    """The event's own data (not its System header) when no key field is present: what a
+    keyword rule or a rule on an unlisted event (MSSQL, MSI, ESENT, OpenSSH) matched."""
+    picked: list[tuple[str, Any]] = []
+    for name, value in fields.items():
+        if name in SYSTEM_FIELDS or _empty(value) or isinstance(value, dict):
+            continue
+        picked.append((name, value))
+        if len(picked) >= limit:
+            break
+    return picked
 
 
 @cache
@@ -89,7 +125,7 @@ def key_fields_text(detection: Detection, *, limit: int = MAX_FIELDS, width: int
     parts = []
     for label, value in key_field_table().pick(detection, limit):
         if isinstance(value, list | tuple):  # a multi-valued field reads as its values
-            value = ",".join(str(item) for item in value)
+            value = ",".join(str(item) for item in value if not _empty(item))
         text = " ".join(str(value).split())  # multi-line script blocks on one line
         if len(text) > width:
             text = text[: width - 1] + "…"

@@ -5,12 +5,15 @@ Shown only when stderr is a terminal, so pipes, files and CI logs stay clean.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 
@@ -80,6 +83,19 @@ class TerminalProgress:
         if now - self._last_refresh >= 0.1:
             self._last_refresh = now
             self.progress.refresh()
+
+    def finish(self) -> None:
+        """Reading is over: the bar goes (it is transient) before the timeline is printed."""
+        self.progress.stop()
+
+
+@contextlib.contextmanager
+def loading_status(stream: TextIO, what: str) -> Iterator[None]:
+    """A spinner while rules compile (seconds when the cache is cold). Its refresh thread is
+    stopped before the scan forks its workers."""
+    console = Console(file=stream)
+    with console.status(f"[bold]{escape(what)}"):
+        yield
 
 
 def wants_progress(stream: TextIO | None = None) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TextIO
 from vedette.events import Detection, iso_utc
 from vedette.output.keyfields import key_fields_text
 from vedette.output.records import detection_json, dumps
+from vedette.output.safetext import csv_cell
 
 
 class DetectionWriter(Protocol):
@@ -84,39 +85,43 @@ CSV_COLUMNS = (
 
 
 class CsvWriter:
-    """CSV with a header; the whole event as one JSON column, key fields as text."""
+    """CSV with a header; the whole event as one JSON column, key fields as text.
 
-    def __init__(self, stream: TextIO, **_: Any) -> None:
+    A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) is
+    written after a ``'`` unless ``raw``: event text is attacker-controlled.
+    """
+
+    def __init__(self, stream: TextIO, *, raw: bool = False, **_: Any) -> None:
         self.stream = stream
         self.writer = csv.writer(stream, lineterminator="\n")
         self.writer.writerow(CSV_COLUMNS)
+        self.raw = raw
 
     def write(self, detection: Detection) -> None:
         """Write one row."""
         event = detection.event
         source = event.source
         tactics = sorted({t for ref in detection.attack for t in ref.tactics})
-        self.writer.writerow(
-            (
-                iso_utc(event.timestamp) or "",
-                detection.level,
-                detection.rule_title,
-                detection.rule_id,
-                detection.kind,
-                detection.status or "",
-                event.host or "",
-                ";".join(ref.technique_id for ref in detection.attack),
-                ";".join(tactics),
-                key_fields_text(detection),
-                source.path if source else "",
-                source.format if source else "",
-                _text(source.record_id if source else None),
-                _text(source.line if source else None),
-                ";".join(detection.matched),
-                ";".join(detection.tags),
-                dumps(event.fields).decode("utf-8"),
-            )
+        row = (
+            iso_utc(event.timestamp) or "",
+            detection.level,
+            detection.rule_title,
+            detection.rule_id,
+            detection.kind,
+            detection.status or "",
+            event.host or "",
+            ";".join(ref.technique_id for ref in detection.attack),
+            ";".join(tactics),
+            key_fields_text(detection),
+            source.path if source else "",
+            source.format if source else "",
+            _text(source.record_id if source else None),
+            _text(source.line if source else None),
+            ";".join(detection.matched),
+            ";".join(detection.tags),
+            dumps(event.fields).decode("utf-8"),
         )
+        self.writer.writerow(row if self.raw else [csv_cell(cell) for cell in row])
 
     def close(self) -> None:
         """Nothing to finish."""

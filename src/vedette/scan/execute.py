@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vedette.events import Detection
+from vedette.events import Detection, level_rank
 from vedette.pipeline.detector import Detector, chunked
 from vedette.scan.filters import DetectionFilter
 from vedette.scan.inputs import InputSource
@@ -99,6 +99,7 @@ def execute_scan(
             spill_threshold=request.spill_threshold,
             fanout_min_bytes=request.fanout_min_bytes,
             start_method=request.start_method,
+            min_level_rank=level_rank(request.filter.min_level) if request.filter.min_level else -1,
         )
         runner = ScanRunner(
             detector,

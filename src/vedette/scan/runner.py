@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vedette.errors import ReadWarning
-from vedette.events import Detection
+from vedette.events import Detection, level_rank
 from vedette.pipeline.detector import Detector
 from vedette.scan.inputs import InputSource, ReadJob
 from vedette.scan.ordering import ExternalSorter, write_run
@@ -51,6 +51,10 @@ class Progress(Protocol):
         """Totals so far."""
         ...
 
+    def finish(self) -> None:
+        """Reading is over: clear the bar before anything else is printed."""
+        ...
+
 
 class NoProgress:
     """Progress that shows nothing."""
@@ -59,6 +63,9 @@ class NoProgress:
         """Ignore."""
 
     def update(self, *, files_done: int, bytes_done: int, events: int, detections: int) -> None:
+        """Ignore."""
+
+    def finish(self) -> None:
         """Ignore."""
 
 
@@ -73,6 +80,9 @@ class RunOptions:
     start_method: str | None = None
     """Worker start method; None: ``fork`` on Linux (the compiled rules are inherited),
     ``spawn`` elsewhere (each worker rebuilds them through the factory and the cache)."""
+    min_level_rank: int = -1
+    """Detections below this level rank are not counted in the progress (the output's
+    ``--min-level`` drops them: the bar must not promise what the table will not show)."""
     fanout_min_bytes: int = 8 * 1024 * 1024
     """A job at least this large, and large against the whole input, is strided over all
     workers, so one big EVTX or zipped JSON file does not leave the other cores idle."""
@@ -87,6 +97,8 @@ class JobResult:
     detections: list[Detection]
     runs: list[tuple[Path, int]] = field(default_factory=list)
     events: int = 0
+    counted: int = 0
+    """Detections at or above the output's minimum level (what the progress bar counts)."""
     first_time: datetime | None = None
     last_time: datetime | None = None
     failure: ReadWarning | None = None
@@ -114,6 +126,7 @@ class _WorkerState:
     spill_threshold: int
     events: Any = None  # multiprocessing Value in a worker; None in-process
     found: Any = None
+    min_level_rank: int = -1
 
 
 _STATE: _WorkerState | None = None
@@ -126,6 +139,7 @@ def _init_worker(
     spill_threshold: int,
     events: Any,
     found: Any,
+    min_level_rank: int = -1,
 ) -> None:
     global _STATE
     # A worker stops when told to (SIGTERM from the parent) and leaves Ctrl-C to the parent,
@@ -134,7 +148,7 @@ def _init_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     built = detector if isinstance(detector, Detector) else detector()
-    _STATE = _WorkerState(built, source, spill_dir, spill_threshold, events, found)
+    _STATE = _WorkerState(built, source, spill_dir, spill_threshold, events, found, min_level_rank)
     _freeze_loaded_objects()
 
 
@@ -181,6 +195,8 @@ def run_job(
                 continue
             found = state.detector.match(batch)
             result.events += len(batch)
+            counted = _counted(found, state.min_level_rank)
+            result.counted += counted
             _widen_time_range(result, batch)
             if found:
                 pending.extend(found)
@@ -188,12 +204,12 @@ def run_job(
                     result.runs.append((write_run(pending, state.spill_dir), len(pending)))
                     pending.clear()
             if on_batch is not None:
-                on_batch(len(batch), len(found))
+                on_batch(len(batch), counted)
             elif state.events is not None:
                 with state.events.get_lock():
                     state.events.value += len(batch)
                 with state.found.get_lock():
-                    state.found.value += len(found)
+                    state.found.value += counted
     except Exception as exc:  # a reader or rule bug must cost one file, not the scan
         result.failure = ReadWarning(
             path=job.path,
@@ -202,6 +218,12 @@ def run_job(
             records=0,
         )
     return result
+
+
+def _counted(found: Sequence[Detection], min_rank: int) -> int:
+    if min_rank < 0:
+        return len(found)
+    return sum(1 for d in found if level_rank(d.level) >= min_rank)
 
 
 def _widen_time_range(result: JobResult, batch: Sequence[Any]) -> None:
@@ -255,7 +277,7 @@ class ScanRunner:
         try:
             for result in results:
                 self._absorb(outcome, result)
-                found += len(result.detections) + sum(n for _, n in result.runs)
+                found += result.counted
                 if result.job.stride is None or result.job.stride[0] == 0:
                     self._files_done += 1
                 self._bytes_done += result.job.size
@@ -264,6 +286,7 @@ class ScanRunner:
             # Interrupted: stop the workers now, not when the traceback is freed, so none is
             # still writing a run file when the caller removes the spill folder.
             results.close()
+        self.progress.finish()
         return outcome
 
     def _tick(self, events: int, detections: int) -> None:
@@ -315,6 +338,7 @@ class ScanRunner:
             self.source,
             self.options.spill_dir,
             self.options.spill_threshold,
+            min_level_rank=self.options.min_level_rank,
         )
         totals = {"events": 0, "found": 0}
 
@@ -346,6 +370,7 @@ class ScanRunner:
                 self.options.spill_threshold,
                 events,
                 found,
+                self.options.min_level_rank,
             ),
         )
         finished = False

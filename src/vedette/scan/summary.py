@@ -10,10 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from vedette.events import LEVELS
+from vedette.output.safetext import printable
 from vedette.output.table import LEVEL_STYLES, utc_text
 from vedette.scan.stats import EXAMPLES, ScanStats
 
 TOP = 10
+NOISY_SHARE = 10
+"""A rule with at least 1/NOISY_SHARE of all detections is named with the option that hides it."""
 
 
 def write_summary_json(stats: ScanStats, path: Path) -> None:
@@ -38,7 +41,7 @@ def _sections(stats: ScanStats) -> list[_Section | Text]:
         parts.extend((_levels(stats), _top_rules(stats), _top_hosts(stats)))
         if stats.by_tactic:
             parts.append(_tactics(stats))
-    parts.extend(Text(note, style="yellow") for note in stats.notes)
+    parts.extend(Text(printable(note), style="yellow") for note in stats.notes)
     return parts
 
 
@@ -69,10 +72,13 @@ class _Section:
 
     def add_row(self, *cells: str | Text) -> None:
         # Strings become Text: rule titles, host names and reasons are data, never Rich markup.
-        self.table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+        # Control characters from logs and file names are shown as escapes, never obeyed.
+        self.table.add_row(
+            *(Text(printable(cell)) if isinstance(cell, str) else cell for cell in cells)
+        )
 
     def add_note(self, text: str) -> None:
-        self.notes.append(Text(f"  {text}", style="dim"))
+        self.notes.append(Text(f"  {printable(text)}", style="dim"))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.heading
@@ -141,12 +147,20 @@ def _levels(stats: ScanStats) -> _Section:
 
 
 def _top_rules(stats: ScanStats) -> _Section:
-    table = _table("Top rules", "rule", "level", "count")
-    for fired in stats.top_rules(TOP):
+    table = _table("Noisiest rules", "rule", "level", "count", "share")
+    top = stats.top_rules(TOP)
+    for fired in top:
         label = fired.title if fired.kind == "sigma" else f"[{fired.kind}] {fired.title}"
         table.add_row(
-            label, Text(fired.level, style=LEVEL_STYLES.get(fired.level, "")), f"{fired.count:,}"
+            label,
+            Text(fired.level, style=LEVEL_STYLES.get(fired.level, "")),
+            f"{fired.count:,}",
+            f"{100 * fired.count / max(stats.detections, 1):.0f}%",
         )
+    noisy = [f for f in top if f.kind == "sigma" and f.count * NOISY_SHARE >= stats.detections]
+    if noisy:
+        hide = " ".join(f"--exclude-rule {f.rule_id}" for f in noisy)
+        table.add_note(f"hide the noisiest (each {100 // NOISY_SHARE}% or more of all): {hide}")
     return table
 
 
