@@ -57,7 +57,7 @@ class Authenticator:
             cached = self._tokens.get(credential)
         if cached is not None and cached.until > now:
             return cached.scope
-        with self.state.session() as session:
+        with self.state.session(readonly=True) as session:
             principal = authenticate_token(session, credential)
             scope = scope_for(session, principal)
         with self._lock:
@@ -94,5 +94,5 @@ class Authenticator:
             cached.until = now + SESSION_IDLE_SECONDS
             principal = cached.principal
         # Recomputed on each use: units added below the user's unit are covered at once.
-        with self.state.session() as session:
+        with self.state.session(readonly=True) as session:
             return scope_for(session, principal)

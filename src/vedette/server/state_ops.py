@@ -45,14 +45,15 @@ class PipelineState:
 
     def positions(self) -> tuple[int, int]:
         """The committed (detect, store) positions."""
-        with self.state.session() as session:
+        with self.state.session(readonly=True) as session:
             return get_position(session, DETECT), get_position(session, STORE)
 
     def unit_id(self, name: str) -> int:
         """The id of a unit by name (units are never renamed or deleted, so ids are cached)."""
         found = self._unit_ids.get(name)
         if found is None:
-            with self.state.session() as session:
+            # Read-only: a SQLite write session must never be opened inside another one.
+            with self.state.session(readonly=True) as session:
                 found = unit_by_name(session, name).id
             self._unit_ids[name] = found
         return found
@@ -76,12 +77,14 @@ class PipelineState:
                 fold.first = min(fold.first, facts.when)
                 fold.last = max(fold.last, facts.when)
         created = 0
+        # Unit ids first, outside the write transaction (see unit_id).
+        unit_ids = {unit: self.unit_id(unit) for unit in {u for u, _ in folds} | set(received)}
         with self.state.session() as session:
             for (unit, print_), fold in folds.items():
                 facts = fold.facts
                 alert, new = record_detection(
                     session,
-                    unit_id=self.unit_id(unit),
+                    unit_id=unit_ids[unit],
                     fingerprint=print_,
                     kind=facts.kind,
                     rule_id=facts.rule_id,
@@ -99,15 +102,16 @@ class PipelineState:
                 if fold.last > alert.last_seen:
                     alert.last_seen = fold.last
                 created += int(new)
-            add_received(session, {self.unit_id(u): c for u, c in received.items()})
+            add_received(session, {unit_ids[u]: c for u, c in received.items()})
             set_position(session, DETECT, position)
             session.commit()
         return created
 
     def commit_stored(self, position: int, stored: dict[str, tuple[int, datetime | None]]) -> None:
         """Per-unit stored counts and the store position, in one transaction."""
+        unit_ids = {unit: self.unit_id(unit) for unit in stored}
         with self.state.session() as session:
-            add_stored(session, {self.unit_id(u): counts for u, counts in stored.items()})
+            add_stored(session, {unit_ids[u]: counts for u, counts in stored.items()})
             set_position(session, STORE, position)
             session.commit()
 
@@ -121,7 +125,7 @@ class PipelineState:
 
     def refresh_exceptions(self) -> None:
         """Reload exceptions now (after one is added or deleted through the API)."""
-        with self.state.session() as session:
+        with self.state.session(readonly=True) as session:
             found = active_exceptions(session, datetime.now(UTC))
         with self._lock:
             self._exceptions = found
@@ -136,6 +140,6 @@ class PipelineState:
         """True when a unit of that name exists."""
         if name in self._unit_ids:
             return True
-        with self.state.session() as session:
+        with self.state.session(readonly=True) as session:
             row = session.query(Unit.id).filter(Unit.name == name).first()
         return row is not None
