@@ -221,3 +221,44 @@ class UnitStats(Base):
     last_event_at: Mapped[datetime | None] = mapped_column()
     last_received_at: Mapped[datetime | None] = mapped_column()
     silent_alerted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+# -- notifications (outbox) ------------------------------------------------------------------
+
+
+class NotificationChannel(Base):
+    """Where a unit's notifications go: a webhook, a mailbox or a SIEM's syslog port."""
+
+    __tablename__ = "notification_channels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[str | None] = mapped_column(String(512))
+    min_level: Mapped[str] = mapped_column(String(16))
+    kinds: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit] = relationship()
+
+
+class OutboxRow(Base):
+    """One notification for one channel, written in the transaction that made its object."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("notification_channels.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
