@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -161,12 +162,27 @@ def test_retention_and_time_pruning(tmp_path: Path) -> None:
     ]
     assert store.files(["nobody"]) == []
     assert len(store.files(["a", "old"], time_from=now - timedelta(days=30))) == 7
+    # Each file as if written on its own day (retention also looks at when a file was written).
+    for path in store.files(["a", "old"]):
+        day = datetime.fromisoformat(path.parent.name.removeprefix("day=")).replace(tzinfo=UTC)
+        os.utime(path, (day.timestamp(), day.timestamp()))
     removed = store.apply_retention(30, now=now)
     # 2024-05-31 (30 days back) stays; 2024-05-26 and the 60-day-old unit go
     assert removed == 2
     assert store.days("a")[0] == "2024-05-31"
     assert store.counts() == {"a": 7}
     assert not store.unit_dir("old").exists()
+
+
+def test_retention_keeps_old_days_written_recently(tmp_path: Path) -> None:
+    # Evidence from 2019 sent today is kept for the retention period after it arrived.
+    store = ParquetEventStore(tmp_path)
+    store.write(events_table([_row(1, "a", datetime(2019, 3, 1, tzinfo=UTC))]), 1, 1)
+    assert store.apply_retention(30) == 0
+    assert store.counts() == {"a": 1}
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert store.apply_retention(30, now=later) == 1
+    assert store.counts() == {}
 
 
 @pytest.mark.parametrize("days", [0, 1])

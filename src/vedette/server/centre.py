@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from collections import deque
@@ -150,6 +151,31 @@ class Centre:
                 listener.port,
             )
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+        self._watch_sighup()
+
+    def _watch_sighup(self) -> None:
+        """SIGHUP reloads rules and feeds, as daemons do (main thread, Unix only)."""
+        if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "SIGHUP"
+        ):
+            return
+        loop = asyncio.get_running_loop()
+
+        def reload() -> None:
+            async def run() -> None:
+                try:
+                    rules = await run_in_threadpool(self.reload_rules)
+                    log.info(
+                        "SIGHUP: %d rules loaded, %d not loaded",
+                        rules.facts.rules_loaded,
+                        len(rules.facts.rule_errors),
+                    )
+                except Exception as exc:
+                    log.error("SIGHUP: rules not reloaded, the old set keeps running: %s", exc)
+
+            self._tasks.append(loop.create_task(run()))
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
 
     async def stop(self) -> None:
         """Stop accepting, drain listeners, let the worker finish its batch, close stores."""

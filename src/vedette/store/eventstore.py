@@ -227,16 +227,21 @@ class ParquetEventStore:
     def apply_retention(self, days: int, now: datetime | None = None) -> int:
         """Delete day partitions older than ``days`` days before ``now``'s UTC date.
 
-        With ``days=30`` on 2024-06-30, 2024-05-31 is kept and 2024-05-30 goes. Returns the
-        number of day partitions removed.
+        With ``days=30`` on 2024-06-30, 2024-05-31 is kept and 2024-05-30 goes. A partition is
+        kept while any of its files was written within the retention period: events of an old
+        day sent today (a forwarder catching up, evidence replayed for a hunt) stay ``days``
+        days after they arrived, not zero. Returns the number of day partitions removed.
         """
-        today = _utc(now or datetime.now(UTC)).date()
+        moment = _utc(now or datetime.now(UTC))
+        today = moment.date()
         cutoff = (today - timedelta(days=days)).isoformat()
+        written_cutoff = (moment - timedelta(days=days)).timestamp()
         removed = 0
         for unit_dir in sorted(self.root.glob("unit=*")):
             for day_dir in sorted(unit_dir.glob("day=*")):
                 match = _DAY.fullmatch(day_dir.name)
-                if match and match[1] < cutoff:
+                recent = any(p.stat().st_mtime > written_cutoff for p in day_dir.iterdir())
+                if match and match[1] < cutoff and not recent:
                     shutil.rmtree(day_dir)
                     removed += 1
             if not any(unit_dir.iterdir()):
