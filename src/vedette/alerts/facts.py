@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from vedette.alerts.observables import field_observables, intel_observables, merge
 from vedette.events import Detection, iso_utc
 from vedette.output.records import jsonable
 
@@ -90,14 +91,10 @@ def facts_of(detection: Detection, *, received: datetime) -> AlertFacts:
 
 
 def _observables(detection: Detection) -> list[dict[str, str]]:
-    """Indicator values an intel detection saw (issue-12 early warning widens this)."""
-    if detection.kind != "intel":
-        return []
-    observed = detection.extra.get("observed")
-    itype = str(detection.extra.get("indicator_type", "indicator"))
-    if not isinstance(observed, dict):
-        return []
-    return [{"type": itype, "field": str(k), "value": str(v)} for k, v in observed.items()]
+    """Indicator values of an intel detection, then public IPs, domains, URLs and hashes of its
+    event's fields (:mod:`vedette.alerts.observables`): what early warning hunts for."""
+    found = intel_observables(detection.extra) if detection.kind == "intel" else []
+    return merge(found, field_observables(detection.event.fields))
 
 
 def _bounded(value: Any) -> Any:
