@@ -18,6 +18,7 @@ from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB
 from vedette.store.state.exceptions import ActiveException, active_exceptions, matches
 from vedette.store.state.models import Unit
+from vedette.store.state.notifications import enqueue_for_alert
 from vedette.store.state.positions import add_received, add_stored, get_position, set_position
 from vedette.store.state.units import unit_by_name
 
@@ -102,6 +103,9 @@ class PipelineState:
                 if fold.last > alert.last_seen:
                     alert.last_seen = fold.last
                 created += int(new)
+                if new:
+                    # Notifications: the outbox row commits with the alert, or neither does.
+                    enqueue_for_alert(session, alert)
             add_received(session, {unit_ids[u]: c for u, c in received.items()})
             set_position(session, DETECT, position)
             session.commit()
