@@ -91,7 +91,8 @@ def test_field_names_are_case_insensitive(fires: Fires) -> None:
     [
         ({}, True, False, False),  # missing
         ({"F": None}, True, False, True),  # null
-        ({"F": ""}, False, True, True),  # empty
+        # empty: no value, as EVTX records one (an empty <Data>); null holds too (issue 15)
+        ({"F": ""}, True, True, True),
         ({"F": "x"}, False, False, True),
     ],
 )

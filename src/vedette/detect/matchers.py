@@ -218,7 +218,10 @@ def _exists(matcher: Exists) -> ValueTest:
 
 
 def _null(matcher: Null) -> ValueTest:
-    return lambda value, view: value is MISSING or value is None or value == []
+    # An empty string is no value too: EVTX records an absent value as an empty <Data>
+    # element (Sysmon's StartModule), and rule authors write `StartModule: null` for it
+    # (docs/sigma-semantics.md, "Empty values").
+    return lambda value, view: value is MISSING or value is None or value == "" or value == []
 
 
 def _fieldref(matcher: FieldRef) -> ValueTest:

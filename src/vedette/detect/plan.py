@@ -190,7 +190,7 @@ class Exists(_Compact):
 
 @dataclass(slots=True, frozen=True)
 class Null(_Compact):
-    """``field: null``: the field is absent, null, or an empty list."""
+    """``field: null``: the field is absent, null, an empty string or an empty list."""
 
 
 @dataclass(slots=True, frozen=True)
