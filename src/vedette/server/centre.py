@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vedette.correlate import Correlator
 from vedette.errors import ConfigError, RuleLoadError
+from vedette.notify.dispatcher import Dispatcher
 from vedette.pipeline.build import DetectorConfig, LoadFacts, build_detector
 from vedette.pipeline.detector import Detector
 from vedette.rulepacks import default_rule_paths
@@ -36,6 +37,7 @@ from vedette.store.eventstore import ParquetEventStore
 from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
 from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB, open_state
+from vedette.store.state.notifications import enqueue_for_alert
 from vedette.store.state.positions import mark_silent_alerted, silent_units
 
 log = logging.getLogger("vedette.server")
@@ -113,6 +115,8 @@ class Centre:
             correlator_factory=_correlator_factory(rules.detector),
         )
         self.ingest = IngestCounters()
+        # Notifications: sends the outbox the worker fills (vedette.notify).
+        self.dispatcher = Dispatcher(state)
         self.listeners: list[SyslogListener] = []
         self.started_at = time.time()
         self.reload_errors: list[str] = []
@@ -139,6 +143,7 @@ class Centre:
     async def start(self) -> None:
         """Start the worker, the syslog listeners and the housekeeping tasks."""
         self.worker.start()
+        self.dispatcher.start()
         sink = SpoolSink(self)
         for listener_config in self.config.syslog:
             listener = SyslogListener(listener_config, sink)
@@ -184,6 +189,7 @@ class Centre:
         for listener in self.listeners:
             await listener.stop()
         await run_in_threadpool(self.worker.stop)
+        await run_in_threadpool(self.dispatcher.stop)
         self.spool.close()
         self.state.close()
 
@@ -254,7 +260,7 @@ class Centre:
         with self.state.session() as session:
             for unit in silent_units(session, now):
                 key = {"last_received_at": unit.last_received_at.isoformat()}
-                record_detection(
+                alert, new = record_detection(
                     session,
                     unit_id=unit.unit_id,
                     fingerprint=fingerprint(SILENT_RULE_ID, unit.name, key),
@@ -268,6 +274,8 @@ class Centre:
                     matched={"last_received_at": unit.last_received_at.isoformat()},
                     dedup_window_s=self.config.dedup_window_seconds,
                 )
+                if new:
+                    enqueue_for_alert(session, alert)  # notifications, same transaction
                 mark_silent_alerted(session, unit.unit_id)
                 raised += 1
         return raised
