@@ -107,6 +107,22 @@ class CentreCollector(Collector):
             ):
                 syslog.add_metric([name, outcome], getattr(stats, outcome))
         yield syslog
+        # Notifications (vedette.notify): outcomes per channel since start, and what waits.
+        dispatch = centre.dispatcher.stats
+        notifications = CounterMetricFamily(
+            "vedette_notifications",
+            "Notification sends per channel and outcome (failed sends are retried)",
+            labels=["channel", "outcome"],
+        )
+        for (channel, outcome), count in sorted(dispatch.outcomes.items()):
+            notifications.add_metric([channel, outcome], count)
+        yield notifications
+        pending = GaugeMetricFamily(
+            "vedette_notifications_pending", "Notifications not yet sent", labels=["channel"]
+        )
+        for channel, count in sorted(dispatch.pending.items()):
+            pending.add_metric([channel], count)
+        yield pending
         yield _gauge("vedette_rules_loaded", "Sigma rules loaded", centre.rules.facts.rules_loaded)
         yield _gauge("vedette_rules_not_loaded", "Sigma rules that did not load",
                      len(centre.rules.facts.rule_errors))  # fmt: skip
