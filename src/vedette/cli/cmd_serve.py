@@ -56,6 +56,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unit-quota", type=float, default=50_000.0, metavar="EPS",
                         help="events/s a unit may send before 429 (0: no quota)")  # fmt: skip
     parser.add_argument("--retention-days", type=int, default=90, help="days of events kept")
+    parser.add_argument("--silent-check", type=float, default=60.0, metavar="SECONDS",
+                        help="how often units are checked for silence (default 60)")  # fmt: skip
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))  # fmt: skip
 
@@ -122,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         high_water_events=args.high_water,
         unit_quota_eps=args.unit_quota,
         retention_days=args.retention_days,
+        silent_check_seconds=args.silent_check,
     )
     print(f"vedette serve: loading rules and opening {args.home} ...", file=sys.stderr)
     centre = Centre.open(config)
