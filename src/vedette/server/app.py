@@ -13,11 +13,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vedette import __version__
-from vedette.server import routes_alerts, routes_ingest, routes_ops, routes_units
+from vedette.server import routes_alerts, routes_ingest, routes_notify, routes_ops, routes_units
 from vedette.server.centre import Centre
 from vedette.server.errors import install_error_handlers
 
-ROUTERS = (routes_ingest.router, routes_alerts.router, routes_units.router, routes_ops.router)
+ROUTERS = (
+    routes_ingest.router,
+    routes_alerts.router,
+    routes_units.router,
+    routes_ops.router,
+    routes_notify.router,
+)
 
 DESCRIPTION = """\
 The Vedette monitoring centre: units send events (`POST /api/v1/events`), the centre detects
