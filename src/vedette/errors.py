@@ -59,6 +59,16 @@ class RuleLoadError:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
         return f"{where}: {self.reason}"
 
+    def to_dict(self) -> dict[str, str | int | None]:
+        """As JSON: the scan summary and the centre's rule status show it this way."""
+        return {
+            "path": self.path,
+            "line": self.line,
+            "reason": self.reason,
+            "rule_id": self.rule_id,
+            "title": self.title,
+        }
+
 
 @dataclass(slots=True, frozen=True, kw_only=True)
 class ReadWarning:

@@ -201,13 +201,7 @@ def _warning_dict(warning: ReadWarning) -> dict[str, Any]:
 
 
 def _rule_error_dict(error: RuleLoadError) -> dict[str, Any]:
-    return {
-        "path": error.path,
-        "line": error.line,
-        "reason": error.reason,
-        "rule_id": error.rule_id,
-        "title": error.title,
-    }
+    return dict(error.to_dict())
 
 
 def _example_key(warning: ReadWarning) -> tuple[bool, str, int, int, str, str]:

@@ -319,10 +319,4 @@ def load_rules(config: ServeConfig) -> RuleSet:
 
 def rule_error_record(error: RuleLoadError) -> dict[str, object]:
     """A rule that did not load, as the API shows it."""
-    return {
-        "path": error.path,
-        "line": error.line,
-        "reason": error.reason,
-        "rule_id": error.rule_id,
-        "title": error.title,
-    }
+    return dict(error.to_dict())
