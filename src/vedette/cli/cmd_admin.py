@@ -216,3 +216,157 @@ def register(registry: CommandRegistry) -> None:
     registry.add(("admin", "token", "revoke"), "revoke a token by id",
                  _configure_token_revoke, _token_revoke)  # fmt: skip
     registry.add(("admin", "user", "add"), "add a user", _configure_user_add, _user_add)
+    _register_channels(registry)  # notification channels: the block below
+
+
+# -- notification channels (vedette.notify) ---------------------------------------------------
+
+CHANNEL_DESCRIPTION = """\
+Add a notification channel to a unit: it receives the alerts (and incidents, warnings,
+bulletins) of that unit and of every unit below, at or above --min-level.
+
+examples:
+  vedette admin --home ./centre channel add webhook soc-hook --unit hq --url https://soc/hook
+  vedette admin --home ./centre channel add email soc-mail --unit hq --host smtp.example \\
+      --from vedette@example --to soc@example --username vedette  # $VEDETTE_SMTP_PASSWORD
+  vedette admin --home ./centre channel add syslog siem --unit hq --host 10.0.0.5 --protocol tcp
+A webhook's HMAC secret is made and printed alone on the last line unless --secret-stdin.
+"""
+
+
+def _configure_channel_add(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("kind", choices=("webhook", "email", "syslog"))
+    parser.add_argument("name")
+    parser.add_argument("--unit", required=True)
+    parser.add_argument("--min-level", default="high",
+                        choices=("informational", "low", "medium", "high", "critical"))  # fmt: skip
+    parser.add_argument("--kinds", default="alert,incident,warning,bulletin",
+                        help="comma-separated: alert, incident, warning, bulletin")  # fmt: skip
+    parser.add_argument("--url", help="webhook: the receiver's http(s) URL")
+    parser.add_argument("--host", help="email: SMTP relay; syslog: the SIEM")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--from", dest="sender", help="email: sender address")
+    parser.add_argument("--to", help="email: comma-separated recipients")
+    parser.add_argument("--username", help="email: SMTP login (password: $VEDETTE_SMTP_PASSWORD "
+                        "or --secret-stdin)")  # fmt: skip
+    parser.add_argument(
+        "--no-starttls", action="store_true", help="email: clear text (a trusted local relay only)"
+    )
+    parser.add_argument("--protocol", choices=("udp", "tcp"), help="syslog transport (udp)")
+    parser.add_argument("--facility", type=int, help="syslog facility 0-23 (16 = local0)")
+    parser.add_argument("--ca-file", help="CA bundle to check the receiver's certificate")
+    parser.add_argument("--timeout", type=float, help="seconds per try (10)")
+    parser.add_argument("--retry-base", type=float, help="first retry delay in seconds (5)")
+    parser.add_argument("--retry-cap", type=float, help="longest retry delay in seconds (900)")
+    parser.add_argument(
+        "--secret-stdin", action="store_true", help="read the webhook secret or SMTP password"
+    )
+    parser.add_argument("--disabled", action="store_true", help="add it switched off")
+
+
+def _configure_channel_list(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+
+
+def _configure_channel_delete(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("channel_id", type=int)
+
+
+def _channel_config(args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    pairs = {
+        "url": args.url,
+        "host": args.host,
+        "port": args.port,
+        "from": args.sender,
+        "protocol": args.protocol,
+        "facility": args.facility,
+        "username": args.username,
+        "ca_file": args.ca_file,
+        "timeout": args.timeout,
+        "retry_base": args.retry_base,
+        "retry_cap": args.retry_cap,
+    }
+    config.update({key: value for key, value in pairs.items() if value is not None})
+    if args.to:
+        config["to"] = [r.strip() for r in args.to.split(",") if r.strip()]
+    if args.kind == "email":
+        config["starttls"] = not args.no_starttls
+    return config
+
+
+def _channel_add(args: argparse.Namespace) -> int:
+    import secrets
+
+    from vedette.store.state.notifications import add_channel
+    from vedette.store.state.scope import Invalid, NotFound
+
+    made = False
+    if args.secret_stdin:
+        secret: str | None = sys.stdin.readline().rstrip("\n") or None
+    elif args.kind == "email":
+        secret = os.environ.get("VEDETTE_SMTP_PASSWORD") or None
+    elif args.kind == "webhook":
+        secret, made = secrets.token_urlsafe(32), True
+    else:
+        secret = None
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    try:
+        with _state(args) as session:
+            channel = add_channel(
+                session,
+                None,
+                unit=args.unit,
+                kind=args.kind,
+                name=args.name,
+                config=_channel_config(args),
+                secret=secret,
+                min_level=args.min_level,
+                kinds=kinds,
+                enabled=not args.disabled,
+                actor=ACTOR,
+            )
+            print(f"channel {channel.id} {channel.name} ({channel.kind}) added to unit {args.unit}")
+    except (Invalid, NotFound) as exc:
+        raise _translate(exc) from None
+    if made:
+        print("webhook secret (shown once):")
+        print(secret)
+    return 0
+
+
+def _channel_list(args: argparse.Namespace) -> int:
+    from vedette.store.state.notifications import list_channels
+
+    with _state(args) as session:
+        for c in list_channels(session, None):
+            state = "enabled" if c.enabled else "disabled"
+            print(f"{c.id}\t{c.name}\t{c.kind}\tunit={c.unit}\tmin_level={c.min_level}\t"
+                  f"kinds={','.join(c.kinds)}\t{state}\tpending={c.pending}\t"
+                  f"failing={c.failing}\tsent={c.sent}")  # fmt: skip
+    return 0
+
+
+def _channel_delete(args: argparse.Namespace) -> int:
+    from vedette.store.state.notifications import delete_channel
+    from vedette.store.state.scope import NotFound
+
+    try:
+        with _state(args) as session:
+            dropped = delete_channel(session, None, args.channel_id, actor=ACTOR)
+    except NotFound as exc:
+        raise _translate(exc) from None
+    print(f"channel {args.channel_id} deleted ({dropped} unsent notifications dropped)")
+    return 0
+
+
+def _register_channels(registry: CommandRegistry) -> None:
+    registry.group(("admin", "channel"), "notification channels (webhook, email, syslog)")
+    registry.add(("admin", "channel", "add"), "add a notification channel",
+                 _configure_channel_add, _channel_add, CHANNEL_DESCRIPTION)  # fmt: skip
+    registry.add(("admin", "channel", "list"), "list notification channels",
+                 _configure_channel_list, _channel_list)  # fmt: skip
+    registry.add(("admin", "channel", "delete"), "delete a channel and its unsent notifications",
+                 _configure_channel_delete, _channel_delete)  # fmt: skip
