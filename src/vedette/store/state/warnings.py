@@ -1,0 +1,158 @@
+"""Early warnings: what a unit is told when another unit's attack shows in its own events.
+
+A warning belongs to the warned unit. It names the source incident (an id the warned unit can
+read only if the owner shares it), the observables that were found, the ATT&CK techniques of the
+source alert, and the hits: the warned unit's own events (host, time, field, value), never the
+source unit's. One warning per (warned unit, source alert): a retro-hunt run twice after a crash
+does not warn twice. Status is ``new`` until a user of the unit acknowledges it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from vedette.store.state.audit import append_audit, jsonable
+from vedette.store.state.models import Base, Unit, utcnow
+from vedette.store.state.scope import Invalid, NotFound, Scope, require
+
+STATUSES: Final = ("new", "acknowledged")
+
+
+class EarlyWarning(Base):
+    """One warning to one unit."""
+
+    __tablename__ = "warnings"
+    __table_args__ = (UniqueConstraint("unit_id", "source_alert_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    source_incident_id: Mapped[int | None] = mapped_column(Integer)
+    source_alert_id: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    observables: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    attack: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    hits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    hits_total: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acked_at: Mapped[datetime | None] = mapped_column()
+    acked_by: Mapped[str | None] = mapped_column(String(160))
+
+
+def record_warning(
+    session: Session,
+    *,
+    unit_id: int,
+    source_incident_id: int | None,
+    source_alert_id: int,
+    level: str,
+    title: str,
+    observables: list[dict[str, Any]],
+    attack: list[dict[str, Any]],
+    hits: list[dict[str, Any]],
+    hits_total: int,
+) -> tuple[EarlyWarning, bool]:
+    """Store a warning unless this unit was already warned of this alert; ``(row, created)``."""
+    existing = session.scalar(
+        select(EarlyWarning).where(
+            EarlyWarning.unit_id == unit_id, EarlyWarning.source_alert_id == source_alert_id
+        )
+    )
+    if existing is not None:
+        return existing, False
+    row = EarlyWarning(
+        unit_id=unit_id,
+        source_incident_id=source_incident_id,
+        source_alert_id=source_alert_id,
+        level=level,
+        title=title,
+        observables=jsonable(observables),
+        attack=jsonable(attack),
+        hits=jsonable(hits),
+        hits_total=hits_total,
+        status="new",
+    )
+    session.add(row)
+    session.flush()
+    append_audit(
+        session,
+        actor="early-warning",
+        action="warning.create",
+        object_type="warning",
+        object_id=row.id,
+        unit_id=unit_id,
+        before=None,
+        after={
+            "source_incident_id": source_incident_id,
+            "observables": jsonable(observables),
+            "hits_total": hits_total,
+        },
+    )
+    return row, True
+
+
+def warning_out(row: EarlyWarning, unit: str) -> dict[str, Any]:
+    """The API shape of a warning."""
+    return {
+        "id": row.id,
+        "unit": unit,
+        "title": row.title,
+        "level": row.level,
+        "observables": row.observables or [],
+        "attack": row.attack or [],
+        "hits": row.hits or [],
+        "hits_total": row.hits_total,
+        "source_incident": row.source_incident_id,
+        "created_at": row.created_at,
+        "status": row.status,
+        "acked_at": row.acked_at,
+        "acked_by": row.acked_by,
+    }
+
+
+def list_warnings(
+    session: Session, scope: Scope, *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The warnings of the caller's units, newest first."""
+    require(scope.can_read(), "read warnings")
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    query = (
+        select(EarlyWarning, Unit.name)
+        .join(Unit, Unit.id == EarlyWarning.unit_id)
+        .where(EarlyWarning.unit_id.in_(scope.unit_ids))
+    )
+    if status is not None:
+        query = query.where(EarlyWarning.status == status)
+    rows = session.execute(query.order_by(EarlyWarning.id.desc()).limit(max(1, min(limit, 1000))))
+    return [warning_out(row, name) for row, name in rows]
+
+
+def ack_warning(session: Session, scope: Scope, warning_id: int) -> dict[str, Any]:
+    """Acknowledge one of the caller's warnings (again is a no-op). Audited."""
+    require(scope.can_read(), "read warnings")
+    row = session.get(EarlyWarning, warning_id)
+    if row is None or not scope.covers(row.unit_id):
+        raise NotFound(f"no warning {warning_id}")
+    require(scope.can_write_alerts(), "acknowledge warnings")
+    if row.status != "acknowledged":
+        row.status = "acknowledged"
+        row.acked_at = utcnow()
+        row.acked_by = scope.actor
+        append_audit(
+            session,
+            actor=scope.actor,
+            action="warning.ack",
+            object_type="warning",
+            object_id=row.id,
+            unit_id=row.unit_id,
+            before={"status": "new"},
+            after={"status": "acknowledged"},
+        )
+        session.flush()
+    unit = session.get(Unit, row.unit_id)
+    return warning_out(row, unit.name if unit else "")
