@@ -293,7 +293,7 @@ def list_outbox(
 
 
 def _units_up(session: Session, unit_id: int) -> set[int]:
-    parents = dict(session.execute(select(Unit.id, Unit.parent_id)).tuples().all())
+    parents = {unit: parent for unit, parent in session.execute(select(Unit.id, Unit.parent_id))}
     found: set[int] = set()
     current: int | None = unit_id
     while current is not None and current not in found:
