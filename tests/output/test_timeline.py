@@ -161,3 +161,17 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_unless_raw() -> 
     assert safe[0]["record_id"] == "1" and safe[0]["level"] == "high"
     raw = cells(raw=True)
     assert raw[0]["rule_title"] == payload and raw[0]["host"] == "@evil"
+
+
+def test_a_narrow_terminal_puts_the_evidence_on_a_line_under_the_row() -> None:
+    event = make_event("C:/cases/Sysmon.evtx", 4242, CommandLine="whoami /all")
+    stream = io.StringIO()
+    writer = open_writer("table", stream, color=False, width=100)
+    writer.write(Detection("r", "Whoami", "high", event))
+    writer.close()
+    lines = stream.getvalue().splitlines()
+    assert "Evidence" not in lines[0]
+    row = lines.index(next(line for line in lines if "Whoami" in line))
+    assert "cmd=whoami /all" in lines[row]
+    assert lines[row + 1].strip() == "Sysmon 1  Sysmon.evtx #4242"
+    assert max(len(line) for line in lines) <= 100

@@ -484,7 +484,8 @@ def _loading(args: argparse.Namespace) -> Iterator[None]:
     if args.no_progress or not wants_progress(sys.stderr):
         yield
         return
-    with loading_status(sys.stderr, "loading rules (compiled once, then cached)"):
+    what = "loading rules" if args.no_cache else "loading rules (compiled once, then cached)"
+    with loading_status(sys.stderr, what):
         yield
 
 

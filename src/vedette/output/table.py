@@ -73,6 +73,9 @@ FIXED = {"time": 19, "host": HOST_WIDTH, "level": 4, "event": 14, "attack": 10}
 GAP = "  "
 ATTACK_MIN_WIDTH = 150
 """Narrower than this, the ATT&CK column is left out (the JSON outputs keep every id)."""
+EVIDENCE_COLUMN_WIDTH = 160
+"""Narrower than this, the event and evidence go on a line of their own under each row, so
+rule titles and key fields keep room to be read."""
 
 
 def make_console(stream: TextIO, *, color: bool | None = None, width: int | None = None) -> Console:
@@ -154,6 +157,8 @@ class TableWriter:
         self.color = _isatty(stream) if color is None else color
         self.width = width or _terminal_width(stream)
         self.columns = _layout(self.width)
+        self.evidence_line = not any(name == "evidence" for name, _ in self.columns)
+        self._indent = sum(w for n, w in self.columns[:3]) + 3 * len(GAP)
         self.rows = RowBuilder(
             self._print_row, group=group, fold_seconds=fold_seconds, details_width=VALUE_WIDTH
         )
@@ -202,6 +207,10 @@ class TableWriter:
                 style = styles[index] if styles and index < len(styles) else ""
                 parts.append(self._paint(text, style) + pad if style else text + pad)
             out.append(GAP.join(parts).rstrip())
+        if self.evidence_line:
+            text = printable(f"{event_label(row.head)}  " + "  ".join(self._evidence(row)))
+            for line in _wrap_parts(text, max(self.width - self._indent, 20)):
+                out.append(" " * self._indent + self._paint(line, _DIM))
         self.stream.write("\n".join(out) + "\n")
         self.printed += 1
 
@@ -222,7 +231,7 @@ class TableWriter:
     def _cells(self, row: Row) -> list[tuple[list[str], list[str] | None]]:
         head = row.head
         event = head.event
-        widths = dict(self.columns)
+        widths = {**FIXED, "evidence": 16, **dict(self.columns)}
         time_lines = [utc_text(row.first)]
         if row.count > 1:
             last = utc_text(row.last)
@@ -245,14 +254,7 @@ class TableWriter:
             if len(detection.attack) > 1:
                 attack += "+"  # the first technique; the rest are in the JSON outputs
             attacks.extend([attack, *pad])
-        evidence = [evidence_text(head)]
-        if row.count > 1 and row.last_detection is not None:
-            last_evidence = evidence_text(row.last_detection)
-            name, _, where = last_evidence.rpartition(" ")
-            if evidence[0].startswith(name + " ") and where:  # the same file: its record
-                last_evidence = where
-            if last_evidence != evidence[0]:
-                evidence.append("to " + last_evidence)
+        evidence = self._evidence(row)
         cells: dict[str, tuple[list[str], list[str] | None]] = {
             "time": (time_lines, None),
             "host": (_fold(printable(host_text(event.host)), widths["host"]), None),
@@ -267,6 +269,17 @@ class TableWriter:
             ),
         }
         return [cells[name] for name, _ in self.columns]
+
+    def _evidence(self, row: Row) -> list[str]:
+        evidence = [evidence_text(row.head)]
+        if row.count > 1 and row.last_detection is not None:
+            last_evidence = evidence_text(row.last_detection)
+            name, _, where = last_evidence.rpartition(" ")
+            if evidence[0].startswith(name + " ") and where:  # the same file: its record
+                last_evidence = where
+            if last_evidence != evidence[0]:
+                evidence.append("to " + last_evidence)
+        return evidence
 
     def _wrap(self, text: str, width: int) -> list[str]:
         key = (text, width)
@@ -286,10 +299,14 @@ def _layout(width: int) -> list[tuple[str, int]]:
     names = ["time", "host", "level", "event", "rule", "attack", "details", "evidence"]
     if width < ATTACK_MIN_WIDTH:
         names.remove("attack")
+    if width < EVIDENCE_COLUMN_WIDTH:
+        names.remove("event")
+        names.remove("evidence")
     fixed = sum(FIXED[n] for n in names if n in FIXED)
     free = max(width - fixed - len(GAP) * (len(names) - 1), 60)
-    rule = max(20, free * 34 // 100)
-    evidence = max(16, free * 26 // 100)
+    share = 34 if "evidence" in names else 40
+    rule = max(20, free * share // 100)
+    evidence = max(16, free * 26 // 100) if "evidence" in names else 0
     details = max(20, free - rule - evidence)
     sizes = {**FIXED, "rule": rule, "details": details, "evidence": evidence}
     return [(name, sizes[name]) for name in names]
