@@ -196,3 +196,12 @@ def test_not_filter_on_an_absent_field_lets_the_rule_fire(tmp_path: Path) -> Non
         "  condition: sel and not filter",
     )  # fmt: skip
     assert len(scan(tmp_path, [events], [absent])) == 1
+
+
+def test_the_record_id_shown_is_the_events_own_event_record_id(tmp_path: Path) -> None:
+    folder = dataset("evtx-attack-samples", "Credential Access")
+    rules = dataset("sigma", "rules", "windows", "builtin", "security")
+    found = scan(tmp_path, [folder], [rules])
+    assert found
+    for detection in found:
+        assert detection["source"]["record_id"] == detection["event"]["EventRecordID"]
