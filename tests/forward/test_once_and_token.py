@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
@@ -52,5 +53,33 @@ def test_a_bad_token_exits_non_zero_with_a_message_and_keeps_the_lines(tmp_path:
         assert done.returncode == 3, done.stderr
         assert "the centre refused the token (401" in done.stderr, done.stderr
         assert "backlog 1 batch / 50 records" in done.stderr, done.stderr
+    finally:
+        centre.stop()
+
+
+def test_a_buffer_resent_after_a_lost_acknowledgement_is_answered_as_duplicates(
+    tmp_path: Path,
+) -> None:
+    # The crash window between "the centre stored the batch" and "the forwarder dropped it from
+    # its buffer", made exact: a copy of the state folder taken while the batches were buffered
+    # but unsent is run again after the original was sent; the same keys come back.
+    centre = make_centre(tmp_path / "home")
+    ingest = add_token(centre.home, "branch-a", "ingest")
+    analyst = add_token(centre.home, "hq", "analyst")
+    log = tmp_path / "auth.log"
+    lines = marked(loghub("OpenSSH")[:400], "ssh")
+    log.write_text("\n".join(lines) + "\n")
+    centre.start()
+    try:
+        refused = run_forward(forward_args([log], centre, "revoked", tmp_path / "state"))
+        assert refused.returncode == 3 and "400 records" in refused.stderr, refused.stderr
+        shutil.copytree(tmp_path / "state", tmp_path / "state-copy")
+        for state in ("state", "state-copy"):
+            done = run_forward([*forward_args([log], centre, ingest, tmp_path / state), "--once"])
+            assert done.returncode == 0, done.stderr
+            sent = "400 sent, 0 already" if state == "state" else "0 sent, 400 already"
+            assert sent in done.stderr, done.stderr
+        centre.wait_stored(analyst, "branch-a", len(lines))
+        assert_exactly_once(stored_marks(centre, analyst), lines)
     finally:
         centre.stop()

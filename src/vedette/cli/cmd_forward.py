@@ -50,6 +50,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--max-backoff", type=float, default=30.0, metavar="S", help="longest wait between tries"
     )
     parser.add_argument(
+        "--batch-size", type=int, default=1000, metavar="N", help="records per request (max)"
+    )
+    parser.add_argument(
         "--max-buffer-mb", type=int, default=256, metavar="MB", help="stop reading past this"
     )
 
@@ -74,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.to.startswith(("http://", "https://")):
         raise ConfigError(f"--to {args.to}: give the centre's http:// or https:// URL")
-    for name in ("poll", "progress_every", "max_backoff"):
+    for name in ("poll", "progress_every", "max_backoff", "batch_size", "max_buffer_mb"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be above 0")
     config = ForwardConfig(
@@ -88,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         progress_every=args.progress_every,
         max_backoff=args.max_backoff,
         max_buffer_bytes=args.max_buffer_mb << 20,
+        batch_records=args.batch_size,
     )
     for path in config.paths:
         if not path.exists():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vedette.errors import VedetteError
-from vedette.forward.batching import cut_batches, event_pieces, line_pieces
+from vedette.forward.batching import MAX_BATCH_RECORDS, cut_batches, event_pieces, line_pieces
 from vedette.forward.evtx import evtx_records
 from vedette.forward.progress import Progress
 from vedette.forward.sender import Backoff, Outcome, Sender
@@ -63,6 +63,7 @@ class ForwardConfig:
     settle: float = 2.0
     """An EVTX file is read once it has not changed for this long (it may be still copying)."""
     read_chunk: int = 1 << 20
+    batch_records: int = MAX_BATCH_RECORDS
     max_buffer_bytes: int = 256 << 20
 
 
@@ -248,7 +249,7 @@ class Forwarder:
                 self._finish(tracked)  # renamed away and read to its end
             return False
         pieces = line_pieces(chunk.lines, record.kind == JSONL)
-        batches = list(cut_batches(record.uid, pieces))
+        batches = list(cut_batches(record.uid, pieces, max_records=self.config.batch_records))
         info = os.fstat(fd)
         record.position, record.tail = chunk.end, chunk.tail
         record.size, record.mtime_ns = info.st_size, info.st_mtime_ns
@@ -273,7 +274,9 @@ class Forwarder:
             part = list(itertools.islice(events, EVTX_COMMIT_EVENTS))
             if not part:
                 break
-            batches = list(cut_batches(record.uid, event_pieces(part)))
+            batches = list(
+                cut_batches(record.uid, event_pieces(part), max_records=self.config.batch_records)
+            )
             record.position = part[-1][0] + 1
             self.state.commit(record, batches)
             self.progress.records_read += len(part)
