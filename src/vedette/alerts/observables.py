@@ -123,13 +123,14 @@ def _url_host(url: str) -> str | None:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _strings(fields: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+def string_fields(fields: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted field name, text)`` of every string value, nested ones and lists included."""
     for key, value in fields.items():
         name = f"{prefix}{key}"
         if isinstance(value, str):
             yield name, value
         elif isinstance(value, Mapping):
-            yield from _strings(value, f"{name}.")
+            yield from string_fields(value, f"{name}.")
         elif isinstance(value, list):
             for item in value[:64]:
                 if isinstance(item, str):
@@ -141,7 +142,7 @@ def field_observables(
 ) -> list[dict[str, str]]:
     """Observables found in an event's fields (see the module table), in field order."""
     out: list[dict[str, str]] = []
-    for name, raw in _strings(fields):
+    for name, raw in string_fields(fields):
         leaf = name.rsplit(".", 1)[-1].lower()
         value = raw[:8192]
         ip = public_ip(value, include_private=include_private)

@@ -58,6 +58,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retention-days", type=int, default=90, help="days of events kept")
     parser.add_argument("--silent-check", type=float, default=60.0, metavar="SECONDS",
                         help="how often units are checked for silence (default 60)")  # fmt: skip
+    parser.add_argument("--warning-policy", type=Path, metavar="FILE",
+                        help="early-warning and incident grouping policy (YAML; default: "
+                             "docs/coordination.md)")  # fmt: skip
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))  # fmt: skip
 
@@ -124,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         high_water_events=args.high_water,
         unit_quota_eps=args.unit_quota,
         retention_days=args.retention_days,
+        warning_policy=args.warning_policy,
         silent_check_seconds=args.silent_check,
     )
     print(f"vedette serve: loading rules and opening {args.home} ...", file=sys.stderr)

@@ -13,7 +13,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vedette import __version__
-from vedette.server import routes_alerts, routes_ingest, routes_notify, routes_ops, routes_units
+from vedette.server import (
+    routes_alerts,
+    routes_incidents,
+    routes_ingest,
+    routes_notify,
+    routes_ops,
+    routes_units,
+    routes_warnings,
+)
 from vedette.server.centre import Centre
 from vedette.server.errors import install_error_handlers
 
@@ -23,6 +31,8 @@ ROUTERS = (
     routes_units.router,
     routes_ops.router,
     routes_notify.router,
+    routes_incidents.router,
+    routes_warnings.router,
 )
 
 DESCRIPTION = """\

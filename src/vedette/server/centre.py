@@ -21,6 +21,7 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
+from vedette.alerts.warning import Coordinator, load_policy
 from vedette.correlate import Correlator
 from vedette.errors import ConfigError, RuleLoadError
 from vedette.notify.dispatcher import Dispatcher
@@ -117,6 +118,9 @@ class Centre:
         self.ingest = IngestCounters()
         # Notifications: sends the outbox the worker fills (vedette.notify).
         self.dispatcher = Dispatcher(state)
+        # Coordination: incidents and early warning for the alerts the worker commits.
+        self.coordinator = Coordinator(state, store, load_policy(config.warning_policy))
+        self.pipeline_state.on_new_alerts = self.coordinator.submit
         self.listeners: list[SyslogListener] = []
         self.started_at = time.time()
         self.reload_errors: list[str] = []
@@ -142,6 +146,7 @@ class Centre:
 
     async def start(self) -> None:
         """Start the worker, the syslog listeners and the housekeeping tasks."""
+        self.coordinator.start()
         self.worker.start()
         self.dispatcher.start()
         sink = SpoolSink(self)
@@ -189,6 +194,7 @@ class Centre:
         for listener in self.listeners:
             await listener.stop()
         await run_in_threadpool(self.worker.stop)
+        await run_in_threadpool(self.coordinator.stop)
         await run_in_threadpool(self.dispatcher.stop)
         self.spool.close()
         self.state.close()

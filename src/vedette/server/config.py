@@ -34,6 +34,8 @@ class ServeConfig:
     retention_days: int = 90
     silent_check_seconds: float = 60.0
     login_attempts: int = 5
+    warning_policy: Path | None = None
+    """Early-warning policy (YAML); default: vedette.alerts.warning's documented defaults."""
 
     @property
     def paths(self) -> ServerHome:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,6 +44,8 @@ class PipelineState:
         self._exceptions: list[ActiveException] = []
         self._exceptions_at = 0.0
         self._lock = threading.Lock()
+        # Coordination (incidents, early warning): told the ids of new alerts after each commit.
+        self.on_new_alerts: Callable[[list[int]], None] | None = None
 
     def positions(self) -> tuple[int, int]:
         """The committed (detect, store) positions."""
@@ -78,6 +81,7 @@ class PipelineState:
                 fold.first = min(fold.first, facts.when)
                 fold.last = max(fold.last, facts.when)
         created = 0
+        new_ids: list[int] = []
         # Unit ids first, outside the write transaction (see unit_id).
         unit_ids = {unit: self.unit_id(unit) for unit in {u for u, _ in folds} | set(received)}
         with self.state.session() as session:
@@ -104,11 +108,14 @@ class PipelineState:
                     alert.last_seen = fold.last
                 created += int(new)
                 if new:
+                    new_ids.append(alert.id)  # coordination, handed over after the commit
                     # Notifications: the outbox row commits with the alert, or neither does.
                     enqueue_for_alert(session, alert)
             add_received(session, {unit_ids[u]: c for u, c in received.items()})
             set_position(session, DETECT, position)
             session.commit()
+        if new_ids and self.on_new_alerts is not None:
+            self.on_new_alerts(new_ids)  # coordination: a queue put, never blocks
         return created
 
     def commit_stored(self, position: int, stored: dict[str, tuple[int, datetime | None]]) -> None:
