@@ -173,19 +173,25 @@ def test_dispatcher_backs_off_while_the_receiver_is_down_then_sends_once(
     dispatcher = Dispatcher(state, clock=lambda: clock[0])
     delays = []
     for _ in range(4):
-        assert dispatcher.run_once() == 3
+        assert dispatcher.run_once() == 3  # all three claimed ...
         with state.session(readonly=True) as session:
-            rows = session.scalars(select(OutboxRow)).all()
+            rows = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
         assert {r.sent_at for r in rows} == {None}
-        assert all(r.last_error and "refused" in r.last_error.lower() for r in rows), rows
-        delay = min(r.next_attempt_at for r in rows) - clock[0]
-        delays.append(delay.total_seconds())
+        # ... the first fails, and the channel's other rows wait for its next try untried.
+        first, *rest = rows
+        assert first.last_error and "refused" in first.last_error.lower(), first.last_error
+        assert all(r.attempts == 0 and r.last_error is None for r in rest)
+        assert {r.next_attempt_at for r in rows} == {first.next_attempt_at}
+        delays.append((first.next_attempt_at - clock[0]).total_seconds())
         assert dispatcher.run_once() == 0  # nothing due before the back-off ends
-        clock[0] = max(r.next_attempt_at for r in rows)
+        clock[0] = first.next_attempt_at
     # 10, 20, 40, 40 s, each within the 10 % jitter.
     for got, want in zip(delays, [10, 20, 40, 40], strict=True):
         assert want * 0.89 <= got <= want * 1.11, delays
-    assert dispatcher.stats.outcomes[("w", "failed")] == 12
+    assert dispatcher.stats.outcomes[("w", "failed")] == 4
+    with state.session(readonly=True) as session:
+        (channel,) = list_channels(session, None)
+    assert (channel.pending, channel.failing, channel.sent) == (3, 1, 0)
     receiver = WebhookReceiver(port, SECRET).start()
     try:
         assert dispatcher.run_once() == 3
@@ -200,5 +206,7 @@ def test_dispatcher_backs_off_while_the_receiver_is_down_then_sends_once(
     assert {i.body["data"]["rule_id"] for i in items} == {"r1", "r2", "r3"}
     with state.session(readonly=True) as session:
         assert list_outbox(session, None) == []
-        sent = session.scalars(select(OutboxRow)).all()
-    assert all(r.sent_at is not None and r.attempts == 5 and r.last_error is None for r in sent)
+        sent = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
+    assert [r.attempts for r in sent] == [5, 1, 1]
+    assert all(r.sent_at is not None and r.last_error is None for r in sent)
+    assert dispatcher.stats.outcomes[("w", "sent")] == 3

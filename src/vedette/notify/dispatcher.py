@@ -26,6 +26,7 @@ from vedette.store.state.models import utcnow
 from vedette.store.state.notifications import (
     Delivery,
     claim_due,
+    defer,
     due_count,
     mark_failed,
     mark_sent,
@@ -113,25 +114,40 @@ class Dispatcher:
                 return 0
         with self.state.session() as session:
             claimed = claim_due(session, now, limit=BATCH)
+        # A channel that just failed is not tried again in this round: its other rows wait
+        # for its next try (one hung receiver must not hold the others for a batch of timeouts).
+        down: dict[int, datetime] = {}
+        deferred: dict[datetime, list[int]] = {}
         for delivery in claimed:
             if self._stop.is_set():
                 break  # the rest stay claimed and come back when their lease ends
-            self._deliver(delivery)
+            until = down.get(delivery.channel_id)
+            if until is not None:
+                deferred.setdefault(until, []).append(delivery.id)
+                continue
+            next_try = self._deliver(delivery)
+            if next_try is not None:
+                down[delivery.channel_id] = next_try
+        if deferred:
+            with self.state.session() as session:
+                for until, ids in deferred.items():
+                    defer(session, ids, until)
         self._pending_at = None
         return len(claimed)
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def _deliver(self, delivery: Delivery) -> datetime | None:
+        """Send one; None when sent, else the time of its next try."""
         try:
             self.sender(delivery)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
-            self._failed(delivery, reason)
-            return
+            return self._failed(delivery, reason)
         with self.state.session() as session:
             mark_sent(session, delivery.id, self.clock())
         self.stats.count(delivery.channel_name, "sent")
+        return None
 
-    def _failed(self, delivery: Delivery, reason: str) -> None:
+    def _failed(self, delivery: Delivery, reason: str) -> datetime:
         attempts = delivery.attempts + 1
         try:
             retry = parse_config(delivery.channel_kind, delivery.config).retry
@@ -139,8 +155,9 @@ class Dispatcher:
             retry = Retry()
         # Jitter spreads the retries of many rows failing together (one receiver down).
         delay = min(retry.cap_s, retry.delay(attempts) * random.uniform(0.9, 1.1))
+        next_try = self.clock() + timedelta(seconds=delay)
         with self.state.session() as session:
-            mark_failed(session, delivery.id, reason, self.clock() + timedelta(seconds=delay))
+            mark_failed(session, delivery.id, reason, next_try)
         self.stats.count(delivery.channel_name, "failed")
         log.warning(
             "notification %d to %s failed (attempt %d, next in %.0f s): %s",
@@ -150,6 +167,7 @@ class Dispatcher:
             delay,
             reason,
         )
+        return next_try
 
     def _refresh_pending(self, now: datetime) -> None:
         if self._pending_at is not None and now - self._pending_at < timedelta(

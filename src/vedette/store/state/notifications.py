@@ -469,6 +469,14 @@ def mark_failed(
     return row.attempts
 
 
+def defer(session: Session, outbox_ids: Sequence[int], until: datetime) -> None:
+    """Put claimed rows back for ``until`` without counting a try (their channel just failed)."""
+    if outbox_ids:
+        session.query(OutboxRow).filter(
+            OutboxRow.id.in_(list(outbox_ids)), OutboxRow.sent_at.is_(None)
+        ).update({OutboxRow.next_attempt_at: as_utc(until)}, synchronize_session=False)
+
+
 def pending_by_channel(session: Session) -> dict[str, int]:
     """Unsent rows per channel name (for metrics)."""
     rows = session.execute(
