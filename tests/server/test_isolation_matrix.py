@@ -1,0 +1,529 @@
+"""The unit-isolation matrix: every route x every role on ``north`` x every target unit.
+
+The unit tree is ``centre -> {north -> north-1, south}``. Every role (admin, analyst, viewer,
+ingest) holds a token on ``north``; ``north`` is *own*, ``north-1`` *child*, ``centre`` *parent*
+and ``south`` *sibling*. Every unit has real alerts (the bundled Sysmon sample ingested into
+it fires rules), stored events, rule exceptions and tokens, all made through the API by the
+centre's admin. One real ``vedette serve`` runs for the whole module.
+
+How to read :data:`EXPECTED`: for each route, each role's outcome against the targets
+``(own, child, parent, sibling)``:
+
+- ``ok``: the call succeeds (:data:`SUCCESS` gives the status) and a list or filter shows the
+  target's objects;
+- ``hidden``: the target's objects are out of the caller's sight: an object id answers 404
+  (and the object is left unchanged), a list does not show them, ``?unit=`` and hunt
+  ``units`` filters give nothing;
+- ``403``: the role lacks the right (checked before any lookup, so it says nothing about the
+  object); ``404``: refused as not found whatever the target.
+
+Every route that is not public answers 401 with no credential, a wrong one or a revoked token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serverkit import Centre, add_token, admin, make_centre
+
+from vedette.server.app import ROUTERS
+from vedette.server.authz import ROUTE_RIGHTS
+
+assert ROUTERS, "importing the app fills ROUTE_RIGHTS"
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "windows" / "WS-FIN-07" / "sysmon.jsonl"
+PASSWORD = "correct horse battery staple"
+
+UNITS = (("centre", None), ("north", "centre"), ("north-1", "north"), ("south", "centre"))
+ROLES = ("admin", "analyst", "viewer", "ingest")
+USER_ROLES = ("admin", "analyst", "viewer")  # users are people: no user holds ingest
+TARGETS = ("own", "child", "parent", "sibling")
+UNIT_OF = {"own": "north", "child": "north-1", "parent": "centre", "sibling": "south"}
+MINE = {"north", "north-1"}
+NOT_MINE = {"centre", "south"}
+
+SCOPED = ("ok", "ok", "hidden", "hidden")
+EVERYWHERE = ("ok", "ok", "ok", "ok")
+FORBIDDEN = ("403", "403", "403", "403")
+NOT_FOUND = ("404", "404", "404", "404")
+
+
+def _rights(admin: tuple[str, ...], analyst: tuple[str, ...], viewer: tuple[str, ...],
+            ingest: tuple[str, ...]) -> dict[str, tuple[str, ...]]:  # fmt: skip
+    return {"admin": admin, "analyst": analyst, "viewer": viewer, "ingest": ingest}
+
+
+READ = _rights(SCOPED, SCOPED, SCOPED, FORBIDDEN)
+WRITE = _rights(SCOPED, SCOPED, FORBIDDEN, FORBIDDEN)
+ADMIN = _rights(SCOPED, FORBIDDEN, FORBIDDEN, FORBIDDEN)
+ANYONE = _rights(EVERYWHERE, EVERYWHERE, EVERYWHERE, EVERYWHERE)
+
+# fmt: off
+EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
+    # route                                          role -> (own, child, parent, sibling)
+    ("POST", "/api/v1/events"):                      _rights(SCOPED, FORBIDDEN, FORBIDDEN, SCOPED),
+    ("GET", "/api/v1/alerts"):                       READ,
+    ("GET", "/api/v1/alerts/{alert_id}"):            READ,
+    ("PATCH", "/api/v1/alerts/{alert_id}"):          WRITE,
+    ("POST", "/api/v1/alerts/{alert_id}/comments"):  WRITE,
+    ("GET", "/api/v1/units"):                        READ,
+    ("POST", "/api/v1/units"):                       ADMIN,
+    ("GET", "/api/v1/tokens"):                       ADMIN,
+    ("POST", "/api/v1/tokens"):                      ADMIN,
+    ("DELETE", "/api/v1/tokens/{token_id}"):         ADMIN,
+    ("GET", "/api/v1/exceptions"):                   READ,
+    ("POST", "/api/v1/exceptions"):                  WRITE,
+    ("DELETE", "/api/v1/exceptions/{exception_id}"): WRITE,
+    ("GET", "/api/v1/audit"):                        ADMIN,
+    ("GET", "/healthz"):                             ANYONE,
+    ("GET", "/readyz"):                              ANYONE,
+    ("GET", "/metrics"):                             ANYONE,
+    ("GET", "/api/v1/rules"):                        _rights(EVERYWHERE, EVERYWHERE, EVERYWHERE,
+                                                             FORBIDDEN),
+    # Only the centre's (root unit's) admins reload the rules every unit shares.
+    ("POST", "/api/v1/rules/reload"):                _rights(NOT_FOUND, FORBIDDEN, FORBIDDEN,
+                                                             FORBIDDEN),
+    ("POST", "/api/v1/auth/login"):                  ANYONE,
+    ("POST", "/api/v1/auth/logout"):                 ANYONE,
+    ("GET", "/api/v1/auth/whoami"):                  ANYONE,
+    ("POST", "/api/v1/hunt"):                        READ,
+    ("GET", "/api/v1/notifications"):                ADMIN,
+    ("GET", "/api/v1/notifications/channels"):       ADMIN,
+    ("POST", "/api/v1/notifications/channels"):      ADMIN,
+    ("DELETE", "/api/v1/notifications/channels/{channel_id}"): ADMIN,
+}
+
+SUCCESS: dict[tuple[str, str], int] = {
+    ("POST", "/api/v1/events"): 202,
+    ("POST", "/api/v1/alerts/{alert_id}/comments"): 201,
+    ("POST", "/api/v1/units"): 201,
+    ("POST", "/api/v1/tokens"): 201,
+    ("DELETE", "/api/v1/tokens/{token_id}"): 204,
+    ("POST", "/api/v1/exceptions"): 201,
+    ("DELETE", "/api/v1/exceptions/{exception_id}"): 204,
+    ("POST", "/api/v1/auth/logout"): 204,
+    ("POST", "/api/v1/notifications/channels"): 201,
+}
+# fmt: on
+
+
+@dataclass
+class World:
+    """The running centre, its tokens and the ids of the objects in every unit."""
+
+    centre: Centre
+    root: str  # the centre unit's admin: sets things up and checks side effects
+    tokens: dict[str, str]  # role on north -> token
+    alerts: dict[str, int] = field(default_factory=dict)  # unit -> an alert id
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def http(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.centre.url, headers=headers, timeout=60)
+
+    def as_root(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self.http(self.root) as http:
+            answer = http.request(method, path, **kwargs)
+        assert answer.status_code < 300, (method, path, answer.status_code, answer.text)
+        return answer
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("matrix") / "home"
+    centre = make_centre(home, units=UNITS)
+    root = add_token(home, "centre", "admin")
+    for role in USER_ROLES:
+        admin(home, "user", "add", f"north-{role}", "--unit", "north", "--role", role)
+    centre.start()
+    try:
+        world = World(centre=centre, root=root, tokens={})
+        for role in ROLES:
+            made = world.as_root("POST", "/api/v1/tokens", json={"unit": "north", "role": role})
+            world.tokens[role] = made.json()["token"]
+        body = SAMPLE.read_bytes()
+        events = len([line for line in body.splitlines() if line.strip()])
+        for unit, _ in UNITS:
+            world.as_root(
+                "POST",
+                "/api/v1/events",
+                params={"unit": unit},
+                content=body,
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+        for unit, _ in UNITS:
+            centre.wait_stored(root, unit, events)
+            world.as_root("POST", "/api/v1/tokens", json={"unit": unit, "role": "viewer"})
+            world.as_root(
+                "POST",
+                "/api/v1/exceptions",
+                json={"unit": unit, "rule_id": "matrix-standing", "reason": "standing"},
+            )
+            world.as_root("POST", "/api/v1/notifications/channels", json=_channel(unit))
+            alerts = world.as_root("GET", "/api/v1/alerts", params={"unit": unit}).json()
+            assert alerts["items"], f"the sample raised no alert in {unit}"
+            world.alerts[unit] = alerts["items"][0]["id"]
+        yield world
+    finally:
+        centre.stop()
+
+
+def _channel(unit: str) -> dict[str, Any]:
+    """A webhook channel of ``unit`` that never fires here (critical only, nothing listens)."""
+    name = f"hook-{unit}-{next(_channel_names)}"
+    return {"unit": unit, "kind": "webhook", "name": name, "min_level": "critical",
+            "kinds": ["bulletin"], "config": {"url": "http://127.0.0.1:9/hook"}}  # fmt: skip
+
+
+_channel_names = itertools.count()
+_CHANNELS = "/api/v1/notifications/channels"
+
+
+# -- one call per route, and what its answer must show ------------------------------------
+
+
+def _call(world: World, http: httpx.Client, route: tuple[str, str], unit: str) -> httpx.Response:
+    """Make the call of ``route`` aimed at ``unit``'s objects (or filtered to ``unit``)."""
+    n = next(world.counter)
+    match route:
+        case ("POST", "/api/v1/events"):
+            return http.post(
+                "/api/v1/events",
+                params={"unit": unit},
+                content=b'{"message": "matrix probe"}\n',
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+        case ("GET", "/api/v1/alerts"):
+            return http.get("/api/v1/alerts", params={"unit": unit, "limit": 1000})
+        case ("GET", "/api/v1/alerts/{alert_id}"):
+            return http.get(f"/api/v1/alerts/{world.alerts[unit]}")
+        case ("PATCH", "/api/v1/alerts/{alert_id}"):
+            return http.patch(
+                f"/api/v1/alerts/{world.alerts[unit]}", json={"status": "acknowledged"}
+            )
+        case ("POST", "/api/v1/alerts/{alert_id}/comments"):
+            return http.post(
+                f"/api/v1/alerts/{world.alerts[unit]}/comments", json={"text": f"probe {n}"}
+            )
+        case ("GET", "/api/v1/units") | ("GET", "/api/v1/tokens") | ("GET", "/api/v1/exceptions"):
+            return http.request(route[0], route[1])
+        case ("POST", "/api/v1/units"):
+            return http.post("/api/v1/units", json={"name": f"probe-{n}", "parent": unit})
+        case ("POST", "/api/v1/tokens"):
+            return http.post("/api/v1/tokens", json={"unit": unit, "role": "viewer"})
+        case ("DELETE", "/api/v1/tokens/{token_id}"):
+            made = world.as_root("POST", "/api/v1/tokens", json={"unit": unit, "role": "viewer"})
+            answer = http.delete(f"/api/v1/tokens/{made.json()['id']}")
+            answer.extensions["victim"] = made.json()["token"]
+            return answer
+        case ("POST", "/api/v1/exceptions"):
+            return http.post(
+                "/api/v1/exceptions",
+                json={"unit": unit, "rule_id": f"probe-{n}", "reason": "matrix probe"},
+            )
+        case ("DELETE", "/api/v1/exceptions/{exception_id}"):
+            made = world.as_root(
+                "POST",
+                "/api/v1/exceptions",
+                json={"unit": unit, "rule_id": f"victim-{n}", "reason": "matrix victim"},
+            )
+            answer = http.delete(f"/api/v1/exceptions/{made.json()['id']}")
+            answer.extensions["victim"] = made.json()["id"]
+            return answer
+        case ("GET", "/api/v1/audit"):
+            return http.get("/api/v1/audit", params={"limit": 1000})
+        case ("POST", "/api/v1/notifications/channels"):
+            return http.post("/api/v1/notifications/channels", json=_channel(unit))
+        case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
+            made = world.as_root("POST", "/api/v1/notifications/channels", json=_channel(unit))
+            answer = http.delete(f"/api/v1/notifications/channels/{made.json()['id']}")
+            answer.extensions["victim"] = made.json()["id"]
+            return answer
+        case ("POST", "/api/v1/auth/login"):
+            role = next(r for r, t in world.tokens.items() if http.headers.get("authorization")
+                        == f"Bearer {t}")  # fmt: skip
+            # Login is public: the caller's token plays no part; the ingest row logs a viewer in.
+            user = f"north-{role if role in USER_ROLES else 'viewer'}"
+            return http.post("/api/v1/auth/login", json={"name": user, "password": PASSWORD})
+        case ("POST", "/api/v1/hunt"):
+            return http.post(
+                "/api/v1/hunt",
+                json={"sql": "SELECT unit, count(*) AS n FROM events GROUP BY unit",
+                      "units": [unit]},
+            )  # fmt: skip
+        case _:
+            return http.request(route[0], route[1])
+
+
+def _all_audit(world: World, token: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    before: int | None = None
+    with world.http(token) as http:
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if before is not None:
+                params["before_id"] = before
+            page = http.get("/api/v1/audit", params=params).json()["items"]
+            if not page:
+                return items
+            items += page
+            before = page[-1]["id"]
+
+
+def _shows(world: World, route: tuple[str, str], answer: httpx.Response, unit: str) -> bool:
+    """Whether a successful answer shows ``unit``'s objects (lists, filters, hunt)."""
+    json_body = answer.headers.get("content-type", "").startswith("application/json")
+    body = answer.json() if json_body and answer.content else None
+    match route:
+        case ("GET", "/api/v1/alerts"):
+            units = {a["unit"] for a in body["items"]}
+            assert units <= {unit}, f"?unit={unit} returned alerts of {units}"
+            return bool(units)
+        case ("GET", "/api/v1/units"):
+            names = {u["name"] for u in body["items"]}
+            assert names.isdisjoint(NOT_MINE), names
+            return unit in names
+        case (
+            ("GET", "/api/v1/tokens")
+            | ("GET", "/api/v1/exceptions")
+            | ("GET", "/api/v1/notifications/channels")
+        ):
+            units = {t["unit"] for t in body["items"]}
+            assert units.isdisjoint(NOT_MINE), units
+            return unit in units
+        case ("GET", "/api/v1/notifications"):
+            units = {c["unit"] for c in body["channels"]}
+            assert units.isdisjoint(NOT_MINE), units
+            return unit in units
+        case ("GET", "/api/v1/audit"):
+            added = {
+                (r["after"] or {}).get("name")
+                for r in _all_audit(world, answer.request.headers["authorization"][7:])
+                if r["action"] == "unit.add"
+            } | {(r["after"] or {}).get("unit") for r in body["items"]}
+            assert added.isdisjoint(NOT_MINE), added
+            return unit in added
+        case ("POST", "/api/v1/hunt"):
+            units = {row[0] for row in body["rows"]}
+            assert units <= {unit}, f"hunt units=[{unit}] read rows of {units}"
+            return bool(units)
+        case ("GET", "/api/v1/alerts/{alert_id}") | ("PATCH", "/api/v1/alerts/{alert_id}"):
+            assert body["unit"] == unit and body["id"] == world.alerts[unit]
+        case ("DELETE", "/api/v1/tokens/{token_id}"):
+            with world.http(answer.extensions["victim"]) as http:
+                assert http.get("/api/v1/auth/whoami").status_code == 401
+        case ("DELETE", "/api/v1/exceptions/{exception_id}"):
+            ids = {e["id"] for e in world.as_root("GET", "/api/v1/exceptions").json()["items"]}
+            assert answer.extensions["victim"] not in ids
+        case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
+            ids = {c["id"] for c in world.as_root("GET", _CHANNELS).json()["items"]}
+            assert answer.extensions["victim"] not in ids
+        case ("POST", "/api/v1/auth/login"):
+            with world.http(body["token"]) as http:
+                units = set(http.get("/api/v1/auth/whoami").json()["units"])
+            assert units >= MINE and units.isdisjoint(NOT_MINE), units
+        case ("GET", "/api/v1/auth/whoami"):
+            assert set(body["units"]) >= MINE and set(body["units"]).isdisjoint(NOT_MINE)
+            assert body["unit"] == "north"
+    return True
+
+
+def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, unit: str) -> None:
+    """After a refused write, the other unit's object is as it was."""
+    match route:
+        case ("PATCH", "/api/v1/alerts/{alert_id}") | (
+            "POST",
+            "/api/v1/alerts/{alert_id}/comments",
+        ):
+            alert = world.as_root("GET", f"/api/v1/alerts/{world.alerts[unit]}").json()
+            assert alert["status"] == "new" and alert["comments"] == [], alert
+        case ("DELETE", "/api/v1/tokens/{token_id}"):
+            with world.http(answer.extensions["victim"]) as http:
+                assert http.get("/api/v1/auth/whoami").status_code == 200
+        case ("DELETE", "/api/v1/exceptions/{exception_id}"):
+            ids = {e["id"] for e in world.as_root("GET", "/api/v1/exceptions").json()["items"]}
+            assert answer.extensions["victim"] in ids
+        case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
+            ids = {c["id"] for c in world.as_root("GET", _CHANNELS).json()["items"]}
+            assert answer.extensions["victim"] in ids
+        case ("POST", "/api/v1/units"):
+            units = world.as_root("GET", "/api/v1/units").json()["items"]
+            assert not [u for u in units if u["parent"] == unit and u["name"].startswith("probe")]
+
+
+CASES = [
+    pytest.param(route, role, target, id=f"{route[0]} {route[1]} {role} {target}")
+    for route in EXPECTED
+    for role in ROLES
+    for target in TARGETS
+]
+
+
+def test_the_table_covers_every_route() -> None:
+    missing = sorted(set(ROUTE_RIGHTS) - set(EXPECTED))
+    assert not missing, f"routes with no row in EXPECTED (add their expected outcomes): {missing}"
+    assert not set(EXPECTED) - set(ROUTE_RIGHTS), "EXPECTED names routes that are gone"
+    assert all(set(row) == set(ROLES) for row in EXPECTED.values())
+    assert all(len(cells) == len(TARGETS) for row in EXPECTED.values() for cells in row.values())
+
+
+@pytest.mark.parametrize(("route", "role", "target"), CASES)
+def test_matrix(world: World, route: tuple[str, str], role: str, target: str) -> None:
+    outcome = EXPECTED[route][role][TARGETS.index(target)]
+    unit = UNIT_OF[target]
+    with world.http(world.tokens[role]) as http:
+        answer = _call(world, http, route, unit)
+    where = f"{route} as {role} on {target} ({unit}): {answer.status_code} {answer.text[:300]}"
+    if outcome == "ok":
+        assert answer.status_code == SUCCESS.get(route, 200), where
+        assert _shows(world, route, answer, unit), f"{where}: {unit}'s objects not shown"
+    elif outcome == "hidden":
+        listing = route[0] == "GET" and "{" not in route[1]
+        if listing or route == ("POST", "/api/v1/hunt"):
+            assert answer.status_code == 200, where
+            assert not _shows(world, route, answer, unit), f"{where}: {unit} is visible"
+        else:
+            assert answer.status_code == 404, where
+            assert answer.json()["error"] == "not_found", where
+            _untouched(world, route, answer, unit)
+    else:
+        assert answer.status_code == int(outcome), where
+        if answer.status_code == 403:
+            assert answer.json()["error"] == "forbidden", where
+        if outcome == "404":
+            _untouched(world, route, answer, unit)
+
+
+# -- no credential, a wrong one, a revoked one ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def revoked(world: World) -> str:
+    made = world.as_root("POST", "/api/v1/tokens", json={"unit": "north", "role": "admin"})
+    token = made.json()["token"]
+    with world.http(token) as http:
+        assert http.get("/api/v1/auth/whoami").status_code == 200
+    world.as_root("DELETE", f"/api/v1/tokens/{made.json()['id']}")
+    return str(token)
+
+
+GUARDED = [route for route, right in ROUTE_RIGHTS.items() if right != "public"]
+
+
+@pytest.mark.parametrize("route", GUARDED, ids=[f"{m} {p}" for m, p in GUARDED])
+@pytest.mark.parametrize("credential", ["none", "wrong", "revoked", "basic"])
+def test_no_valid_credential_is_401(
+    world: World, revoked: str, route: tuple[str, str], credential: str
+) -> None:
+    headers = {
+        "none": {},
+        "wrong": {"Authorization": "Bearer vdt_" + "A" * 43},
+        "revoked": {"Authorization": f"Bearer {revoked}"},
+        "basic": {"Authorization": f"Basic {world.tokens['admin']}"},
+    }[credential]
+    path = re.sub(r"\{[a-z_]+\}", str(world.alerts["north"]), route[1])
+    with httpx.Client(base_url=world.centre.url, headers=headers, timeout=30) as http:
+        answer = http.request(route[0], path, json={})
+    assert answer.status_code == 401, (route, credential, answer.text)
+    assert answer.json()["error"] == "unauthenticated"
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_session_is_scoped_like_a_token(world: World) -> None:
+    with world.http(None) as http:
+        login = http.post("/api/v1/auth/login", json={"name": "north-viewer", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    with world.http(login.json()["token"]) as http:
+        assert http.get(f"/api/v1/alerts/{world.alerts['south']}").status_code == 404
+        assert http.get(f"/api/v1/alerts/{world.alerts['north-1']}").status_code == 200
+        assert (
+            http.patch(
+                f"/api/v1/alerts/{world.alerts['north']}", json={"status": "closed"}
+            ).status_code
+            == 403
+        )
+        assert http.post("/api/v1/auth/logout").status_code == 204
+        assert http.get("/api/v1/auth/whoami").status_code == 401
+
+
+# -- the hunt endpoint never returns another unit's rows -----------------------------------
+
+
+def _hunt(world: World, role: str, **query: Any) -> httpx.Response:
+    with world.http(world.tokens[role]) as http:
+        return http.post("/api/v1/hunt", json=query)
+
+
+def _south_file(world: World) -> Path:
+    files = sorted((world.centre.home / "events" / "unit=south").rglob("*.parquet"))
+    assert files, "south has no Parquet file: the test would prove nothing"
+    return files[0]
+
+
+@pytest.mark.parametrize("role", ["admin", "viewer"])
+def test_hunt_reads_only_the_callers_units(world: World, role: str) -> None:
+    answer = _hunt(world, role, sql="SELECT DISTINCT unit FROM events ORDER BY unit")
+    assert answer.status_code == 200, answer.text
+    assert {row[0] for row in answer.json()["rows"]} == MINE
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM events WHERE unit = 'south'",
+        "SELECT * FROM events WHERE unit <> 'north' AND unit <> 'north-1'",
+        "SELECT count(*) FILTER (WHERE unit = 'south') AS n FROM events HAVING n > 0",
+    ],
+)
+def test_hunt_where_unit_of_another_unit_finds_nothing(world: World, sql: str) -> None:
+    answer = _hunt(world, "analyst", sql=sql)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "SELECT * FROM read_parquet('{file}')",
+        "SELECT * FROM read_parquet('{dir}/**/*.parquet', hive_partitioning = true)",
+        "SELECT * FROM '{file}'",
+        "SELECT * FROM events UNION ALL SELECT * FROM read_parquet('{file}')",
+        "SELECT * FROM glob('{dir}/**')",
+        "SELECT * FROM parquet_metadata('{file}')",
+        "SELECT * FROM read_text('{file}')",
+        "SELECT * FROM read_blob('{file}')",
+    ],
+)
+def test_hunt_cannot_read_another_units_files(world: World, template: str) -> None:
+    file = _south_file(world)
+    sql = template.format(file=file, dir=file.parents[1])
+    answer = _hunt(world, "admin", sql=sql)
+    if answer.status_code == 200:
+        rows = answer.json()["rows"]
+        assert all(row[:1] != ["south"] for row in rows), rows
+        assert "south" not in answer.text and str(file.name) not in answer.text, answer.text
+    else:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "query_refused"
+
+
+@pytest.mark.parametrize("units", [["south"], ["centre"], ["south", "centre"], ["../south"]])
+def test_hunt_units_naming_other_units_read_nothing(world: World, units: list[str]) -> None:
+    answer = _hunt(world, "viewer", sql="SELECT unit FROM events", units=units)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == []
+
+
+def test_hunt_units_mixing_own_and_other_reads_only_own(world: World) -> None:
+    answer = _hunt(
+        world, "viewer", sql="SELECT DISTINCT unit FROM events", units=["south", "north-1"]
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rows"] == [["north-1"]]
