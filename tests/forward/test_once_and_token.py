@@ -83,3 +83,24 @@ def test_a_buffer_resent_after_a_lost_acknowledgement_is_answered_as_duplicates(
         assert_exactly_once(stored_marks(centre, analyst), lines)
     finally:
         centre.stop()
+
+
+def test_a_unit_over_its_quota_is_answered_429_and_the_forwarder_waits_and_finishes(
+    tmp_path: Path,
+) -> None:
+    centre = make_centre(tmp_path / "home", args=["--unit-quota", "150"])  # burst: 1,500
+    ingest = add_token(centre.home, "branch-a", "ingest")
+    analyst = add_token(centre.home, "hq", "analyst")
+    log = tmp_path / "syslog"
+    lines = marked(loghub("Linux"), "lin")
+    log.write_text("\n".join(lines) + "\n")
+    centre.start()
+    try:
+        args = [*forward_args([log], centre, ingest, tmp_path / "state"), "--batch-size", "100"]
+        done = run_forward([*args, "--once"])
+        assert done.returncode == 0, done.stderr
+        assert "centre answered 429" in done.stderr, done.stderr
+        centre.wait_stored(analyst, "branch-a", len(lines))
+        assert_exactly_once(stored_marks(centre, analyst), lines)
+    finally:
+        centre.stop()

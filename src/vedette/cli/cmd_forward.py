@@ -13,6 +13,7 @@ from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError
 
 EXIT_TOKEN_REFUSED = 3
+MAX_BATCH_SIZE = 50_000
 
 DESCRIPTION = """\
 Tail log files and folders (rotating text logs, JSON lines, EVTX files dropped into a folder)
@@ -22,9 +23,9 @@ where it was and every line reaches the centre exactly once. Retries with back-o
 centre is away or busy; exits 3 when the centre refuses the token.
 
 examples:
-  vedette forward /var/log/auth.log /var/log/syslog --to https://centre:8443 \\
+  vedette forward /var/log/auth.log /var/log/syslog --to https://centre.example:8400 \\
       --token-file /etc/vedette/token --state /var/lib/vedette-forward
-  vedette forward C:/evtx-drop --to http://centre:8080 --state ./fwd --once
+  vedette forward /srv/evtx-drop --to http://127.0.0.1:8400 --state ./fwd --once
 """
 
 
@@ -80,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in ("poll", "progress_every", "max_backoff", "batch_size", "max_buffer_mb"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be above 0")
+    if args.batch_size > MAX_BATCH_SIZE:
+        raise ConfigError(f"--batch-size is at most {MAX_BATCH_SIZE:,} (the centre's limit)")
     config = ForwardConfig(
         paths=tuple(args.paths),
         url=args.to,

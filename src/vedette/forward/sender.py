@@ -17,6 +17,8 @@ from vedette import __version__
 from vedette.forward.state import Buffered
 
 INGEST_PATH = "/api/v1/events"
+MAX_RETRY_AFTER = 300.0
+"""The longest ``Retry-After`` obeyed: a proxy's answer of hours must not stall the forwarder."""
 
 
 class Outcome(enum.Enum):
@@ -51,7 +53,9 @@ class Backoff:
         self.failures += 1
         ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
         delay = random.uniform(ceiling / 2, ceiling)  # jitter: forwarders do not retry in step
-        return max(delay, min(asked, self.cap)) if asked is not None else delay
+        if asked is None:
+            return delay
+        return max(delay, min(asked, MAX_RETRY_AFTER))
 
     def reset(self) -> None:
         """A success: start again from ``base``."""
