@@ -111,8 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         forwarder.run()
     except TokenRefused as exc:
         print(
-            f"vedette forward: error: {exc}. Check --token; nothing more is sent. What was read"
-            f" stays in {config.state} and goes when the forwarder runs with a valid token.",
+            f"vedette forward: error: {exc}; nothing more is sent. What was read stays in"
+            f" {config.state} and goes when the forwarder runs again with a valid --to and token.",
             file=sys.stderr,
         )
         code = EXIT_TOKEN_REFUSED
