@@ -87,6 +87,7 @@ class Forwarder:
         self.backoff = Backoff(cap=config.max_backoff)
         self.tracked: dict[str, Tracked] = {r.uid: Tracked(r) for r in self.state.files()}
         self.seen: dict[str, _Seen] = {}
+        self.unreadable: set[str] = set()
         self.next_attempt = 0.0
         self.stopping = False
         self.read_anything = True
@@ -179,6 +180,9 @@ class Forwarder:
         if tracked.fd is None:
             tracked.fd = open_file(file.path, record.dev, record.ino)
             if tracked.fd is None:
+                if file.path not in self.unreadable and not os.access(file.path, os.R_OK):
+                    self.unreadable.add(file.path)  # said once, not at every poll
+                    self.say(f"vedette forward: cannot read {file.path}: permission denied")
                 return
         if not same_content(tracked.fd, record):
             self._new_generation(tracked, file)
