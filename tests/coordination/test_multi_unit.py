@@ -247,6 +247,9 @@ def test_b_cannot_read_a_through_any_endpoint_until_shared(world: Any) -> None:
     assert [c["text"] for c in seen["comments"]] == ["block 168.63.129.16 egress"]
     assert [t["title"] for t in seen["tasks"]] == ["check proxy logs"]
     assert "audit" not in seen and seen["origin_unit"] is None
+    # B's export to partners carries the shared observable only.
+    exported = _get(centre, b, f"/api/v1/incidents/{incident['id']}/export", format="misp")
+    assert [a["value"] for a in exported.json()["Event"]["Attribute"]] == [INDICATOR]
     assert (
         _get(centre, tokens["unit-c:analyst"], f"/api/v1/incidents/{incident['id']}").status_code
         == 404

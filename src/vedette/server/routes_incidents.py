@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from vedette.alerts.export import misp_event, stix_bundle
 from vedette.server.authz import caller, guarded
 from vedette.store.state import incidents as svc
 from vedette.store.state.scope import Scope
@@ -319,3 +320,16 @@ async def incidents_escalate(
     await run_in_threadpool(run)
     # The caller may no longer own it: show it as the caller now sees it.
     return await run_in_threadpool(_detail, request, scope, incident_id)
+
+
+@guarded(router, "GET", "/incidents/{incident_id}/export", "read")
+async def incidents_export(
+    request: Request,
+    scope: Annotated[Scope, Depends(caller)],
+    incident_id: IncidentId,
+    format: Literal["stix", "misp"] = "stix",
+) -> dict[str, Any]:
+    """The observables and ATT&CK techniques the caller sees, as a STIX 2.1 bundle or a MISP
+    event, for partner organisations (no events, hosts, users or units)."""
+    detail = await run_in_threadpool(_detail, request, scope, incident_id)
+    return stix_bundle(detail) if format == "stix" else misp_event(detail)
