@@ -179,6 +179,9 @@ def test_b_is_warned_with_its_own_hits_and_c_gets_nothing(world: Any) -> None:
     assert {h["host"] for h in hits} <= b_hosts
     # The same alert's hunt covered C in the same pass: C has nothing, from any source.
     assert _get(centre, tokens["unit-c:analyst"], "/api/v1/warnings").json()["items"] == []
+    metrics = _get(centre, tokens["hq:admin"], "/metrics").text
+    counted = dict(re.findall(r'vedette_coordination_total\{outcome="(\w+)"\} (\S+)', metrics))
+    assert float(counted["warnings"]) >= 1 and float(counted["errors"]) == 0, counted
     # Acknowledge: B's own, once; C cannot touch B's.
     first = warnings[0]["id"]
     with centre.client(tokens["unit-c:analyst"]) as http:

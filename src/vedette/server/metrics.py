@@ -123,6 +123,15 @@ class CentreCollector(Collector):
         for channel, count in sorted(dispatch.pending.items()):
             pending.add_metric([channel], count)
         yield pending
+        # Coordination (vedette.alerts.warning): grouping, retro-hunts, warnings, failures.
+        coordination = CounterMetricFamily(
+            "vedette_coordination",
+            "Alerts coordinated, grouped into incidents, unit hunts run, warnings, errors",
+            labels=["outcome"],
+        )
+        for outcome in ("alerts", "grouped", "hunts", "warnings", "errors"):
+            coordination.add_metric([outcome], getattr(centre.coordinator.stats, outcome))
+        yield coordination
         yield _gauge("vedette_rules_loaded", "Sigma rules loaded", centre.rules.facts.rules_loaded)
         yield _gauge("vedette_rules_not_loaded", "Sigma rules that did not load",
                      len(centre.rules.facts.rule_errors))  # fmt: skip
