@@ -1,10 +1,9 @@
-"""Incidents in the state store (SQLite): grouping policy, alert moves, shares, escalation."""
+"""Incidents in the state store, SQLite and PostgreSQL: grouping, alert moves, sharing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +29,8 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    state = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+def db(state_url: str) -> Iterator[StateDB]:
+    state = open_state(state_url)
     with state.session() as session:
         add_unit(session, name="hq", parent=None)
         add_unit(session, name="a", parent="hq")

@@ -122,8 +122,8 @@ def test_policy_file_and_its_refusals(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateDB]:
-    db = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+def state(state_url: str) -> Iterator[StateDB]:
+    db = open_state(state_url)
     with db.session() as session:
         add_unit(session, name="hq", parent=None)
         for unit in ("a", "b", "c"):
