@@ -17,7 +17,15 @@ from itertools import islice
 
 from vedette.errors import ConfigError
 from vedette.events import Event
-from vedette.sources.inputs import Source, probe_file, read_head, split_member_path, zip_members
+from vedette.sources.inputs import (
+    DecompressionLimit,
+    Source,
+    is_zip,
+    probe_file,
+    read_head,
+    split_member_path,
+    zip_members,
+)
 from vedette.sources.registry import READERS, ReadOptions, sniff_format
 from vedette.sources.report import ReadReport
 
@@ -110,6 +118,14 @@ def _resolve_format(
     if not head:
         report.warn(source.display, "empty", "no data", offset=0)
         return None
+    if source.member is not None and is_zip(head):
+        report.warn(
+            source.display,
+            "nested-archive",
+            "a zip inside a zip is not read: extract it and scan the extracted archive",
+            offset=0,
+        )
+        return None
     if format is not None:
         return format
     found = sniff_format(head, source.name)
@@ -142,6 +158,9 @@ def _batches(
                 report.add_events(fmt, len(batch))
                 yield batch
                 batch = []
+        except DecompressionLimit as exc:
+            # a bomb: what was read before the bound stays, the rest is one counted skip
+            report.warn(source.display, "decompression-limit", str(exc))
         except _TRUNCATION_ERRORS as exc:
             # Truncated compressed streams and I/O errors end the stream; what was read stays.
             report.warn(source.display, "truncated", f"{type(exc).__name__}: {exc}")

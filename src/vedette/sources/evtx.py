@@ -37,28 +37,77 @@ _CHUNK_SIZE = 65536
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
 IN_MEMORY_LIMIT = 64 * 1024 * 1024
 """An EVTX file inside an archive up to this size is decompressed into memory to be parsed."""
+_MAX_CHUNK_RECORDS = (_CHUNK_SIZE - 512) // 24
+"""The most records a chunk can hold (each has a 24-byte header): a bound for a damaged one."""
 _MAX_CONSECUTIVE_ERRORS = 10_000
 """A parser that fails this often in a row is not making progress: stop rather than spin."""
 
 
-def _chunk_offset(path: str, first_record: int) -> int | None:
-    """File offset of the chunk whose first record id is ``first_record`` (for warnings)."""
+_CHUNK_RECORDS = 512
+"""Where a chunk's records start (after its header and string and template tables)."""
+_RECORD_MAGIC = b"\x2a\x2a\x00\x00"
+_RECORD_HEADER = 24
+
+
+def _find_chunk(target: Any, first: int, last: int) -> tuple[int, bytes] | None:
+    """Offset and bytes of the chunk whose header names record ids ``first..last`` (what the
+    parser's error message quotes), in a file path or an in-memory stream; None when absent."""
     try:
-        with open(path, "rb") as handle:
-            offset = _FILE_HEADER
-            while True:
-                handle.seek(offset)
-                header = handle.read(24)
-                if len(header) < 24:
-                    return None
-                if (
-                    header.startswith(b"ElfChnk\x00")
-                    and int.from_bytes(header[8:16], "little") == first_record
-                ):
-                    return offset
-                offset += _CHUNK_SIZE
-    except OSError:
+        if isinstance(target, io.BytesIO):
+            data = target.getbuffer()
+            return _scan_chunks(lambda at: bytes(data[at : at + _CHUNK_SIZE]), first, last)
+        if isinstance(target, str | os.PathLike):
+            with open(target, "rb") as handle:
+
+                def read_at(at: int) -> bytes:
+                    handle.seek(at)
+                    return handle.read(_CHUNK_SIZE)
+
+                return _scan_chunks(read_at, first, last)
+    except (OSError, ValueError):
         return None
+    return None
+
+
+def _scan_chunks(
+    read_at: Callable[[int], bytes], first: int, last: int
+) -> tuple[int, bytes] | None:
+    offset = _FILE_HEADER
+    while True:
+        chunk = read_at(offset)
+        if len(chunk) < 40:
+            return None
+        if (
+            chunk.startswith(b"ElfChnk\x00")
+            and int.from_bytes(chunk[24:32], "little") == first
+            and int.from_bytes(chunk[32:40], "little") == last
+        ):
+            return offset, chunk
+        offset += _CHUNK_SIZE
+
+
+def _records_in(chunk: bytes) -> int:
+    """Records a damaged chunk held, without trusting any one field a fuzzer may have hit.
+
+    At least the records found by their headers (walked by size, and counted by magic); the
+    header's record-number and record-id ranges count when they are possible (no more than a
+    chunk holds, no fewer than were found), the smaller of them when both are.
+    """
+    walked, at = 0, _CHUNK_RECORDS
+    while at + _RECORD_HEADER <= len(chunk) and chunk[at : at + 4] == _RECORD_MAGIC:
+        size = int.from_bytes(chunk[at + 4 : at + 8], "little")
+        if size < _RECORD_HEADER or at + size > len(chunk):
+            break
+        walked += 1
+        at += size
+    found = max(walked, chunk.count(_RECORD_MAGIC, _CHUNK_RECORDS))
+    ranges = []
+    for first_at in (8, 24):  # first/last record number, then first/last record id
+        first = int.from_bytes(chunk[first_at : first_at + 8], "little")
+        last = int.from_bytes(chunk[first_at + 8 : first_at + 16], "little")
+        if found <= last - first + 1 <= _MAX_CHUNK_RECORDS:
+            ranges.append(last - first + 1)
+    return min(ranges, default=found)
 
 
 class EvtxReader(Reader):
@@ -79,7 +128,7 @@ class EvtxReader(Reader):
                 except OSError:
                     size = None
             # the parsing generator itself, not wrapped in another: one resume less per event
-            return self._parse(source.path, source, report, options, size, plain=True)
+            return self._parse(source.path, source, report, options, size)
         return self._read_stream(source, report, options)
 
     def _read_stream(
@@ -96,7 +145,7 @@ class EvtxReader(Reader):
                 del head, target
                 stream.seek(0)
                 target, size = stream, None
-            yield from self._parse(target, source, report, options, size, plain=False)
+            yield from self._parse(target, source, report, options, size)
 
     def _parse(
         self,
@@ -105,11 +154,9 @@ class EvtxReader(Reader):
         report: ReadReport,
         options: ReadOptions,
         size: int | None,
-        *,
-        plain: bool,
     ) -> Iterator[Event]:
-        """Events of the EVTX data at ``target`` (a path or a seekable stream of ``size`` bytes);
-        chunk offsets are looked up in the file itself only when it is ``plain``."""
+        """Events of the EVTX data at ``target`` (a path or a seekable stream of ``size``
+        bytes)."""
         display = source.display
         try:
             parser = PyEvtxParser(target, number_of_threads=options.threads)
@@ -133,7 +180,7 @@ class EvtxReader(Reader):
                 break
             except (RuntimeError, OSError, ValueError) as exc:
                 failures += 1
-                self._warn_chunk(source, report, str(exc), plain=plain)
+                self._warn_chunk(source, report, str(exc), target)
                 if failures >= _MAX_CONSECUTIVE_ERRORS:
                     report.warn(display, "evtx-abandoned", "too many consecutive parse errors")
                     return
@@ -184,14 +231,19 @@ class EvtxReader(Reader):
             report.warn(source.display, "evtx-no-records", "no readable record", offset=0)
 
     @staticmethod
-    def _warn_chunk(source: Source, report: ReadReport, message: str, *, plain: bool) -> None:
+    def _warn_chunk(source: Source, report: ReadReport, message: str, target: Any) -> None:
+        """Count a chunk the parser gave up on by the records really in it (found in the file
+        or in-memory data; else at most what a chunk can hold)."""
         match = _CHUNK_RANGE.search(message)
         records, offset = 1, None
         if match:
             first, last = int(match.group(1)), int(match.group(2))
-            records = max(1, last - first + 1)
-            if plain:
-                offset = _chunk_offset(source.path, first)
+            found = _find_chunk(target, first, last)
+            if found is not None:
+                offset, chunk = found
+                records = max(1, _records_in(chunk))
+            else:
+                records = max(1, min(last - first + 1, _MAX_CHUNK_RECORDS))
         report.warn(source.display, "evtx-chunk", message, offset=offset, records=records)
 
 

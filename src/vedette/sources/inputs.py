@@ -1,7 +1,12 @@
 """Input streams: plain files, .gz, .bz2, .zip members (``archive.zip!member``), UTF-16 text.
 
 Compression is recognised by magic bytes, not by file name, so a renamed ``.log`` that is really
-gzip still reads. Text in UTF-16 (with a byte-order mark, as Windows tools write it) is transcoded
+gzip still reads. Decompression is bounded (:data:`MAX_RATIO` past :data:`RATIO_FLOOR`, and
+:data:`MAX_DECOMPRESSED` in all): a bomb raises :class:`DecompressionLimit` instead of filling
+memory or disk. An archive's directory is read once per process and shared by its members (one
+open per member made a zip of many small files quadratic).
+
+Text in UTF-16 (with a byte-order mark, as Windows tools write it) is transcoded
 to UTF-8 here, once, so that every reader only ever sees UTF-8 (or Latin-1) bytes.
 """
 
@@ -13,8 +18,10 @@ import gzip
 import io
 import os
 import stat
+import threading
 import zipfile
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -25,14 +32,67 @@ MEMBER_SEPARATOR = "!"
 """Separates an archive from its member in a source path: ``logs.zip!dir/file.json``."""
 
 HEAD_BYTES = 32 * 1024
-_SKIPPED_DIRS = frozenset((".git", ".svn", ".hg", "__MACOSX"))
 """How much of a stream sniffing looks at."""
+_SKIPPED_DIRS = frozenset((".git", ".svn", ".hg", "__MACOSX"))
+
+MAX_RATIO = 200
+"""Decompressed bytes per compressed byte past :data:`RATIO_FLOOR`: text logs compress 5-50
+times, deflate's own maximum is about 1,030 (what a bomb uses)."""
+RATIO_FLOOR = 256 * 1024 * 1024
+"""Any stream may decompress to this much, whatever its ratio (small, very repetitive logs)."""
+MAX_DECOMPRESSED = 64 * 1024 * 1024 * 1024
+"""No compressed stream is read past this many decompressed bytes."""
+_KEPT_ARCHIVES = 4
+_BOUNDED_READ = 8192
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"  # with the deflate method byte
 _BZIP2_MAGIC = b"BZh"  # followed by the block size, "1".."9"
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+class DecompressionLimit(OSError):
+    """A compressed stream decompresses past :data:`MAX_RATIO` or :data:`MAX_DECOMPRESSED`."""
+
+
+class _Archives:
+    """Open zip archives of this process, the last few used, keyed by file identity.
+
+    Members are opened from the shared archive (``ZipFile`` serialises their reads on one file
+    handle); a process started by fork drops what its parent had open instead of sharing the
+    parent's file position.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._open: OrderedDict[tuple[str, int, int, int, int], zipfile.ZipFile] = OrderedDict()
+
+    def get(self, path: str) -> zipfile.ZipFile:
+        info = os.stat(path)
+        key = (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._close_all()
+            archive = self._open.get(key)
+            if archive is not None:
+                self._open.move_to_end(key)
+                return archive
+            archive = zipfile.ZipFile(path)
+            self._open[key] = archive
+            while len(self._open) > _KEPT_ARCHIVES:
+                self._open.popitem(last=False)[1].close()  # open members keep the file
+            return archive
+
+    def _close_all(self) -> None:
+        for archive in self._open.values():
+            archive.close()
+        self._open.clear()
+
+
+_ARCHIVES = _Archives()
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,12 +138,20 @@ class Source:
             raw: IO[bytes]
             if self.member is None:
                 raw = stack.enter_context(open(self.path, "rb"))
+                stored = os.fstat(raw.fileno()).st_size
+                compressed = False
             else:
-                archive = stack.enter_context(zipfile.ZipFile(self.path))
-                member = stack.enter_context(archive.open(self.member))
+                archive = _ARCHIVES.get(self.path)
+                info = archive.getinfo(self.member)
+                member = stack.enter_context(archive.open(info))
                 # ZipExtFile.readline is pure Python; a C buffer in front makes lines cheap
                 raw = cast(IO[bytes], io.BufferedReader(member, buffer_size=1 << 20))
-            yield _decoded(_decompressed(raw, stack), stack)
+                stored = info.compress_size
+                compressed = info.compress_type != zipfile.ZIP_STORED
+            stream, layers = _decompressed(raw, stack)
+            if compressed or layers:
+                stream = _bounded(stream, stored, self.display)
+            yield _decoded(stream, stack)
 
     def plain_file(self) -> bool:
         """True when this source is an uncompressed file on disk (byte ranges are meaningful)."""
@@ -115,9 +183,11 @@ def _peek(stream: IO[bytes], size: int) -> bytes:
     return b""
 
 
-def _decompressed(raw: IO[bytes], stack: ExitStack) -> IO[bytes]:
-    """Wrap ``raw`` in gzip/bz2 decompression when its magic bytes say so (nested too)."""
+def _decompressed(raw: IO[bytes], stack: ExitStack) -> tuple[IO[bytes], int]:
+    """Wrap ``raw`` in gzip/bz2 decompression when its magic bytes say so (nested too); also
+    return how many layers were unwrapped."""
     stream: IO[bytes] = raw if hasattr(raw, "peek") else io.BufferedReader(cast(io.RawIOBase, raw))
+    layers = 0
     for _ in range(4):  # a .gz inside a .bz2 is silly but cheap to allow; bombs are not loops
         magic = _peek(stream, 4)
         if magic.startswith(_GZIP_MAGIC):
@@ -126,7 +196,54 @@ def _decompressed(raw: IO[bytes], stack: ExitStack) -> IO[bytes]:
             stream = stack.enter_context(cast(IO[bytes], bz2.BZ2File(stream, mode="rb")))
         else:
             break
-    return stream
+        layers += 1
+    return stream, layers
+
+
+class _BoundedStream(io.RawIOBase):
+    """A decompressed stream that raises :class:`DecompressionLimit` past its bound."""
+
+    def __init__(self, inner: IO[bytes], stored: int, display: str) -> None:
+        self._inner = inner
+        self._limit = min(MAX_DECOMPRESSED, max(RATIO_FLOOR, MAX_RATIO * max(1, stored)))
+        self._stored = stored
+        self._display = display
+        self._produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        # small reads: a truncated stream raises inside one, and loses what that one decoded
+        size = int(self._inner.readinto(buffer[:_BOUNDED_READ]) or 0)  # type: ignore[attr-defined]
+        self._produced += size
+        if self._produced > self._limit:
+            raise DecompressionLimit(self._why())
+        return size
+
+    def seekable(self) -> bool:
+        return self._inner.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        # a position, not a running total: the EVTX parser seeks back over what it read
+        self._produced = self._inner.seek(offset, whence)
+        return self._produced
+
+    def tell(self) -> int:
+        return self._produced
+
+    def _why(self) -> str:
+        if self._limit == MAX_DECOMPRESSED:
+            return f"decompresses past {MAX_DECOMPRESSED >> 30} GiB: not read further"
+        return (
+            f"decompression bomb? {self._stored:,} compressed bytes decompress past"
+            f" {self._produced:,} (ratio over {MAX_RATIO}): not read further"
+        )
+
+
+def _bounded(stream: IO[bytes], stored: int, display: str) -> IO[bytes]:
+    raw = _BoundedStream(stream, stored, display)
+    return cast(IO[bytes], io.BufferedReader(raw, buffer_size=1 << 20))
 
 
 def _decoded(stream: IO[bytes], stack: ExitStack) -> IO[bytes]:
@@ -273,8 +390,12 @@ def split_member_path(path: str | os.PathLike[str]) -> tuple[str, str | None]:
 
 def zip_members(path: str) -> list[str]:
     """Names of the file members of a zip archive, in archive order (raises on a bad zip)."""
-    with zipfile.ZipFile(path) as archive:
-        return [info.filename for info in archive.infolist() if not info.is_dir()]
+    return [info.filename for info in _ARCHIVES.get(path).infolist() if not info.is_dir()]
+
+
+def is_zip(head: bytes) -> bool:
+    """True when a stream starting with ``head`` is a zip archive."""
+    return head[:4] in (_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)
 
 
 def _collector(into: list[str]) -> Callable[[OSError], None]:
@@ -288,18 +409,29 @@ def iter_input_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Every file under ``paths``, recursively, in a stable order.
 
     Directories are walked (version-control folders such as ``.git`` skipped, but hidden files
-    kept: ``.bash_history`` is evidence); anything else is yielded as given, including paths that
-    do not exist or ``archive.zip!member`` paths, so that reading them reports a warning instead
-    of the input vanishing silently.
+    kept: ``.bash_history`` is evidence); symbolic links to folders are followed, each real
+    folder once (a link back up the tree is a loop, not more evidence). Anything else is yielded
+    as given, including paths that do not exist or ``archive.zip!member`` paths, so that reading
+    them reports a warning instead of the input vanishing silently.
     """
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
             # A folder that cannot be listed is yielded itself: reading it reports "unreadable".
             failed: list[str] = []
-            for root, dirs, files in os.walk(path, onerror=_collector(failed)):
+            seen: set[tuple[int, int]] = set()
+            for root, dirs, files in os.walk(path, onerror=_collector(failed), followlinks=True):
                 while failed:
                     yield Path(failed.pop(0))
+                try:
+                    info = os.stat(root)
+                except OSError:
+                    dirs[:] = []
+                    continue
+                if (info.st_dev, info.st_ino) in seen:
+                    dirs[:] = []  # reached again through a link: already read
+                    continue
+                seen.add((info.st_dev, info.st_ino))
                 dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
                 for name in sorted(files):
                     yield Path(root) / name

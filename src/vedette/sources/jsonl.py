@@ -32,8 +32,11 @@ from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 
 MAX_DOCUMENT_CHARS = 64 * 1024 * 1024
-"""A single JSON value larger than this is treated as corrupt rather than buffered."""
+"""A single JSON value larger than this is skipped (``value-too-large``) rather than buffered."""
 _CHUNK = 1024 * 1024
+_LONGEST_TOKEN = 12
+"""Characters a token cut by a read may have lost (``\\uD83D\\uDE00``, ``false``): an error
+this close to the end of what is buffered may only mean the value goes on."""
 _SEPARATORS = " \t\r\n,[]"
 """Skipped between top-level values: whitespace, and the punctuation of a top-level array."""
 
@@ -54,8 +57,10 @@ def _is_ndjson(head: bytes) -> bool:
 
 
 def _incomplete(exc: json.JSONDecodeError, text: str) -> bool:
-    """True when a parse error only means the text stops before the value ends."""
-    return exc.pos >= len(text) - 1 or exc.msg.startswith("Unterminated")
+    """True when a parse error may only mean the text stops before the value ends (a ``null``
+    or ``\\u00e9`` cut by the end of a read fails with "Expecting value" or "Invalid
+    \\uXXXX escape" a few characters before the end)."""
+    return exc.pos >= len(text) - _LONGEST_TOKEN or exc.msg.startswith("Unterminated")
 
 
 def _records(value: Any) -> Iterator[Any]:
@@ -152,7 +157,11 @@ class JsonReader(Reader):
                 line=ref.line,
             )
             return None
-        return picker.event(record, hint, ref)
+        try:
+            return picker.event(record, hint, ref)
+        except RecursionError:  # flattening is recursive: this record only, not the file
+            report.warn(ref.path, "json-too-deep", _TOO_DEEP, offset=ref.offset, line=ref.line)
+            return None
 
     def _read_documents(
         self, stream: IO[bytes], source: Source, report: ReadReport
@@ -165,6 +174,9 @@ class JsonReader(Reader):
                 event = self._event(record, picker, hint, ref, report)
                 if event is not None:
                     yield event
+
+
+_TOO_DEEP = "record nested too deeply to read: skipped"
 
 
 class _DocumentStream:
@@ -185,11 +197,11 @@ class _DocumentStream:
         self._lines = 1  # line number at _buf[_counted]
         self._counted = 0  # position in _buf up to which newlines are counted
 
-    def _fill(self) -> bool:
-        """Append a chunk to the buffer; False at end of stream."""
+    def _fill(self, size: int = _CHUNK) -> bool:
+        """Append ``size`` bytes to the buffer; False at end of stream."""
         if self._eof:
             return False
-        data = self._stream.read(_CHUNK)
+        data = self._stream.read(size)
         if not data:
             self._eof = True
             if not self._latin1:
@@ -249,9 +261,22 @@ class _DocumentStream:
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as exc:
-                if _incomplete(exc, buf) and len(buf) - pos < MAX_DOCUMENT_CHARS and self._fill():
+                pending = len(buf) - pos
+                # read as much again as is pending: a big value is parsed O(log n) times, not
+                # once per megabyte (quadratic)
+                more = min(max(_CHUNK, pending), MAX_DOCUMENT_CHARS - pending + 1)
+                if _incomplete(exc, buf) and pending < MAX_DOCUMENT_CHARS and self._fill(more):
                     continue
-                pos = self._recover(pos, exc)
+                if _incomplete(exc, buf) and not self._eof:
+                    reason, why = "value-too-large", _too_large(pending)
+                else:
+                    reason, why = "", exc.msg
+                pos = self._recover(pos, why, reason)
+                if pos < 0:
+                    return
+                continue
+            except RecursionError:
+                pos = self._recover(pos, _TOO_DEEP, "json-too-deep")
                 if pos < 0:
                     return
                 continue
@@ -259,14 +284,14 @@ class _DocumentStream:
             yield self._base + pos, line, value
             pos = self._compact(end)
 
-    def _recover(self, pos: int, exc: json.JSONDecodeError) -> int:
-        """Warn about the bad value at ``pos`` and return where the next value may start."""
+    def _recover(self, pos: int, why: str, reason: str = "") -> int:
+        """Warn about the bad value at ``pos`` (``reason``, or parse error or binary when
+        empty) and return where the next value may start (-1: none)."""
         line = self._line_at(pos) if self._source.is_whole else None
-        sample = self._buf[pos : pos + 64]
-        reason = "binary" if looks_binary(sample.encode("utf-8", "replace")) else "json-parse"
-        self._report.warn(
-            self._source.display, reason, f"{exc.msg}", offset=self._base + pos, line=line
-        )
+        if not reason:
+            sample = self._buf[pos : pos + 64]
+            reason = "binary" if looks_binary(sample.encode("utf-8", "replace")) else "json-parse"
+        self._report.warn(self._source.display, reason, why, offset=self._base + pos, line=line)
         while True:
             found = min(
                 (
@@ -278,10 +303,18 @@ class _DocumentStream:
             )
             if found >= 0:
                 return found + 1
-            pos = self._compact(len(self._buf))
+            # search on from the end of what was searched (less one character: a "\n" may
+            # end this read); starting over at 0 found earlier values again
+            pos = self._compact(max(pos, len(self._buf) - 2))
             if not self._fill():
                 return -1
-            pos = 0
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"JSON value over {MAX_DOCUMENT_CHARS >> 20} MiB ({size:,} characters read and not"
+        " ended): skipped"
+    )
 
 
 register(JsonReader())
