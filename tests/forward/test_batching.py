@@ -55,3 +55,18 @@ def test_a_line_without_its_newline_waits_unless_the_file_is_finished(tmp_path: 
         assert cut.lines == [(4, b"two")]
     finally:
         os.close(fd)
+
+
+def test_the_forwarder_is_a_client_it_never_imports_the_server_or_the_scan_face() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vedette.forward, vedette.cli.cmd_forward; "
+        "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('vedette.')}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout
+    assert "'forward'" in loaded and "'sources'" in loaded
+    for face in ("'server'", "'scan'", "'store'", "'pipeline'", "'detect'"):
+        assert face not in loaded, loaded
