@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from vedette.correlate.condition import OPERATORS
+from vedette.correlate.plain_yaml import AliasError, load_plain
 from vedette.correlate.spec import CorrelationSpec, SpecError, spec_from_mapping
 
 _SEPARATOR = re.compile(r"^---[ \t]*(#.*)?$")
@@ -43,7 +44,15 @@ def split_range_correlations(text: str, *, path: str = "<memory>") -> RangeSplit
     kept = list(lines)
     for start, end in zip(starts, ends, strict=True):
         body = "".join(lines[start : end - 1])
-        document = _load(body)
+        try:
+            document = _load(body)
+        except AliasError as error:
+            if not _mentions_correlation(body):
+                continue  # a detection rule: pySigma bounds what its aliases expand to
+            at = f" (line {start + error.line})" if error.line else ""
+            split.errors.append((start + 1, f"YAML aliases are not accepted in correlations{at}"))
+            _blank(kept, lines, start, end)
+            continue
         if not _is_range_correlation(document):
             continue
         assert isinstance(document, Mapping)
@@ -52,17 +61,30 @@ def split_range_correlations(text: str, *, path: str = "<memory>") -> RangeSplit
             split.specs.append(spec_from_mapping(document, path=path, line=first_line))
         except SpecError as error:
             split.errors.append((first_line, str(error)))
-        for index in range(start, end - 1):
-            kept[index] = "\n" if lines[index].endswith("\n") else ""
+        _blank(kept, lines, start, end)
     split.text = "".join(kept)
     return split
 
 
+def _blank(kept: list[str], lines: list[str], start: int, end: int) -> None:
+    """Empty the lines of one document (line numbers of the others stay)."""
+    for index in range(start, end - 1):
+        kept[index] = "\n" if lines[index].endswith("\n") else ""
+
+
+def _mentions_correlation(body: str) -> bool:
+    return any(line.startswith("correlation:") for line in body.splitlines())
+
+
 def _load(body: str) -> Any:
+    """The document, or None when it is not YAML (pySigma reports it); AliasError when it has
+    an alias (expanding one may take gigabytes)."""
     try:
-        return yaml.safe_load(body)
+        return load_plain(body)
+    except AliasError:
+        raise
     except yaml.YAMLError:
-        return None  # pySigma reports it
+        return None
 
 
 def _is_range_correlation(document: Any) -> bool:

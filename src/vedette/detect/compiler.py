@@ -61,6 +61,7 @@ from vedette.detect.plan import (
     RuleLogSource,
     RulePlan,
     Selection,
+    SelRef,
     TimePart,
     ValueMatcher,
     evaluate,
@@ -109,6 +110,35 @@ NOTES: dict[str, str] = {
 """Where Vedette interprets the specification; listed in the load report when rules use them."""
 
 
+MAX_CONDITION_DEPTH = 100
+"""Deepest nesting of ``and``/``or``/``not`` a rule may have (its selections inlined): all
+conditions become one generated Python module, and Python refuses an expression nested 200
+parentheses deep, which failed every rule of the set."""
+_TOO_DEEP = (
+    f"condition nested more than {MAX_CONDITION_DEPTH} levels deep (and/or/not, selections"
+    " inlined): too deeply nested to compile"
+)
+
+
+def condition_depth(condition: Node, selections: Sequence[Selection]) -> int:
+    """Nesting depth of ``condition`` with its selections inlined (no recursion: the tree may be
+    deeper than Python's stack)."""
+    deepest = 0
+    stack: list[tuple[Node, int]] = [(condition, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_CONDITION_DEPTH:
+            return deepest
+        if isinstance(node, And | Or):
+            stack.extend((arg, depth + 1) for arg in node.args)
+        elif isinstance(node, Not):
+            stack.append((node.arg, depth + 1))
+        elif isinstance(node, SelRef):
+            stack.append((selections[node.index].tree, depth))
+    return deepest
+
+
 class CompileError(ValueError):
     """A rule pySigma accepted but that Vedette cannot evaluate (reason in the message)."""
 
@@ -137,6 +167,10 @@ class PlanBuilder:
             condition = parse_conditions(list(rule.detection.condition), names)
         except ConditionError as exc:
             raise CompileError(str(exc)) from exc
+        except RecursionError as exc:
+            raise CompileError(_TOO_DEEP) from exc
+        if condition_depth(condition, selections) > MAX_CONDITION_DEPTH:
+            raise CompileError(_TOO_DEEP)
         # Only now, when the whole rule compiled, do its new items join the plan.
         for item in pending:
             self._interned[item.key()] = item.item_id

@@ -22,6 +22,7 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaYAMLLoader
 
+from vedette.correlate.plain_yaml import load_plain
 from vedette.correlate.ranges import split_range_correlations
 from vedette.correlate.spec import CorrelationSpec
 from vedette.detect import sigma_compat
@@ -81,7 +82,7 @@ def load_placeholders(path: Path | None) -> dict[str, list[str]]:
     if path is None:
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_plain(path.read_text(encoding="utf-8"))  # aliases refused: bombs
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read placeholder file {path}: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("placeholders"), dict):
