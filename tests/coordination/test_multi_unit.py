@@ -291,3 +291,31 @@ def test_escalation_hands_the_incident_to_the_unit_above(world: Any) -> None:
             http.patch(f"/api/v1/incidents/{incident['id']}", json={"status": "closed"}).status_code
             == 403
         )
+
+
+def test_bulletin_from_the_centre_and_who_has_not_acknowledged(world: Any) -> None:
+    centre, tokens, _ = world
+    with centre.client(tokens["hq:admin"]) as http:
+        body = {
+            "title": "Egress to 168.63.129.16 seen",
+            "text": "Check and block.",
+            "observables": [{"type": "ip", "value": INDICATOR}],
+            "rules": ["proc_creation_win_cmstp_execution"],
+            "units": ["unit-b", "unit-c"],
+        }
+        published = http.post("/api/v1/bulletins", json=body)
+        assert published.status_code == 201, published.text
+        bulletin = published.json()["id"]
+    with centre.client(tokens["unit-c:analyst"]) as http:
+        acked = http.post(f"/api/v1/bulletins/{bulletin}/ack")
+        assert acked.status_code == 200 and acked.json()["acknowledged"] == ["unit-c"]
+    with centre.client(tokens["unit-a:analyst"]) as http:
+        assert all(b["id"] != bulletin for b in http.get("/api/v1/bulletins").json()["items"])
+        assert http.post(f"/api/v1/bulletins/{bulletin}/ack").status_code == 404
+        # A unit may not publish to a unit it does not cover.
+        assert http.post("/api/v1/bulletins", json={**body, "units": ["unit-b"]}).status_code == 404
+    b_view = _get(centre, tokens["unit-b:analyst"], "/api/v1/bulletins").json()["items"]
+    assert [t["unit"] for b in b_view if b["id"] == bulletin for t in b["targets"]] == ["unit-b"]
+    hq_view = _get(centre, tokens["hq:admin"], "/api/v1/bulletins").json()["items"]
+    (mine,) = [b for b in hq_view if b["id"] == bulletin]
+    assert mine["pending"] == ["unit-b"]

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from vedette import __version__
 from vedette.server import (
     routes_alerts,
+    routes_bulletins,
     routes_incidents,
     routes_ingest,
     routes_notify,
@@ -33,6 +34,7 @@ ROUTERS = (
     routes_notify.router,
     routes_incidents.router,
     routes_warnings.router,
+    routes_bulletins.router,
 )
 
 DESCRIPTION = """\
