@@ -511,3 +511,23 @@ def _wait_until(condition: Any, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def test_a_spool_made_anew_numbers_after_the_committed_positions_and_loses_nothing(
+    tmp_path: Path, centres: list[Centre]
+) -> None:
+    # The spool's file is lost (a disk replaced, an operator clearing a damaged spool) after
+    # everything in it was processed: batches acknowledged afterwards must still be stored,
+    # not skipped as "already done" because their new numbers restart at 1.
+    batches = make_batches(windows_records()[:600], 100, "anew")
+    centre = new_centre(tmp_path / "home", centres)
+    ingest = add_token(centre.home, "branch-a", "ingest")
+    analyst = add_token(centre.home, "hq", "analyst")
+    centre.start()
+    Sender(centre, ingest, batches[:3], threads=1, deadline=20).start().join()
+    assert_exactly_once(centre, analyst, batches[:3])
+    assert centre.stop() == 0
+    shutil.rmtree(centre.home / "spool")
+    centre.start()
+    Sender(centre, ingest, batches[3:], threads=1, deadline=20).start().join()
+    assert_exactly_once(centre, analyst, batches)

@@ -33,13 +33,13 @@ from vedette.server.config import ServeConfig
 from vedette.server.quota import UnitQuota
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
-from vedette.server.worker import Worker
+from vedette.server.worker import DETECT, STORE, Worker
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
 from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB, open_state
 from vedette.store.state.notifications import enqueue_for_alert
-from vedette.store.state.positions import mark_silent_alerted, silent_units
+from vedette.store.state.positions import get_position, mark_silent_alerted, silent_units
 
 log = logging.getLogger("vedette.server")
 
@@ -137,7 +137,11 @@ class Centre:
         """Open every store and load the rules; raises ConfigError on a setup that cannot run."""
         home = config.paths.create()
         state = open_state(config.state_url, backup_dir=home.backups)
-        spool = SqliteSpool(home.spool_db, high_water_events=config.high_water_events)
+        spool = SqliteSpool(
+            home.spool_db,
+            high_water_events=config.high_water_events,
+            numbered_after=_committed_position(state),
+        )
         store = ParquetEventStore(home.events)
         rules = load_rules(config)
         return cls(config, state, spool, store, rules)
@@ -285,6 +289,12 @@ class Centre:
                 mark_silent_alerted(session, unit.unit_id)
                 raised += 1
         return raised
+
+
+def _committed_position(state: StateDB) -> int:
+    """The highest spool position the worker committed (a new spool must number past it)."""
+    with state.session(readonly=True) as session:
+        return max(get_position(session, DETECT), get_position(session, STORE))
 
 
 def _correlator_factory(detector: Detector) -> Callable[[], Correlator] | None:

@@ -225,7 +225,9 @@ class SqliteSpool:
     """The embedded spool: SQLite WAL, ``synchronous=FULL``, group commit (see module doc).
 
     ``max_pages`` is for tests: it caps the database size (``PRAGMA max_page_count``) so a
-    full disk can be simulated.
+    full disk can be simulated. ``numbered_after`` is the highest position a consumer has
+    committed: a spool made anew (its file lost or removed) numbers its batches after it, or
+    the consumer would skip them as already processed.
     """
 
     def __init__(
@@ -235,6 +237,7 @@ class SqliteSpool:
         high_water_events: int = 1_000_000,
         idempotency_ttl: float = 7 * 86400,
         max_pages: int | None = None,
+        numbered_after: int = 0,
     ) -> None:
         self.path = Path(path)
         self.high_water_events = high_water_events
@@ -252,6 +255,9 @@ class SqliteSpool:
             row = self._rcon.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'batches'"
             ).fetchone()
+            if numbered_after > (int(row[0]) if row else 0):
+                self._number_after(numbered_after, exists=row is not None)
+                row = (numbered_after,)
             # The directory entries of the database and its WAL must survive power loss too.
             _fsync_dir(self.path.parent)
         except (sqlite3.Error, OSError) as exc:
@@ -362,6 +368,16 @@ class SqliteSpool:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _number_after(self, seq: int, *, exists: bool) -> None:
+        """Make AUTOINCREMENT hand out numbers above ``seq`` (before the writer starts)."""
+        con = self._wcon
+        con.execute("BEGIN IMMEDIATE")
+        if exists:
+            con.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'batches'", (seq,))
+        else:
+            con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", (seq,))
+        con.execute("COMMIT")
 
     def _submit(self, op: _Op) -> None:
         if self._closed:
