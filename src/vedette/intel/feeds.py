@@ -13,6 +13,8 @@ flagged ``to_ids`` are used. A YAML feed list names several feeds with their set
         type: ip
       - path: fresh-cert-bundle.json
         ignore_valid_from: true     # retro-hunt: match events older than valid_from too
+      - path: odd-feed.txt
+        force_broad: true           # keep 0.0.0.0/0 and ::/0 (refused by default)
 
 Loaders are registered by format name in :data:`FEED_LOADERS`; each yields
 :class:`~vedette.intel.model.Indicator` objects and records what it skipped in a
@@ -48,6 +50,9 @@ class FeedSpec:
     confidence: int | None = None
     to_ids_only: bool = True
     ignore_valid_from: bool = False
+    force_broad: bool = False
+    """Keep networks that cover every address (``0.0.0.0/0``, ``::/0``), refused by default:
+    one such line in a feed turns every event with an address into an alert."""
     in_folder: bool = False
     """Found by walking a folder: if unreadable, it is reported and the other feeds load."""
 
@@ -142,7 +147,7 @@ def read_feed_list(path: Path) -> list[FeedSpec]:
         if not isinstance(entry, dict) or "path" not in entry:
             raise FeedError(f"{path}: feed #{number} needs a 'path'")
         unknown = set(entry) - {"path", "format", "source", "type", "level", "confidence",
-                                "to_ids_only", "ignore_valid_from"}  # fmt: skip
+                                "to_ids_only", "ignore_valid_from", "force_broad"}  # fmt: skip
         if unknown:
             raise FeedError(f"{path}: feed #{number}: unknown setting(s) {sorted(unknown)}")
         spec = FeedSpec(
@@ -154,6 +159,7 @@ def read_feed_list(path: Path) -> list[FeedSpec]:
             confidence=entry.get("confidence"),
             to_ids_only=bool(entry.get("to_ids_only", True)),
             ignore_valid_from=bool(entry.get("ignore_valid_from", False)),
+            force_broad=bool(entry.get("force_broad", False)),
         )
         spec.validate()
         specs.append(spec)
@@ -202,18 +208,19 @@ def iter_feed(spec: FeedSpec, report: FeedReport | None = None) -> Iterator[Indi
     if report is None:
         report = FeedReport(path=str(spec.path), format=fmt, source=spec.source_name())
     report.format = fmt
-    vetter = Vetter(report)
+    vetter = Vetter(report, force_broad=spec.force_broad)
     check = vetter.check
     indicators = loader(spec, report)
     if spec.level is None and spec.confidence is None and not spec.ignore_valid_from:
         for indicator in indicators:
-            check(indicator)
-            yield indicator
+            if check(indicator):
+                yield indicator
         vetter.finish()
         return
     cache: dict[int, tuple[IndicatorInfo, IndicatorInfo]] = {}
     for indicator in indicators:
-        check(indicator)
+        if not check(indicator):
+            continue
         pair = cache.get(id(indicator.info))
         if pair is None or pair[0] is not indicator.info:
             info = replace(

@@ -71,8 +71,9 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 def _open_text(path: Path) -> IO[str]:
     """The feed as text: UTF-8 (BOM or not), UTF-16 with a BOM (Notepad's "Unicode"), gzip.
 
-    A file with NUL bytes that is not UTF-16 is binary: refused as a whole rather than mined
-    for byte runs that happen to look like URLs or domains.
+    A file whose lines mostly hold NUL bytes and that is not UTF-16 is binary: refused as a
+    whole rather than mined for byte runs that happen to look like URLs or domains. A few
+    damaged lines in a text feed are refused one by one by the loaders.
     """
     try:
         raw: IO[bytes] = path.open("rb")
@@ -87,10 +88,22 @@ def _open_text(path: Path) -> IO[str]:
         raise FeedError(f"{path}: cannot read: {exc}") from exc
     if head.startswith(_UTF16_BOMS):
         return io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
-    if b"\x00" in head:
+    if _mostly_binary(head):
         raw.close()
         raise FeedError(f"{path}: binary data, not a text list or CSV of indicators")
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _mostly_binary(head: bytes) -> bool:
+    """True when ``head`` is not text: over a tenth of it control characters or bytes that are
+    not UTF-8, or most of its lines holding a NUL byte."""
+    if b"\x00" not in head:
+        return False
+    text = head.decode("utf-8", "replace")
+    if len(_NOT_TEXT.findall(text)) * 10 > len(text):
+        return True
+    lines = head.splitlines() or [head]
+    return sum(b"\x00" in line for line in lines) * 2 > len(lines)
 
 
 def _declared(spec: FeedSpec) -> str | None:
@@ -176,6 +189,9 @@ def load_csv(spec: FeedSpec, report: FeedReport) -> Iterator[Indicator]:
 
         for row in reader:
             report.objects += 1
+            if any("\x00" in cell for cell in row):
+                report.warn("csv-row", "NUL byte in the row: row refused", line=reader.line_num)
+                continue
             value = row[value_at].strip() if value_at < len(row) else ""
             if not value:
                 continue

@@ -121,7 +121,10 @@ def _indicator(
     try:
         alternatives = reduce_pattern(parse_pattern(pattern))
     except PatternError as exc:
-        report.warn("stix-pattern-syntax", f"{oid}: {exc}: {pattern}")
+        report.warn("stix-pattern-syntax", f"{oid}: {exc}: {pattern[:200]}")
+        return
+    except RecursionError:  # this indicator only, never the feed
+        report.warn("stix-pattern-syntax", f"{oid}: pattern nested too deeply to read")
         return
     base = _info(obj, targets, source)
     produced = 0

@@ -278,9 +278,30 @@ class _Parser:
         raise PatternError(f"expected a literal at offset {offset}, found {text!r}")
 
 
+MAX_PATTERN_DEPTH = 64
+"""Deepest nesting of brackets and parentheses a pattern may have: the parser and the reduction
+recurse, and 300 nested parentheses once ended a whole feed with an internal error."""
+
+
 def parse_pattern(text: str) -> Any:
     """Parse a STIX pattern into a tree of Observation / ObsExpr / BoolExpr / Comparison."""
-    return _Parser(text).parse()
+    parser = _Parser(text)
+    depth = 0
+    for kind, value, offset in parser.tokens:
+        if kind != "punct":
+            continue
+        if value in "([":
+            depth += 1
+            if depth > MAX_PATTERN_DEPTH:
+                raise PatternError(
+                    f"pattern nested more than {MAX_PATTERN_DEPTH} levels deep at offset {offset}"
+                )
+        elif value in ")]":
+            depth -= 1
+    try:
+        return parser.parse()
+    except RecursionError as exc:  # deep without brackets: a very long chain of operators
+        raise PatternError("pattern nested too deeply to read") from exc
 
 
 # --- reduction to matchable observables --------------------------------------------------
