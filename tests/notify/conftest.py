@@ -8,3 +8,59 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "server"))
 sys.path.insert(0, str(HERE))
+
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from pgserver import postgres_url  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def notify_tmp() -> Iterator[Path]:
+    """A folder of this session only (a PostgreSQL server's data lives under it)."""
+    path = Path(tempfile.mkdtemp(prefix="vedette-notify-tests-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(notify_tmp: Path) -> Iterator[str]:
+    """A PostgreSQL server for the session; skipped without one, except under CI."""
+    try:
+        url, stop = postgres_url(notify_tmp / "postgres")
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty state database: a SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    server = make_url(request.getfixturevalue("postgres_server")).set(drivername="postgresql")
+    conninfo = server.render_as_string(hide_password=False)
+    name = f"vn_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

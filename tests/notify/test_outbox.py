@@ -4,8 +4,8 @@ claims are leased; failures are recorded with back-off and then sent once the re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from receivers import WebhookReceiver
@@ -32,14 +32,17 @@ SECRET = "s3cret-for-the-test-receiver"
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> StateDB:
-    db = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+def state(state_url: str) -> Iterator[StateDB]:
+    db = open_state(state_url)
     with db.session() as session:
         add_unit(session, name="hq", parent=None)
         add_unit(session, name="a", parent="hq")
         add_unit(session, name="a1", parent="a")
         add_unit(session, name="b", parent="hq")
-    return db
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def _hook(port: int, **extra: object) -> dict[str, object]:
@@ -143,6 +146,14 @@ def test_claims_are_leased_and_marks_are_idempotent(state: StateDB) -> None:
         enqueue_for_alert(session, _alert(session, "a", "high", "r1"))
         enqueue_for_alert(session, _alert(session, "a", "high", "r2"))
     now = datetime.now(UTC)
+    if state.dialect == "postgresql":
+        # Two dispatchers at once: the second skips the row the first holds, never waits.
+        with state.session() as one, state.session() as two:
+            held = claim_due(one, now, limit=1)
+            other = claim_due(two, now, limit=1)
+            assert len(held) == len(other) == 1 and held[0].id != other[0].id
+            one.rollback()
+            two.rollback()
     with state.session() as session:
         first = claim_due(session, now, limit=1)
     with state.session() as session:
