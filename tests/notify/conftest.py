@@ -1,26 +1,25 @@
-"""Make the server test kit (``serverkit``) and the local receivers importable here."""
+"""Fixtures of the notification tests: the server test kit (``serverkit``) and the local
+receivers importable, and a state database on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "server"))
 sys.path.insert(0, str(HERE))
 
-
-import os  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-import psycopg  # noqa: E402
-import pytest  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from pgserver import postgres_url  # noqa: E402
+from pgserver import postgres_url  # noqa: E402  (tests/ is on the path: tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
