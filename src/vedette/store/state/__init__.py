@@ -8,7 +8,13 @@ rights matter, the caller's :class:`Scope` next; nothing here imports the web fr
 from __future__ import annotations
 
 # Tables defined beside their service functions, imported so that Base.metadata holds them.
-from vedette.store.state import bulletins, incidents, warnings  # noqa: F401
+from vedette.store.state import (  # noqa: F401
+    bulletins,
+    incidents,
+    ingest_ledger,
+    leases,
+    warnings,
+)
 from vedette.store.state.accounts import (
     AuthError,
     add_token,

@@ -1,0 +1,116 @@
+"""Fixtures of the scale-out tests: a real NATS (JetStream) and a real PostgreSQL per session.
+
+Both are started by the tests on free loopback ports (``natsserver``, ``pgserver``) unless
+``VEDETTE_TEST_NATS_URL`` / ``VEDETTE_TEST_POSTGRES_URL`` name servers of your own. Without
+them the tests skip, except under ``CI``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from natsserver import NatsServer, nats_url
+from pgserver import postgres_url
+
+
+@pytest.fixture(scope="session")
+def private_tmp() -> Iterator[Path]:
+    """A temporary folder of this session only (not pytest's tmp_path: sessions prune it)."""
+    path = Path(tempfile.mkdtemp(prefix="vedette-scaleout-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def work_dir(private_tmp: Path) -> Path:
+    """A fresh folder for one test."""
+    path = private_tmp / uuid.uuid4().hex[:12]
+    path.mkdir()
+    return path
+
+
+def _service(start: Callable[[], tuple[str, Callable[[], None]]], what: str) -> tuple[str, Any]:
+    try:
+        return start()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no {what}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def nats_server(private_tmp: Path) -> Iterator[str]:
+    """URL of a NATS server with JetStream (sync_interval: always) for the session."""
+    url, stop = _service(lambda: nats_url(private_tmp / "nats-session"), "NATS server")
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture
+def own_nats(work_dir: Path) -> Iterator[NatsServer]:
+    """A NATS server of this test alone (for tests that kill or restart it)."""
+    server = NatsServer(root=work_dir / "nats", port=_free_port())
+    server.root.mkdir(parents=True)
+    try:
+        server.start()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no NATS server: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server(private_tmp: Path) -> Iterator[str]:
+    """URL of a PostgreSQL server for the session."""
+    url, stop = _service(lambda: postgres_url(private_tmp / "postgres"), "PostgreSQL server")
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture
+def database(postgres_server: str) -> Iterator[str]:
+    """A new empty database on the session's server (dropped after the test)."""
+    name = f"vs_{uuid.uuid4().hex[:16]}"
+    admin = make_url(postgres_server).set(drivername="postgresql")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def stream_name() -> str:
+    """A stream name of this test alone (tests share the session's NATS server)."""
+    return f"VT_{uuid.uuid4().hex[:12].upper()}"
