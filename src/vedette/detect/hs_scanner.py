@@ -52,6 +52,7 @@ from vedette.detect.hs_values import (
 from vedette.detect.matchers import EventView, ItemTest, item_test
 from vedette.detect.plan import Regex, RulePlan, RuleRouter, render_values
 from vedette.detect.scanner import SCANNERS, ItemScanner
+from vedette.detect.unicode_regex import unicode_search
 from vedette.events import Event, LogSource
 
 """Per logsource: fields read case-insensitively, fields read cased, either, keywords,
@@ -465,7 +466,11 @@ def _plan_key(plan: RulePlan, fingerprint: str | None) -> str:
 
 
 def _python_search(regex: Regex) -> Callable[[str], object]:
-    """``re.search`` of ``regex`` exactly as the engine's closures build it."""
+    """A search of non-ASCII values with ``re.search``'s meaning: RE2 (linear time) when it can
+    say the pattern, else ``re.search`` exactly as the engine's closures build it."""
+    linear = unicode_search(regex)
+    if linear is not None:
+        return linear
     flags = 0
     for letter, flag in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)):
         if letter in regex.flags:

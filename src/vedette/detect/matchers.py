@@ -29,6 +29,7 @@ from vedette.detect.plan import (
     Wildcard,
     render_values,
 )
+from vedette.detect.unicode_regex import unicode_search
 
 MISSING: Any = object()
 """Sentinel for an absent field (distinct from a field whose value is None)."""
@@ -114,7 +115,11 @@ def _regex_test(matcher: Regex) -> StringTest:
         if letter in matcher.flags:
             flags |= flag
     search = re.compile(matcher.pattern, flags).search
-    return lambda s: search(s) is not None
+    linear = unicode_search(matcher)
+    if linear is None:
+        return lambda s: search(s) is not None
+    # non-ASCII text goes to RE2: Python's re backtracks ((a+)+$: minutes on 40 characters)
+    return lambda s: (search(s) if s.isascii() else linear(s)) is not None
 
 
 def string_test(matcher: ValueMatcher) -> StringTest | None:
