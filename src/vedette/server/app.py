@@ -16,6 +16,7 @@ from vedette import __version__
 from vedette.server import (
     routes_alerts,
     routes_bulletins,
+    routes_console,
     routes_incidents,
     routes_ingest,
     routes_notify,
@@ -35,6 +36,7 @@ ROUTERS = (
     routes_incidents.router,
     routes_warnings.router,
     routes_bulletins.router,
+    routes_console.router,
 )
 
 DESCRIPTION = """\
