@@ -22,9 +22,10 @@ from typing import Any
 from vedette import __version__
 from vedette.detect.private_cache import make_private_dir, read_private
 
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 """Bump when the pickled plan's shape, or what loads from the same files, changes (5: one bad
-correlation document no longer fails its whole file)."""
+correlation document no longer fails its whole file; 6: correlations a correlator refuses are
+load errors, rules nested too deep are refused alone)."""
 
 
 def fingerprint(texts: Sequence[tuple[str, str]], placeholders: Mapping[str, Sequence[str]]) -> str:

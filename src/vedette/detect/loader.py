@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from sigma.rule import SigmaRule, SigmaYAMLLoader
 
 from vedette.correlate.plain_yaml import load_plain
 from vedette.correlate.ranges import split_range_correlations
-from vedette.correlate.spec import CorrelationSpec
+from vedette.correlate.references import base_rule_index, resolve
+from vedette.correlate.spec import CorrelationSpec, spec_from_sigma
 from vedette.detect import sigma_compat
 from vedette.detect.compiler import NOTES, CompileError, PlanBuilder
 from vedette.detect.plan import RulePlan
@@ -158,6 +159,7 @@ def load_rules(
         except Exception as exc:  # a bug or pySigma surprise must not stop the other rules
             reason = f"internal error ({type(exc).__name__}: {exc})"
             report.errors.append(_error(rule, path, text, reason))
+    correlations = _honourable(correlations, builder.plan.rules, sources_by_rule, report)
     report.correlations = len(correlations)
     ids = Counter(rule.info.id for rule in builder.plan.rules)
     shared = sorted(rule_id for rule_id, count in ids.items() if count > 1)
@@ -391,6 +393,49 @@ def _line(error: SigmaError) -> int | None:
 
 
 _QUOTED = re.compile(r"'([^']{2,})'")
+
+
+def _honourable(
+    correlations: list[SigmaCorrelationRule | CorrelationSpec],
+    rules: Sequence[Any],
+    sources_by_rule: Mapping[int, tuple[str, str]],
+    report: LoadReport,
+) -> list[SigmaCorrelationRule | CorrelationSpec]:
+    """The correlations a correlator can run; the rest (in a cycle, naming themselves, naming a
+    rule that is not loaded...) become load errors here, so that ``rules check`` reports what a
+    scan would refuse, and the scan has nothing left to refuse."""
+    specs: list[tuple[SigmaCorrelationRule | CorrelationSpec, CorrelationSpec]] = []
+    for rule in correlations:
+        try:
+            spec = rule if isinstance(rule, CorrelationSpec) else spec_from_sigma(rule)
+        except Exception:  # the correlator reports what it cannot read
+            continue
+        specs.append((rule, spec))
+    resolution = resolve([spec for _rule, spec in specs], base_rule_index([r.info for r in rules]))
+    if not resolution.failed:
+        return correlations
+    why = {id(spec): reason for spec, reason in resolution.failed}
+    refused: set[int] = set()
+    for rule, spec in specs:
+        reason = why.get(id(spec))
+        if reason is None:
+            continue
+        refused.add(id(rule))
+        reason = f"correlation cannot be honoured: {reason}"
+        if isinstance(rule, CorrelationSpec):
+            error = RuleLoadError(
+                path=spec.path, reason=reason, line=spec.line, rule_id=spec.id, title=spec.title
+            )
+        else:
+            path, text = sources_by_rule.get(id(rule), (spec.path, ""))
+            error = _error(rule, path, text, reason)
+            title_line = f"title: {spec.title}" if spec.title else None
+            for number, line in enumerate(text.splitlines(), 1):
+                if title_line is not None and line.strip() == title_line:
+                    error = replace(error, line=number)
+                    break
+        report.errors.append(error)
+    return [rule for rule in correlations if id(rule) not in refused]
 
 
 def _error(rule: Any, path: str, text: str, reason: str) -> RuleLoadError:
