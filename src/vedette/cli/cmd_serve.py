@@ -61,6 +61,21 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warning-policy", type=Path, metavar="FILE",
                         help="early-warning and incident grouping policy (YAML; default: "
                              "docs/coordination.md)")  # fmt: skip
+    scale = parser.add_argument_group(
+        "scale-out mode (docs/scale-out.md)",
+        "--role api or worker, each with --nats, --database (PostgreSQL) and --store",
+    )
+    scale.add_argument("--role", choices=("all", "api", "worker"), default="all",
+                       help="all: every role in this process (the embedded default)")  # fmt: skip
+    scale.add_argument("--nats", metavar="URL", help="NATS server with JetStream")
+    scale.add_argument("--store", type=Path, metavar="PATH",
+                       help="event store folder shared by every worker and api")  # fmt: skip
+    scale.add_argument("--partitions", type=int, default=8, metavar="N",
+                       help="event partitions (the same on every process; default 8)")  # fmt: skip
+    scale.add_argument("--lease-seconds", type=float, default=10.0, metavar="S",
+                       help="worker lease; a dead worker's partitions move after it")  # fmt: skip
+    scale.add_argument("--max-partitions", type=int, metavar="N",
+                       help="a worker takes at most N partitions")  # fmt: skip
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))  # fmt: skip
 
@@ -130,8 +145,27 @@ def _run(args: argparse.Namespace) -> int:
         warning_policy=args.warning_policy,
         silent_check_seconds=args.silent_check,
     )
+    if args.role != "all" or args.nats:
+        _check_scale_out(args)
+    if args.role == "worker":
+        from vedette.server.roles import run_worker
+
+        print(f"vedette serve: worker loading rules, NATS {args.nats} ...", file=sys.stderr)
+        return run_worker(
+            config,
+            args.nats,
+            args.store,
+            args.partitions,
+            lease_seconds=args.lease_seconds,
+            max_partitions=args.max_partitions,
+        )
     print(f"vedette serve: loading rules and opening {args.home} ...", file=sys.stderr)
-    centre = Centre.open(config)
+    if args.role == "api":
+        from vedette.server.roles import open_api
+
+        centre: Centre = open_api(config, args.nats, args.store, args.partitions)
+    else:
+        centre = Centre.open(config)
     facts = centre.rules.facts
     print(
         f"vedette serve: {facts.rules_loaded:,} rules loaded, {len(facts.rule_errors):,} not "
@@ -155,6 +189,27 @@ def _run(args: argparse.Namespace) -> int:
     server.run()
     print("vedette serve: stopped", file=sys.stderr)
     return 0
+
+
+def _check_scale_out(args: argparse.Namespace) -> None:
+    """The scale-out roles need NATS, PostgreSQL and a shared store; say what is missing."""
+    if args.role == "all":
+        raise ConfigError("--nats runs the scale-out mode: start --role api and --role worker")
+    missing = [
+        flag
+        for flag, value in (
+            ("--nats", args.nats),
+            ("--database", args.database),
+            ("--store", args.store),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(f"--role {args.role} needs {', '.join(missing)}")
+    if not str(args.database).startswith("postgresql"):
+        raise ConfigError("--role api/worker share their state: --database must be PostgreSQL")
+    if args.partitions < 1:
+        raise ConfigError("--partitions must be at least 1")
 
 
 def _server_class() -> type:

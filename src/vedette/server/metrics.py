@@ -151,4 +151,7 @@ def render_metrics(centre: Any) -> tuple[bytes, str]:
     """The exposition text for one scrape."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CentreCollector(centre))
+    # The scale-out api role adds its own (partition leases, vedette.server.roles).
+    for collector in getattr(centre, "extra_collectors", ()):
+        registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

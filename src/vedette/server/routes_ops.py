@@ -60,7 +60,9 @@ async def readyz(request: Request) -> JSONResponse:
     if not centre.accepting():
         problems.append("spool above its high-water mark")
     thread = centre.worker._thread
-    if thread is None or not thread.is_alive():
+    # The scale-out api role runs no worker (vedette.server.roles): workers run elsewhere.
+    runs_worker = getattr(centre, "runs_worker", True)
+    if runs_worker and (thread is None or not thread.is_alive()):
         problems.append("worker not running")
     status = 503 if problems else 200
     headers = {"Retry-After": "5"} if problems else {}

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from vedette.alerts.facts import AlertFacts
 from vedette.events import Detection
 from vedette.server.worker import DETECT, STORE
@@ -37,9 +39,23 @@ class _Fold:
 class PipelineState:
     """Implements the worker's ``WorkerState`` over a :class:`StateDB`."""
 
-    def __init__(self, state: StateDB, *, dedup_window_seconds: float) -> None:
+    def __init__(
+        self,
+        state: StateDB,
+        *,
+        dedup_window_seconds: float,
+        detect_position: str = DETECT,
+        store_position: str = STORE,
+        fence: Callable[[Session], None] | None = None,
+    ) -> None:
         self.state = state
         self.dedup_window_seconds = dedup_window_seconds
+        # Scale-out: one worker per partition keeps positions of its own ("detect:p3"), and
+        # ``fence`` runs inside each write transaction to refuse a commit once the partition's
+        # lease is lost (vedette.server.partitions); the embedded mode uses neither.
+        self.detect_position = detect_position
+        self.store_position = store_position
+        self.fence = fence
         self._unit_ids: dict[str, int] = {}
         self._exceptions: list[ActiveException] = []
         self._exceptions_at = 0.0
@@ -50,7 +66,10 @@ class PipelineState:
     def positions(self) -> tuple[int, int]:
         """The committed (detect, store) positions."""
         with self.state.session(readonly=True) as session:
-            return get_position(session, DETECT), get_position(session, STORE)
+            return (
+                get_position(session, self.detect_position),
+                get_position(session, self.store_position),
+            )
 
     def unit_id(self, name: str) -> int:
         """The id of a unit by name (units are never renamed or deleted, so ids are cached)."""
@@ -112,7 +131,9 @@ class PipelineState:
                     # Notifications: the outbox row commits with the alert, or neither does.
                     enqueue_for_alert(session, alert)
             add_received(session, {unit_ids[u]: c for u, c in received.items()})
-            set_position(session, DETECT, position)
+            if self.fence is not None:
+                self.fence(session)
+            set_position(session, self.detect_position, position)
             session.commit()
         if new_ids and self.on_new_alerts is not None:
             self.on_new_alerts(new_ids)  # coordination: a queue put, never blocks
@@ -123,7 +144,9 @@ class PipelineState:
         unit_ids = {unit: self.unit_id(unit) for unit in stored}
         with self.state.session() as session:
             add_stored(session, {unit_ids[u]: counts for u, counts in stored.items()})
-            set_position(session, STORE, position)
+            if self.fence is not None:
+                self.fence(session)
+            set_position(session, self.store_position, position)
             session.commit()
 
     def is_excepted(self, unit: str, detection: Detection) -> bool:

@@ -1,10 +1,12 @@
 """Partition leases for the scale-out mode: which worker owns which event partition.
 
 One row per partition. A worker holds a partition while ``expires_at`` is in the future and
-renews it every third of the lease time; a worker that dies stops renewing, and once its lease
-has expired another worker takes the partition over (``takeovers``; every owner change counts
-in ``moves``). A worker that leaves cleanly releases its partitions at once (``expires_at = 0``,
-the owner kept so the next taker still counts a move).
+renews it every third of the lease time; every worker, holding partitions or not, renews its
+row in ``partition_members`` too, so the others count it when they compute their fair share.
+A worker that dies stops renewing, and once its lease has expired another worker takes the
+partition over (``takeovers``; every owner change counts in ``moves``). A worker that leaves
+cleanly releases its partitions at once (``expires_at = 0``, the owner kept so the next taker
+still counts a move).
 
 Every claim locks all rows (``SELECT ... FOR UPDATE``), so claims are serialised and a fair
 share (partitions / live workers, rounded up) is computed on one consistent view. A worker's
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Float, Integer, String, select
+from sqlalchemy import BigInteger, Float, Integer, String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -31,6 +33,7 @@ from vedette.store.state.models import Base
 __all__ = [
     "LeaseLost",
     "PartitionLease",
+    "PartitionMember",
     "check_lease",
     "claim_partitions",
     "ensure_partitions",
@@ -52,6 +55,14 @@ class PartitionLease(Base):
     expires_at: Mapped[float] = mapped_column(Float, default=0.0)
     moves: Mapped[int] = mapped_column(BigInteger, default=0)
     takeovers: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PartitionMember(Base):
+    """A live worker process, holding partitions or not (so others make room for it)."""
+
+    __tablename__ = "partition_members"
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,14 @@ def claim_partitions(
     those held beyond the fair share (the caller stops their workers, then releases them), and
     how many were taken from an owner whose lease had expired. ``limit`` caps the share.
     """
+    member = session.get(PartitionMember, owner)
+    if member is None:
+        session.add(PartitionMember(owner=owner, expires_at=now + ttl))
+    else:
+        member.expires_at = now + ttl
+    # Members gone for long (killed workers) are forgotten; their rows only cost a scan.
+    session.execute(delete(PartitionMember).where(PartitionMember.expires_at < now - 100 * ttl))
+    session.flush()
     rows = list(
         session.scalars(
             select(PartitionLease)
@@ -96,7 +115,8 @@ def claim_partitions(
             .with_for_update()
         )
     )
-    live = {r.owner for r in rows if r.owner and r.expires_at > now} | {owner}
+    members = session.scalars(select(PartitionMember.owner).where(PartitionMember.expires_at > now))
+    live = {r.owner for r in rows if r.owner and r.expires_at > now} | set(members) | {owner}
     fair = math.ceil(partitions / len(live))
     if limit is not None:
         fair = min(fair, limit)
@@ -124,10 +144,13 @@ def claim_partitions(
     return [r.partition for r in held], surplus, taken_over
 
 
-def release_partitions(session: Session, owner: str, partitions: list[int]) -> None:
-    """Give partitions up at once (their workers already stopped); committed."""
-    if not partitions:
-        return
+def release_partitions(
+    session: Session, owner: str, partitions: list[int], *, leaving: bool = False
+) -> None:
+    """Give partitions up at once (their workers already stopped); committed. ``leaving``:
+    the worker stops, so it is no longer counted when the others compute their share."""
+    if leaving:
+        session.execute(delete(PartitionMember).where(PartitionMember.owner == owner))
     for r in session.scalars(
         select(PartitionLease)
         .where(PartitionLease.partition.in_(partitions), PartitionLease.owner == owner)

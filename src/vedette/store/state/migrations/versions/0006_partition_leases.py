@@ -1,4 +1,4 @@
-"""Scale-out mode: partition leases and the ingest ledger.
+"""Scale-out mode: partition leases, worker membership and the ingest ledger.
 
 Revision ID: 0006
 Revises: 0005
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create ``partition_leases`` and ``ingest_ledger``."""
+    """Create ``partition_leases``, ``partition_members`` and ``ingest_ledger``."""
     op.create_table(
         "partition_leases",
         sa.Column("partition", sa.Integer, nullable=False, autoincrement=False),
@@ -25,6 +25,12 @@ def upgrade() -> None:
         sa.Column("moves", sa.BigInteger, nullable=False),
         sa.Column("takeovers", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("partition", name=op.f("pk_partition_leases")),
+    )
+    op.create_table(
+        "partition_members",
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("owner", name=op.f("pk_partition_members")),
     )
     op.create_table(
         "ingest_ledger",
@@ -42,4 +48,5 @@ def downgrade() -> None:
     """Drop both tables."""
     op.drop_index(op.f("ix_ingest_ledger_created_at"), table_name="ingest_ledger")
     op.drop_table("ingest_ledger")
+    op.drop_table("partition_members")
     op.drop_table("partition_leases")

@@ -1,0 +1,238 @@
+"""The scale-out roles of ``vedette serve``: ``api`` and ``worker`` processes (NATS, PostgreSQL).
+
+- **api**: the HTTP API (ingest, alerts, units, hunting, ...) and the syslog listeners; a batch
+  is published to JetStream (:class:`~vedette.store.jetstream.JetStreamSpool`) and answered 202
+  after the PubAck. It runs no pipeline worker. It also runs the coordinator (incidents, early
+  warning), fed by polling new alert ids, the notification dispatcher and the silent-sensor
+  check; /metrics adds the partition leases (owner, moves, takeovers) read from PostgreSQL.
+- **worker**: no HTTP; leases partitions and runs one pipeline Worker per partition
+  (:mod:`vedette.server.partitions`), writing Parquet under ``--store`` (shared storage).
+
+Both need ``--nats``, ``--database`` (PostgreSQL) and ``--store``; ``--home`` still holds the
+compiled-rule cache. ``--role all`` without ``--nats`` is the embedded default, unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any, cast
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from vedette.server.centre import Centre, SpoolSink, _correlator_factory, load_rules
+from vedette.server.config import ServeConfig
+from vedette.server.partitions import PartitionWorkers
+from vedette.server.syslog_listen import SyslogListener
+from vedette.store.eventstore import ParquetEventStore
+from vedette.store.jetstream import JetStreamConfig, JetStreamSpool
+from vedette.store.state.db import StateDB, open_state
+from vedette.store.state.ingest_ledger import forget_keys_before, lookup_key, record_key
+from vedette.store.state.leases import lease_table
+from vedette.store.state.models import Alert, Unit, UnitStats
+
+log = logging.getLogger("vedette.roles")
+
+__all__ = ["ApiCentre", "StateLedger", "open_api", "run_worker"]
+
+LEDGER_TTL_S = 7 * 86400.0
+
+
+class StateLedger:
+    """The ingest ledger of :class:`JetStreamSpool` in the state store."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+        self._pruned_at = 0.0
+
+    def lookup(self, unit: str, key: str) -> tuple[int, int] | None:
+        """``(seq, count)`` acknowledged under the key, or None."""
+        with self.state.session(readonly=True) as session:
+            return lookup_key(session, unit, key)
+
+    def record(self, unit: str, key: str, seq: int, count: int) -> None:
+        """Remember the key (and prune week-old keys once an hour)."""
+        now = time.time()
+        with self.state.session() as session:
+            record_key(session, unit, key, seq, count, now)
+            if now - self._pruned_at > 3600:
+                self._pruned_at = now
+                forget_keys_before(session, now - LEDGER_TTL_S)
+
+
+def received_from_state(state: StateDB) -> dict[str, tuple[int, float]]:
+    """Events received per unit as the workers committed them, and when the last arrived."""
+    with state.session(readonly=True) as session:
+        rows = session.execute(
+            select(Unit.name, UnitStats.events_received, UnitStats.last_received_at).join(
+                UnitStats, UnitStats.unit_id == Unit.id
+            )
+        ).all()
+    out: dict[str, tuple[int, float]] = {}
+    for name, count, last in rows:
+        at = last.replace(tzinfo=last.tzinfo or UTC).timestamp() if last else 0.0
+        out[name] = (int(count or 0), at)
+    return out
+
+
+def open_spool(
+    config: ServeConfig, state: StateDB, nats_url: str, partitions: int
+) -> JetStreamSpool:
+    """The JetStream spool with the state store's ledger and received counts."""
+    return JetStreamSpool(
+        JetStreamConfig(url=nats_url, partitions=partitions),
+        high_water_events=config.high_water_events,
+        ledger=StateLedger(state),
+        received=lambda: received_from_state(state),
+    )
+
+
+class LeaseCollector(Collector):
+    """Partition leases for /metrics: owner, live, moves and takeovers per partition."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Any]:
+        """Read the lease table (one query per scrape)."""
+        with self.state.session(readonly=True) as session:
+            rows = lease_table(session, time.time())
+        moves = CounterMetricFamily(
+            "vedette_partition_moves", "Times a partition changed owner", labels=["partition"]
+        )
+        takeovers = CounterMetricFamily(
+            "vedette_partition_takeovers",
+            "Times a partition was taken from a worker whose lease expired (it died or stalled)",
+            labels=["partition"],
+        )
+        owned = GaugeMetricFamily(
+            "vedette_partition_owned",
+            "1 when the partition has a live lease, by owner",
+            labels=["partition", "owner"],
+        )
+        for row in rows:
+            moves.add_metric([str(row.partition)], row.moves)
+            takeovers.add_metric([str(row.partition)], row.takeovers)
+            owned.add_metric([str(row.partition), row.owner or ""], 1.0 if row.live else 0.0)
+        yield moves
+        yield takeovers
+        yield owned
+        yield GaugeMetricFamily(
+            "vedette_partitions_unowned",
+            "Partitions without a live lease (their events wait)",
+            value=sum(1 for r in rows if not r.live),
+        )
+
+
+class ApiCentre(Centre):
+    """The api role: the centre's HTTP and syslog face over JetStream, no pipeline worker."""
+
+    runs_worker = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extra_collectors: list[Collector] = [LeaseCollector(self.state)]
+        self._last_alert_id = 0
+
+    async def start(self) -> None:
+        """Listeners, dispatcher, coordinator (fed by polling), housekeeping; no worker."""
+        with self.state.session(readonly=True) as session:
+            self._last_alert_id = int(session.scalar(select(func.max(Alert.id))) or 0)
+        self.coordinator.start()
+        self.dispatcher.start()
+        sink = SpoolSink(self)
+        for listener_config in self.config.syslog:
+            listener = SyslogListener(listener_config, sink)
+            await listener.start()
+            self.listeners.append(listener)
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        self._tasks.append(asyncio.create_task(self._feed_coordinator()))
+
+    async def _feed_coordinator(self) -> None:
+        """The workers commit alerts in other processes: hand new alert ids over by polling."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await run_in_threadpool(self._submit_new_alerts)
+            except Exception:
+                log.exception("could not poll new alerts for coordination")
+
+    def _submit_new_alerts(self) -> None:
+        with self.state.session(readonly=True) as session:
+            ids = list(
+                session.scalars(
+                    select(Alert.id).where(Alert.id > self._last_alert_id).order_by(Alert.id)
+                )
+            )
+        if ids:
+            self._last_alert_id = ids[-1]
+            self.coordinator.submit(ids)
+
+    def accepting(self) -> bool:
+        """Below the high-water mark (an estimate from the stream; see JetStreamSpool)."""
+        return bool(self.spool.pending_events() < self.config.high_water_events)
+
+
+def open_api(config: ServeConfig, nats_url: str, store: Path, partitions: int) -> ApiCentre:
+    """Open the api role's stores (PostgreSQL state, JetStream spool, shared event store)."""
+    home = config.paths.create()
+    state = open_state(config.state_url, backup_dir=home.backups)
+    spool = open_spool(config, state, nats_url, partitions)
+    events = ParquetEventStore(store)
+    rules = load_rules(config)
+    return ApiCentre(config, state, cast(Any, spool), events, rules)
+
+
+def run_worker(
+    config: ServeConfig,
+    nats_url: str,
+    store: Path,
+    partitions: int,
+    *,
+    lease_seconds: float = 10.0,
+    max_partitions: int | None = None,
+) -> int:
+    """The worker role in the foreground until SIGTERM or SIGINT; returns the exit status."""
+    home = config.paths.create()
+    state = open_state(config.state_url, backup_dir=home.backups)
+    spool = JetStreamSpool(JetStreamConfig(url=nats_url, partitions=partitions))
+    rules = load_rules(config)
+    workers = PartitionWorkers(
+        spool,
+        store,
+        state,
+        rules.detector,
+        correlator_factory=_correlator_factory(rules.detector),
+        dedup_window_seconds=config.dedup_window_seconds,
+        lease_seconds=lease_seconds,
+        max_partitions=max_partitions,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workers.start()
+    log.info("worker %s: %d partitions, lease %.0f s", workers.owner, partitions, lease_seconds)
+    print(f"vedette serve: worker {workers.owner} running", flush=True)
+    held: list[int] = []
+    while not stop.wait(1.0):
+        if workers.held() != held:
+            held = workers.held()
+            print(f"vedette serve: worker {workers.owner} holds partitions {held}", flush=True)
+    workers.stop()
+    spool.close()
+    state.close()
+    print("vedette serve: stopped", flush=True)
+    return 0
