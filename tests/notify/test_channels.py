@@ -4,7 +4,9 @@ RFC 5424 framing over TCP and UDP, and mail that is never sent without STARTTLS.
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,17 @@ from aiosmtpd.controller import Controller
 from receivers import SmtpReceiver, SyslogTcpReceiver, wait_for
 from serverkit import free_port
 
-from vedette.notify.channel_config import ChannelConfigError, EmailConfig, Retry, parse_config
+from vedette.notify.channel_config import (
+    ChannelConfigError,
+    EmailConfig,
+    Retry,
+    WebhookConfig,
+    parse_config,
+)
 from vedette.notify.email import send_email
 from vedette.notify.sender import DeliveryError
 from vedette.notify.syslog_out import cef_of, rfc5424_of, send_syslog
-from vedette.notify.webhook import request_for, sign, verify
+from vedette.notify.webhook import request_for, send_webhook, sign, verify
 
 BODY: dict[str, Any] = {
     "delivery": 42,
@@ -141,3 +149,36 @@ def test_config_checks_and_back_off_cap() -> None:
     retry = Retry(1, 30)
     assert [retry.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert retry.delay(10_000) == 30
+
+
+def test_webhook_takes_only_a_2xx_and_follows_no_redirect() -> None:
+    answers = iter([500, 302, 404, 202])
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.path)
+            status = next(answers)
+            self.send_response(status)
+            if status == 302:
+                self.send_header("Location", "/elsewhere")
+            self.end_headers()
+            self.wfile.write(b"no thanks")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = parse_config("webhook", {"url": f"http://127.0.0.1:{server.server_port}/h"})
+        assert isinstance(config, WebhookConfig)
+        for status in ("HTTP 500", "HTTP 302", "HTTP 404"):
+            with pytest.raises(DeliveryError, match=status):
+                send_webhook(config, "key", 1, BODY)
+        send_webhook(config, "key", 1, BODY)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["/h"] * 4  # the redirect was not followed
