@@ -98,6 +98,16 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("GET", "/api/v1/notifications/channels"):       ADMIN,
     ("POST", "/api/v1/notifications/channels"):      ADMIN,
     ("DELETE", "/api/v1/notifications/channels/{channel_id}"): ADMIN,
+    ("GET", "/api/v1/incidents"):                    READ,
+    ("GET", "/api/v1/incidents/{incident_id}"):      READ,
+    ("GET", "/api/v1/incidents/{incident_id}/export"): READ,
+    ("POST", "/api/v1/incidents"):                   WRITE,
+    ("PATCH", "/api/v1/incidents/{incident_id}"):    WRITE,
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"): WRITE,
+    ("PATCH", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): WRITE,
+    ("POST", "/api/v1/incidents/{incident_id}/comments"): WRITE,
+    ("POST", "/api/v1/incidents/{incident_id}/share"): WRITE,
+    ("POST", "/api/v1/incidents/{incident_id}/escalate"): WRITE,
 }
 
 SUCCESS: dict[tuple[str, str], int] = {
@@ -110,6 +120,17 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("DELETE", "/api/v1/exceptions/{exception_id}"): 204,
     ("POST", "/api/v1/auth/logout"): 204,
     ("POST", "/api/v1/notifications/channels"): 201,
+    ("POST", "/api/v1/incidents"): 201,
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"): 201,
+    ("POST", "/api/v1/incidents/{incident_id}/comments"): 201,
+}
+INCIDENT_WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    # route -> (path after /api/v1/incidents/{id}, body); each runs on a fresh incident
+    ("PATCH", "/api/v1/incidents/{incident_id}"): ("", {"title": "patched", "status": "closed"}),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"): ("/tasks", {"title": "probe"}),
+    ("POST", "/api/v1/incidents/{incident_id}/comments"): ("/comments", {"text": "probe"}),
+    ("POST", "/api/v1/incidents/{incident_id}/share"): ("/share", {"unit": "south"}),
+    ("POST", "/api/v1/incidents/{incident_id}/escalate"): ("/escalate", {"reason": "probe"}),
 }
 # fmt: on
 
@@ -122,6 +143,7 @@ class World:
     root: str  # the centre unit's admin: sets things up and checks side effects
     tokens: dict[str, str]  # role on north -> token
     alerts: dict[str, int] = field(default_factory=dict)  # unit -> an alert id
+    incidents: dict[str, int] = field(default_factory=dict)  # unit -> its standing incident
     counter: Iterator[int] = field(default_factory=itertools.count)
 
     def http(self, token: str | None) -> httpx.Client:
@@ -167,6 +189,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 json={"unit": unit, "rule_id": "matrix-standing", "reason": "standing"},
             )
             world.as_root("POST", "/api/v1/notifications/channels", json=_channel(unit))
+            made = world.as_root("POST", "/api/v1/incidents", json=_incident(unit, "standing"))
+            world.incidents[unit] = made.json()["id"]
             alerts = world.as_root("GET", "/api/v1/alerts", params={"unit": unit}).json()
             assert alerts["items"], f"the sample raised no alert in {unit}"
             world.alerts[unit] = alerts["items"][0]["id"]
@@ -183,6 +207,12 @@ def _channel(unit: str) -> dict[str, Any]:
 
 
 _channel_names = itertools.count()
+
+
+def _incident(unit: str, title: str) -> dict[str, Any]:
+    return {"unit": unit, "title": f"{title}-{unit}", "severity": "low"}
+
+
 _CHANNELS = "/api/v1/notifications/channels"
 
 
@@ -239,6 +269,28 @@ def _call(world: World, http: httpx.Client, route: tuple[str, str], unit: str) -
             return answer
         case ("GET", "/api/v1/audit"):
             return http.get("/api/v1/audit", params={"limit": 1000})
+        case ("GET", "/api/v1/incidents/{incident_id}"):
+            return http.get(f"/api/v1/incidents/{world.incidents[unit]}")
+        case ("GET", "/api/v1/incidents/{incident_id}/export"):
+            return http.get(f"/api/v1/incidents/{world.incidents[unit]}/export")
+        case ("POST", "/api/v1/incidents"):
+            return http.post("/api/v1/incidents", json=_incident(unit, f"probe-{n}"))
+        case ("PATCH", "/api/v1/incidents/{incident_id}/tasks/{task_id}"):
+            victim = world.as_root("POST", "/api/v1/incidents", json=_incident(unit, f"v{n}"))
+            base = f"/api/v1/incidents/{victim.json()['id']}"
+            task = world.as_root("POST", f"{base}/tasks", json={"title": "victim"}).json()
+            before = world.as_root("GET", base).json()
+            answer = http.patch(f"{base}/tasks/{task['id']}", json={"status": "done"})
+            answer.extensions["victim"] = (base, before)
+            return answer
+        case _ if route in INCIDENT_WRITES:
+            victim = world.as_root("POST", "/api/v1/incidents", json=_incident(unit, f"v{n}"))
+            base = f"/api/v1/incidents/{victim.json()['id']}"
+            before = world.as_root("GET", base).json()
+            suffix, body = INCIDENT_WRITES[route]
+            answer = http.request(route[0], base + suffix, json=body)
+            answer.extensions["victim"] = (base, before)
+            return answer
         case ("POST", "/api/v1/notifications/channels"):
             return http.post("/api/v1/notifications/channels", json=_channel(unit))
         case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
@@ -298,6 +350,12 @@ def _shows(world: World, route: tuple[str, str], answer: httpx.Response, unit: s
             units = {t["unit"] for t in body["items"]}
             assert units.isdisjoint(NOT_MINE), units
             return unit in units
+        case ("GET", "/api/v1/incidents"):
+            titles = {i["title"] for i in body["items"]}
+            assert not {f"standing-{u}" for u in NOT_MINE} & titles, titles
+            return f"standing-{unit}" in titles
+        case ("GET", "/api/v1/incidents/{incident_id}"):
+            assert body["id"] == world.incidents[unit] and body["owner_unit"] == unit
         case ("GET", "/api/v1/notifications"):
             units = {c["unit"] for c in body["channels"]}
             assert units.isdisjoint(NOT_MINE), units
@@ -353,6 +411,9 @@ def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, uni
         case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
             ids = {c["id"] for c in world.as_root("GET", _CHANNELS).json()["items"]}
             assert answer.extensions["victim"] in ids
+        case _ if "victim" in answer.extensions and route[1].startswith("/api/v1/incidents"):
+            base, before = answer.extensions["victim"]
+            assert world.as_root("GET", base).json() == before
         case ("POST", "/api/v1/units"):
             units = world.as_root("GET", "/api/v1/units").json()["items"]
             assert not [u for u in units if u["parent"] == unit and u["name"].startswith("probe")]
