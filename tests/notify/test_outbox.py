@@ -17,6 +17,7 @@ from vedette.store.state.alerts import record_detection
 from vedette.store.state.db import StateDB, open_state
 from vedette.store.state.models import Alert, OutboxRow
 from vedette.store.state.notifications import (
+    Delivery,
     add_channel,
     claim_due,
     enqueue_for_alert,
@@ -221,3 +222,28 @@ def test_dispatcher_backs_off_while_the_receiver_is_down_then_sends_once(
     assert [r.attempts for r in sent] == [5, 1, 1]
     assert all(r.sent_at is not None and r.last_error is None for r in sent)
     assert dispatcher.stats.outcomes[("w", "sent")] == 3
+
+
+def test_a_clean_stop_hands_untried_rows_back_at_once(state: StateDB) -> None:
+    with state.session() as session:
+        add_channel(session, None, unit="hq", kind="webhook", name="w", config=_hook(9),
+                    min_level="low")  # fmt: skip
+        for rule in ("r1", "r2", "r3"):
+            enqueue_for_alert(session, _alert(session, "a", "high", rule))
+    now = datetime.now(UTC)
+    taken: list[int] = []
+
+    def stop_after_one(delivery: Delivery) -> None:
+        taken.append(delivery.id)
+        first.stop()  # the centre stops while this send is in progress
+
+    first = Dispatcher(state, sender=stop_after_one, clock=lambda: now)
+    assert first.run_once() == 3
+    assert len(taken) == 1
+    with state.session(readonly=True) as session:
+        rows = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
+    assert [r.sent_at is not None for r in rows] == [True, False, False]
+    assert all(r.next_attempt_at == now and r.attempts == 0 for r in rows[1:])
+    second = Dispatcher(state, sender=lambda d: taken.append(d.id), clock=lambda: now)
+    assert second.run_once() == 2
+    assert sorted(taken) == [r.id for r in rows]

@@ -120,7 +120,9 @@ class Dispatcher:
         deferred: dict[datetime, list[int]] = {}
         for delivery in claimed:
             if self._stop.is_set():
-                break  # the rest stay claimed and come back when their lease ends
+                # A clean stop hands the untried rows back at once (a crash waits the lease).
+                deferred.setdefault(now, []).append(delivery.id)
+                continue
             until = down.get(delivery.channel_id)
             if until is not None:
                 deferred.setdefault(until, []).append(delivery.id)
