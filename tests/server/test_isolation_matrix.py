@@ -108,6 +108,11 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("POST", "/api/v1/incidents/{incident_id}/comments"): WRITE,
     ("POST", "/api/v1/incidents/{incident_id}/share"): WRITE,
     ("POST", "/api/v1/incidents/{incident_id}/escalate"): WRITE,
+    ("GET", "/api/v1/bulletins"):                    READ,
+    ("POST", "/api/v1/bulletins"):                   WRITE,
+    ("POST", "/api/v1/bulletins/{bulletin_id}/ack"): WRITE,
+    ("GET", "/api/v1/warnings"):                     READ,
+    ("POST", "/api/v1/warnings/{warning_id}/ack"):   WRITE,
 }
 
 SUCCESS: dict[tuple[str, str], int] = {
@@ -123,6 +128,7 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/incidents"): 201,
     ("POST", "/api/v1/incidents/{incident_id}/tasks"): 201,
     ("POST", "/api/v1/incidents/{incident_id}/comments"): 201,
+    ("POST", "/api/v1/bulletins"): 201,
 }
 INCIDENT_WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # route -> (path after /api/v1/incidents/{id}, body); each runs on a fresh incident
@@ -191,6 +197,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             world.as_root("POST", "/api/v1/notifications/channels", json=_channel(unit))
             made = world.as_root("POST", "/api/v1/incidents", json=_incident(unit, "standing"))
             world.incidents[unit] = made.json()["id"]
+            world.as_root("POST", "/api/v1/bulletins", json=_bulletin(unit, "standing"))
             alerts = world.as_root("GET", "/api/v1/alerts", params={"unit": unit}).json()
             assert alerts["items"], f"the sample raised no alert in {unit}"
             world.alerts[unit] = alerts["items"][0]["id"]
@@ -207,6 +214,16 @@ def _channel(unit: str) -> dict[str, Any]:
 
 
 _channel_names = itertools.count()
+
+
+def _bulletin(unit: str, title: str) -> dict[str, Any]:
+    return {"units": [unit], "title": f"{title}-{unit}", "text": "matrix"}
+
+
+def _root_item(world: World, path: str, item_id: int) -> dict[str, Any]:
+    """The centre admin's view of one listed object (bulletin, warning)."""
+    items = world.as_root("GET", path, params={"limit": 1000}).json()["items"]
+    return next(i for i in items if i["id"] == item_id)
 
 
 def _incident(unit: str, title: str) -> dict[str, Any]:
@@ -271,6 +288,23 @@ def _call(world: World, http: httpx.Client, route: tuple[str, str], unit: str) -
             return http.get("/api/v1/audit", params={"limit": 1000})
         case ("GET", "/api/v1/incidents/{incident_id}"):
             return http.get(f"/api/v1/incidents/{world.incidents[unit]}")
+        case ("GET", "/api/v1/bulletins"):
+            return http.get("/api/v1/bulletins", params={"limit": 1000})
+        case ("POST", "/api/v1/bulletins"):
+            return http.post("/api/v1/bulletins", json=_bulletin(unit, f"probe-{n}"))
+        case ("POST", "/api/v1/bulletins/{bulletin_id}/ack"):
+            made = world.as_root("POST", "/api/v1/bulletins", json=_bulletin(unit, f"v{n}"))
+            before = _root_item(world, "/api/v1/bulletins", made.json()["id"])
+            answer = http.post(f"/api/v1/bulletins/{made.json()['id']}/ack", json={})
+            answer.extensions["listed"] = ("/api/v1/bulletins", before)
+            return answer
+        case ("POST", "/api/v1/warnings/{warning_id}/ack"):
+            warnings = world.as_root("GET", "/api/v1/warnings", params={"limit": 1000}).json()
+            mine = [w for w in warnings["items"] if w["unit"] == unit]
+            assert mine, f"no early warning in {unit}: the case would prove nothing"
+            answer = http.post(f"/api/v1/warnings/{mine[-1]['id']}/ack", json={})
+            answer.extensions["listed"] = ("/api/v1/warnings", mine[-1])
+            return answer
         case ("GET", "/api/v1/incidents/{incident_id}/export"):
             return http.get(f"/api/v1/incidents/{world.incidents[unit]}/export")
         case ("POST", "/api/v1/incidents"):
@@ -350,6 +384,16 @@ def _shows(world: World, route: tuple[str, str], answer: httpx.Response, unit: s
             units = {t["unit"] for t in body["items"]}
             assert units.isdisjoint(NOT_MINE), units
             return unit in units
+        case ("GET", "/api/v1/bulletins"):
+            titles = {b["title"] for b in body["items"]}
+            assert not {f"standing-{u}" for u in NOT_MINE} & titles, titles
+            return f"standing-{unit}" in titles
+        case ("GET", "/api/v1/warnings"):
+            units = {w["unit"] for w in body["items"]}
+            assert units <= MINE, units
+            # Warnings come from the coordinator as it finds shared observables: own and
+            # child may have none yet, so only their absence elsewhere is asserted.
+            return unit in units or unit in MINE
         case ("GET", "/api/v1/incidents"):
             titles = {i["title"] for i in body["items"]}
             assert not {f"standing-{u}" for u in NOT_MINE} & titles, titles
@@ -411,6 +455,9 @@ def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, uni
         case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
             ids = {c["id"] for c in world.as_root("GET", _CHANNELS).json()["items"]}
             assert answer.extensions["victim"] in ids
+        case _ if "listed" in answer.extensions:
+            path, before = answer.extensions["listed"]
+            assert _root_item(world, path, before["id"]) == before
         case _ if "victim" in answer.extensions and route[1].startswith("/api/v1/incidents"):
             base, before = answer.extensions["victim"]
             assert world.as_root("GET", base).json() == before
