@@ -399,6 +399,9 @@ def test_full_disk_under_the_spool_answers_503_and_loses_nothing_acknowledged(
             )
             assert again.status_code == 503, again.text
             assert httpx.get(centre.url + "/healthz").status_code == 200
+            # Alive but not ready: a load balancer sends the units elsewhere meanwhile.
+            ready = httpx.get(centre.url + "/readyz")
+            assert ready.status_code == 503 and "could not write" in ready.text, ready.text
             # Space comes back: the very same key is taken, once.
             filler.unlink()
             answer = http.post(

@@ -68,6 +68,8 @@ class IngestCounters:
     refused_backpressure: int = 0
     refused_quota: int = 0
     refused_storage: int = 0
+    last_storage_error: float = 0.0
+    """``time.monotonic()`` of the last append the spool could not write (disk full, I/O)."""
     accepted_by_unit: dict[str, int] = field(default_factory=dict)
 
 
@@ -85,7 +87,10 @@ class SpoolSink:
         """Durable when it returns."""
         try:
             await run_in_threadpool(self.centre.spool.append, unit, "syslog", lines)
-        except (SpoolFull, SpoolUnavailable) as exc:
+        except SpoolUnavailable as exc:
+            self.centre.ingest.last_storage_error = time.monotonic()
+            raise Backpressure(str(exc)) from exc
+        except SpoolFull as exc:
             raise Backpressure(str(exc)) from exc
 
 

@@ -10,6 +10,7 @@ is answered 200 with ``"duplicate": true`` and stores nothing.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -112,6 +113,7 @@ async def ingest_events(
     except SpoolUnavailable:
         centre.quota.give_back(target, len(body.records))
         counters.refused_storage += 1
+        counters.last_storage_error = time.monotonic()
         raise
     answer = IngestAnswer(
         accepted=result.count, duplicate=result.duplicate, seq=result.seq, unit=target

@@ -3,6 +3,7 @@ and the read-only query over stored events."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,6 +24,8 @@ from vedette.store.state.units import unit_names
 router = APIRouter(tags=["operations"])
 
 MAX_HUNT_ROWS = 10_000
+STORAGE_ERROR_SECONDS = 30.0
+"""/readyz fails this long after the spool last refused a write."""
 
 
 class LoginIn(BaseModel):
@@ -59,6 +62,9 @@ async def readyz(request: Request) -> JSONResponse:
     problems = []
     if not centre.accepting():
         problems.append("spool above its high-water mark")
+    failed = centre.ingest.last_storage_error
+    if failed and time.monotonic() - failed < STORAGE_ERROR_SECONDS:
+        problems.append("the spool could not write (disk full or I/O error) in the last 30 s")
     thread = centre.worker._thread
     # The scale-out api role runs no worker (vedette.server.roles): workers run elsewhere.
     runs_worker = getattr(centre, "runs_worker", True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     JSON,
@@ -442,7 +442,7 @@ def _timeline(alerts: list[Alert], names: dict[int, str]) -> list[dict[str, Any]
                 "image": sample.get("Image") or sample.get("NewProcessName"),
             }
         )
-    entries.sort(key=lambda e: (as_utc(e["time"]), int(e["alert_id"])))
+    entries.sort(key=lambda e: (as_utc(cast(datetime, e["time"])), int(e["alert_id"])))
     return entries
 
 
@@ -606,10 +606,11 @@ def merge_incidents(
         if source_id == target.id:
             raise Invalid("an incident cannot be merged into itself")
         source = _owned(session, scope, source_id, "merge incidents")
-        for link in session.scalars(
-            select(IncidentAlert).where(IncidentAlert.incident_id == source.id)
-        ):
-            link.incident_id = target.id
+        links: list[IncidentAlert] = list(
+            session.scalars(select(IncidentAlert).where(IncidentAlert.incident_id == source.id))
+        )
+        for moved in links:
+            moved.incident_id = target.id
         for task in session.scalars(
             select(IncidentTask).where(IncidentTask.incident_id == source.id)
         ):
