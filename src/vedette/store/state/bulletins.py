@@ -83,8 +83,26 @@ def publish_bulletin(
     )
     session.add(bulletin)
     session.flush()
+    from vedette.store.state.notifications import enqueue
+
     for unit_id in targets:
         session.add(BulletinTarget(bulletin_id=bulletin.id, unit_id=unit_id))
+        # A bulletin has no level of its own: it is sent as "high", past the default filter.
+        enqueue(
+            session,
+            kind="bulletin",
+            unit_id=unit_id,
+            level="high",
+            object_type="bulletin",
+            object_id=bulletin.id,
+            payload={
+                "id": bulletin.id,
+                "title": bulletin.title,
+                "text": text,
+                "observables": jsonable(list(observables)),
+                "rules": list(rules),
+            },
+        )
     append_audit(
         session,
         actor=scope.actor,

@@ -282,9 +282,26 @@ def create_incident(
     session.add(incident)
     session.flush()
     _audit(session, actor or scope.actor, incident, "create", None, _header(incident))
+    _notify(session, incident)
     if alert_ids:
         attach_alerts(session, scope, incident.id, alert_ids, actor=actor)
     return incident
+
+
+def _notify(session: Session, incident: Incident) -> None:
+    """Notify the channels that want new incidents, in the incident's own transaction."""
+    from vedette.store.state.notifications import enqueue
+
+    owner = session.scalar(select(Unit.name).where(Unit.id == incident.owner_unit_id))
+    enqueue(
+        session,
+        kind="incident",
+        unit_id=incident.owner_unit_id,
+        level=incident.severity,
+        object_type="incident",
+        object_id=incident.id,
+        payload={"id": incident.id, "unit": owner, **_header(incident)},
+    )
 
 
 def _header(incident: Incident) -> dict[str, Any]:
@@ -998,6 +1015,7 @@ def group_alert(
     session.add(incident)
     session.flush()
     _audit(session, actor, incident, "create", None, {**_header(incident), "alert_id": alert.id})
+    _notify(session, incident)
     _link(session, incident, alert, actor)
     session.flush()
     _sweep(session, incident, alert, keys, window, actor)

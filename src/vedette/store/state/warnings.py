@@ -78,6 +78,26 @@ def record_warning(
     )
     session.add(row)
     session.flush()
+    from vedette.store.state.notifications import enqueue
+
+    # Notify in the warning's own transaction: the outbox row and the warning commit together.
+    enqueue(
+        session,
+        kind="warning",
+        unit_id=unit_id,
+        level=level,
+        object_type="warning",
+        object_id=row.id,
+        payload={
+            "id": row.id,
+            "title": title,
+            "level": level,
+            "source_incident": source_incident_id,
+            "observables": jsonable(observables),
+            "attack": jsonable(attack),
+            "hits_total": hits_total,
+        },
+    )
     append_audit(
         session,
         actor="early-warning",
