@@ -12,7 +12,12 @@ Parquet files up to it are fsync'd. On start the worker deletes Parquet files pa
 (written, never committed), then replays the spool from the lower of the two positions,
 skipping per batch what each side already has: an acknowledged event is stored once and raises
 its alerts once, whatever instant the process died at. The spool is released up to the lower
-position only.
+position only (at most every 0.5 s: a release is a spool transaction with its own fsync).
+
+Alerts are committed once per ``alert_commit_seconds`` (0.5 s) of detection, or as soon as the
+spool has nothing more: the state store's cost is per distinct fingerprint per commit, so a
+commit folds every detection of a fingerprint since the last one; and a fingerprint's alert
+facts (sample event, observables) are built once per commit, as only the first are kept.
 
 Correlation state is in memory, one correlator per unit (its watermark is that unit's newest
 event time; late events are counted). A restart loses the windows open at that moment: this is
@@ -26,11 +31,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from vedette.alerts.facts import AlertFacts, facts_of
+import orjson
+
+from vedette.alerts.facts import AlertFacts, facts_of, key_fields
 from vedette.events import Detection, Event
 from vedette.pipeline.detector import Detector
 from vedette.server.records import BatchDecoder
@@ -102,6 +109,8 @@ class Worker:
         flush_rows: int = 20_000,
         flush_seconds: float = 1.0,
         read_batches: int = 32,
+        alert_commit_seconds: float = 0.5,
+        release_seconds: float = 0.5,
     ) -> None:
         self.spool = spool
         self.store = store
@@ -111,6 +120,8 @@ class Worker:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.read_batches = read_batches
+        self.alert_commit_seconds = alert_commit_seconds
+        self.release_seconds = release_seconds
         self.stats = WorkerStats()
         self.decoder = BatchDecoder()
         self._correlators: dict[str, Any] = {}
@@ -120,6 +131,16 @@ class Worker:
         self._rows_first = 0
         self._rows_last = 0
         self._last_flush = time.monotonic()
+        # Detected, not yet committed: alerts, received counts and the position they reach.
+        # One commit per alert_commit_seconds instead of per read: the state store's cost is
+        # per distinct fingerprint per commit, so fewer commits fold more detections each.
+        self._alerts: list[tuple[str, AlertFacts]] = []
+        self._received: dict[str, tuple[int, datetime]] = {}
+        self._detect_to = 0
+        self._alerts_since = 0.0
+        self._facts_memo: dict[tuple[str, str, str, bytes], AlertFacts] = {}
+        self._released = 0
+        self._released_at = 0.0
         self.detect_pos = 0
         self.store_pos = 0
         self.processed = threading.Condition()
@@ -181,27 +202,48 @@ class Worker:
                 if batches:
                     self._process(batches)
                     cursor = batches[-1].seq
+                elif self._detect_to:
+                    self._commit_alerts()
                 elif self._rows:
                     self._flush()
                 else:
                     self.spool.wait(cursor, 0.2)
+                if self._detect_to and self._commit_due():
+                    self._commit_alerts()
                 if self._rows and self._flush_due():
                     self._flush()
-                self.spool.release(self.position)
+                self._release()
             except Exception as exc:  # the worker must outlive a bad batch or a full disk
                 self.stats.errors += 1
                 self.failure = f"{type(exc).__name__}: {exc}"
                 log.exception("worker error; retrying from position %d", self.position)
                 self._rows.clear()
+                self._forget_alerts()
                 self.detect_pos, self.store_pos = self.state.positions()
                 self.store.discard_after(self.store_pos)
                 cursor = self.position
                 self._stop.wait(1.0)
-        if self._rows:
-            try:
+        try:
+            if self._detect_to:
+                self._commit_alerts()
+            if self._rows:
                 self._flush()
-            except Exception:
-                log.exception("could not flush stored events at stop")
+        except Exception:
+            log.exception("could not commit alerts or flush stored events at stop")
+
+    def _commit_due(self) -> bool:
+        return time.monotonic() - self._alerts_since >= self.alert_commit_seconds
+
+    def _release(self) -> None:
+        """Release the spool up to the position, when it moved and not more than every
+        release_seconds (each release is a spool transaction with its own fsync)."""
+        position = self.position
+        if position > self._released and (
+            time.monotonic() - self._released_at >= self.release_seconds
+        ):
+            self.spool.release(position)
+            self._released = position
+            self._released_at = time.monotonic()
 
     def _flush_due(self) -> bool:
         return (
@@ -210,9 +252,12 @@ class Worker:
         )
 
     def _process(self, batches: list[SpoolBatch]) -> None:
-        alerts: list[tuple[str, AlertFacts]] = []
-        received: dict[str, tuple[int, datetime]] = {}
-        detect_to = self.detect_pos
+        alerts = self._alerts
+        received = self._received
+        # The first facts per (unit, kind, rule, key fields) of the pending commit: the state
+        # store keeps only the first of a fingerprint's detections in one commit.
+        facts_memo = self._facts_memo
+        detect_to = max(self._detect_to, self.detect_pos)
         now = time.time()
         for batch in batches:
             if batch.corrupt is not None:
@@ -226,18 +271,34 @@ class Worker:
             self.stats.events += len(events)
             when = datetime.fromtimestamp(batch.received_at, tz=UTC)
             if batch.seq > self.detect_pos:
-                alerts.extend(self._detect(batch.unit, events, when))
+                alerts.extend(self._detect(batch.unit, events, when, facts_memo))
                 count, _ = received.get(batch.unit, (0, when))
                 received[batch.unit] = (count + len(events), when)
                 detect_to = batch.seq
             if batch.seq > self.store_pos:
                 self._note_rows(batch.seq, [_row(batch.seq, e, when) for e in events])
             self.stats.lag_seconds = max(0.0, now - batch.received_at)
+        if detect_to > self.detect_pos and not self._detect_to:
+            self._alerts_since = time.monotonic()
         if detect_to > self.detect_pos:
-            self.stats.alerts_created += self.state.commit_alerts(detect_to, alerts, received)
-            self.detect_pos = detect_to
-            with self.processed:
-                self.processed.notify_all()
+            self._detect_to = detect_to
+
+    def _commit_alerts(self) -> None:
+        """Commit the pending alerts with the detect position they reach (one transaction)."""
+        detect_to = self._detect_to
+        self.stats.alerts_created += self.state.commit_alerts(
+            detect_to, self._alerts, self._received
+        )
+        self._forget_alerts()
+        self.detect_pos = detect_to
+        with self.processed:
+            self.processed.notify_all()
+
+    def _forget_alerts(self) -> None:
+        self._alerts = []
+        self._received = {}
+        self._facts_memo = {}
+        self._detect_to = 0
 
     def _note_rows(self, seq: int, rows: list[EventRow]) -> None:
         if seq <= self.store_pos:
@@ -256,6 +317,9 @@ class Worker:
         rows, first, last = self._rows, self._rows_first, self._rows_last
         if not rows:
             return
+        if self._detect_to:
+            # Alerts first: an event visible as stored has its alerts visible too.
+            self._commit_alerts()
         self.store.write(events_table(rows), first, last)
         stored: dict[str, tuple[int, datetime | None]] = {}
         for row in rows:
@@ -275,7 +339,11 @@ class Worker:
             self.processed.notify_all()
 
     def _detect(
-        self, unit: str, events: list[Event], received: datetime
+        self,
+        unit: str,
+        events: list[Event],
+        received: datetime,
+        facts_memo: dict[tuple[str, str, str, bytes], AlertFacts],
     ) -> list[tuple[str, AlertFacts]]:
         detector = self.detector
         found = detector.match(events)
@@ -301,7 +369,7 @@ class Worker:
                 self.stats.excepted += 1
                 continue
             self.stats.detections_by_level[detection.level] += 1
-            out.append((unit, facts_of(detection, received=received)))
+            out.append((unit, _facts(detection, unit, received, facts_memo)))
         return out
 
     def _correlator(self, unit: str) -> Any:
@@ -311,6 +379,35 @@ class Worker:
         if correlator is None:
             correlator = self._correlators[unit] = self.correlator_factory()
         return correlator
+
+
+def _facts(
+    detection: Detection,
+    unit: str,
+    received: datetime,
+    memo: dict[tuple[str, str, str, bytes], AlertFacts],
+) -> AlertFacts:
+    """The detection's alert facts; a repeat of a fingerprint reuses the first one's facts.
+
+    Building facts (sample event, observables) is the costly part, and ``commit_alerts`` keeps
+    only the first facts of a fingerprint plus the count and first/last times of all: so a
+    repeat needs only its own time. The memo key is finer than the fingerprint (rule id, unit
+    and key fields), so two detections sharing it always share a fingerprint.
+    """
+    key = (
+        unit,
+        detection.kind,
+        detection.rule_id,
+        orjson.dumps(key_fields(detection), option=orjson.OPT_SORT_KEYS, default=str),
+    )
+    first = memo.get(key)
+    if first is None:
+        first = memo[key] = facts_of(detection, received=received)
+        return first
+    when = detection.event.timestamp or received
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return replace(first, when=when)
 
 
 def _time_key(detection: Detection) -> float:
