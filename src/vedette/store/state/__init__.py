@@ -9,10 +9,12 @@ from __future__ import annotations
 
 # Tables defined beside their service functions, imported so that Base.metadata holds them.
 from vedette.store.state import (  # noqa: F401
+    assets,
     bulletins,
     incidents,
     ingest_ledger,
     leases,
+    retrohunts,
     warnings,
 )
 from vedette.store.state.accounts import (
