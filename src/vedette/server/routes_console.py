@@ -71,6 +71,8 @@ STATIC_FILES = {
     if p.is_file() and p.suffix in CONTENT_TYPES
 }
 PERIODS = (1, 24, 168, 720)
+WALL_REFRESH = 30
+"""Seconds between two refreshes of the wall screen (in place, by the console's script)."""
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 ObjectId = Annotated[int, Path(ge=1, le=2**62)]
@@ -238,7 +240,8 @@ async def logout_submit(request: Request, scope: Caller) -> Response:
 @guarded(router, "GET", "/overview", "read")
 async def overview_page(request: Request, scope: Caller) -> Response:
     """Alerts over time, by unit and tactic, top rules and hosts, ingest health, open
-    incidents, new warnings and the ATT&CK heat map; ``?wall=1`` refreshes itself."""
+    incidents, new warnings and the ATT&CK heat map; ``?wall=1`` refreshes itself (every
+    ``?refresh=`` seconds, 30 by default)."""
     page = _page(request, scope)
     try:
         hours = int(request.query_params.get("hours", "24"))
@@ -266,7 +269,11 @@ async def overview_page(request: Request, scope: Caller) -> Response:
 
     data = await run_in_threadpool(run)
     wall = request.query_params.get("wall") == "1"
-    return page.render("overview.html", hours=hours, periods=PERIODS, wall=wall, **data)
+    refresh = request.query_params.get("refresh", "")
+    seconds = min(max(int(refresh), 5), 3600) if refresh.isdigit() else WALL_REFRESH
+    return page.render(
+        "overview.html", hours=hours, periods=PERIODS, wall=wall, refresh=seconds, **data
+    )
 
 
 # -- alerts --------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def new_login_token() -> str:
 
 def is_tls(request: Request) -> bool:
     """The request came over TLS (cookies then get ``Secure``)."""
-    return request.url.scheme == "https"
+    return request.scope.get("scheme") == "https"
 
 
 def set_cookie(

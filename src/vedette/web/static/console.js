@@ -147,7 +147,26 @@
     });
   }
 
+  // Wall screen: fetch the page again and swap its main content in place (no reload, no
+  // flash, no click needed); the server renders and escapes it as for any page view.
+  function wallRefresh() {
+    const main = document.getElementById("main");
+    if (!document.body.classList.contains("wall") || !main) return;
+    const seconds = Number(main.dataset.refresh || "30");
+    window.setInterval(function () {
+      fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (answer) { return answer.ok ? answer.text() : Promise.reject(answer.status); })
+        .then(function (html) {
+          const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+          const current = document.getElementById("main");
+          if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+        })
+        .catch(function () { /* keep showing the last picture; try again next time */ });
+    }, seconds * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    wallRefresh();
     liveQueue();
     selectAll();
     closeNeedsReason();

@@ -1,0 +1,171 @@
+"""The console over plain HTTP: languages on the login page, security headers and cookie flags,
+CSRF on every post, redirects for browsers and JSON for API clients, and no foreign host."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from webkit import PASSWORD, World
+
+from vedette.web.security import set_cookie
+
+PAGES = ["/overview", "/alerts", "/hunt", "/rules", "/admin", "/incidents", "/warnings"]
+HTML = {"Accept": "text/html"}
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+@pytest.fixture
+def session(world: World) -> Iterator[httpx.Client]:
+    """A browser-like client logged in as the centre's admin through the login form."""
+    with httpx.Client(base_url=world.centre.url, headers=HTML, timeout=30) as http:
+        form = http.get("/")
+        answer = http.post(
+            "/login",
+            data={"csrf": _csrf(form.text), "name": "chief", "password": PASSWORD, "next": "/"},
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/", answer.text
+        yield http
+
+
+def test_the_login_page_in_english_and_vietnamese(world: World) -> None:
+    english = httpx.get(world.centre.url + "/")
+    assert english.status_code == 200 and '<html lang="en"' in english.text
+    assert "Log in to the monitoring centre" in english.text
+    for answer in (
+        httpx.get(world.centre.url + "/?lang=vi"),
+        httpx.get(world.centre.url + "/", headers={"Accept-Language": "vi-VN,vi;q=0.9"}),
+    ):
+        assert '<html lang="vi"' in answer.text
+        assert "Đăng nhập vào trung tâm giám sát" in answer.text
+        assert "Log in to the monitoring centre" not in answer.text
+    remembered = httpx.get(world.centre.url + "/?lang=vi").headers.get_list("set-cookie")
+    assert any(c.startswith("vedette_lang=vi;") for c in remembered), remembered
+
+
+def test_login_sets_a_strict_httponly_session_cookie_and_needs_the_form_token(
+    world: World,
+) -> None:
+    with httpx.Client(base_url=world.centre.url, headers=HTML) as http:
+        form = http.get("/")
+        forged = http.post("/login", data={"csrf": "x", "name": "chief", "password": PASSWORD})
+        assert forged.status_code == 403 and "vedette_session" not in forged.headers.get(
+            "set-cookie", ""
+        )
+        form = http.get("/")  # each answer with the form carries a new token
+        wrong = http.post(
+            "/login", data={"csrf": _csrf(form.text), "name": "chief", "password": "nope" * 4}
+        )
+        assert wrong.status_code == 401
+        form = http.get("/")
+        good = http.post(
+            "/login", data={"csrf": _csrf(form.text), "name": "chief", "password": PASSWORD}
+        )
+    cookie = next(c for c in good.headers.get_list("set-cookie") if c.startswith("vedette_session"))
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= flags
+    assert "secure" not in flags  # plain HTTP here; see the TLS case below
+
+
+def test_cookies_are_secure_under_tls() -> None:
+    scope = {"type": "http", "scheme": "https", "headers": [], "path": "/", "query_string": b""}
+    answer = Response()
+    set_cookie(answer, Request(scope), "vedette_session", "value")
+    assert "secure" in answer.headers["set-cookie"].lower()
+
+
+def test_every_page_has_a_strict_csp_and_no_inline_script_or_style(
+    session: httpx.Client,
+) -> None:
+    logged_out = httpx.get(str(session.base_url) + "/")
+    for path in ["/", *PAGES]:
+        answer = logged_out if path == "/" else session.get(path)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe" not in csp, csp
+        assert answer.headers["x-frame-options"] == "DENY"
+        body = answer.text
+        assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", body) == [], path
+        assert not re.search(r"\sstyle=", body), path
+        assert not re.search(r"\son[a-z]+=", body), path
+
+
+def test_no_page_or_asset_names_another_host(session: httpx.Client) -> None:
+    bodies = {path: session.get(path).text for path in PAGES}
+    bodies["/"] = httpx.get(str(session.base_url) + "/").text
+    for asset in ("/static/console.css", "/static/console.js", "/static/favicon.svg"):
+        answer = session.get(asset)
+        assert answer.status_code == 200, asset
+        bodies[asset] = answer.text
+    for path, body in bodies.items():
+        # The SVG namespace is an identifier, never fetched.
+        urls = set(re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+", body)) - {
+            "http://www.w3.org",
+            "//",
+        }
+        assert not urls, (path, urls)
+
+
+def test_posts_without_the_right_csrf_token_are_refused(
+    session: httpx.Client, world: World
+) -> None:
+    page = session.get("/alerts")
+    token = _csrf(page.text)
+    for data in ({}, {"csrf": "0" * 64}):
+        refused = session.post("/alerts/bulk", data={**data, "action": "acknowledge", "ids": "1"})
+        assert refused.status_code == 403, refused.text
+    done = session.post("/alerts/bulk", data={"csrf": token, "action": "acknowledge", "ids": "1"})
+    assert done.status_code == 303
+    assert session.post("/logout", data={}).status_code == 403
+    assert session.post("/logout", data={"csrf": token}).status_code == 303
+    assert session.get("/overview").status_code == 303  # the session is over
+
+
+def test_not_logged_in_browsers_go_to_login_and_api_clients_get_json(world: World) -> None:
+    browser = httpx.get(world.centre.url + "/alerts?status=new", headers=HTML)
+    assert browser.status_code == 303 and browser.headers["location"] == "/?next=/alerts"
+    client = httpx.get(world.centre.url + "/alerts")
+    assert client.status_code == 401 and client.json()["error"] == "unauthenticated"
+    stream = httpx.get(world.centre.url + "/console/stream")
+    assert stream.status_code == 401
+
+
+def test_the_login_redirect_never_leaves_the_site(world: World) -> None:
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        with httpx.Client(base_url=world.centre.url, headers=HTML) as http:
+            form = http.get("/", params={"next": target})
+            assert "evil" not in form.text
+            answer = http.post(
+                "/login",
+                data={"csrf": _csrf(form.text), "name": "ana", "password": PASSWORD,
+                      "next": target},
+            )  # fmt: skip
+            assert answer.headers["location"] == "/overview", target
+
+
+def test_the_stream_announces_only_the_users_units(world: World) -> None:
+    from webkit import lsass_event
+
+    with httpx.Client(base_url=world.centre.url, headers=HTML, timeout=30) as http:
+        form = http.get("/")
+        http.post("/login", data={"csrf": _csrf(form.text), "name": "bob", "password": PASSWORD})
+        world.send("branch-a", lsass_event("stream-a.corp.example"))
+        world.send("branch-b", lsass_event("stream-b.corp.example"))
+        world.wait_alert("branch-a", "stream-a.corp.example")
+        world.wait_alert("branch-b", "stream-b.corp.example")
+        with http.stream("GET", "/console/stream?after=0") as events:
+            seen = ""
+            for chunk in events.iter_text():
+                seen += chunk
+                if "stream-b.corp.example" in seen:
+                    break
+    assert "stream-b.corp.example" in seen and "stream-a.corp.example" not in seen
