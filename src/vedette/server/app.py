@@ -15,12 +15,14 @@ from fastapi import FastAPI
 from vedette import __version__
 from vedette.server import (
     routes_alerts,
+    routes_assets,
     routes_bulletins,
     routes_console,
     routes_incidents,
     routes_ingest,
     routes_notify,
     routes_ops,
+    routes_retrohunt,
     routes_units,
     routes_warnings,
 )
@@ -36,6 +38,8 @@ ROUTERS = (
     routes_incidents.router,
     routes_warnings.router,
     routes_bulletins.router,
+    routes_retrohunt.router,
+    routes_assets.router,
     routes_console.router,
 )
 

@@ -31,6 +31,7 @@ from vedette.rulepacks import default_rule_paths
 from vedette.server.auth import Authenticator
 from vedette.server.config import ServeConfig
 from vedette.server.quota import UnitQuota
+from vedette.server.retrohunt import RetroHuntRunner, hunt_new_indicators
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
 from vedette.server.worker import DETECT, STORE, Worker
@@ -126,6 +127,8 @@ class Centre:
         # Coordination: incidents and early warning for the alerts the worker commits.
         self.coordinator = Coordinator(state, store, load_policy(config.warning_policy))
         self.pipeline_state.on_new_alerts = self.coordinator.submit
+        # Retro-hunt: rules and indicator sets over stored events, in the background.
+        self.retrohunts = RetroHuntRunner(state, store, attack_kb=rules.detector.attack_kb)
         self.listeners: list[SyslogListener] = []
         self.started_at = time.time()
         self.reload_errors: list[str] = []
@@ -156,6 +159,7 @@ class Centre:
     async def start(self) -> None:
         """Start the worker, the syslog listeners and the housekeeping tasks."""
         self.coordinator.start()
+        self.retrohunts.start()
         self.worker.start()
         self.dispatcher.start()
         sink = SpoolSink(self)
@@ -204,6 +208,7 @@ class Centre:
             await listener.stop()
         await run_in_threadpool(self.worker.stop)
         await run_in_threadpool(self.coordinator.stop)
+        await run_in_threadpool(self.retrohunts.stop)
         await run_in_threadpool(self.dispatcher.stop)
         self.spool.close()
         self.state.close()
@@ -248,10 +253,31 @@ class Centre:
                 self.reload_errors.append(message)
                 del self.reload_errors[:-20]
                 raise
-            self.rules = rules
+            old, self.rules = self.rules, rules
             self.worker.swap_detector(rules.detector)
             self.worker.correlator_factory = _correlator_factory(rules.detector)
-            return rules
+        self._hunt_new_indicators(old.detector, rules.detector)
+        return rules
+
+    def _hunt_new_indicators(self, old: Detector, new: Detector) -> None:
+        """Retro-hunt the indicators the reload added over every unit, for the warning
+        policy's look-back (``automatic: false`` turns it off); never fails the reload."""
+        policy = self.coordinator.policy
+        if not policy.automatic:
+            return
+        try:
+            job = hunt_new_indicators(
+                self.retrohunts,
+                old,
+                new,
+                lookback_days=policy.lookback_days,
+                exclude_units=policy.exclude_units,
+                target_units=policy.target_units,
+            )
+            if job is not None:
+                log.info("feeds reloaded: retro-hunt %d of the new indicators started", job)
+        except Exception:
+            log.exception("feeds reloaded, but the retro-hunt of new indicators did not start")
 
     # -- housekeeping ------------------------------------------------------------------------
 

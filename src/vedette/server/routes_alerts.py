@@ -21,6 +21,7 @@ from vedette.store.state.alerts import (
     list_comments,
     update_alert,
 )
+from vedette.store.state.assets import priorities, sort_by_priority
 from vedette.store.state.models import Alert
 from vedette.store.state.scope import Scope
 
@@ -60,6 +61,12 @@ class AlertOut(BaseModel):
     observables: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
+    priority: str | None = Field(
+        default=None, description="the level raised by the critical asset it touches"
+    )
+    asset: dict[str, str] | None = Field(
+        default=None, description="that asset: kind, value, criticality"
+    )
 
 
 class AlertDetail(AlertOut):
@@ -143,8 +150,11 @@ async def alerts_list(
     unit: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Literal["newest", "priority"] = "newest",
 ) -> dict[str, Any]:
-    """The caller's alerts, newest first."""
+    """The caller's alerts, newest first; ``sort=priority`` ranks the newest 1000 matching
+    alerts by priority (level raised by critical assets), one page without a cursor."""
+    by_priority = sort == "priority"
 
     def run() -> dict[str, Any]:
         with request.app.state.centre.state.session(readonly=True) as session:
@@ -155,10 +165,17 @@ async def alerts_list(
                 level=level,
                 rule_id=rule_id,
                 unit=unit,
-                limit=limit,
-                cursor=cursor,
+                limit=1000 if by_priority else limit,
+                cursor=None if by_priority else cursor,
             )
-            return {"items": [alert_out(a) for a in items], "next": next_cursor}
+            found = priorities(session, items)
+            if by_priority:
+                items, next_cursor = sort_by_priority(items, found)[:limit], None
+            out = []
+            for alert in items:
+                p = found[alert.id]
+                out.append({**alert_out(alert), "priority": p.level, "asset": p.asset})
+            return {"items": out, "next": next_cursor}
 
     return await run_in_threadpool(run)
 
