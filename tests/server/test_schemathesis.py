@@ -29,6 +29,19 @@ FEW = {("POST", "/api/v1/rules/reload"): 3}
 LAST = ("DELETE", "/api/v1/tokens/{token_id}")
 
 
+OPS_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+
+
+def api_routes() -> list[tuple[str, str]]:
+    """The routes of the API (``/api/...`` and the operations endpoints) in ROUTE_RIGHTS.
+
+    The HTML console's pages are guarded like the API but are no API: they are left out of
+    the schema on purpose, so they are not required here (the route inventory covers them).
+    """
+    assert ROUTERS
+    return sorted(k for k in ROUTE_RIGHTS if k[1].startswith("/api/") or k in OPS_ROUTES)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Centre, str]]:
     home = tmp_path_factory.mktemp("schemathesis") / "home"
@@ -62,15 +75,15 @@ def test_openapi_lists_every_route_in_the_table(server: tuple[Centre, str]) -> N
     centre, _ = server
     paths = httpx.get(centre.url + "/openapi.json", timeout=30).json()["paths"]
     listed = {(method.upper(), path) for path, item in paths.items() for method in item}
-    assert ROUTERS
-    assert not set(ROUTE_RIGHTS) - listed, sorted(set(ROUTE_RIGHTS) - listed)
+    missing = sorted(set(api_routes()) - listed)
+    assert not missing, f"API routes missing from /openapi.json: {missing}"
 
 
 def test_no_operation_answers_a_server_error(
     server: tuple[Centre, str], operations: list[APIOperation]
 ) -> None:
     centre, token = server
-    assert len(operations) >= len(ROUTE_RIGHTS)
+    assert len(operations) >= len(api_routes())
     failures: list[str] = []
     calls: dict[tuple[str, str], int] = {}
     for operation in operations:
