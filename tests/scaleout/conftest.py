@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+# The api process is driven with the embedded tests' helpers (tests/server/serverkit.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from natsserver import NatsServer, nats_url
 from pgserver import postgres_url
