@@ -166,7 +166,8 @@ class JetStreamSpool:
         config = self.config
         try:
             nc = await nats.connect(
-                config.url,
+                # A comma-separated list names several servers of a cluster.
+                [u.strip() for u in config.url.split(",") if u.strip()],
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
