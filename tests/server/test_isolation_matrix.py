@@ -609,10 +609,13 @@ def test_hunt_where_unit_of_another_unit_finds_nothing(world: World, sql: str) -
         "SELECT * FROM read_blob('{file}')",
     ],
 )
-def test_hunt_cannot_read_another_units_files(world: World, template: str) -> None:
+@pytest.mark.parametrize("units", [None, ["south"], ["north", "south"]])
+def test_hunt_cannot_read_another_units_files(
+    world: World, template: str, units: list[str] | None
+) -> None:
     file = _south_file(world)
     sql = template.format(file=file, dir=file.parents[1])
-    answer = _hunt(world, "admin", sql=sql)
+    answer = _hunt(world, "admin", sql=sql, units=units)
     if answer.status_code == 200:
         rows = answer.json()["rows"]
         assert all(row[:1] != ["south"] for row in rows), rows
