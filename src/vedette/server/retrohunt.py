@@ -356,9 +356,8 @@ class RetroHuntRunner:
             if row is None or row.status != "queued" or row.cancel_requested:
                 return
             names = [str(u) for u in row.units or []]
-            unit_ids = dict(
-                session.execute(select(Unit.name, Unit.id).where(Unit.name.in_(names))).tuples()
-            )
+            query = select(Unit.name, Unit.id).where(Unit.name.in_(names))
+            unit_ids = {name: unit_id for name, unit_id in session.execute(query).tuples()}
             time_from, time_to = row.time_from, row.time_to
             incident_id = row.incident_id
             files = [
