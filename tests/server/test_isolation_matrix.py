@@ -113,6 +113,13 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("POST", "/api/v1/bulletins/{bulletin_id}/ack"): WRITE,
     ("GET", "/api/v1/warnings"):                     READ,
     ("POST", "/api/v1/warnings/{warning_id}/ack"):   WRITE,
+    ("GET", "/api/v1/assets"):                       READ,
+    ("POST", "/api/v1/assets"):                      WRITE,
+    ("DELETE", "/api/v1/assets/{asset_id}"):         WRITE,
+    ("GET", "/api/v1/retrohunts"):                   READ,
+    ("GET", "/api/v1/retrohunts/{job_id}"):          READ,
+    ("POST", "/api/v1/retrohunts"):                  WRITE,
+    ("POST", "/api/v1/retrohunts/{job_id}/cancel"):  WRITE,
 }
 
 SUCCESS: dict[tuple[str, str], int] = {
@@ -129,6 +136,9 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/incidents/{incident_id}/tasks"): 201,
     ("POST", "/api/v1/incidents/{incident_id}/comments"): 201,
     ("POST", "/api/v1/bulletins"): 201,
+    ("POST", "/api/v1/assets"): 201,
+    ("DELETE", "/api/v1/assets/{asset_id}"): 204,
+    ("POST", "/api/v1/retrohunts"): 201,
 }
 INCIDENT_WRITES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # route -> (path after /api/v1/incidents/{id}, body); each runs on a fresh incident
@@ -150,6 +160,8 @@ class World:
     tokens: dict[str, str]  # role on north -> token
     alerts: dict[str, int] = field(default_factory=dict)  # unit -> an alert id
     incidents: dict[str, int] = field(default_factory=dict)  # unit -> its standing incident
+    retrohunts: dict[str, int] = field(default_factory=dict)  # unit -> its standing job
+    analysts: dict[str, str] = field(default_factory=dict)  # unit -> an analyst token of it
     counter: Iterator[int] = field(default_factory=itertools.count)
 
     def http(self, token: str | None) -> httpx.Client:
@@ -198,6 +210,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             made = world.as_root("POST", "/api/v1/incidents", json=_incident(unit, "standing"))
             world.incidents[unit] = made.json()["id"]
             world.as_root("POST", "/api/v1/bulletins", json=_bulletin(unit, "standing"))
+            world.as_root("POST", "/api/v1/assets", json=_asset(unit, "standing"))
+            # A retro-hunt belongs to the unit of whoever started it: each unit starts its own.
+            made = world.as_root("POST", "/api/v1/tokens", json={"unit": unit, "role": "analyst"})
+            world.analysts[unit] = made.json()["token"]
+            world.retrohunts[unit] = _start_retrohunt(world, unit, "standing")
             alerts = world.as_root("GET", "/api/v1/alerts", params={"unit": unit}).json()
             assert alerts["items"], f"the sample raised no alert in {unit}"
             world.alerts[unit] = alerts["items"][0]["id"]
@@ -214,6 +231,22 @@ def _channel(unit: str) -> dict[str, Any]:
 
 
 _channel_names = itertools.count()
+
+
+def _asset(unit: str, name: str) -> dict[str, Any]:
+    return {"unit": unit, "kind": "host", "value": f"{name}-{unit}.example"}
+
+
+def _retrohunt(unit: str, title: str) -> dict[str, Any]:
+    """A retro-hunt over ``unit`` for an indicator no sample event holds (raises nothing)."""
+    return {"units": [unit], "indicators": "0" * 32, "format": "list", "title": f"{title}-{unit}"}
+
+
+def _start_retrohunt(world: World, unit: str, title: str) -> int:
+    with world.http(world.analysts[unit]) as http:
+        answer = http.post("/api/v1/retrohunts", json=_retrohunt(unit, title))
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
 
 
 def _bulletin(unit: str, title: str) -> dict[str, Any]:
@@ -305,6 +338,22 @@ def _call(world: World, http: httpx.Client, route: tuple[str, str], unit: str) -
             answer = http.post(f"/api/v1/warnings/{mine[-1]['id']}/ack", json={})
             answer.extensions["listed"] = ("/api/v1/warnings", mine[-1])
             return answer
+        case ("POST", "/api/v1/assets"):
+            return http.post("/api/v1/assets", json=_asset(unit, f"probe-{n}"))
+        case ("DELETE", "/api/v1/assets/{asset_id}"):
+            made = world.as_root("POST", "/api/v1/assets", json=_asset(unit, f"v{n}"))
+            answer = http.delete(f"/api/v1/assets/{made.json()['id']}")
+            answer.extensions["victim"] = made.json()["id"]
+            return answer
+        case ("GET", "/api/v1/retrohunts/{job_id}"):
+            return http.get(f"/api/v1/retrohunts/{world.retrohunts[unit]}")
+        case ("POST", "/api/v1/retrohunts"):
+            return http.post("/api/v1/retrohunts", json=_retrohunt(unit, f"probe-{n}"))
+        case ("POST", "/api/v1/retrohunts/{job_id}/cancel"):
+            job_id = _start_retrohunt(world, unit, f"v{n}")
+            answer = http.post(f"/api/v1/retrohunts/{job_id}/cancel")
+            answer.extensions["job"] = job_id
+            return answer
         case ("GET", "/api/v1/incidents/{incident_id}/export"):
             return http.get(f"/api/v1/incidents/{world.incidents[unit]}/export")
         case ("POST", "/api/v1/incidents"):
@@ -384,6 +433,21 @@ def _shows(world: World, route: tuple[str, str], answer: httpx.Response, unit: s
             units = {t["unit"] for t in body["items"]}
             assert units.isdisjoint(NOT_MINE), units
             return unit in units
+        case ("GET", "/api/v1/assets"):
+            units = {a["unit"] for a in body["items"]}
+            assert units.isdisjoint(NOT_MINE), units
+            return unit in units
+        case ("GET", "/api/v1/retrohunts"):
+            units = {j["unit"] for j in body["items"]}
+            assert units.isdisjoint(NOT_MINE), units
+            return unit in units
+        case ("GET", "/api/v1/retrohunts/{job_id}"):
+            assert body["id"] == world.retrohunts[unit] and body["units"] == [unit], body
+        case ("POST", "/api/v1/retrohunts"):
+            assert body["units"] == [unit], body
+        case ("DELETE", "/api/v1/assets/{asset_id}"):
+            ids = {a["id"] for a in world.as_root("GET", "/api/v1/assets").json()["items"]}
+            assert answer.extensions["victim"] not in ids
         case ("GET", "/api/v1/bulletins"):
             titles = {b["title"] for b in body["items"]}
             assert not {f"standing-{u}" for u in NOT_MINE} & titles, titles
@@ -455,6 +519,12 @@ def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, uni
         case ("DELETE", "/api/v1/notifications/channels/{channel_id}"):
             ids = {c["id"] for c in world.as_root("GET", _CHANNELS).json()["items"]}
             assert answer.extensions["victim"] in ids
+        case ("DELETE", "/api/v1/assets/{asset_id}"):
+            ids = {a["id"] for a in world.as_root("GET", "/api/v1/assets").json()["items"]}
+            assert answer.extensions["victim"] in ids
+        case ("POST", "/api/v1/retrohunts/{job_id}/cancel"):
+            job = world.as_root("GET", f"/api/v1/retrohunts/{answer.extensions['job']}").json()
+            assert job["status"] != "cancelled", job
         case _ if "listed" in answer.extensions:
             path, before = answer.extensions["listed"]
             assert _root_item(world, path, before["id"]) == before

@@ -81,10 +81,13 @@ def test_public_routes_are_the_few_expected(app: FastAPI) -> None:
     """A new public route is a decision a reviewer must see: list them here."""
     public = sorted(key for key, right in ROUTE_RIGHTS.items() if right == "public")
     assert public == [
+        ("GET", "/"),  # the console's login page
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/readyz"),
+        ("GET", "/static/{name:path}"),  # the console's vendored CSS and scripts
         ("POST", "/api/v1/auth/login"),
+        ("POST", "/login"),  # the console's login form
     ]
 
 
