@@ -28,7 +28,7 @@ from typing import Any
 from vedette.events import Event, SourceRef
 from vedette.normalize.tables import source_table
 from vedette.sources.inputs import Source
-from vedette.sources.lines import TextDecoder, iter_raw_lines, looks_binary
+from vedette.sources.lines import TextDecoder, header_lines, iter_raw_lines, looks_binary
 from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 
@@ -45,9 +45,7 @@ def read_fields_header(source: Source) -> list[str]:
     """The last ``#Fields:`` line of the header at the start of ``source``'s file."""
     fields: list[str] = []
     with Source(source.path, source.member).open() as stream:
-        for raw in stream:
-            if not raw.startswith(b"#"):
-                break
+        for raw in header_lines(stream):
             if raw.startswith(b"#Fields:"):
                 fields = raw[8:].decode("utf-8", "replace").split()
     return fields

@@ -28,7 +28,7 @@ from vedette.normalize.tables import source_table
 from vedette.normalize.timeparse import from_epoch
 from vedette.sources.inputs import Source
 from vedette.sources.json_layouts import zeek_kind
-from vedette.sources.lines import TextDecoder, iter_raw_lines, looks_binary
+from vedette.sources.lines import TextDecoder, header_lines, iter_raw_lines, looks_binary
 from vedette.sources.registry import Reader, ReadOptions, register
 from vedette.sources.report import ReadReport
 
@@ -153,9 +153,7 @@ def read_header(source: Source) -> ZeekHeader:
     header = ZeekHeader()
     whole = Source(source.path, source.member)
     with whole.open() as stream:
-        for raw in stream:
-            if not raw.startswith(b"#"):
-                break
+        for raw in header_lines(stream):
             header.update(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
     return header
 
