@@ -18,9 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from vedette.server.errors import ApiError
 from vedette.store.state.accounts import AuthError
+from vedette.store.state.db import set_request_units
 from vedette.store.state.scope import Forbidden, Scope
 
 RIGHTS = ("public", "authenticated", "ingest", "read", "write", "admin")
@@ -78,17 +80,22 @@ def bearer(request: Request) -> str | None:
     return request.cookies.get("vedette_session")
 
 
-def caller(request: Request) -> Scope:
-    """FastAPI dependency: the caller's :class:`Scope`, checked against the route's right."""
+async def caller(request: Request) -> Scope:
+    """FastAPI dependency: the caller's :class:`Scope`, checked against the route's right.
+
+    Async on purpose: it runs in the request's own context, so the units it sets for row-level
+    security (:func:`set_request_units`) reach the route (sync routes get a copy of it).
+    """
     right = right_of(request)
     credential = bearer(request)
     if credential is None:
         raise ApiError(401, "unauthenticated", "send Authorization: Bearer TOKEN")
     centre = request.app.state.centre
     try:
-        scope: Scope = centre.auth.scope(credential)
+        scope: Scope = await run_in_threadpool(centre.auth.scope, credential)
     except AuthError as exc:
         raise ApiError(401, "unauthenticated", str(exc)) from None
     if not _has(scope, right):
         raise Forbidden(f"the role {scope.principal.role.value} may not do this")
+    set_request_units(scope.unit_ids)
     return scope

@@ -13,9 +13,11 @@ busy timeout) instead of failing late, which is also what keeps the audit chain 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
@@ -27,9 +29,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from vedette.errors import VedetteError
 
@@ -88,11 +90,52 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
+# --- Row-level security (PostgreSQL, migration 0008) ----------------------------------------
+# A request that authenticated sets its units here (server/authz.py); every transaction of a
+# session opened while it is set runs with ``vedette.unit_ids`` set locally and the bypass off,
+# on the app role's engine when one is configured. Sessions opened without it are system ones.
+
+APP_DATABASE_ENV = "VEDETTE_APP_DATABASE_URL"
+"""Environment variable: URL of a non-owner role (member of ``vedette_app``) for scoped sessions."""
+
+_request_units: ContextVar[frozenset[int] | None] = ContextVar("vedette_units", default=None)
+
+
+def set_request_units(unit_ids: frozenset[int]) -> None:
+    """Scope every state session opened later in this context (one API request) to ``unit_ids``."""
+    _request_units.set(frozenset(unit_ids))
+
+
+def _system_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Honoured by the policies only for the owner role: see migration 0008.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET vedette.bypass = 'on'")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def _scope_transaction(
+    unit_ids: frozenset[int], session: Session, _tx: SessionTransaction, conn: Connection
+) -> None:
+    conn.execute(
+        text(
+            "SELECT set_config('vedette.unit_ids', :ids, true),"
+            " set_config('vedette.bypass', 'off', true)"
+        ),
+        {"ids": ",".join(str(u) for u in sorted(unit_ids))},
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def make_engine(url: str, *, foreign_keys: bool = True, system: bool = True) -> Engine:
     """An engine for ``url`` with the store's connection settings.
 
     ``foreign_keys=False`` is for migrations only: SQLite's batch mode drops and recreates
     tables, and with foreign keys enforced a drop would cascade into the rows that refer to it.
+    ``system`` (PostgreSQL): every connection asks for the row-level-security bypass, which the
+    policies grant to the owner role only; ``False`` for the app role's engine.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -103,14 +146,19 @@ def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
         event.listen(engine, "connect", partial(_sqlite_pragmas, foreign_keys=foreign_keys))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if system:
+        event.listen(engine, "connect", _system_connect)
+    return engine
 
 
 class StateDB:
     """An open state store: an engine at the current schema, and sessions over it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, scoped_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.scoped_engine = scoped_engine
+        """PostgreSQL: the non-owner role's engine for sessions of a scoped request."""
         self._readonly_engine = engine.execution_options(**{_READONLY: True})
 
     @property
@@ -127,7 +175,12 @@ class StateDB:
         a second write session while one is open in the same thread: it waits, then fails.
         """
         bind = self._readonly_engine if readonly else self.engine
+        units = _request_units.get() if self.dialect == "postgresql" else None
+        if units is not None:
+            bind = self.scoped_engine or self.engine
         with Session(bind, expire_on_commit=False) as session:
+            if units is not None:
+                event.listen(session, "after_begin", partial(_scope_transaction, units))
             try:
                 yield session
                 session.commit()
@@ -138,6 +191,8 @@ class StateDB:
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self.scoped_engine is not None:
+            self.scoped_engine.dispose()
 
 
 def _current_revision(engine: Engine) -> tuple[str | None, set[str]]:
@@ -183,7 +238,9 @@ def upgrade(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
-def open_state(url: str, *, backup_dir: Path | None = None) -> StateDB:
+def open_state(
+    url: str, *, backup_dir: Path | None = None, scoped_url: str | None = None
+) -> StateDB:
     """Open the state store at ``url``, creating or migrating its schema first.
 
     ``url`` is ``sqlite:///path`` or ``postgresql://...``. An older schema is backed up
@@ -211,7 +268,11 @@ def open_state(url: str, *, backup_dir: Path | None = None) -> StateDB:
     except BaseException:
         engine.dispose()
         raise
-    return StateDB(engine)
+    scoped_url = scoped_url or os.environ.get(APP_DATABASE_ENV) or None
+    scoped = None
+    if scoped_url and engine.dialect.name == "postgresql":
+        scoped = make_engine(scoped_url, system=False)
+    return StateDB(engine, scoped)
 
 
 def _backup_and_upgrade(engine: Engine, url: str, revision: str, backup_dir: Path | None) -> None:
