@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +61,8 @@ COLUMNS: Final = (
     "record_id",
     "fields",
 )
+_PLAIN: Final = ("host", "product", "source_format", "record_id", "fields")
+_SEP: Final = "\x1f"
 FEED_FORMATS: Final = {"stix": ".json", "misp": ".json", "csv": ".csv", "list": ".txt"}
 DEDUP_SECONDS: Final = 100 * 365 * 86400.0
 """A job folds every hit of a fingerprint into one alert, however far apart the events are."""
@@ -133,42 +135,74 @@ def read_events(
     time_from: datetime | None = None,
     time_to: datetime | None = None,
     batch_rows: int = BATCH_ROWS,
-) -> Iterator[list[Event]]:
-    """The events of one stored file in [time_from, time_to], a list per Arrow record batch.
+    admits: Callable[[LogSource], bool] | None = None,
+) -> Iterator[tuple[int, list[Event]]]:
+    """``(rows read, events)`` of one stored file in [time_from, time_to], per Arrow batch.
 
     Columns are converted a batch at a time; events without a time are kept (their file's day
-    already lies in the range).
+    already lies in the range). With ``admits``, rows whose logsource it refuses are skipped
+    before their fields are decoded (decoding the JSON is most of the cost).
     """
     parquet = pq.ParquetFile(path)
-    logsources: dict[tuple[Any, ...], LogSource] = {}
+    logsources: dict[tuple[Any, ...], LogSource | None] = {}
     name = str(path)
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(COLUMNS)):
         if time_from is not None or time_to is not None:
             batch = _within(batch, time_from, time_to)
             if batch.num_rows == 0:
                 continue
-        columns = [batch.column(c).to_pylist() for c in COLUMNS]
+        # Column-wise conversion: an aware timestamp column converts five times slower than a
+        # naive one, and list columns are joined to one string each so that the logsource of
+        # a batch is built once per distinct (product, services, categories).
+        times = batch.column("time").cast(pa.timestamp("us")).to_pylist()
+        services = pc.binary_join(batch.column("services"), _SEP).to_pylist()
+        categories = pc.binary_join(batch.column("categories"), _SEP).to_pylist()
+        columns = [batch.column(c).to_pylist() for c in _PLAIN]
         events: list[Event] = []
-        for when, host, product, services, categories, fmt, record_id, fields in zip(
-            *columns, strict=True
+        for when, service, category, host, product, fmt, record_id, fields in zip(
+            times, services, categories, *columns, strict=True
         ):
-            key = (product, tuple(services or ()), tuple(categories or ()))
-            logsource = logsources.get(key)
+            key = (product, service, category)
+            if key in logsources:
+                logsource = logsources[key]
+            else:
+                logsource = LogSource(product, _names(service), _names(category))
+                if admits is not None and not admits(logsource):
+                    logsource = None
+                logsources[key] = logsource
             if logsource is None:
-                logsource = logsources[key] = LogSource(
-                    product, frozenset(key[1]), frozenset(key[2])
-                )
+                continue
             events.append(
                 Event(
                     fields=orjson.loads(fields) if fields else {},
                     logsource=logsource,
-                    timestamp=when,
+                    timestamp=None if when is None else when.replace(tzinfo=UTC),
                     host=host,
                     source=SourceRef(name, fmt or "stored", record_id),
                     unit=unit,
                 )
             )
-        yield events
+        yield batch.num_rows, events
+
+
+def _names(joined: str | None) -> frozenset[str]:
+    return frozenset(joined.split(_SEP)) if joined else frozenset()
+
+
+def logsource_filter(detector: Detector) -> Callable[[LogSource], bool] | None:
+    """For a rules-only detector: whether any rule's logsource admits an event's (the engine's
+    own test), so events no rule can match are never decoded. None when all events count."""
+    engine = detector.engine
+    if detector.indicators is not None or not isinstance(engine, Engine):
+        return None
+    wanted = {
+        (r.logsource.product, r.logsource.service, r.logsource.category) for r in engine.rules
+    }
+
+    def admits(logsource: LogSource) -> bool:
+        return any(logsource.admits(*triple) for triple in wanted)
+
+    return admits
 
 
 def _within(
@@ -370,6 +404,7 @@ class RetroHuntRunner:
             row.files_total = len(files)
             row.progress = 0.0 if files else 1.0
             exceptions = active_exceptions(session, datetime.now(UTC))
+        admits = logsource_filter(job.detector)
         for done, (unit, path) in enumerate(files, 1):
             if job.cancel.is_set():
                 break
@@ -377,12 +412,17 @@ class RetroHuntRunner:
             events_read = hits = excepted = 0
             try:
                 batches = read_events(
-                    path, unit, time_from=time_from, time_to=time_to, batch_rows=self.batch_rows
+                    path,
+                    unit,
+                    time_from=time_from,
+                    time_to=time_to,
+                    batch_rows=self.batch_rows,
+                    admits=admits,
                 )
-                for events in batches:
+                for rows, events in batches:
                     if job.cancel.is_set():
                         break
-                    events_read += len(events)
+                    events_read += rows
                     for detection in job.detector.match(events):
                         if exceptions and any(
                             matches(e, unit, detection.rule_id, detection.event.fields)
