@@ -16,7 +16,7 @@ import contextlib
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -478,7 +478,7 @@ DEFAULT_SQL = "SELECT time, unit, host, category FROM events ORDER BY time DESC 
 async def hunt_page(request: Request, scope: Caller) -> Response:
     """The SQL box over the user's stored events."""
     page = _page(request, scope)
-    return page.render("hunt.html", sql=DEFAULT_SQL, result=None, error="")
+    return page.render("hunt.html", sql=DEFAULT_SQL, result=None, error="", form={})
 
 
 @guarded(router, "POST", "/hunt", "read")
@@ -488,18 +488,20 @@ async def hunt_submit(request: Request, scope: Caller) -> Response:
     form = await _checked_form(request)
     sql = _one(form, "sql")[:20_000]
     export = _one(form, "export")
+    since, until = _utc(_date(_one(form, "from"))), _utc(_date(_one(form, "to")))
     centre = request.app.state.centre
 
     def run() -> Any:
         with _session(request, readonly=True) as session:
             units = sorted(unit_names(session, scope.unit_ids).values())
-        return run_hunt(centre.store, sql, units=units, time_from=None, time_to=None,
-                        max_rows=10_000)  # fmt: skip
+        return run_hunt(
+            centre.store, sql, units=units, time_from=since, time_to=until, max_rows=10_000
+        )
 
     try:
         result = await run_in_threadpool(run)
     except HuntRefused as exc:
-        return page.render("hunt.html", status=400, sql=sql, result=None, error=str(exc))
+        return page.render("hunt.html", status=400, sql=sql, result=None, error=str(exc), form=form)
     if export == "json":
         body = orjson.dumps(
             {"columns": result.columns, "rows": result.rows, "truncated": result.truncated},
@@ -513,7 +515,7 @@ async def hunt_submit(request: Request, scope: Caller) -> Response:
         for row in result.rows:
             writer.writerow([_csv_cell(v) for v in row])
         return _download(buffer.getvalue().encode(), "text/csv; charset=utf-8", "hunt.csv")
-    return page.render("hunt.html", sql=sql, result=result, error="")
+    return page.render("hunt.html", sql=sql, result=result, error="", form=form)
 
 
 def _csv_cell(value: Any) -> str:
@@ -697,6 +699,13 @@ async def incident_action(request: Request, scope: Caller, incident_id: ObjectId
 
     await run_in_threadpool(run)
     return _redirect(page, f"/incidents/{incident_id}")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time from a form, read as UTC when it names no zone (the console shows UTC)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _date(value: str) -> datetime | None:
