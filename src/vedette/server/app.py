@@ -18,6 +18,7 @@ from vedette.server import (
     routes_assets,
     routes_bulletins,
     routes_console,
+    routes_deadletters,
     routes_incidents,
     routes_ingest,
     routes_notify,
@@ -40,6 +41,7 @@ ROUTERS = (
     routes_bulletins.router,
     routes_retrohunt.router,
     routes_assets.router,
+    routes_deadletters.router,
     routes_console.router,
 )
 

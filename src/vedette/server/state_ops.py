@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 from vedette.alerts.facts import AlertFacts
 from vedette.events import Detection
 from vedette.server.worker import DETECT, STORE
+from vedette.store.spool import SpoolBatch
 from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB
+from vedette.store.state.deadletters import record_dead_letter
 from vedette.store.state.exceptions import ActiveException, active_exceptions, matches
 from vedette.store.state.models import Unit
 from vedette.store.state.notifications import enqueue_for_alert
@@ -177,3 +179,17 @@ class PipelineState:
         with self.state.session(readonly=True) as session:
             row = session.query(Unit.id).filter(Unit.name == name).first()
         return row is not None
+
+    def dead_letter(self, batch: SpoolBatch, attempts: int, reason: str) -> None:
+        """Set a batch aside after repeated failures (idempotent per position name and seq)."""
+        with self.state.session() as session:
+            record_dead_letter(
+                session,
+                source=self.detect_position,
+                seq=batch.seq,
+                unit=batch.unit,
+                kind=batch.kind,
+                records=batch.records,
+                attempts=attempts,
+                reason=reason,
+            )

@@ -75,6 +75,10 @@ class WorkerState(Protocol):
         """True when a rule exception of the unit covers this detection."""
         ...
 
+    def dead_letter(self, batch: SpoolBatch, attempts: int, reason: str) -> None:
+        """Set aside a batch that failed ``attempts`` times (idempotent per batch)."""
+        ...
+
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -93,6 +97,7 @@ class WorkerStats:
     lag_seconds: float = 0.0
     """Receive-to-processed time of the newest batch processed."""
     correlation_restarts: int = 0
+    dead_letters: int = 0
 
 
 class Worker:
@@ -111,6 +116,7 @@ class Worker:
         read_batches: int = 32,
         alert_commit_seconds: float = 0.5,
         release_seconds: float = 0.5,
+        max_attempts: int = 3,
     ) -> None:
         self.spool = spool
         self.store = store
@@ -122,6 +128,8 @@ class Worker:
         self.read_batches = read_batches
         self.alert_commit_seconds = alert_commit_seconds
         self.release_seconds = release_seconds
+        self.max_attempts = max_attempts
+        self._failures: dict[int, int] = {}
         self.stats = WorkerStats()
         self.decoder = BatchDecoder()
         self._correlators: dict[str, Any] = {}
@@ -266,12 +274,25 @@ class Worker:
                 detect_to = max(detect_to, batch.seq)
                 self._note_rows(batch.seq, [])
                 continue
-            events = self.decoder.events(batch)
+            try:
+                events = self.decoder.events(batch)
+                when = datetime.fromtimestamp(batch.received_at, tz=UTC)
+                found = (
+                    self._detect(batch.unit, events, when, facts_memo)
+                    if batch.seq > self.detect_pos
+                    else []
+                )
+            except Exception as exc:
+                if not self._give_up(batch, exc):
+                    raise  # the error loop retries from the committed position
+                detect_to = max(detect_to, batch.seq)
+                self._note_rows(batch.seq, [])
+                continue
+            self._failures.pop(batch.seq, None)
             self.stats.batches += 1
             self.stats.events += len(events)
-            when = datetime.fromtimestamp(batch.received_at, tz=UTC)
             if batch.seq > self.detect_pos:
-                alerts.extend(self._detect(batch.unit, events, when, facts_memo))
+                alerts.extend(found)
                 count, _ = received.get(batch.unit, (0, when))
                 received[batch.unit] = (count + len(events), when)
                 detect_to = batch.seq
@@ -282,6 +303,21 @@ class Worker:
             self._alerts_since = time.monotonic()
         if detect_to > self.detect_pos:
             self._detect_to = detect_to
+
+    def _give_up(self, batch: SpoolBatch, exc: Exception) -> bool:
+        """Count a failure of ``batch`` in decode or detect; after ``max_attempts`` set it
+        aside as a dead letter (with the reason) so the spool moves on. True when set aside."""
+        attempts = self._failures.get(batch.seq, 0) + 1
+        self._failures[batch.seq] = attempts
+        if attempts < self.max_attempts:
+            return False
+        reason = f"{type(exc).__name__}: {exc}"
+        self.state.dead_letter(batch, attempts, reason)
+        del self._failures[batch.seq]
+        self.stats.dead_letters += 1
+        log.error("spool batch %d of %s dead-lettered after %d attempts: %s",
+                  batch.seq, batch.unit, attempts, reason)  # fmt: skip
+        return True
 
     def _commit_alerts(self) -> None:
         """Commit the pending alerts with the detect position they reach (one transaction)."""

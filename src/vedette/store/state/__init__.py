@@ -11,6 +11,7 @@ from __future__ import annotations
 from vedette.store.state import (  # noqa: F401
     assets,
     bulletins,
+    deadletters,
     incidents,
     ingest_ledger,
     leases,
