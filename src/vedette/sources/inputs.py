@@ -150,7 +150,7 @@ class Source:
                 compressed = info.compress_type != zipfile.ZIP_STORED
             stream, layers = _decompressed(raw, stack)
             if compressed or layers:
-                stream = _bounded(stream, stored, self.display)
+                stream = _bounded(stream, stored)
             yield _decoded(stream, stack)
 
     def plain_file(self) -> bool:
@@ -203,11 +203,10 @@ def _decompressed(raw: IO[bytes], stack: ExitStack) -> tuple[IO[bytes], int]:
 class _BoundedStream(io.RawIOBase):
     """A decompressed stream that raises :class:`DecompressionLimit` past its bound."""
 
-    def __init__(self, inner: IO[bytes], stored: int, display: str) -> None:
+    def __init__(self, inner: IO[bytes], stored: int) -> None:
         self._inner = inner
         self._limit = min(MAX_DECOMPRESSED, max(RATIO_FLOOR, MAX_RATIO * max(1, stored)))
         self._stored = stored
-        self._display = display
         self._produced = 0
 
     def readable(self) -> bool:
@@ -241,8 +240,8 @@ class _BoundedStream(io.RawIOBase):
         )
 
 
-def _bounded(stream: IO[bytes], stored: int, display: str) -> IO[bytes]:
-    raw = _BoundedStream(stream, stored, display)
+def _bounded(stream: IO[bytes], stored: int) -> IO[bytes]:
+    raw = _BoundedStream(stream, stored)
     return cast(IO[bytes], io.BufferedReader(raw, buffer_size=1 << 20))
 
 
