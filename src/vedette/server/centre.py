@@ -31,7 +31,7 @@ from vedette.rulepacks import default_rule_paths
 from vedette.server.auth import Authenticator
 from vedette.server.config import ServeConfig
 from vedette.server.quota import UnitQuota
-from vedette.server.retrohunt import RetroHuntRunner, hunt_new_indicators
+from vedette.server.retrohunt import RetroHuntRunner, hunt_new_indicators, hunt_new_rules
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
 from vedette.server.worker import DETECT, STORE, Worker
@@ -257,7 +257,30 @@ class Centre:
             self.worker.swap_detector(rules.detector)
             self.worker.correlator_factory = _correlator_factory(rules.detector)
         self._hunt_new_indicators(old.detector, rules.detector)
+        self._hunt_new_rules(old.detector, rules)
         return rules
+
+    def _hunt_new_rules(self, old: Detector, new: RuleSet) -> None:
+        """Retro-hunt the detection rules the reload added (by rule id) like new indicators:
+        every unit, the policy's look-back and unit filters; never fails the reload."""
+        policy = self.coordinator.policy
+        if not policy.automatic:
+            return
+        try:
+            job = hunt_new_rules(
+                self.retrohunts,
+                old,
+                new.detector,
+                rule_paths=new.rule_paths,
+                placeholders=self.config.placeholders,
+                lookback_days=policy.lookback_days,
+                exclude_units=policy.exclude_units,
+                target_units=policy.target_units,
+            )
+            if job is not None:
+                log.info("rules reloaded: retro-hunt %d of the new rules started", job)
+        except Exception:
+            log.exception("rules reloaded, but the retro-hunt of new rules did not start")
 
     def _hunt_new_indicators(self, old: Detector, new: Detector) -> None:
         """Retro-hunt the indicators the reload added over every unit, for the warning
@@ -344,7 +367,8 @@ def _correlator_factory(detector: Detector) -> Callable[[], Correlator] | None:
 def load_rules(config: ServeConfig) -> RuleSet:
     """Build the detector exactly as ``vedette scan`` does, with the centre's cache."""
     rule_paths = list(config.rule_paths) or default_rule_paths()
-    for path in [*rule_paths, *config.intel_paths]:
+    intel_paths = [*config.intel_paths, *imported_feeds(config)]
+    for path in [*rule_paths, *intel_paths]:
         if not Path(path).exists():
             raise ConfigError(f"{path} does not exist")
     detector, facts = build_detector(
@@ -352,7 +376,7 @@ def load_rules(config: ServeConfig) -> RuleSet:
             rule_paths=tuple(rule_paths),
             placeholders=config.placeholders,
             cache_dir=config.paths.cache,
-            intel_feeds=tuple(config.intel_paths),
+            intel_feeds=tuple(intel_paths),
         )
     )
     return RuleSet(
@@ -360,8 +384,21 @@ def load_rules(config: ServeConfig) -> RuleSet:
         facts=facts,
         loaded_at=datetime.now(UTC),
         rule_paths=[str(p) for p in rule_paths],
-        intel_paths=[str(p) for p in config.intel_paths],
+        intel_paths=[str(p) for p in intel_paths],
     )
+
+
+def feeds_folder(config: ServeConfig) -> Path:
+    """Where feeds imported from the console are kept (the centre's home ``feeds/``)."""
+    return config.home / "feeds"
+
+
+def imported_feeds(config: ServeConfig) -> list[Path]:
+    """The imported-feeds folder when it holds a file (loaded beside the ``--intel`` feeds)."""
+    folder = feeds_folder(config)
+    if folder.is_dir() and any(p.is_file() for p in folder.iterdir()):
+        return [folder]
+    return []
 
 
 def rule_error_record(error: RuleLoadError) -> dict[str, object]:

@@ -18,6 +18,7 @@ a queued one runs.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,7 @@ from sqlalchemy import select
 
 from vedette.alerts.facts import AlertFacts, facts_of, key_fields
 from vedette.detect import Engine
+from vedette.detect.loader import RuleSources, load_placeholders, load_rules, read_rule_sources
 from vedette.errors import VedetteError
 from vedette.events import Detection, Event, LogSource, SourceRef, iso_utc
 from vedette.intel import FeedSpec, IndicatorIndex
@@ -121,6 +123,59 @@ def new_indicators(old: IndicatorIndex | None, new: IndicatorIndex | None) -> In
     return fresh if len(fresh) else None
 
 
+@dataclass(slots=True)
+class OnlyRules:
+    """An engine whose detections are kept only for ``rule_ids``: the new rules of a reload
+    share their files with rules already run (the files are loaded whole, as ``scan`` does)."""
+
+    engine: Engine
+    rule_ids: frozenset[str]
+
+    def match(self, events: Sequence[Event]) -> list[Detection]:
+        """The engine's detections of the chosen rules."""
+        return [d for d in self.engine.match(events) if d.rule_id in self.rule_ids]
+
+
+_FILTER_DOC: Final = re.compile(r"^filter:", re.MULTILINE)
+MAX_SPEC_TEXT: Final = 4 * 1024 * 1024
+"""Rule texts kept in a reload job's spec (so a queued job runs after a restart) up to this."""
+
+
+def new_rule_ids(old: Detector, new: Detector) -> list[str]:
+    """Ids of the detection rules ``new`` loaded and ``old`` did not (sorted)."""
+    before = {r.id for r in old.engine.rules} if isinstance(old.engine, Engine) else set()
+    after = {r.id for r in new.engine.rules} if isinstance(new.engine, Engine) else set()
+    return sorted(after - before)
+
+
+def rules_subset_detector(
+    texts: Sequence[tuple[str, str]],
+    rule_ids: Sequence[str],
+    placeholders: dict[str, list[str]] | None = None,
+) -> Detector | None:
+    """The detector of ``rule_ids`` from rule ``texts`` ((path, YAML) pairs: the files holding
+    them, plus every file with a Sigma filter, which applies to them as in ``scan``)."""
+    result = load_rules(RuleSources(texts=list(texts)), placeholders=placeholders or {})
+    engine = Engine(result, scanner="auto")
+    wanted = frozenset(rule_ids) & {r.id for r in engine.rules}
+    return Detector(engine=OnlyRules(engine, wanted)) if wanted else None
+
+
+def new_rules_sources(
+    new: Detector, rule_paths: Sequence[str], rule_ids: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The (path, text) of the files holding ``rule_ids`` and of the filter files."""
+    if not isinstance(new.engine, Engine):
+        return []
+    ids = set(rule_ids)
+    paths = {r.path for r in new.engine.rules if r.id in ids and r.path}
+    return [
+        (path, text)
+        for path, text in read_rule_sources(rule_paths).texts
+        if path in paths or _FILTER_DOC.search(text)
+    ]
+
+
 # -- reading stored events -----------------------------------------------------------------------
 
 
@@ -193,11 +248,15 @@ def logsource_filter(detector: Detector) -> Callable[[LogSource], bool] | None:
     """For a rules-only detector: whether any rule's logsource admits an event's (the engine's
     own test), so events no rule can match are never decoded. None when all events count."""
     engine = detector.engine
-    if detector.indicators is not None or not isinstance(engine, Engine):
+    if detector.indicators is not None:
         return None
-    wanted = {
-        (r.logsource.product, r.logsource.service, r.logsource.category) for r in engine.rules
-    }
+    if isinstance(engine, OnlyRules):
+        rules = [r for r in engine.engine.rules if r.id in engine.rule_ids]
+    elif isinstance(engine, Engine):
+        rules = engine.rules
+    else:
+        return None
+    wanted = {(r.logsource.product, r.logsource.service, r.logsource.category) for r in rules}
 
     def admits(logsource: LogSource) -> bool:
         return any(logsource.admits(*triple) for triple in wanted)
@@ -554,6 +613,13 @@ def _facts(detection: Detection, job_id: int) -> AlertFacts:
 def _rebuild(spec: dict[str, Any]) -> Detector | None:
     """The detector of a queued job from its stored spec (None when it cannot be rebuilt)."""
     try:
+        if spec.get("source") == "rules-reload":
+            texts = [(str(p), str(t)) for p, t in spec.get("texts") or []]
+            ids = [str(i) for i in spec.get("rule_ids") or []]
+            holders = {
+                str(k): [str(x) for x in v] for k, v in (spec.get("placeholders") or {}).items()
+            }
+            return rules_subset_detector(texts, ids, holders) if texts else None
         if "rule" in spec:
             return sigma_detector(str(spec["rule"]))[0]
         if "indicators" in spec and isinstance(spec["indicators"], str):
@@ -587,14 +653,7 @@ def hunt_new_indicators(
     fresh = new_indicators(before, after)
     if fresh is None:
         return None
-    with runner.state.session(readonly=True) as session:
-        rows = session.execute(select(Unit.id, Unit.name, Unit.parent_id)).all()
-    root = next((unit_id for unit_id, _, parent in rows if parent is None), None)
-    units = [
-        name
-        for _, name, _ in rows
-        if name not in exclude_units and (target_units is None or name in target_units)
-    ]
+    root, units = _unit_targets(runner, exclude_units, target_units)
     if root is None or not units:
         return None
     time_from, time_to = lookback(lookback_days)
@@ -606,6 +665,65 @@ def hunt_new_indicators(
         title=f"{len(fresh)} new indicators (feed reload)",
         spec={"source": "reload", "count": len(fresh), "sample": sample},
         detector=Detector(indicators=fresh),
+        units=units,
+        time_from=time_from,
+        time_to=time_to,
+        actor="retrohunt:reload",
+    )
+
+
+def _unit_targets(
+    runner: RetroHuntRunner, exclude_units: Sequence[str], target_units: Sequence[str] | None
+) -> tuple[int | None, list[str]]:
+    """The root unit's id and the units an automatic hunt reads (policy filters applied)."""
+    with runner.state.session(readonly=True) as session:
+        rows = session.execute(select(Unit.id, Unit.name, Unit.parent_id)).all()
+    root = next((unit_id for unit_id, _, parent in rows if parent is None), None)
+    units = [
+        name
+        for _, name, _ in rows
+        if name not in exclude_units and (target_units is None or name in target_units)
+    ]
+    return root, units
+
+
+def hunt_new_rules(
+    runner: RetroHuntRunner,
+    old: Detector,
+    new: Detector,
+    *,
+    rule_paths: Sequence[str],
+    placeholders: Path | None = None,
+    lookback_days: float,
+    exclude_units: Sequence[str] = (),
+    target_units: Sequence[str] | None = None,
+) -> int | None:
+    """After a rules reload: start a retro-hunt of the detection rules ``new`` has and ``old``
+    had not (by rule id), over every unit (policy filters as for indicators) for
+    ``lookback_days``, owned by the centre. The job id, or None when no rule is new."""
+    fresh = new_rule_ids(old, new)
+    if not fresh:
+        return None
+    root, units = _unit_targets(runner, exclude_units, target_units)
+    if root is None or not units:
+        return None
+    texts = new_rules_sources(new, rule_paths, fresh)
+    holders = load_placeholders(placeholders)
+    detector = rules_subset_detector(texts, fresh, holders)
+    if detector is None:
+        return None
+    spec: dict[str, Any] = {"source": "rules-reload", "count": len(fresh), "rule_ids": fresh}
+    if sum(len(t) for _, t in texts) <= MAX_SPEC_TEXT:
+        spec["texts"] = [list(pair) for pair in texts]
+        spec["placeholders"] = holders
+    time_from, time_to = lookback(lookback_days)
+    return runner.submit(
+        None,
+        owner_unit_id=root,
+        kind="sigma",
+        title=f"{len(fresh)} new rules (rules reload)",
+        spec=spec,
+        detector=detector,
         units=units,
         time_from=time_from,
         time_to=time_to,
