@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from vedette.errors import VedetteError
 from vedette.events import Detection
 from vedette.pipeline.detector import chunked
 
@@ -66,8 +67,49 @@ def write_run(detections: list[Detection], directory: Path) -> Path:
     return write_sorted(detections, directory)
 
 
+MAX_SPILL_BYTES = 20 * 1024**3
+"""Spill folder size past which a scan stops (``VEDETTE_MAX_SPILL_BYTES`` overrides)."""
+FREE_RESERVE_BYTES = 1024**3
+"""Free space a scan leaves on the spill folder's disk (``VEDETTE_SPILL_RESERVE_BYTES``)."""
+
+
+class SpillLimitError(VedetteError):
+    """The detections to sort would fill the disk: the scan stops instead."""
+
+
+def _limit(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+def check_spill_room(directory: Path) -> None:
+    """Raise :class:`SpillLimitError` when the spill folder is at its bound or its disk is
+    nearly full (a noisy rule over a huge input must not fill the responder's disk)."""
+    limit = _limit("VEDETTE_MAX_SPILL_BYTES", MAX_SPILL_BYTES)
+    used = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                used += entry.stat(follow_symlinks=False).st_size
+    if used >= limit:
+        raise SpillLimitError(
+            f"the scan stopped: its detections waiting to be sorted reached {used:,} bytes in "
+            f"{directory} (limit {limit:,}); narrow it (--min-level, --exclude-rule, fewer "
+            "inputs) or set VEDETTE_MAX_SPILL_BYTES"
+        )
+    disk = os.statvfs(directory)
+    free = disk.f_bavail * disk.f_frsize
+    reserve = _limit("VEDETTE_SPILL_RESERVE_BYTES", FREE_RESERVE_BYTES)
+    if free < reserve:
+        raise SpillLimitError(
+            f"the scan stopped rather than fill the disk: {free:,} bytes left where it spills "
+            f"({directory}); free space or point --temp-dir at another disk"
+        )
+
+
 def write_sorted(detections: Iterable[Detection], directory: Path) -> Path:
     """Write already sorted ``detections`` as one run file, a chunk at a time."""
+    check_spill_room(directory)
     handle, name = tempfile.mkstemp(prefix="run-", suffix=".pickle", dir=directory)
     with os.fdopen(handle, "wb") as out:
         for chunk in chunked(detections, _CHUNK):

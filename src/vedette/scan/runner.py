@@ -35,7 +35,7 @@ from vedette.errors import ReadWarning
 from vedette.events import Detection, level_rank
 from vedette.pipeline.detector import Detector
 from vedette.scan.inputs import InputSource, ReadJob
-from vedette.scan.ordering import ExternalSorter, write_run
+from vedette.scan.ordering import ExternalSorter, SpillLimitError, write_run
 
 DetectorFactory = Callable[[], Detector]
 
@@ -210,6 +210,8 @@ def run_job(
                     state.events.value += len(batch)
                 with state.found.get_lock():
                     state.found.value += counted
+    except SpillLimitError:
+        raise  # the disk, not the file: the whole scan stops
     except Exception as exc:  # a reader or rule bug must cost one file, not the scan
         result.failure = ReadWarning(
             path=job.path,
@@ -395,6 +397,8 @@ class ScanRunner:
     def _collect(self, future: Future[JobResult], job: ReadJob) -> JobResult:
         try:
             return future.result()
+        except SpillLimitError:
+            raise
         except BrokenProcessPool as exc:
             reason, detail = "worker-died", f"the worker process stopped ({exc})"
         except Exception as exc:
