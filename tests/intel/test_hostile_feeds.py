@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from vedette.intel.feeds import FeedSpec, load_feed
 
 GOOD_ID = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"
@@ -90,3 +92,17 @@ def test_force_broad_is_a_feed_list_setting(tmp_path: Path) -> None:
     assert spec.force_broad
     indicators, _ = load_feed(spec)
     assert [i.value for i in indicators] == ["0.0.0.0/0"]
+
+
+def test_force_broad_on_the_command_line_keeps_the_everything_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vedette.cli.main import main
+
+    feed = tmp_path / "nets.txt"
+    feed.write_text("0.0.0.0/0\n203.0.113.0/24\n")
+    assert main(["intel", "check", str(feed), "--type", "ip", "--json"]) == 0
+    refused = json.loads(capsys.readouterr().out)
+    assert main(["intel", "check", str(feed), "--type", "ip", "--json", "--force-broad"]) == 0
+    forced = json.loads(capsys.readouterr().out)
+    assert forced["indicators"] == refused["indicators"] + 1 == 2

@@ -92,6 +92,11 @@ def _add_feed_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also use MISP attributes not flagged to_ids",
     )
+    parser.add_argument(
+        "--force-broad",
+        action="store_true",
+        help="keep 0.0.0.0/0 and ::/0 (refused by default: they match every address)",
+    )
 
 
 def _configure_check(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +113,8 @@ def _apply_ids(specs: list[FeedSpec], args: argparse.Namespace) -> list[FeedSpec
         specs = [replace(spec, to_ids_only=False) for spec in specs]
     if args.ignore_valid_from:
         specs = [replace(spec, ignore_valid_from=True) for spec in specs]
+    if args.force_broad:
+        specs = [replace(spec, force_broad=True) for spec in specs]
     return specs
 
 
