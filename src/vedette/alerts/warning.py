@@ -29,6 +29,8 @@ The policy (``vedette serve --warning-policy FILE``, YAML; every key optional)::
     grouping:
       window_seconds: 3600   # an alert joins an incident with an alert this close in time
       open_level: high       # an alert at or above this opens an incident when none matches
+      chain_tactics: 3       # below open_level, this many ATT&CK tactics in kill-chain order
+                             # on one host within the window open one (0: off)
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class WarningPolicy:
     max_hits: int = 100
     window_seconds: float = 3600.0
     open_level: str = "high"
+    chain_tactics: int = 3
 
     def triggers(self, kind: str, level: str, unit: str, has_observables: bool) -> bool:
         """True when an alert of this kind, level and unit starts a retro-hunt."""
@@ -103,6 +106,9 @@ class WarningPolicy:
 
 def _rank(level: str) -> int:
     return LEVELS.index(level) if level in LEVELS else 0
+
+
+_GROUPING_KEYS: Final = ("window_seconds", "open_level", "chain_tactics")
 
 
 def _units(value: Any, key: str) -> list[str] | None:
@@ -138,8 +144,8 @@ def load_policy(path: Path | None) -> WarningPolicy:
     if unknown:
         raise ConfigError(f"warning policy {path}: unknown keys {sorted(unknown)}")
     grouping = data.get("grouping") or {}
-    if not isinstance(grouping, Mapping) or set(grouping) - {"window_seconds", "open_level"}:
-        raise ConfigError(f"warning policy {path}: grouping takes window_seconds, open_level")
+    if not isinstance(grouping, Mapping) or set(grouping) - set(_GROUPING_KEYS):
+        raise ConfigError(f"warning policy {path}: grouping takes {', '.join(_GROUPING_KEYS)}")
     policy = WarningPolicy(
         automatic=bool(data.get("automatic", True)),
         lookback_days=float(data.get("lookback_days", 30)),
@@ -151,10 +157,13 @@ def load_policy(path: Path | None) -> WarningPolicy:
         max_hits=int(data.get("max_hits", 100)),
         window_seconds=float(grouping.get("window_seconds", 3600)),
         open_level=str(grouping.get("open_level", "high")),
+        chain_tactics=int(grouping.get("chain_tactics", 3)),
     )
     for name in ("min_level", "intel_min_level", "open_level"):
         if getattr(policy, name) not in LEVELS:
             raise ConfigError(f"warning policy {path}: {name} must be one of {', '.join(LEVELS)}")
+    if policy.chain_tactics != 0 and not 2 <= policy.chain_tactics <= 14:
+        raise ConfigError(f"warning policy {path}: chain_tactics is 0 (off) or 2 to 14")
     if policy.lookback_days <= 0 or policy.max_hits < 1 or policy.window_seconds <= 0:
         raise ConfigError(f"warning policy {path}: lookback, max_hits and window must be > 0")
     return policy
@@ -347,7 +356,11 @@ class Coordinator:
         policy = self.policy
         with self.state.session() as session:
             incident = group_alert(
-                session, alert_id, window_s=policy.window_seconds, open_level=policy.open_level
+                session,
+                alert_id,
+                window_s=policy.window_seconds,
+                open_level=policy.open_level,
+                chain_tactics=policy.chain_tactics,
             )
             incident_id = incident.id if incident is not None else None
             self.stats.grouped += int(incident is not None)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from vedette.alerts.export import misp_event, stix_bundle
 from vedette.server.authz import caller, guarded
 from vedette.store.state import incidents as svc
+from vedette.store.state.incident_priority import add_priorities, sort_by_priority
 from vedette.store.state.scope import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -127,12 +128,20 @@ async def incidents_list(
     scope: Annotated[Scope, Depends(caller)],
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    sort: Literal["newest", "priority"] = "newest",
 ) -> dict[str, Any]:
-    """Incidents the caller's units own or take part in, newest first."""
+    """Incidents the caller's units own or take part in, newest first, each with its
+    ``priority`` (severity raised by its alerts' assets); ``sort=priority`` ranks the newest
+    1000 by priority, then asset criticality, severity, newest."""
 
     def run() -> dict[str, Any]:
         with request.app.state.centre.state.session(readonly=True) as session:
-            return {"items": svc.list_incidents(session, scope, status=status, limit=limit)}
+            shown = 1000 if sort == "priority" else limit
+            items = svc.list_incidents(session, scope, status=status, limit=shown)
+            add_priorities(session, scope, items)
+            if sort == "priority":
+                items = sort_by_priority(items)[:limit]
+            return {"items": items}
 
     return await run_in_threadpool(run)
 

@@ -44,6 +44,7 @@ from vedette.events import LEVELS
 from vedette.store.state.audit import append_audit, jsonable
 from vedette.store.state.models import Alert, AuditRecord, Base, Unit, as_utc, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
+from vedette.store.state.tactic_chain import tactic_chain
 
 STATUSES: Final = ("open", "in_progress", "closed")
 TASK_STATUSES: Final = ("open", "done")
@@ -974,8 +975,11 @@ def group_alert(
     window_s: float = 3600.0,
     open_level: str = "high",
     actor: str = "pipeline",
+    chain_tactics: int = 0,
 ) -> Incident | None:
-    """Attach a new alert to a matching open incident, or open one (see the module doc)."""
+    """Attach a new alert to a matching open incident, or open one (see the module doc);
+    below ``open_level``, a chain of ``chain_tactics`` ATT&CK tactics on its host opens one
+    (0: off; :mod:`vedette.store.state.tactic_chain`)."""
     alert = session.get(Alert, alert_id)
     if alert is None or alert.kind == "health":
         return None
@@ -1002,12 +1006,17 @@ def group_alert(
                 _link(session, incident, alert, actor)
                 session.flush()
                 return incident
+    title = f"{alert.rule_title}" + (f" on {alert.host}" if alert.host else "")
     if _rank(alert.level) < _rank(open_level):
-        return None
+        # Tactic chain (kept apart from the key lookup above): a low-level kill chain on a host.
+        chain = tactic_chain(session, alert, window, chain_tactics) if chain_tactics else None
+        if chain is None:
+            return None
+        title = f"ATT&CK chain on {alert.host}: " + " → ".join(chain)
     incident = Incident(
         owner_unit_id=alert.unit_id,
         origin_unit_id=alert.unit_id,
-        title=f"{alert.rule_title}" + (f" on {alert.host}" if alert.host else ""),
+        title=title,
         severity=alert.level,
         status="open",
         created_by=actor,
