@@ -27,18 +27,19 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import bearer, caller, guarded
-from vedette.server.centre import rule_error_record
+from vedette.server.centre import feeds_folder, rule_error_record
 from vedette.server.errors import ApiError
 from vedette.store.hunt import HuntRefused, run_hunt
 from vedette.store.state import incidents as incident_svc
 from vedette.store.state.accounts import AuthError, add_token, authenticate_password, list_tokens
 from vedette.store.state.alerts import add_comment, get_alert, list_comments, update_alert
 from vedette.store.state.audit import list_audit, verify_chain
-from vedette.store.state.exceptions import list_exceptions
+from vedette.store.state.exceptions import add_exception, delete_exception, list_exceptions
+from vedette.store.state.rule_switches import list_disabled, set_rule_enabled
 from vedette.store.state.scope import Forbidden, Invalid, NotFound, Role, Scope
 from vedette.store.state.units import list_units, scoped_unit, unit_names
 from vedette.store.state.warnings import ack_warning, list_warnings
-from vedette.web import queries, rulesview
+from vedette.web import queries, rulesview, tuning, uploads
 from vedette.web.i18n import Formats
 from vedette.web.labels import label
 from vedette.web.render import STATIC, Page
@@ -535,7 +536,8 @@ def _download(body: bytes, media_type: str, name: str) -> Response:
 
 @guarded(router, "GET", "/rules", "read")
 async def rules_page(request: Request, scope: Caller) -> Response:
-    """Loaded rules, the ones that did not load and why, and exceptions per unit."""
+    """Loaded rules, the ones that did not load and why, rules switched off and exceptions per
+    unit (with their forms), and the indicator feeds with what they could not use."""
     page = _page(request, scope)
     centre = request.app.state.centre
 
@@ -544,6 +546,9 @@ async def rules_page(request: Request, scope: Caller) -> Response:
             rows = list_exceptions(session, scope)
             names = unit_names(session, {r.unit_id for r in rows})
             exceptions = [(names.get(r.unit_id), r) for r in rows]
+            disabled = list_disabled(session, scope)
+            units = sorted(unit_names(session, scope.unit_ids).values())
+            root = _root_admin(session, scope)
         rules = sorted(rulesview.loaded_rules(centre), key=lambda r: (r.title.lower(), r.id))
         return {
             "rules": rules,
@@ -552,9 +557,173 @@ async def rules_page(request: Request, scope: Caller) -> Response:
             "facts": centre.rules.facts,
             "loaded_at": centre.rules.loaded_at,
             "exceptions": exceptions,
+            "disabled": disabled,
+            "units": units,
+            "feeds": rulesview.feed_reports(centre),
+            "root_admin": root,
         }
 
-    return page.render("rules.html", **await run_in_threadpool(run))
+    data = await run_in_threadpool(run)
+    return page.render("rules.html", done=request.query_params.get("done", ""), **data)
+
+
+def _root_admin(session: Any, scope: Scope) -> bool:
+    """An admin of a root unit (the centre): the one who changes what every unit loads."""
+    from vedette.store.state.models import Unit
+
+    unit = session.get(Unit, scope.principal.unit_id)
+    return scope.can_admin() and unit is not None and unit.parent_id is None
+
+
+@guarded(router, "POST", "/rules/switch", "write")
+async def rules_switch(request: Request, scope: Caller) -> Response:
+    """Switch a rule off (or back on) for one of the user's units and the units below it."""
+    page = _page(request, scope)
+    form = await _checked_form(request)
+    enabled = _one(form, "enabled") == "1"
+    centre = request.app.state.centre
+
+    def run() -> None:
+        with _session(request) as session:
+            set_rule_enabled(
+                session,
+                scope,
+                unit=_one(form, "unit"),
+                rule_id=_one(form, "rule_id"),
+                enabled=enabled,
+                reason=_one(form, "reason"),
+            )
+        centre.pipeline_state.refresh_exceptions()
+
+    await run_in_threadpool(run)
+    return _redirect(page, f"/rules?done={'enabled' if enabled else 'disabled'}#h-switch")
+
+
+@guarded(router, "POST", "/rules/exceptions", "write")
+async def rules_exception_add(request: Request, scope: Caller) -> Response:
+    """Keep an exception (as drafted on the tuning page and confirmed by the analyst)."""
+    page = _page(request, scope)
+    form = await _checked_form(request)
+    try:
+        conditions = tuning.parse_conditions(_one(form, "conditions")[:20_000])
+    except ValueError as exc:
+        raise Invalid(page.gettext("Write one condition per line: field = value.") +
+                      f" ({str(exc)[:100]})") from None  # fmt: skip
+    centre = request.app.state.centre
+
+    def run() -> None:
+        with _session(request) as session:
+            add_exception(
+                session,
+                scope,
+                unit=_one(form, "unit"),
+                rule_id=_one(form, "rule_id").strip()[:128] or None,
+                conditions=conditions,
+                reason=_one(form, "reason")[:2000],
+                expires_at=_utc(_date(_one(form, "expires_at"))),
+            )
+        centre.pipeline_state.refresh_exceptions()
+
+    await run_in_threadpool(run)
+    return _redirect(page, "/rules?done=exception#h-exc")
+
+
+@guarded(router, "POST", "/rules/exceptions/{exception_id}/delete", "write")
+async def rules_exception_delete(
+    request: Request, scope: Caller, exception_id: ObjectId
+) -> Response:
+    """Delete one of the user's exceptions."""
+    page = _page(request, scope)
+    await _checked_form(request)
+    centre = request.app.state.centre
+
+    def run() -> None:
+        with _session(request) as session:
+            delete_exception(session, scope, exception_id)
+        centre.pipeline_state.refresh_exceptions()
+
+    await run_in_threadpool(run)
+    return _redirect(page, "/rules?done=deleted#h-exc")
+
+
+@guarded(router, "GET", "/rules/tuning", "read")
+async def rules_tuning(request: Request, scope: Caller) -> Response:
+    """The noisiest rules per unit over a period; ``?unit=&rule=`` drafts an exception from
+    the values that rule's alerts have in common, for the analyst to confirm."""
+    page = _page(request, scope)
+    params = request.query_params
+    try:
+        hours = int(params.get("hours", "168"))
+    except ValueError:
+        hours = 168
+    hours = hours if hours in PERIODS else 168
+    unit, rule = params.get("unit", "")[:200], params.get("rule", "")[:128]
+
+    def run() -> dict[str, Any]:
+        with _session(request, readonly=True) as session:
+            noisy = tuning.noisiest(session, scope, hours=hours)
+            draft = None
+            if unit and rule:
+                draft = {
+                    "unit": unit,
+                    "rule_id": rule,
+                    "conditions": tuning.draft_conditions(session, scope, unit=unit, rule_id=rule),
+                }
+        return {"noisy": noisy, "draft": draft}
+
+    data = await run_in_threadpool(run)
+    return page.render("tuning.html", hours=hours, periods=PERIODS, **data)
+
+
+@guarded(router, "POST", "/rules/feeds", "admin")
+async def rules_feed_import(request: Request, scope: Caller) -> Response:
+    """Import an indicator feed file (the centre's admins): kept in the home's ``feeds/`` and
+    loaded by a reload; a feed that breaks the reload is removed again."""
+    page = _page(request, scope)
+    centre = request.app.state.centre
+    body = await request.body()
+    if len(body) > uploads.MAX_UPLOAD_BYTES:
+        raise ApiError(413, "too_large", "feed file too large")
+    upload = uploads.parse_upload(request.headers.get("content-type", ""), body)
+    credential = request.cookies.get(SESSION_COOKIE)
+    if not request.headers.get("authorization") and (
+        credential is None or not same(upload.fields.get("csrf", ""), session_csrf(credential))
+    ):
+        raise ApiError(403, "forbidden", "missing or wrong CSRF token: reload the page")
+
+    def root() -> bool:
+        with _session(request, readonly=True) as session:
+            return _root_admin(session, scope)
+
+    if not await run_in_threadpool(root):
+        raise ApiError(404, "not_found", "feeds are imported by the centre's admins")
+    name = uploads.feed_name(upload.filename)
+    if name is None or not upload.data:
+        raise Invalid(page.gettext("Choose a feed file (.json, .csv, .txt or .gz)."))
+    folder = feeds_folder(centre.config)
+
+    def run() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        previous = target.read_bytes() if target.exists() else None
+        target.write_bytes(upload.data)
+        try:
+            centre.reload_rules()
+        except Exception:
+            if previous is None:
+                target.unlink()
+            else:
+                target.write_bytes(previous)
+            raise
+
+    try:
+        await run_in_threadpool(run)
+    except Invalid:
+        raise
+    except Exception as exc:
+        raise Invalid(page.gettext("The feed did not load; the old rules keep running.") +
+                      f" {str(exc)[:300]}") from None  # fmt: skip
+    return _redirect(page, "/rules?done=imported#h-feeds")
 
 
 # -- admin ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +25,7 @@ from vedette.store.state.exceptions import ActiveException, active_exceptions, m
 from vedette.store.state.models import Unit
 from vedette.store.state.notifications import enqueue_for_alert
 from vedette.store.state.positions import add_received, add_stored, get_position, set_position
+from vedette.store.state.rule_switches import disabled_by_unit
 from vedette.store.state.units import unit_by_name
 
 EXCEPTIONS_REFRESH_SECONDS = 5.0
@@ -60,6 +61,7 @@ class PipelineState:
         self.fence = fence
         self._unit_ids: dict[str, int] = {}
         self._exceptions: list[ActiveException] = []
+        self._disabled: Mapping[str, frozenset[str]] = {}
         self._exceptions_at = 0.0
         self._lock = threading.Lock()
         # Coordination (incidents, early warning): told the ids of new alerts after each commit.
@@ -152,19 +154,24 @@ class PipelineState:
             session.commit()
 
     def is_excepted(self, unit: str, detection: Detection) -> bool:
-        """True when an unexpired exception of the unit (or a unit above) covers it."""
+        """True when an unexpired exception of the unit (or a unit above) covers it, or the
+        rule is switched off for the unit (or a unit above)."""
         exceptions = self._current_exceptions()
+        if detection.rule_id in self._disabled.get(unit, ()):
+            return True
         if not exceptions:
             return False
         fields = detection.event.fields
         return any(matches(e, unit, detection.rule_id, fields) for e in exceptions)
 
     def refresh_exceptions(self) -> None:
-        """Reload exceptions now (after one is added or deleted through the API)."""
+        """Reload exceptions and switched-off rules now (after a change through the API)."""
         with self.state.session(readonly=True) as session:
             found = active_exceptions(session, datetime.now(UTC))
+            disabled = disabled_by_unit(session)
         with self._lock:
             self._exceptions = found
+            self._disabled = disabled
             self._exceptions_at = time.monotonic()
 
     def _current_exceptions(self) -> list[ActiveException]:

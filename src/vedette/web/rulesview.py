@@ -145,3 +145,9 @@ def tactic_name(shortname: str) -> str:
     """The display name of a tactic shortname (the shortname when unknown)."""
     tactic = attack_kb().tactic(shortname)
     return tactic.name if tactic else shortname
+
+
+def feed_reports(centre: Any) -> list[Any]:
+    """What loading each indicator feed did (counts, what it could not use), in load order."""
+    index = getattr(centre.rules.detector, "indicators", None)
+    return list(getattr(index, "reports", None) or [])

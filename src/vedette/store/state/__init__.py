@@ -16,6 +16,7 @@ from vedette.store.state import (  # noqa: F401
     ingest_ledger,
     leases,
     retrohunts,
+    rule_switches,
     warnings,
 )
 from vedette.store.state.accounts import (
