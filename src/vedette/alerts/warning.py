@@ -26,6 +26,10 @@ The policy (``vedette serve --warning-policy FILE``, YAML; every key optional)::
     target_units: all        # or a list of unit names that may be hunted and warned
     exclude_units: []        # never hunted nor warned
     max_hits: 100            # hits kept per warning (the total is counted)
+    draft:                   # warnings that wait for an analyst of the source side
+      levels: [medium]       # 'all' or the levels drafted (absent: every warning is sent)
+      units: all             # 'all' or the warned units whose warnings are drafted
+    bulletin_where_absent: false   # true: units hunted where nothing appears get a bulletin
     grouping:
       window_seconds: 3600   # an alert joins an incident with an alert this close in time
       open_level: high       # an alert at or above this opens an incident when none matches
@@ -56,10 +60,12 @@ from vedette.errors import ConfigError
 from vedette.events import LEVELS
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.hunt import HuntRefused, run_hunt
+from vedette.store.state.bulletins import publish_bulletin
 from vedette.store.state.db import StateDB
 from vedette.store.state.incidents import group_alert
 from vedette.store.state.models import Alert, Unit
 from vedette.store.state.positions import get_position, set_position
+from vedette.store.state.scope import Principal, Role, Scope
 from vedette.store.state.warnings import record_warning
 
 log = logging.getLogger("vedette.warning")
@@ -83,6 +89,16 @@ class WarningPolicy:
     window_seconds: float = 3600.0
     open_level: str = "high"
     chain_tactics: int = 3
+    draft_levels: list[str] | None = field(default_factory=list)
+    """Levels of drafted warnings (None: all; empty: none drafted)."""
+    draft_units: list[str] | None = None
+    """Warned units whose warnings are drafted (None: all)."""
+    bulletin_where_absent: bool = False
+
+    def drafts(self, level: str, unit: str) -> bool:
+        """True when a warning of this level to this unit waits for an analyst."""
+        levels, units = self.draft_levels, self.draft_units
+        return (levels is None or level in levels) and (units is None or unit in units)
 
     def triggers(self, kind: str, level: str, unit: str, has_observables: bool) -> bool:
         """True when an alert of this kind, level and unit starts a retro-hunt."""
@@ -116,7 +132,7 @@ def _units(value: Any, key: str) -> list[str] | None:
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise ConfigError(f"warning policy: {key} must be 'all' or a list of unit names")
+    raise ConfigError(f"warning policy: {key} must be 'all' or a list of names")
 
 
 def load_policy(path: Path | None) -> WarningPolicy:
@@ -139,6 +155,8 @@ def load_policy(path: Path | None) -> WarningPolicy:
         "exclude_units",
         "max_hits",
         "grouping",
+        "draft",
+        "bulletin_where_absent",
     }
     unknown = set(data) - known
     if unknown:
@@ -158,7 +176,16 @@ def load_policy(path: Path | None) -> WarningPolicy:
         window_seconds=float(grouping.get("window_seconds", 3600)),
         open_level=str(grouping.get("open_level", "high")),
         chain_tactics=int(grouping.get("chain_tactics", 3)),
+        bulletin_where_absent=bool(data.get("bulletin_where_absent", False)),
     )
+    draft = data.get("draft")
+    if draft is not None:
+        if not isinstance(draft, Mapping) or set(draft) - {"levels", "units"}:
+            raise ConfigError(f"warning policy {path}: draft takes levels, units")
+        policy.draft_levels = _units(draft.get("levels", "all"), "draft.levels")
+        policy.draft_units = _units(draft.get("units", "all"), "draft.units")
+        if any(level not in LEVELS for level in policy.draft_levels or []):
+            raise ConfigError(f"warning policy {path}: draft.levels are {', '.join(LEVELS)}")
     for name in ("min_level", "intel_min_level", "open_level"):
         if getattr(policy, name) not in LEVELS:
             raise ConfigError(f"warning policy {path}: {name} must be one of {', '.join(LEVELS)}")
@@ -282,6 +309,7 @@ class _AlertFacts:
     attack: list[Any]
     observables: list[Any]
     first_seen: datetime
+    rule_id: str = ""
 
 
 class Coordinator:
@@ -374,6 +402,7 @@ class Coordinator:
         time_from = facts.first_seen - timedelta(days=policy.lookback_days)
         time_to = datetime.now(UTC) + timedelta(days=1)
         found: dict[int, tuple[list[dict[str, Any]], int, list[dict[str, Any]]]] = {}
+        absent: list[str] = []
         for unit in policy.targets(units, facts.unit):
             self.stats.hunts += 1
             try:
@@ -392,7 +421,10 @@ class Coordinator:
                 continue
             if total:
                 found[units[unit]] = (hits, total, seen)
+            else:
+                absent.append(unit)
         raised = 0
+        names = {uid: name for name, uid in units.items()}
         with self.state.session() as session:
             for unit_id, (hits, total, seen) in found.items():
                 _, created = record_warning(
@@ -406,8 +438,12 @@ class Coordinator:
                     attack=facts.attack,
                     hits=hits,
                     hits_total=total,
+                    draft=policy.drafts(facts.level, names[unit_id]),
                 )
                 raised += int(created)
+            if policy.bulletin_where_absent and absent:
+                # Same transaction as the position: a redo after a crash publishes it once.
+                _absent_bulletin(session, facts, absent, policy.lookback_days)
             set_position(session, POSITION, alert_id)
         self.stats.warnings += raised
         return raised
@@ -427,4 +463,45 @@ def _facts(session: Session, alert_id: int) -> _AlertFacts | None:
         attack=list(alert.attack or []),
         observables=[o for o in alert.observables or [] if isinstance(o, dict)],
         first_seen=alert.first_seen,
+        rule_id=alert.rule_id,
+    )
+
+
+def _absent_bulletin(
+    session: Session, facts: _AlertFacts, units: list[str], lookback_days: float
+) -> None:
+    """A bulletin from the centre (the root unit) to ``units``, where nothing appeared: the
+    observables and techniques to watch for, never the source unit or its events."""
+    root = session.scalar(select(Unit).where(Unit.parent_id.is_(None)).order_by(Unit.id))
+    if root is None:
+        return
+    every = frozenset(session.scalars(select(Unit.id)))
+    system = Scope(
+        principal=Principal(
+            kind="token",
+            id=0,
+            name="early-warning",
+            unit_id=root.id,
+            unit_name=root.name,
+            role=Role.ANALYST,
+        ),
+        unit_ids=every,
+    )
+    techniques = [str(t.get("id")) for t in facts.attack if isinstance(t, dict) and t.get("id")]
+    text = (
+        f"An attack seen in another unit; its observables do not appear in your stored events "
+        f"of the last {lookback_days:g} days. Watch for them."
+        + (f" ATT&CK: {', '.join(techniques)}." if techniques else "")
+    )
+    observables = [
+        {"type": str(o.get("type")), "value": str(o.get("value"))} for o in facts.observables
+    ]
+    publish_bulletin(
+        session,
+        system,
+        title=f"Watch for: {facts.title}",
+        text=text,
+        observables=observables,
+        rules=[facts.rule_id] if facts.kind == "sigma" and facts.rule_id else [],
+        units=units,
     )

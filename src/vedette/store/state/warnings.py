@@ -5,6 +5,11 @@ read only if the owner shares it), the observables that were found, the ATT&CK t
 source alert, and the hits: the warned unit's own events (host, time, field, value), never the
 source unit's. One warning per (warned unit, source alert): a retro-hunt run twice after a crash
 does not warn twice. Status is ``new`` until a user of the unit acknowledges it.
+
+A warning the policy holds for an analyst is a **draft**: the warned unit does not see it (nor
+is notified) until a user covering the *source* alert's unit approves it, which makes it
+``new``. The source side sees a draft's header and observables, and its hits only when it
+covers the warned unit too (the centre): the warned unit's events stay its own.
 """
 
 from __future__ import annotations
@@ -12,14 +17,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vedette.store.state.audit import append_audit, jsonable
-from vedette.store.state.models import Base, Unit, utcnow
+from vedette.store.state.models import Alert, Base, Unit, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
 
-STATUSES: Final = ("new", "acknowledged")
+STATUSES: Final = ("draft", "new", "acknowledged")
 
 
 class EarlyWarning(Base):
@@ -55,8 +70,10 @@ def record_warning(
     attack: list[dict[str, Any]],
     hits: list[dict[str, Any]],
     hits_total: int,
+    draft: bool = False,
 ) -> tuple[EarlyWarning, bool]:
-    """Store a warning unless this unit was already warned of this alert; ``(row, created)``."""
+    """Store a warning unless this unit was already warned of this alert; ``(row, created)``.
+    A ``draft`` waits for an analyst's approval (:func:`approve_warning`) and is not sent."""
     existing = session.scalar(
         select(EarlyWarning).where(
             EarlyWarning.unit_id == unit_id, EarlyWarning.source_alert_id == source_alert_id
@@ -74,34 +91,16 @@ def record_warning(
         attack=jsonable(attack),
         hits=jsonable(hits),
         hits_total=hits_total,
-        status="new",
+        status="draft" if draft else "new",
     )
     session.add(row)
     session.flush()
-    from vedette.store.state.notifications import enqueue
-
-    # Notify in the warning's own transaction: the outbox row and the warning commit together.
-    enqueue(
-        session,
-        kind="warning",
-        unit_id=unit_id,
-        level=level,
-        object_type="warning",
-        object_id=row.id,
-        payload={
-            "id": row.id,
-            "title": title,
-            "level": level,
-            "source_incident": source_incident_id,
-            "observables": jsonable(observables),
-            "attack": jsonable(attack),
-            "hits_total": hits_total,
-        },
-    )
+    if not draft:
+        _notify(session, row)
     append_audit(
         session,
         actor="early-warning",
-        action="warning.create",
+        action="warning.draft" if draft else "warning.create",
         object_type="warning",
         object_id=row.id,
         unit_id=unit_id,
@@ -115,8 +114,31 @@ def record_warning(
     return row, True
 
 
-def warning_out(row: EarlyWarning, unit: str) -> dict[str, Any]:
-    """The API shape of a warning."""
+def _notify(session: Session, row: EarlyWarning) -> None:
+    from vedette.store.state.notifications import enqueue
+
+    # Notify in the warning's own transaction: the outbox row and the warning commit together.
+    enqueue(
+        session,
+        kind="warning",
+        unit_id=row.unit_id,
+        level=row.level,
+        object_type="warning",
+        object_id=row.id,
+        payload={
+            "id": row.id,
+            "title": row.title,
+            "level": row.level,
+            "source_incident": row.source_incident_id,
+            "observables": row.observables or [],
+            "attack": row.attack or [],
+            "hits_total": row.hits_total,
+        },
+    )
+
+
+def warning_out(row: EarlyWarning, unit: str, *, hits: bool = True) -> dict[str, Any]:
+    """The API shape of a warning (``hits=False``: a draft seen by the source side only)."""
     return {
         "id": row.id,
         "unit": unit,
@@ -124,7 +146,7 @@ def warning_out(row: EarlyWarning, unit: str) -> dict[str, Any]:
         "level": row.level,
         "observables": row.observables or [],
         "attack": row.attack or [],
-        "hits": row.hits or [],
+        "hits": (row.hits or []) if hits else [],
         "hits_total": row.hits_total,
         "source_incident": row.source_incident_id,
         "created_at": row.created_at,
@@ -141,23 +163,62 @@ def list_warnings(
     require(scope.can_read(), "read warnings")
     if status is not None and status not in STATUSES:
         raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    units = scope.unit_ids
     query = (
         select(EarlyWarning, Unit.name)
         .join(Unit, Unit.id == EarlyWarning.unit_id)
-        .where(EarlyWarning.unit_id.in_(scope.unit_ids))
+        .outerjoin(Alert, Alert.id == EarlyWarning.source_alert_id)
+        .where(
+            or_(
+                and_(EarlyWarning.status != "draft", EarlyWarning.unit_id.in_(units)),
+                and_(EarlyWarning.status == "draft", Alert.unit_id.in_(units)),
+            )
+        )
     )
     if status is not None:
         query = query.where(EarlyWarning.status == status)
     rows = session.execute(query.order_by(EarlyWarning.id.desc()).limit(max(1, min(limit, 1000))))
-    return [warning_out(row, name) for row, name in rows]
+    return [warning_out(row, name, hits=scope.covers(row.unit_id)) for row, name in rows]
+
+
+def _source_unit(session: Session, row: EarlyWarning) -> int | None:
+    alert = session.get(Alert, row.source_alert_id)
+    return alert.unit_id if alert is not None else None
+
+
+def approve_warning(session: Session, scope: Scope, warning_id: int) -> dict[str, Any]:
+    """Send a drafted warning to its unit (a caller covering the source alert's unit; again is
+    a no-op). Audited; the unit is notified in the same transaction."""
+    require(scope.can_read(), "read warnings")
+    row = session.get(EarlyWarning, warning_id)
+    source = None if row is None else _source_unit(session, row)
+    if row is None or not scope.covers(source):
+        raise NotFound(f"no warning {warning_id}")
+    require(scope.can_write_alerts(), "approve warnings")
+    if row.status == "draft":
+        row.status = "new"
+        _notify(session, row)
+        append_audit(
+            session,
+            actor=scope.actor,
+            action="warning.approve",
+            object_type="warning",
+            object_id=row.id,
+            unit_id=row.unit_id,
+            before={"status": "draft"},
+            after={"status": "new"},
+        )
+        session.flush()
+    unit = session.get(Unit, row.unit_id)
+    return warning_out(row, unit.name if unit else "", hits=scope.covers(row.unit_id))
 
 
 def ack_warning(session: Session, scope: Scope, warning_id: int) -> dict[str, Any]:
     """Acknowledge one of the caller's warnings (again is a no-op). Audited."""
     require(scope.can_read(), "read warnings")
     row = session.get(EarlyWarning, warning_id)
-    if row is None or not scope.covers(row.unit_id):
-        raise NotFound(f"no warning {warning_id}")
+    if row is None or not scope.covers(row.unit_id) or row.status == "draft":
+        raise NotFound(f"no warning {warning_id}")  # a draft is not the unit's yet
     require(scope.can_write_alerts(), "acknowledge warnings")
     if row.status != "acknowledged":
         row.status = "acknowledged"
