@@ -18,7 +18,7 @@ from vedette.alerts.facts import AlertFacts
 from vedette.events import Detection
 from vedette.server.worker import DETECT, STORE
 from vedette.store.spool import SpoolBatch
-from vedette.store.state.alerts import fingerprint, record_detection
+from vedette.store.state.alerts import DetectionFold, fingerprint, record_detections
 from vedette.store.state.db import StateDB
 from vedette.store.state.deadletters import record_dead_letter
 from vedette.store.state.exceptions import ActiveException, active_exceptions, matches
@@ -66,6 +66,8 @@ class PipelineState:
         self._lock = threading.Lock()
         # Coordination (incidents, early warning): told the ids of new alerts after each commit.
         self.on_new_alerts: Callable[[list[int]], None] | None = None
+        # A worker in a child process (vedette.server.worker_process) is told of changes.
+        self.on_exceptions_changed: Callable[[], None] | None = None
 
     def positions(self) -> tuple[int, int]:
         """The committed (detect, store) positions."""
@@ -103,37 +105,38 @@ class PipelineState:
                 fold.count += 1
                 fold.first = min(fold.first, facts.when)
                 fold.last = max(fold.last, facts.when)
-        created = 0
         new_ids: list[int] = []
         # Unit ids first, outside the write transaction (see unit_id).
         unit_ids = {unit: self.unit_id(unit) for unit in {u for u, _ in folds} | set(received)}
         with self.state.session() as session:
-            for (unit, print_), fold in folds.items():
-                facts = fold.facts
-                alert, new = record_detection(
-                    session,
-                    unit_id=unit_ids[unit],
-                    fingerprint=print_,
-                    kind=facts.kind,
-                    rule_id=facts.rule_id,
-                    rule_title=facts.rule_title,
-                    level=facts.level,
-                    when=fold.first,
-                    host=facts.host,
-                    attack=facts.attack,
-                    matched=facts.matched,
-                    sample_event=facts.sample_event,
-                    observables=facts.observables,
-                    n=fold.count,
-                    dedup_window_s=self.dedup_window_seconds,
-                )
-                if fold.last > alert.last_seen:
-                    alert.last_seen = fold.last
-                created += int(new)
-                if new:
-                    new_ids.append(alert.id)  # coordination, handed over after the commit
-                    # Notifications: the outbox row commits with the alert, or neither does.
-                    enqueue_for_alert(session, alert)
+            fresh = record_detections(
+                session,
+                [
+                    DetectionFold(
+                        unit_id=unit_ids[unit],
+                        fingerprint=print_,
+                        kind=fold.facts.kind,
+                        rule_id=fold.facts.rule_id,
+                        rule_title=fold.facts.rule_title,
+                        level=fold.facts.level,
+                        first=fold.first,
+                        last=fold.last,
+                        n=fold.count,
+                        host=fold.facts.host,
+                        attack=fold.facts.attack,
+                        matched=fold.facts.matched,
+                        sample_event=fold.facts.sample_event,
+                        observables=fold.facts.observables,
+                    )
+                    for (unit, print_), fold in folds.items()
+                ],
+                dedup_window_s=self.dedup_window_seconds,
+            )
+            for alert in fresh:
+                new_ids.append(alert.id)  # coordination, handed over after the commit
+                # Notifications: the outbox row commits with the alert, or neither does.
+                enqueue_for_alert(session, alert)
+            created = len(fresh)
             add_received(session, {unit_ids[u]: c for u, c in received.items()})
             if self.fence is not None:
                 self.fence(session)
@@ -173,6 +176,12 @@ class PipelineState:
             self._exceptions = found
             self._disabled = disabled
             self._exceptions_at = time.monotonic()
+        if self.on_exceptions_changed is not None:
+            self.on_exceptions_changed()
+
+    def expire_exceptions(self) -> None:
+        """Re-read exceptions before the next detection (safe from a signal handler)."""
+        self._exceptions_at = float("-inf")
 
     def _current_exceptions(self) -> list[ActiveException]:
         if time.monotonic() - self._exceptions_at > EXCEPTIONS_REFRESH_SECONDS:

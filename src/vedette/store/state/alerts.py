@@ -12,12 +12,14 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
+from vedette.store.state.alert_keys import keys_of, write_keys
 from vedette.store.state.audit import append_audit, canonical, jsonable
 from vedette.store.state.models import Alert, AlertComment, Unit, as_utc, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
@@ -25,6 +27,7 @@ from vedette.store.state.scope import Invalid, NotFound, Scope, require
 STATUSES: Final = ("new", "acknowledged", "in_progress", "closed")
 CLOSE_REASONS: Final = ("true_positive", "false_positive", "benign")
 MAX_LIMIT: Final = 1000
+_IN_CHUNK: Final = 500
 
 
 class _Unset:
@@ -81,7 +84,10 @@ def record_detection(
         current.updated_at = utcnow()
         if observables:
             seen = list(current.observables or [])
-            current.observables = seen + [o for o in jsonable(observables) if o not in seen]
+            added = [o for o in jsonable(observables) if o not in seen]
+            if added:
+                current.observables = seen + added
+                _write_alert_keys(session, current, added, fresh=False)
         session.flush()
         return current, False
     alert = Alert(
@@ -103,6 +109,7 @@ def record_detection(
     )
     session.add(alert)
     session.flush()
+    _write_alert_keys(session, alert, alert.observables, fresh=True)
     append_audit(
         session,
         actor="pipeline",
@@ -114,6 +121,126 @@ def record_detection(
         after={"rule_id": rule_id, "level": level, "fingerprint": fingerprint, "host": host},
     )
     return alert, True
+
+
+def _write_alert_keys(session: Session, alert: Alert, observables: Any, *, fresh: bool) -> None:
+    """Grouping keys for incidents (vedette.store.state.alert_keys); health alerts never group."""
+    if alert.kind == "health":
+        return
+    sample = alert.sample_event if fresh else None
+    keys = keys_of(alert.host if fresh else None, sample, observables)
+    write_keys(session, alert.id, alert.unit_id, keys, fresh=fresh)
+
+
+@dataclass(slots=True, kw_only=True)
+class DetectionFold:
+    """Detections of one fingerprint folded by the caller: ``n`` of them from first to last."""
+
+    unit_id: int
+    fingerprint: str
+    kind: str
+    rule_id: str
+    rule_title: str
+    level: str
+    first: datetime
+    last: datetime
+    n: int
+    host: str | None = None
+    attack: list[dict[str, Any]] | None = None
+    matched: dict[str, Any] | None = None
+    sample_event: dict[str, Any] | None = None
+    observables: list[Any] | None = None
+
+
+def record_detections(
+    session: Session, folds: Sequence[DetectionFold], *, dedup_window_s: float = 3600
+) -> list[Alert]:
+    """:func:`record_detection` for many fingerprints at once; returns the new alerts.
+
+    The open alerts of all the fingerprints are read with one ``IN`` query (per 500) and
+    counted with one executemany UPDATE, instead of a SELECT and an UPDATE per fingerprint.
+    Flushes but never commits. Fingerprints must be distinct per unit.
+    """
+    current: dict[tuple[int, str], tuple[int, datetime, datetime, int, str | None]] = {}
+    prints = sorted({f.fingerprint for f in folds})
+    units = sorted({f.unit_id for f in folds})
+    for start in range(0, len(prints), _IN_CHUNK):
+        rows = session.execute(
+            select(
+                Alert.id,
+                Alert.unit_id,
+                Alert.fingerprint,
+                Alert.first_seen,
+                Alert.last_seen,
+                Alert.count,
+                Alert.kind,
+            )
+            .where(
+                Alert.unit_id.in_(units),
+                Alert.fingerprint.in_(prints[start : start + _IN_CHUNK]),
+                Alert.status != "closed",
+            )
+            .order_by(Alert.id)
+        )
+        for alert_id, unit_id, print_, first, last, count, kind in rows:
+            # Ordered by id: the newest open alert of a fingerprint wins, as in record_detection.
+            current[(unit_id, print_)] = (alert_id, as_utc(first), as_utc(last), count, kind)
+    window = timedelta(seconds=dedup_window_s)
+    updates: list[dict[str, Any]] = []
+    grown: list[DetectionFold] = []
+    created: list[Alert] = []
+    now = utcnow()
+    for fold in folds:
+        first, last = as_utc(fold.first), as_utc(fold.last)
+        found = current.get((fold.unit_id, fold.fingerprint))
+        if found is not None and first <= found[2] + window:
+            alert_id, seen_first, seen_last, count, _kind = found
+            updates.append(
+                {
+                    "id": alert_id,
+                    "count": count + fold.n,
+                    "first_seen": min(seen_first, first),
+                    "last_seen": max(seen_last, last),
+                    "updated_at": now,
+                }
+            )
+            if fold.observables:
+                grown.append(fold)
+            continue
+        alert, _ = record_detection(
+            session,
+            unit_id=fold.unit_id,
+            fingerprint=fold.fingerprint,
+            kind=fold.kind,
+            rule_id=fold.rule_id,
+            rule_title=fold.rule_title,
+            level=fold.level,
+            when=first,
+            host=fold.host,
+            attack=fold.attack,
+            matched=fold.matched,
+            sample_event=fold.sample_event,
+            observables=fold.observables,
+            n=fold.n,
+            dedup_window_s=dedup_window_s,
+        )
+        if last > alert.last_seen:
+            alert.last_seen = last
+        created.append(alert)
+    if updates:
+        session.execute(update(Alert), updates)
+    for fold in grown:
+        # Rare (observables come with intel and some Sigma detections): the ORM path.
+        alert_id = current[(fold.unit_id, fold.fingerprint)][0]
+        held = session.get(Alert, alert_id)
+        if held is not None:
+            seen = list(held.observables or [])
+            added = [o for o in jsonable(fold.observables) if o not in seen]
+            if added:
+                held.observables = seen + added
+                _write_alert_keys(session, held, added, fresh=False)
+    session.flush()
+    return created
 
 
 def encode_cursor(last_id: int) -> str:

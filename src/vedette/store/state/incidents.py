@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vedette.events import LEVELS
+from vedette.store.state.alert_keys import AlertKey, grouping_keys, key_hash, sample_user
 from vedette.store.state.audit import append_audit, jsonable
 from vedette.store.state.models import Alert, AuditRecord, Base, Unit, as_utc, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
@@ -49,31 +50,6 @@ from vedette.store.state.tactic_chain import tactic_chain
 STATUSES: Final = ("open", "in_progress", "closed")
 TASK_STATUSES: Final = ("open", "done")
 MAX_LIMIT: Final = 1000
-
-_QUIET_USERS: Final = frozenset(
-    {
-        "",
-        "-",
-        "system",
-        "nt authority\\system",
-        "local service",
-        "network service",
-        "nt authority\\local service",
-        "nt authority\\network service",
-        "anonymous logon",
-        "root",
-    }
-)
-"""Account names that are on every host: grouping on them would join unrelated alerts."""
-
-_USER_FIELDS: Final = (
-    "User",
-    "TargetUserName",
-    "SubjectUserName",
-    "UserName",
-    "user",
-    "AccountName",
-)
 
 
 class Incident(Base):
@@ -456,7 +432,7 @@ def _timeline(alerts: list[Alert], names: dict[int, str]) -> list[dict[str, Any]
                 "level": alert.level,
                 "count": alert.count,
                 "attack": [t.get("id") for t in alert.attack or [] if isinstance(t, dict)],
-                "user": _user(sample),
+                "user": sample_user(sample),
                 "image": sample.get("Image") or sample.get("NewProcessName"),
             }
         )
@@ -938,30 +914,6 @@ def add_incident_comment(
 # -- automatic grouping --------------------------------------------------------------------------
 
 
-def _user(sample: dict[str, Any]) -> str | None:
-    for name in _USER_FIELDS:
-        value = sample.get(name)
-        if isinstance(value, str) and value.strip().lower() not in _QUIET_USERS:
-            if value.strip().endswith("$"):
-                continue  # machine accounts are per host: the host key covers them
-            return value.strip().lower()
-    return None
-
-
-def grouping_keys(alert: Alert) -> set[tuple[str, str]]:
-    """What joins an alert to an incident: its host, user and observables."""
-    keys: set[tuple[str, str]] = set()
-    if alert.host:
-        keys.add(("host", alert.host.lower()))
-    user = _user(alert.sample_event or {})
-    if user:
-        keys.add(("user", user))
-    for item in alert.observables or []:
-        if isinstance(item, dict) and item.get("value"):
-            keys.add(("observable", f"{item.get('type')}:{item.get('value')}"))
-    return keys
-
-
 def incident_of_alert(session: Session, alert_id: int) -> int | None:
     """The id of the incident holding the alert, if any (unscoped: the pipeline's)."""
     link = session.get(IncidentAlert, alert_id)
@@ -989,23 +941,31 @@ def group_alert(
     keys = grouping_keys(alert)
     window = timedelta(seconds=window_s)
     if keys:
-        candidates = session.execute(
-            select(Incident, Alert)
-            .join(IncidentAlert, IncidentAlert.incident_id == Incident.id)
+        # Indexed: the alerts holding one of the keys, then their open incidents in the window.
+        sharing = (
+            select(IncidentAlert.incident_id)
             .join(Alert, Alert.id == IncidentAlert.alert_id)
+            .join(AlertKey, AlertKey.alert_id == Alert.id)
             .where(
-                Incident.origin_unit_id == alert.unit_id,
-                Incident.status != "closed",
+                AlertKey.key.in_([key_hash(k) for k in keys]),
                 Alert.last_seen >= alert.first_seen - window,
                 Alert.first_seen <= alert.last_seen + window,
             )
+        )
+        found = session.scalar(
+            select(Incident)
+            .where(
+                Incident.id.in_(sharing),
+                Incident.origin_unit_id == alert.unit_id,
+                Incident.status != "closed",
+            )
             .order_by(Incident.id.desc())
-        ).all()
-        for incident, other in candidates:
-            if grouping_keys(other) & keys:
-                _link(session, incident, alert, actor)
-                session.flush()
-                return incident
+            .limit(1)
+        )
+        if found is not None:
+            _link(session, found, alert, actor)
+            session.flush()
+            return found
     title = f"{alert.rule_title}" + (f" on {alert.host}" if alert.host else "")
     if _rank(alert.level) < _rank(open_level):
         # Tactic chain (kept apart from the key lookup above): a low-level kill chain on a host.
@@ -1043,8 +1003,13 @@ def _sweep(
     if not keys:
         return
     held = select(IncidentAlert.alert_id)
+    sharing = select(AlertKey.alert_id).where(
+        AlertKey.key.in_([key_hash(k) for k in keys]), AlertKey.unit_id == alert.unit_id
+    )
     others = session.scalars(
-        select(Alert).where(
+        select(Alert)
+        .where(
+            Alert.id.in_(sharing),
             Alert.unit_id == alert.unit_id,
             Alert.id != alert.id,
             Alert.kind != "health",
@@ -1053,8 +1018,8 @@ def _sweep(
             Alert.first_seen <= alert.last_seen + window,
             Alert.id.not_in(held),
         )
+        .order_by(Alert.id)
     ).all()
     for other in others:
-        if grouping_keys(other) & keys:
-            _link(session, incident, other, actor)
+        _link(session, incident, other, actor)
     session.flush()
