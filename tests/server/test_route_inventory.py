@@ -18,6 +18,7 @@ from vedette.server.app import create_app
 from vedette.server.authz import ROUTE_RIGHTS, caller
 from vedette.server.centre import Centre
 from vedette.server.config import ServeConfig
+from vedette.server.routes_console import ConsoleRoute
 
 # FastAPI's own schema route: public by design, carries no data of any unit, and is not one
 # of ours to declare. Anything else must be in ROUTE_RIGHTS.
@@ -75,6 +76,28 @@ def test_every_non_public_route_checks_the_caller(app: FastAPI) -> None:
         and not (isinstance(route, APIRoute) and _depends_on_caller(route))
     )
     assert not unchecked, f"guarded routes without the caller dependency: {unchecked}"
+
+
+def test_only_console_pages_are_left_out_of_the_schema(app: FastAPI) -> None:
+    """``include_in_schema=False`` is for the HTML console only: an API route left out of
+    /openapi.json would escape the schema tests (schemathesis fuzzes what the schema lists)."""
+    hidden = {
+        key: route
+        for key, route in served(app).items()
+        if isinstance(route, APIRoute) and not route.include_in_schema
+    }
+    assert hidden, "the console's pages are expected to be left out of the schema"
+    wrong = sorted(
+        key
+        for key, route in hidden.items()
+        if not isinstance(route, ConsoleRoute) or key[1].startswith("/api/")
+    )
+    assert not wrong, f"routes left out of /openapi.json that are not console pages: {wrong}"
+    paths = app.openapi()["paths"]
+    listed = {(method.upper(), path) for path, item in paths.items() for method in item}
+    assert listed.isdisjoint(hidden), sorted(listed & set(hidden))
+    shown = {k for k, r in served(app).items() if isinstance(r, APIRoute) and k not in hidden}
+    assert shown <= listed, sorted(shown - listed)
 
 
 def test_public_routes_are_the_few_expected(app: FastAPI) -> None:
