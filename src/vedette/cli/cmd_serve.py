@@ -61,6 +61,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warning-policy", type=Path, metavar="FILE",
                         help="early-warning and incident grouping policy (YAML; default: "
                              "docs/coordination.md)")  # fmt: skip
+    parser.add_argument("--worker-process", action=argparse.BooleanOptionalAction, default=False,
+                        help="embedded mode: detect in a child process")  # fmt: skip
     scale = parser.add_argument_group(
         "scale-out mode (docs/scale-out.md)",
         "--role api or worker, each with --nats, --database (PostgreSQL) and --store",
@@ -144,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         warning_policy=args.warning_policy,
         silent_check_seconds=args.silent_check,
+        worker_process=args.worker_process,
     )
     if args.role != "all" or args.nats:
         _check_scale_out(args)

@@ -35,6 +35,7 @@ from vedette.server.retrohunt import RetroHuntRunner, hunt_new_indicators, hunt_
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
 from vedette.server.worker import DETECT, STORE, Worker
+from vedette.server.worker_process import WorkerProcess
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
 from vedette.store.state.alerts import fingerprint, record_detection
@@ -114,19 +115,25 @@ class Centre:
         self.auth = Authenticator(state)
         self.quota = UnitQuota(config.unit_quota_eps)
         self.pipeline_state = PipelineState(state, dedup_window_seconds=config.dedup_window_seconds)
-        self.worker = Worker(
-            spool,
-            store,
-            self.pipeline_state,
-            rules.detector,
-            correlator_factory=_correlator_factory(rules.detector),
-        )
         self.ingest = IngestCounters()
         # Notifications: sends the outbox the worker fills (vedette.notify).
         self.dispatcher = Dispatcher(state)
         # Coordination: incidents and early warning for the alerts the worker commits.
         self.coordinator = Coordinator(state, store, load_policy(config.warning_policy))
-        self.pipeline_state.on_new_alerts = self.coordinator.submit
+        self.worker: Worker | WorkerProcess
+        if config.worker_process and isinstance(spool, SqliteSpool):
+            # Detection in a child process of its own (vedette.server.worker_process).
+            self.worker = WorkerProcess(config, state, spool, on_new_alerts=self.coordinator.submit)
+            self.pipeline_state.on_exceptions_changed = self.worker.exceptions_changed
+        else:
+            self.worker = Worker(
+                spool,
+                store,
+                self.pipeline_state,
+                rules.detector,
+                correlator_factory=_correlator_factory(rules.detector),
+            )
+            self.pipeline_state.on_new_alerts = self.coordinator.submit
         # Retro-hunt: rules and indicator sets over stored events, in the background.
         self.retrohunts = RetroHuntRunner(state, store, attack_kb=rules.detector.attack_kb)
         self.listeners: list[SyslogListener] = []

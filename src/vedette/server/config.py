@@ -36,6 +36,8 @@ class ServeConfig:
     login_attempts: int = 5
     warning_policy: Path | None = None
     """Early-warning policy (YAML); default: vedette.alerts.warning's documented defaults."""
+    worker_process: bool = False
+    """Run the embedded worker in a child process (vedette.server.worker_process)."""
 
     @property
     def paths(self) -> ServerHome:
