@@ -95,7 +95,7 @@ def test_drafted_warning_reaches_b_only_once_approved_and_c_gets_a_bulletin(
             assert approved.status_code == 200, approved.text
             assert approved.json()["status"] == "new"
             again = a.post(f"/api/v1/warnings/{first['id']}/approve")
-            assert again.status_code == 200 and again.json()["status"] == "new"
+            assert again.status_code == 404  # no longer a draft
         with centre.client(analyst["unit-b"]) as b:
             (mine,) = _items(b, "/api/v1/warnings")
             assert mine["id"] == first["id"] and mine["hits"] == first["hits"]

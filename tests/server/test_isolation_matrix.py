@@ -113,6 +113,10 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("POST", "/api/v1/bulletins/{bulletin_id}/ack"): WRITE,
     ("GET", "/api/v1/warnings"):                     READ,
     ("POST", "/api/v1/warnings/{warning_id}/ack"):   WRITE,
+    # Drafted warnings (coordination): only a draft is approved, by the source alert's side.
+    # The world has no draft, so every caller with the right gets 404 whatever the target.
+    ("POST", "/api/v1/warnings/{warning_id}/approve"): _rights(NOT_FOUND, NOT_FOUND, FORBIDDEN,
+                                                               FORBIDDEN),
     ("GET", "/api/v1/assets"):                       READ,
     ("POST", "/api/v1/assets"):                      WRITE,
     ("DELETE", "/api/v1/assets/{asset_id}"):         WRITE,
@@ -393,6 +397,11 @@ def _call(world: World, http: httpx.Client, route: tuple[str, str], unit: str) -
                 json={"sql": "SELECT unit, count(*) AS n FROM events GROUP BY unit",
                       "units": [unit]},
             )  # fmt: skip
+        case ("POST", "/api/v1/warnings/{warning_id}/approve"):
+            warnings = world.as_root("GET", "/api/v1/warnings", params={"limit": 1000}).json()
+            mine = [w for w in warnings["items"] if w["unit"] == unit]
+            assert mine, f"no early warning in {unit}: the case would prove nothing"
+            return http.post(f"/api/v1/warnings/{mine[-1]['id']}/approve", json={})
         case _:
             return http.request(route[0], route[1])
 

@@ -187,28 +187,28 @@ def _source_unit(session: Session, row: EarlyWarning) -> int | None:
 
 
 def approve_warning(session: Session, scope: Scope, warning_id: int) -> dict[str, Any]:
-    """Send a drafted warning to its unit (a caller covering the source alert's unit; again is
-    a no-op). Audited; the unit is notified in the same transaction."""
+    """Send a drafted warning to its unit (a caller covering the source alert's unit).
+    Audited; the unit is notified in the same transaction. Anything but a draft the caller
+    may approve (a sent warning included) is :class:`NotFound`."""
     require(scope.can_read(), "read warnings")
     row = session.get(EarlyWarning, warning_id)
     source = None if row is None else _source_unit(session, row)
-    if row is None or not scope.covers(source):
-        raise NotFound(f"no warning {warning_id}")
+    if row is None or row.status != "draft" or not scope.covers(source):
+        raise NotFound(f"no drafted warning {warning_id}")
     require(scope.can_write_alerts(), "approve warnings")
-    if row.status == "draft":
-        row.status = "new"
-        _notify(session, row)
-        append_audit(
-            session,
-            actor=scope.actor,
-            action="warning.approve",
-            object_type="warning",
-            object_id=row.id,
-            unit_id=row.unit_id,
-            before={"status": "draft"},
-            after={"status": "new"},
-        )
-        session.flush()
+    row.status = "new"
+    _notify(session, row)
+    append_audit(
+        session,
+        actor=scope.actor,
+        action="warning.approve",
+        object_type="warning",
+        object_id=row.id,
+        unit_id=row.unit_id,
+        before={"status": "draft"},
+        after={"status": "new"},
+    )
+    session.flush()
     unit = session.get(Unit, row.unit_id)
     return warning_out(row, unit.name if unit else "", hits=scope.covers(row.unit_id))
 
