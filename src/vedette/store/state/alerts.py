@@ -229,18 +229,37 @@ def record_detections(
         created.append(alert)
     if updates:
         session.execute(update(Alert), updates)
-    for fold in grown:
-        # Rare (observables come with intel and some Sigma detections): the ORM path.
-        alert_id = current[(fold.unit_id, fold.fingerprint)][0]
-        held = session.get(Alert, alert_id)
-        if held is not None:
-            seen = list(held.observables or [])
-            added = [o for o in jsonable(fold.observables) if o not in seen]
-            if added:
-                held.observables = seen + added
-                _write_alert_keys(session, held, added, fresh=False)
+    if grown:
+        _grow_observables(session, grown, current)
     session.flush()
     return created
+
+
+def _grow_observables(
+    session: Session,
+    grown: list[DetectionFold],
+    current: dict[tuple[int, str], tuple[int, datetime, datetime, int, str | None]],
+) -> None:
+    """Add new observables to open alerts: one read of their lists, writes only where one grew."""
+    by_id = {current[(f.unit_id, f.fingerprint)][0]: f for f in grown}
+    changed: list[dict[str, Any]] = []
+    ids = sorted(by_id)
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(Alert.id, Alert.unit_id, Alert.kind, Alert.observables).where(
+                Alert.id.in_(ids[start : start + _IN_CHUNK])
+            )
+        )
+        for alert_id, unit_id, kind, observables in rows:
+            seen = list(observables or [])
+            added = [o for o in jsonable(by_id[alert_id].observables) if o not in seen]
+            if not added:
+                continue
+            changed.append({"id": alert_id, "observables": seen + added})
+            if kind != "health":
+                write_keys(session, alert_id, unit_id, keys_of(None, None, added))
+    if changed:
+        session.execute(update(Alert), changed)
 
 
 def encode_cursor(last_id: int) -> str:
