@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vedette.store.state.models import Alert
@@ -36,7 +36,8 @@ class NoisyRule:
 
 
 def noisiest(session: Session, scope: Scope, *, hours: int, limit: int = 50) -> list[NoisyRule]:
-    """Rules by detections (then alerts) per unit of the caller, over the last ``hours``."""
+    """Rules by detections (then alerts) per unit of the caller, over the last ``hours``
+    (alerts seen or raised in that time)."""
     require(scope.can_read(), "read alerts")
     since = datetime.now(UTC) - timedelta(hours=hours)
     detections = func.sum(Alert.count)
@@ -49,7 +50,11 @@ def noisiest(session: Session, scope: Scope, *, hours: int, limit: int = 50) -> 
             func.count(Alert.id),
             detections,
         )
-        .where(Alert.unit_id.in_(scope.unit_ids), Alert.last_seen >= since)
+        .where(
+            Alert.unit_id.in_(scope.unit_ids),
+            # Seen in the period by event time, or raised in it (old logs sent late).
+            or_(Alert.last_seen >= since, Alert.created_at >= since),
+        )
         .group_by(Alert.unit_id, Alert.rule_id)
         .order_by(detections.desc(), func.count(Alert.id).desc(), Alert.rule_id)
         .limit(limit)
