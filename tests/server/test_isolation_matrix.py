@@ -163,6 +163,14 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("POST", "/incidents/{incident_id}"):            WRITE,
     ("GET", "/warnings"):                            READ,
     ("POST", "/warnings/{warning_id}/ack"):          WRITE,
+    # Console rules and intel (web: rules switched off per unit, exceptions, tuning, feeds).
+    ("GET", "/rules/tuning"):                        READ,
+    ("POST", "/rules/switch"):                       WRITE,
+    ("POST", "/rules/exceptions"):                   WRITE,
+    ("POST", "/rules/exceptions/{exception_id}/delete"): WRITE,
+    # Only the centre's (root unit's) admins import feeds every unit shares.
+    ("POST", "/rules/feeds"):                        _rights(NOT_FOUND, FORBIDDEN, FORBIDDEN,
+                                                             FORBIDDEN),
 }
 
 SUCCESS: dict[tuple[str, str], int] = {
@@ -190,6 +198,10 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/incidents"): 303,
     ("POST", "/incidents/{incident_id}"): 303,
     ("POST", "/warnings/{warning_id}/ack"): 303,
+    # Console rules and intel: form posts answer 303.
+    ("POST", "/rules/switch"): 303,
+    ("POST", "/rules/exceptions"): 303,
+    ("POST", "/rules/exceptions/{exception_id}/delete"): 303,
 }
 CONSOLE = {(m, r.path) for r in console_router.routes for m in getattr(r, "methods", ())}
 """The console's routes (left out of /openapi.json): HTML pages and form posts."""
@@ -204,6 +216,9 @@ PAGES = {
     ("POST", "/admin/tokens"), ("GET", "/incidents"), ("POST", "/incidents"),
     ("GET", "/incidents/{incident_id}"), ("POST", "/incidents/{incident_id}"),
     ("GET", "/warnings"), ("POST", "/warnings/{warning_id}/ack"),
+    # Console rules and intel.
+    ("GET", "/rules/tuning"), ("POST", "/rules/switch"), ("POST", "/rules/exceptions"),
+    ("POST", "/rules/exceptions/{exception_id}/delete"), ("POST", "/rules/feeds"),
 }  # fmt: skip
 """Console routes called as a browser would (``Accept: text/html``) by :func:`_console_call`
 and checked for marks of other units by :func:`_console_shows`."""
@@ -661,6 +676,34 @@ def _console_call(
             answer = http.post(f"/warnings/{warning_id}/ack", data={}, headers=HTML)
             answer.extensions["listed"] = ("/api/v1/warnings", before)
             return answer
+        # -- console rules and intel --
+        case ("GET", "/rules/tuning"):
+            return http.get("/rules/tuning", params={"hours": 720}, headers=HTML)
+        case ("POST", "/rules/switch"):
+            return http.post(
+                "/rules/switch",
+                data={"unit": unit, "rule_id": f"probe-{n}", "enabled": "0"},
+                headers=HTML,
+            )
+        case ("POST", "/rules/exceptions"):
+            return http.post(
+                "/rules/exceptions",
+                data={"unit": unit, "rule_id": f"probe-{n}", "conditions": "Image = x.exe",
+                      "reason": "matrix console probe"},
+                headers=HTML,
+            )  # fmt: skip
+        case ("POST", "/rules/exceptions/{exception_id}/delete"):
+            made = world.as_root(
+                "POST",
+                "/api/v1/exceptions",
+                json={"unit": unit, "rule_id": f"victim-{n}", "reason": "matrix victim"},
+            )
+            answer = http.post(f"/rules/exceptions/{made.json()['id']}/delete", headers=HTML)
+            answer.extensions["victim"] = made.json()["id"]
+            return answer
+        case ("POST", "/rules/feeds"):
+            feed = ("probe.csv", b"type,value\ndomain,matrix-probe.example\n", "text/csv")
+            return http.post("/rules/feeds", files={"feed": feed}, headers=HTML)
         case _:
             assert route[0] == "GET" and "{" not in route[1], route
             return http.get(route[1], headers=HTML)
@@ -853,6 +896,11 @@ def _console_shows(world: World, route: tuple[str, str], answer: httpx.Response,
             return _tokens_of(world, unit) == answer.extensions["tokens"] + 1
         case ("GET", "/overview") | ("GET", "/admin") | ("POST", "/hunt"):
             return bool(_cell(unit).search(text))
+        # -- console rules and intel --
+        case ("GET", "/rules/tuning"):
+            shown = set(re.findall(r"<tr><td>([\w-]+)</td>", text))
+            assert shown.isdisjoint(NOT_MINE), shown
+            return unit in shown
     return True  # the login page, the empty hunt form: nothing of any unit
 
 
@@ -897,6 +945,19 @@ def _console_did(world: World, route: tuple[str, str], answer: httpx.Response, u
             _, before = answer.extensions["listed"]
             after = _root_item(world, "/api/v1/warnings", before["id"])
             assert after["status"] == "acknowledged", after
+        # -- console rules and intel --
+        case ("POST", "/rules/switch"):
+            assert location == "/rules?done=disabled#h-switch", location
+            page = world.http(world.root).get("/rules", headers=HTML).text
+            assert re.search(rf"<td>{unit}</td><td><code>probe-\d+</code>", page), unit
+        case ("POST", "/rules/exceptions"):
+            assert location == "/rules?done=exception#h-exc", location
+            items = world.as_root("GET", "/api/v1/exceptions").json()["items"]
+            assert any(e["unit"] == unit and e["reason"] == "matrix console probe" for e in items)
+        case ("POST", "/rules/exceptions/{exception_id}/delete"):
+            assert location == "/rules?done=deleted#h-exc", location
+            ids = {e["id"] for e in world.as_root("GET", "/api/v1/exceptions").json()["items"]}
+            assert answer.extensions["victim"] not in ids
         case _:
             raise AssertionError(f"{route} answered 303 to {location}")
 
@@ -942,6 +1003,13 @@ def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, uni
         case ("POST", "/api/v1/units"):
             units = world.as_root("GET", "/api/v1/units").json()["items"]
             assert not [u for u in units if u["parent"] == unit and u["name"].startswith("probe")]
+
+    match route:  # console rules and intel
+        case ("POST", "/rules/exceptions/{exception_id}/delete"):
+            ids = {e["id"] for e in world.as_root("GET", "/api/v1/exceptions").json()["items"]}
+            assert answer.extensions["victim"] in ids
+        case ("POST", "/rules/feeds"):
+            assert not (world.centre.home / "feeds").exists()
 
 
 CASES = [
