@@ -31,9 +31,16 @@ from vedette.server.centre import feeds_folder, rule_error_record
 from vedette.server.errors import ApiError
 from vedette.store.hunt import HuntRefused, run_hunt
 from vedette.store.state import incidents as incident_svc
-from vedette.store.state.accounts import AuthError, add_token, authenticate_password, list_tokens
+from vedette.store.state.accounts import (
+    AuthError,
+    add_token,
+    authenticate_password,
+    list_tokens,
+    list_users,
+)
 from vedette.store.state.alerts import add_comment, get_alert, list_comments, update_alert
 from vedette.store.state.audit import list_audit, verify_chain
+from vedette.store.state.bulletins import ack_bulletin, list_bulletins, publish_bulletin
 from vedette.store.state.exceptions import add_exception, delete_exception, list_exceptions
 from vedette.store.state.rule_switches import list_disabled, set_rule_enabled
 from vedette.store.state.scope import Forbidden, Invalid, NotFound, Role, Scope
@@ -740,12 +747,14 @@ def _admin_data(request: Request, scope: Scope) -> dict[str, Any]:
     with _session(request, readonly=True) as session:
         units = list_units(session, scope)
         tokens = list_tokens(session, scope)
-        names = unit_names(session, {t.unit_id for t in tokens})
+        users = list_users(session, scope)
+        names = unit_names(session, {t.unit_id for t in tokens} | {u.unit_id for u in users})
         audit = list_audit(session, scope, limit=100)
         chain_ok, first_bad = verify_chain(session)
         return {
             "tree": queries.unit_tree(units),
             "tokens": [(names.get(t.unit_id), t) for t in tokens],
+            "users": [(names.get(u.unit_id), u) for u in users],
             "audit": audit,
             "chain_ok": chain_ok,
             "first_bad": first_bad,
@@ -870,6 +879,46 @@ async def incident_action(request: Request, scope: Caller, incident_id: ObjectId
     return _redirect(page, f"/incidents/{incident_id}")
 
 
+@guarded(router, "POST", "/incidents/{incident_id}/share", "write")
+async def incident_share(request: Request, scope: Caller, incident_id: ObjectId) -> Response:
+    """Share the incident with another unit (the owner side): the chosen alerts and
+    observables only."""
+    page = _page(request, scope)
+    form = await _checked_form(request)
+    alert_ids = [int(v) for v in form.get("alerts", []) if v.isdigit()][:1000]
+    observables = [v[:2000] for v in form.get("observables", []) if v][:1000]
+
+    def run() -> None:
+        with _session(request) as session:
+            incident_svc.share_incident(
+                session,
+                scope,
+                incident_id,
+                unit=_one(form, "unit").strip()[:200],
+                alert_ids=alert_ids,
+                observables=observables,
+            )
+
+    await run_in_threadpool(run)
+    return _redirect(page, f"/incidents/{incident_id}")
+
+
+@guarded(router, "POST", "/incidents/{incident_id}/escalate", "write")
+async def incident_escalate(request: Request, scope: Caller, incident_id: ObjectId) -> Response:
+    """Hand the incident to the unit above the owner (the owner stays a participant)."""
+    page = _page(request, scope)
+    form = await _checked_form(request)
+
+    def run() -> None:
+        with _session(request) as session:
+            incident_svc.escalate_incident(
+                session, scope, incident_id, reason=_one(form, "reason")[:2000]
+            )
+
+    await run_in_threadpool(run)
+    return _redirect(page, f"/incidents/{incident_id}")
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     """A time from a form, read as UTC when it names no zone (the console shows UTC)."""
     if moment is not None and moment.tzinfo is None:
@@ -913,6 +962,83 @@ async def warning_ack(request: Request, scope: Caller, warning_id: ObjectId) -> 
 
     await run_in_threadpool(run)
     return _redirect(page, "/warnings")
+
+
+# -- bulletins -----------------------------------------------------------------------------
+
+
+@guarded(router, "GET", "/bulletins", "read")
+async def bulletins_page(request: Request, scope: Caller) -> Response:
+    """Bulletins to the user's units (acknowledge) and from them (who has not acknowledged);
+    a publish form for those who may write."""
+    page = _page(request, scope)
+
+    def run() -> dict[str, Any]:
+        with _session(request, readonly=True) as session:
+            bulletins = list_bulletins(session, scope, limit=200)
+            names = unit_names(session, scope.unit_ids)
+        own = names.get(scope.principal.unit_id)
+        return {
+            "bulletins": bulletins,
+            "targets": sorted(n for n in names.values() if n != own),
+            "mine": set(names.values()),
+        }
+
+    data = await run_in_threadpool(run)
+    return page.render(
+        "bulletins.html",
+        can_publish=scope.can_write_alerts(),
+        done=request.query_params.get("done", ""),
+        **data,
+    )
+
+
+@guarded(router, "POST", "/bulletins", "write")
+async def bulletins_publish(request: Request, scope: Caller) -> Response:
+    """Publish a bulletin to the chosen units (all the user's units below its own if none)."""
+    page = _page(request, scope)
+    form = await _checked_form(request)
+    units = [u[:200] for u in form.get("units", []) if u][:1000]
+    observables = [_observable(line) for line in _one(form, "observables")[:20_000].splitlines()
+                   if line.strip()]  # fmt: skip
+    rules = _one(form, "rules")[:20_000].replace(",", " ").split()
+
+    def run() -> None:
+        with _session(request) as session:
+            publish_bulletin(
+                session,
+                scope,
+                title=_one(form, "title")[:500],
+                text=_one(form, "text")[:20_000],
+                observables=observables,
+                rules=rules,
+                units=units or None,
+            )
+
+    await run_in_threadpool(run)
+    return _redirect(page, "/bulletins?done=published")
+
+
+def _observable(line: str) -> dict[str, str]:
+    """``type: value`` from one line of the publish form (a bare value is of type ``other``)."""
+    kind, sep, value = line.strip().partition(":")
+    if sep and kind.strip() and " " not in kind.strip() and value.strip():
+        return {"type": kind.strip()[:32], "value": value.strip()[:4096]}
+    return {"type": "other", "value": line.strip()[:4096]}
+
+
+@guarded(router, "POST", "/bulletins/{bulletin_id}/ack", "write")
+async def bulletin_ack(request: Request, scope: Caller, bulletin_id: ObjectId) -> Response:
+    """Acknowledge a bulletin for the user's targeted units."""
+    page = _page(request, scope)
+    await _checked_form(request)
+
+    def run() -> None:
+        with _session(request) as session:
+            ack_bulletin(session, scope, bulletin_id)
+
+    await run_in_threadpool(run)
+    return _redirect(page, "/bulletins?done=acknowledged")
 
 
 # -- static assets -------------------------------------------------------------------------

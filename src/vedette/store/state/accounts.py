@@ -176,6 +176,13 @@ def list_tokens(session: Session, scope: Scope) -> list[Token]:
     return list(rows)
 
 
+def list_users(session: Session, scope: Scope) -> list[User]:
+    """Users of the caller's units (admins only); password hashes stay in the row, never shown."""
+    require(scope.can_admin(), "manage users")
+    rows = session.scalars(select(User).where(User.unit_id.in_(scope.unit_ids)).order_by(User.name))
+    return list(rows)
+
+
 def revoke_token(
     session: Session,
     scope: Scope,
