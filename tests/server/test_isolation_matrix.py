@@ -171,6 +171,12 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     # Only the centre's (root unit's) admins import feeds every unit shares.
     ("POST", "/rules/feeds"):                        _rights(NOT_FOUND, FORBIDDEN, FORBIDDEN,
                                                              FORBIDDEN),
+    # Console incident sharing and bulletins (web: share, escalate, bulletins page).
+    ("POST", "/incidents/{incident_id}/share"):      WRITE,
+    ("POST", "/incidents/{incident_id}/escalate"):   WRITE,
+    ("GET", "/bulletins"):                           READ,
+    ("POST", "/bulletins"):                          WRITE,
+    ("POST", "/bulletins/{bulletin_id}/ack"):        WRITE,
 }
 
 SUCCESS: dict[tuple[str, str], int] = {
@@ -202,6 +208,11 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/rules/switch"): 303,
     ("POST", "/rules/exceptions"): 303,
     ("POST", "/rules/exceptions/{exception_id}/delete"): 303,
+    # Console incident sharing and bulletins: form posts answer 303.
+    ("POST", "/incidents/{incident_id}/share"): 303,
+    ("POST", "/incidents/{incident_id}/escalate"): 303,
+    ("POST", "/bulletins"): 303,
+    ("POST", "/bulletins/{bulletin_id}/ack"): 303,
 }
 CONSOLE = {(m, r.path) for r in console_router.routes for m in getattr(r, "methods", ())}
 """The console's routes (left out of /openapi.json): HTML pages and form posts."""
@@ -219,6 +230,9 @@ PAGES = {
     # Console rules and intel.
     ("GET", "/rules/tuning"), ("POST", "/rules/switch"), ("POST", "/rules/exceptions"),
     ("POST", "/rules/exceptions/{exception_id}/delete"), ("POST", "/rules/feeds"),
+    # Console incident sharing and bulletins.
+    ("POST", "/incidents/{incident_id}/share"), ("POST", "/incidents/{incident_id}/escalate"),
+    ("GET", "/bulletins"), ("POST", "/bulletins"), ("POST", "/bulletins/{bulletin_id}/ack"),
 }  # fmt: skip
 """Console routes called as a browser would (``Accept: text/html``) by :func:`_console_call`
 and checked for marks of other units by :func:`_console_shows`."""
@@ -704,6 +718,29 @@ def _console_call(
         case ("POST", "/rules/feeds"):
             feed = ("probe.csv", b"type,value\ndomain,matrix-probe.example\n", "text/csv")
             return http.post("/rules/feeds", files={"feed": feed}, headers=HTML)
+        # -- console incident sharing and bulletins --
+        case ("POST", "/incidents/{incident_id}/share" | "/incidents/{incident_id}/escalate"):
+            victim = world.as_root("POST", "/api/v1/incidents", json=_incident(unit, f"v{n}"))
+            incident_id = victim.json()["id"]
+            base = f"/api/v1/incidents/{incident_id}"
+            before = world.as_root("GET", base).json()
+            data = {"unit": "south", "reason": "matrix console probe"}
+            path = route[1].replace("{incident_id}", str(incident_id))
+            answer = http.post(path, data=data, headers=HTML)
+            answer.extensions["victim"] = (base, before)
+            return answer
+        case ("POST", "/bulletins"):
+            title = f"probe-{n}-{unit}"
+            data = {"title": title, "text": "matrix", "units": unit}
+            answer = http.post("/bulletins", data=data, headers=HTML)
+            answer.extensions["published"] = title
+            return answer
+        case ("POST", "/bulletins/{bulletin_id}/ack"):
+            made = world.as_root("POST", "/api/v1/bulletins", json=_bulletin(unit, f"v{n}"))
+            before = _root_item(world, "/api/v1/bulletins", made.json()["id"])
+            answer = http.post(f"/bulletins/{made.json()['id']}/ack", data={}, headers=HTML)
+            answer.extensions["listed"] = ("/api/v1/bulletins", before)
+            return answer
         case _:
             assert route[0] == "GET" and "{" not in route[1], route
             return http.get(route[1], headers=HTML)
@@ -901,6 +938,9 @@ def _console_shows(world: World, route: tuple[str, str], answer: httpx.Response,
             shown = set(re.findall(r"<tr><td>([\w-]+)</td>", text))
             assert shown.isdisjoint(NOT_MINE), shown
             return unit in shown
+        # -- console incident sharing and bulletins --
+        case ("GET", "/bulletins"):
+            return f"standing-{unit}" in text
     return True  # the login page, the empty hunt form: nothing of any unit
 
 
@@ -958,6 +998,27 @@ def _console_did(world: World, route: tuple[str, str], answer: httpx.Response, u
             assert location == "/rules?done=deleted#h-exc", location
             ids = {e["id"] for e in world.as_root("GET", "/api/v1/exceptions").json()["items"]}
             assert answer.extensions["victim"] not in ids
+        # -- console incident sharing and bulletins --
+        case ("POST", "/incidents/{incident_id}/share"):
+            base, _ = answer.extensions["victim"]
+            assert location == base.replace("/api/v1", ""), location
+            units = {u["unit"]: u["role"] for u in world.as_root("GET", base).json()["units"]}
+            assert units == {unit: "owner", "south": "participant"}, units
+        case ("POST", "/incidents/{incident_id}/escalate"):
+            base, _ = answer.extensions["victim"]
+            assert location == base.replace("/api/v1", ""), location
+            after = world.as_root("GET", base).json()
+            assert after["owner_unit"] == {"north": "centre", "north-1": "north"}[unit], after
+        case ("POST", "/bulletins"):
+            assert location == "/bulletins?done=published", location
+            items = world.as_root("GET", "/api/v1/bulletins", params={"limit": 1000}).json()
+            made = [b for b in items["items"] if b["title"] == answer.extensions["published"]]
+            assert [[t["unit"] for t in b["targets"]] for b in made] == [[unit]], made
+        case ("POST", "/bulletins/{bulletin_id}/ack"):
+            assert location == "/bulletins?done=acknowledged", location
+            _, before = answer.extensions["listed"]
+            after = _root_item(world, "/api/v1/bulletins", before["id"])
+            assert [t["status"] for t in after["targets"]] == ["acknowledged"], after
         case _:
             raise AssertionError(f"{route} answered 303 to {location}")
 
@@ -1010,6 +1071,12 @@ def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, uni
             assert answer.extensions["victim"] in ids
         case ("POST", "/rules/feeds"):
             assert not (world.centre.home / "feeds").exists()
+
+    match route:  # console incident sharing and bulletins
+        case ("POST", "/bulletins"):
+            items = world.as_root("GET", "/api/v1/bulletins", params={"limit": 1000}).json()
+            titles = {b["title"] for b in items["items"]}
+            assert answer.extensions["published"] not in titles
 
 
 CASES = [
