@@ -59,7 +59,9 @@ class Server:
         return list(answer.json()["rows"])
 
     def unclassified(self) -> float:
-        metrics = httpx.get(self.centre.url + "/metrics", timeout=30).text
+        # Per-unit series are shown to a token that covers the unit (anonymous: totals only).
+        with self.centre.client(self.root) as http:
+            metrics = http.get("/metrics", timeout=30).text
         found = re.search(
             r'^vedette_events_unclassified_total\{unit="north"\} (\S+)$', metrics, re.M
         )

@@ -2,6 +2,10 @@
 
 Every drop the centre cannot avoid has a counter here: UDP syslog refused at high water, peers
 mapped to no unit, oversize messages, batches refused with 503 or 429, corrupt spool batches.
+
+Units are a security boundary here too: an anonymous scrape gets the per-unit families summed,
+with no unit label (no unit's name or volume shows); a scrape with a bearer token (Prometheus'
+``authorization`` setting) gets one series per unit the token covers, and only those.
 """
 
 from __future__ import annotations
@@ -18,8 +22,24 @@ from prometheus_client.registry import Collector
 class CentreCollector(Collector):
     """Turns the centre's counters into metric families."""
 
-    def __init__(self, centre: Any) -> None:
+    def __init__(self, centre: Any, units: frozenset[str] | None = None) -> None:
         self.centre = centre
+        self.units = units
+        """Unit names the caller covers; None for an anonymous scrape (totals only)."""
+
+    def _per_unit(
+        self, name: str, documentation: str, counts: Iterator[tuple[str, float]]
+    ) -> CounterMetricFamily:
+        """Per unit for the caller's units, or one unlabelled total when anonymous."""
+        if self.units is None:
+            family = CounterMetricFamily(name, documentation)
+            family.add_metric([], sum(count for _, count in counts))
+            return family
+        family = CounterMetricFamily(name, documentation + ", per unit", labels=["unit"])
+        for unit, count in sorted(counts):
+            if unit in self.units:
+                family.add_metric([unit], count)
+        return family
 
     def collect(self) -> Iterator[Any]:
         """One family per measure, labelled by unit, level or reason."""
@@ -27,19 +47,16 @@ class CentreCollector(Collector):
         ingest = centre.ingest
         worker = centre.worker.stats
 
-        received = CounterMetricFamily(
-            "vedette_events_received", "Events acknowledged by ingest, per unit", labels=["unit"]
+        yield self._per_unit(
+            "vedette_events_received",
+            "Events acknowledged by ingest",
+            iter([(u, c) for u, (c, _) in centre.spool.received_counts().items()]),
         )
-        for unit, (count, _) in sorted(centre.spool.received_counts().items()):
-            received.add_metric([unit], count)
-        yield received
-
-        stored = CounterMetricFamily(
-            "vedette_events_stored", "Events in the event store, per unit", labels=["unit"]
+        yield self._per_unit(
+            "vedette_events_stored",
+            "Events in the event store",
+            iter(list(centre.store_counts().items())),
         )
-        for unit, count in sorted(centre.store_counts().items()):
-            stored.add_metric([unit], count)
-        yield stored
 
         yield _counter("vedette_ingest_requests", "HTTP ingest requests", ingest.requests)
         yield _counter(
@@ -78,14 +95,11 @@ class CentreCollector(Collector):
         yield _counter("vedette_spool_corrupt_batches", "Spool batches that failed their checksum",
                        worker.corrupt_batches)  # fmt: skip
         yield _counter("vedette_worker_errors", "Errors the worker recovered from", worker.errors)
-        unclassified = CounterMetricFamily(
+        yield self._per_unit(
             "vedette_events_unclassified",
             "Events in no known layout, stored raw or generic",
-            labels=["unit"],
+            iter(list(centre.worker.decoder.unclassified.items())),
         )
-        for unit, count in sorted(centre.worker.decoder.unclassified.items()):
-            unclassified.add_metric([unit], count)
-        yield unclassified
 
         syslog = CounterMetricFamily(
             "vedette_syslog_messages",
@@ -147,10 +161,10 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def render_metrics(centre: Any) -> tuple[bytes, str]:
-    """The exposition text for one scrape."""
+def render_metrics(centre: Any, units: frozenset[str] | None = None) -> tuple[bytes, str]:
+    """The exposition text for one scrape (per-unit series only for ``units``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CentreCollector(centre))
+    registry.register(CentreCollector(centre, units))
     # The scale-out api role adds its own (partition leases, vedette.server.roles).
     for collector in getattr(centre, "extra_collectors", ()):
         registry.register(collector)

@@ -79,8 +79,22 @@ async def readyz(request: Request) -> JSONResponse:
 
 @guarded(router, "GET", "/metrics", "public")
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: ingest, spool depth, lag, detections, alerts, drops."""
-    body, content_type = await run_in_threadpool(render_metrics, request.app.state.centre)
+    """Prometheus metrics: ingest, spool depth, lag, detections, alerts, drops.
+
+    Anonymous: per-unit figures summed, no unit named. With a bearer token: a series per unit
+    the token covers."""
+    centre = request.app.state.centre
+    units: frozenset[str] | None = None
+    credential = bearer(request)
+    if credential is not None:
+
+        def covered() -> frozenset[str]:
+            scope = centre.auth.scope(credential)
+            with centre.state.session(readonly=True) as session:
+                return frozenset(unit_names(session, scope.unit_ids).values())
+
+        units = await run_in_threadpool(covered)
+    body, content_type = await run_in_threadpool(render_metrics, centre, units)
     return Response(body, media_type=content_type)
 
 
