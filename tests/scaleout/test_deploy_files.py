@@ -96,6 +96,13 @@ def test_compose_commands_name_real_serve_flags() -> None:
         inner = shlex.split(command)[2].replace("$$", "$")
         seen.add(check_serve_command(shlex.split(inner), flags, roles))
     assert seen == {"api", "worker"}
+    # A worker holding one partition (the Hyperscan scratch limit): one worker per partition,
+    # or the partitions nobody may take keep their events waiting.
+    worker = shlex.split(shlex.split(services["worker"]["command"])[2])
+    if "--max-partitions" in worker:
+        partitions = int(worker[worker.index("--partitions") + 1])
+        most = int(worker[worker.index("--max-partitions") + 1])
+        assert services["worker"]["deploy"]["replicas"] * most >= partitions
 
 
 def test_systemd_units_name_real_serve_flags() -> None:
