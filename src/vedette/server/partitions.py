@@ -17,6 +17,7 @@ counts a ``correlation_restart`` for the partition, as the embedded mode does af
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -127,6 +128,22 @@ class PartitionEventStore(ParquetEventStore):
         return max((last for _, last in self._own()), default=0)
 
 
+class _Serialised:
+    """A matcher whose ``match`` runs under a lock; everything else is the inner object's."""
+
+    def __init__(self, inner: Any, lock: threading.Lock) -> None:
+        self._inner = inner
+        self._lock = lock
+
+    def match(self, events: Any) -> Any:
+        """The inner matcher's detections, one thread at a time."""
+        with self._lock:
+            return self._inner.match(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def position_names(partition: int) -> tuple[str, str]:
     """The detect and store position names of one partition."""
     return f"{DETECT}:p{partition}", f"{STORE}:p{partition}"
@@ -165,6 +182,7 @@ class PartitionWorkers:
         self.store_root = Path(store_root)
         self.state = state
         self.detector = detector
+        self._match_lock = threading.Lock()
         self.correlator_factory = correlator_factory
         self.dedup_window_seconds = dedup_window_seconds
         self.lease_seconds = lease_seconds
@@ -285,13 +303,30 @@ class PartitionWorkers:
             self.spool.partition(partition),
             PartitionEventStore(self.store_root, partition),
             state,
-            self.detector,
+            self._shared_detector(),
             correlator_factory=self.correlator_factory,
         )
         worker.start()
         self.workers[partition] = worker
         self.stats.started[partition] = self.stats.started.get(partition, 0) + 1
         log.info("partition %d: worker started at position %d", partition, worker.position)
+
+    def _shared_detector(self) -> Detector:
+        """The detector for one more partition thread of this process.
+
+        Hyperscan's scratch space belongs to one scanning thread at a time
+        (``ScratchInUseError`` otherwise), and the partition threads share one compiled rule
+        set: their matching is serialised by one lock. The GIL serialises Python work anyway,
+        so this costs no throughput; more partitions per process buy overlap of I/O only.
+        """
+        detector = self.detector
+        return dataclasses.replace(
+            detector,
+            engine=_Serialised(detector.engine, self._match_lock) if detector.engine else None,
+            indicators=(
+                _Serialised(detector.indicators, self._match_lock) if detector.indicators else None
+            ),
+        )
 
     def _stop_workers(self, partitions: list[int]) -> None:
         for partition in partitions:
