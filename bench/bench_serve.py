@@ -272,26 +272,51 @@ class Server:
         self.log.close()
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process."""
-    try:
-        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(parts[11]) + int(parts[12])) / TICK
+def proc_tree(pid: int) -> list[int]:
+    """The process and its live descendants (``--worker-process`` detects in a child)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def proc_cpu(pid: int, *, tree: bool = False) -> float:
+    """CPU seconds (user + system) of a process; with ``tree``, also of its descendants, live
+    (their own time) or ended and reaped (counted in the parent's cutime and cstime)."""
+    total = 0
+    for index, member in enumerate(proc_tree(pid) if tree else [pid]):
+        try:
+            parts = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(parts[11]) + int(parts[12])
+        if tree and index == 0:
+            total += int(parts[13]) + int(parts[14])
+    return total / TICK
 
 
 def proc_memory(pid: int) -> tuple[float, float]:
-    """RSS and PSS of a process in MiB."""
+    """RSS and PSS in MiB of a process and its descendants, summed."""
     rss = pss = 0.0
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1]) / 1024
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    for member in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) / 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) / 1024
+        except OSError:
+            pass
     return rss, pss
 
 
@@ -577,7 +602,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base_counts = unit_counts(server)
     base_stored = sum(s for _, s in base_counts.values())
     base_received = sum(r for r, _ in base_counts.values())
-    server_cpu0 = proc_cpu(pid)
+    server_cpu0 = proc_cpu(pid, tree=True)
     for p in procs:
         p.start()
     markers.start()
@@ -603,7 +628,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "lag_s": last_metrics.get("vedette_lag_seconds", 0),
                 "rss_mib": round(rss, 1),
                 "pss_mib": round(pss, 1),
-                "server_cpu_s": round(proc_cpu(pid) - server_cpu0, 2),
+                "server_cpu_s": round(proc_cpu(pid, tree=True) - server_cpu0, 2),
                 "client_cpu_s": round(sum(proc_cpu(p.pid or 0) for p in procs), 2),
                 "markers_sent": len(markers.sent),
                 "markers_seen": len(markers.seen),
@@ -627,7 +652,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 break
             time.sleep(0.5)
         drain_s = time.monotonic() - drain_start
-        server_cpu = proc_cpu(pid) - server_cpu0
+        server_cpu = proc_cpu(pid, tree=True) - server_cpu0
         final_metrics = metrics(server)
     finally:
         for p in procs:
@@ -686,6 +711,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p99_s": round(percentile(lat, 0.99), 3),
             "max_s": round(lat[-1], 3) if lat else None,
             "poll_s": args.poll,
+            # (seconds since the start when sent, latency): the latency over time, e.g. once
+            # a backlog built while the machine was busy is gone.
+            "each": [
+                [
+                    round(markers.sent[h] - start_wall, 2),
+                    round(markers.seen[h] - markers.sent[h], 3),
+                ]
+                for h in sorted(markers.seen, key=lambda h: markers.sent[h])
+            ],
         },
         "memory_mib": {
             "rss_start": first["rss_mib"],
