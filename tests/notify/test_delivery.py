@@ -53,8 +53,9 @@ def _status(http: httpx.Client) -> dict[str, Any]:
 
 def _hook_channel(home: Path, name: str, unit: str, port: int) -> str:
     """Add a webhook channel with the real admin command; its secret is on the last line."""
+    # Alerts only: this test counts alert deliveries (incidents have their own test).
     out = admin(home, "channel", "add", "webhook", name, "--unit", unit, "--min-level", "low",
-                "--url", f"http://127.0.0.1:{port}/hook", *FAST)  # fmt: skip
+                "--kinds", "alert", "--url", f"http://127.0.0.1:{port}/hook", *FAST)  # fmt: skip
     return out.strip().splitlines()[-1]
 
 
@@ -74,12 +75,12 @@ def test_each_notification_arrives_once_after_the_receivers_come_up(tmp_path: Pa
         with centre.client(admin_token) as http:
             for channel in [
                 {"unit": "branch-a", "kind": "email", "name": "a-mail", "min_level": "high",
-                 "secret": "unused-without-username",
+                 "secret": "unused-without-username", "kinds": ["alert"],
                  "config": {"host": "127.0.0.1", "port": smtp.port, "from": "vedette@example.org",
                             "to": ["soc@example.org"], "ca_file": str(smtp.ca_file),
                             "timeout": 2, "retry_base": 0.5, "retry_cap": 2}},
                 {"unit": "branch-b", "kind": "webhook", "name": "b-hook", "min_level": "low",
-                 "secret": "b" * 32,
+                 "secret": "b" * 32, "kinds": ["alert"],
                  "config": {"url": f"http://127.0.0.1:{other_port}/", "timeout": 2}},
                 {"unit": "hq", "kind": "syslog", "name": "siem", "min_level": "medium",
                  "kinds": ["alert"],
