@@ -55,14 +55,38 @@ def _service(start: Callable[[], tuple[str, Callable[[], None]]], what: str) -> 
         pytest.skip(f"no {what}: {exc}")
 
 
-@pytest.fixture(scope="session")
-def nats_server(private_tmp: Path) -> Iterator[str]:
-    """URL of a NATS server with JetStream (sync_interval: always) for the session."""
-    url, stop = _service(lambda: nats_url(private_tmp / "nats-session"), "NATS server")
+@pytest.fixture
+def nats_server(work_dir: Path) -> Iterator[str]:
+    """URL of a NATS server with JetStream (sync_interval: always) of this test alone.
+
+    A centre's stream outlives its processes: two tests sharing a server would share it (a
+    new centre would read the last test's batches, or refuse its partition count). An outside
+    server (``VEDETTE_TEST_NATS_URL``) has the default stream deleted first instead.
+    """
+    url, stop = _service(lambda: nats_url(work_dir / "nats-own"), "NATS server")
     try:
+        _delete_default_stream(url)
         yield url
     finally:
         stop()
+
+
+def _delete_default_stream(url: str) -> None:
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def run() -> None:
+        client = await nats.connect(url)
+        try:
+            await client.jetstream().delete_stream("VEDETTE_EVENTS")
+        except NotFoundError:
+            pass
+        finally:
+            await client.close()
+
+    asyncio.run(run())
 
 
 @pytest.fixture
