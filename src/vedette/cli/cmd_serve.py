@@ -61,8 +61,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warning-policy", type=Path, metavar="FILE",
                         help="early-warning and incident grouping policy (YAML; default: "
                              "docs/coordination.md)")  # fmt: skip
-    parser.add_argument("--worker-process", action=argparse.BooleanOptionalAction, default=False,
-                        help="embedded mode: detect in a child process")  # fmt: skip
+    parser.add_argument("--worker-process", action=argparse.BooleanOptionalAction, default=True,
+                        help="embedded mode: detect in a child process (default)")  # fmt: skip
     scale = parser.add_argument_group(
         "scale-out mode (docs/scale-out.md)",
         "--role api or worker, each with --nats, --database (PostgreSQL) and --store",
