@@ -52,7 +52,8 @@ def test_sigkill_takes_the_child_along_and_every_acknowledged_event_is_stored_on
     centres: list[Centre],  # noqa: F811
 ) -> None:
     records = windows_records()[:12_000]
-    reference = new_centre(tmp_path / "reference", centres)
+    # The reference: the worker as a thread (the same detections are expected of the child).
+    reference = new_centre(tmp_path / "reference", centres, ["--no-worker-process"])
     ref_ingest = add_token(reference.home, "branch-a", "ingest")
     ref_analyst = add_token(reference.home, "hq", "analyst")
     reference.start()
