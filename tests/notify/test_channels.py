@@ -15,17 +15,17 @@ from aiosmtpd.controller import Controller
 from receivers import SmtpReceiver, SyslogTcpReceiver, wait_for
 from serverkit import free_port
 
-from vedette.notify.channel_config import (
+from vedette.notify.email import send_email
+from vedette.notify.sender import DeliveryError
+from vedette.notify.syslog_out import cef_of, rfc5424_of, send_syslog
+from vedette.notify.webhook import request_for, send_webhook, sign, verify
+from vedette.store.state.channel_config import (
     ChannelConfigError,
     EmailConfig,
     Retry,
     WebhookConfig,
     parse_config,
 )
-from vedette.notify.email import send_email
-from vedette.notify.sender import DeliveryError
-from vedette.notify.syslog_out import cef_of, rfc5424_of, send_syslog
-from vedette.notify.webhook import request_for, send_webhook, sign, verify
 
 BODY: dict[str, Any] = {
     "delivery": 42,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from vedette.notify.channel_config import Retry, parse_config
 from vedette.notify.sender import DeliveryError, send
+from vedette.store.state.channel_config import Retry, parse_config
 from vedette.store.state.db import StateDB
 from vedette.store.state.models import utcnow
 from vedette.store.state.notifications import (

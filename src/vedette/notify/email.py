@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from vedette.notify.channel_config import EmailConfig
 from vedette.notify.sender import DeliveryError
+from vedette.store.state.channel_config import EmailConfig
 
 
 def subject_of(body: dict[str, Any]) -> str:

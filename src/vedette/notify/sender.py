@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from vedette.notify.channel_config import (
+from vedette.store.state.channel_config import (
     ChannelConfig,
     EmailConfig,
     SyslogConfig,

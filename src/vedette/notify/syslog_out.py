@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from vedette import __version__
-from vedette.notify.channel_config import SyslogConfig
 from vedette.notify.sender import DeliveryError
+from vedette.store.state.channel_config import SyslogConfig
 
 # Level -> (syslog severity, CEF severity 0-10).
 SEVERITY: Final = {

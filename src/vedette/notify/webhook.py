@@ -22,8 +22,8 @@ from typing import Any, Final
 import orjson
 
 from vedette import __version__
-from vedette.notify.channel_config import WebhookConfig
 from vedette.notify.sender import DeliveryError
+from vedette.store.state.channel_config import WebhookConfig
 
 SIGNATURE_HEADER: Final = "X-Vedette-Signature"
 TIMESTAMP_HEADER: Final = "X-Vedette-Timestamp"

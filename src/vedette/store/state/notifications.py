@@ -21,14 +21,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vedette.events import LEVELS
-from vedette.notify.channel_config import (
+from vedette.store.state.audit import append_audit, jsonable
+from vedette.store.state.channel_config import (
     CHANNEL_KINDS,
     NOTIFY_KINDS,
     ChannelConfigError,
     lease_seconds,
     parse_config,
 )
-from vedette.store.state.audit import append_audit, jsonable
 from vedette.store.state.models import (
     Alert,
     NotificationChannel,
