@@ -263,7 +263,9 @@ def test_hits_attach_to_an_incident(world: Any) -> None:
         job = _wait_job(http, job_id)
         assert job["status"] == "done" and job["alert_ids"]
         detail = http.get(f"/api/v1/incidents/{incident_id}").json()
-        assert {a["id"] for a in detail["alerts"]} == set(job["alert_ids"])
+        # Every hit is attached; the coordinator may also group the unit's own alerts on the
+        # same host into this open incident (automatic grouping), which is not the job's doing.
+        assert set(job["alert_ids"]) <= {a["id"] for a in detail["alerts"]}
     with centre.client(tokens["unit-b"]) as http:  # not the owner: 404, nothing started
         answer = http.post(
             "/api/v1/retrohunts",
