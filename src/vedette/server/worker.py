@@ -41,7 +41,7 @@ from vedette.alerts.facts import AlertFacts, facts_of, key_fields
 from vedette.events import Detection, Event
 from vedette.pipeline.detector import Detector
 from vedette.server.records import BatchDecoder
-from vedette.store.eventstore import EventRow, ParquetEventStore, events_table
+from vedette.store.eventstore import EventRow, ParquetEventStore, event_row, events_table
 from vedette.store.spool import Spool, SpoolBatch
 
 log = logging.getLogger("vedette.worker")
@@ -452,20 +452,13 @@ def _time_key(detection: Detection) -> float:
 
 
 def _row(seq: int, event: Event, received: datetime) -> EventRow:
-    source = event.source
     fields = event.fields
+    # A record no parser understood is kept whole under ``raw`` (RecordParser.raw_record).
     raw = fields.get("raw") if event.logsource.product is None and len(fields) == 1 else None
-    return EventRow(
+    return event_row(
+        event,
         seq=seq,
         unit=event.unit or "",
-        time=event.timestamp,
-        host=event.host,
-        product=event.logsource.product,
-        services=tuple(event.logsource.services),
-        categories=tuple(event.logsource.categories),
-        source_format=source.format if source else None,
-        record_id=source.record_id if source else None,
-        fields=fields,
-        raw=raw if isinstance(raw, str) else None,
         received=received,
+        raw=raw if isinstance(raw, str) else None,
     )

@@ -88,8 +88,9 @@ def event_row(
         time=event.timestamp,
         host=event.host,
         product=event.logsource.product,
-        services=tuple(sorted(event.logsource.services)),
-        categories=tuple(sorted(event.logsource.categories)),
+        # Sorted once, by events_table, for every row of a write.
+        services=tuple(event.logsource.services),
+        categories=tuple(event.logsource.categories),
         source_format=None if source is None else source.format,
         record_id=None if source is None else source.record_id,
         fields=event.fields,
