@@ -11,7 +11,13 @@ import pytest
 from datasets import dataset
 from vedette.events import AttackRef, Detection, Event
 from vedette.intel.attack import AttackKB, technique_ids_from_tags
-from vedette.intel.attack_table import MITRE_NOTICE, read_json_file, table_from_stix
+from vedette.intel.attack_table import (
+    DESCRIPTION_CHARS,
+    MITRE_NOTICE,
+    read_json_file,
+    short_description,
+    table_from_stix,
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +113,36 @@ def test_load_from_a_stix_bundle() -> None:
     kb = AttackKB.load(path)
     assert kb.ref("T1059.001").name == "PowerShell"
     assert not kb.groups  # the subset has no intrusion sets
+
+
+def test_techniques_carry_the_first_paragraph_of_their_description(kb: AttackKB) -> None:
+    lsass = kb.technique("T1003.001")
+    assert lsass is not None
+    assert lsass.description.startswith(
+        "Adversaries may attempt to access credential material stored in the process memory"
+    ), lsass.description
+    parent = kb.technique("T1059")
+    assert parent is not None and parent.description.startswith("Adversaries may abuse")
+    current = list(kb.current_techniques())
+    described = [t for t in current if t.description]
+    assert len(described) == len(current) > 600  # techniques and sub-techniques alike
+    for technique in described:
+        text = technique.description
+        assert "(Citation:" not in text and "](" not in text and "<code>" not in text, text
+        assert "\n" not in text and len(text) <= DESCRIPTION_CHARS, (technique.id, text)
+
+
+def test_short_description_strips_citations_links_and_markup() -> None:
+    text = (
+        "Adversaries may use [Mimikatz](https://attack.mitre.org/software/S0002) to read "
+        "<code>lsass.exe</code> memory.(Citation: Some Report (2019)) (Citation: Other)\n\n"
+        "A second paragraph that is left out."
+    )
+    assert short_description(text) == ("Adversaries may use Mimikatz to read lsass.exe memory.")
+    long = "Word " * 200
+    cut = short_description(long, limit=50)
+    assert len(cut) <= 50 and cut.endswith("…") and cut.startswith("Word Word")
+    sentences = "First sentence is here. " * 20
+    assert short_description(sentences, limit=60) == (
+        "First sentence is here. First sentence is here."
+    )

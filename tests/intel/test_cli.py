@@ -51,6 +51,7 @@ def test_attack_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["attack", "show", "T1003.001", "APT29", "S0002"]) == 0
     out = capsys.readouterr().out
     assert "LSASS Memory" in out and "credential-access" in out
+    assert "credential material stored in the process memory" in out  # the description
     assert "G0016" in out and "Mimikatz" in out
     assert main(["attack", "show", "T9999"]) == 1
 

@@ -303,6 +303,8 @@ def _run_show(args: argparse.Namespace) -> int:
             console.print(f"[bold]{escape(technique.id)}[/] {escape(technique.name)}{state}")
             console.print(f"  tactics:   {escape(', '.join(technique.tactics)) or '-'}")
             console.print(f"  platforms: {escape(', '.join(technique.platforms)) or '-'}")
+            if technique.description:
+                console.print(f"  {escape(technique.description)}", highlight=False)
             users = sorted(g.name for g in kb.groups.values() if technique.id in g.techniques)
             console.print(f"  used by {len(users)} groups: {escape(', '.join(users[:15]))}"
                           + (" ..." if len(users) > 15 else ""))  # fmt: skip

@@ -35,7 +35,8 @@ class Tactic:
 
 @dataclass(slots=True, frozen=True)
 class Technique:
-    """A technique or sub-technique with its tactics (short names, matrix order)."""
+    """A technique or sub-technique with its tactics (short names, matrix order) and the
+    first paragraph of its description (plain text, citations removed; empty if revoked)."""
 
     id: str
     name: str
@@ -44,6 +45,7 @@ class Technique:
     deprecated: bool = False
     revoked: bool = False
     revoked_by: str | None = None
+    description: str = ""
 
     @property
     def parent_id(self) -> str | None:
@@ -111,6 +113,7 @@ class AttackKB:
                 deprecated=bool(entry.get("deprecated", False)),
                 revoked=bool(entry.get("revoked", False)),
                 revoked_by=entry.get("revoked_by"),
+                description=str(entry.get("description", "")),
             )
             for tid, entry in table["techniques"].items()
         }

@@ -1,16 +1,17 @@
 """Derive Vedette's compact ATT&CK table from an Enterprise ATT&CK STIX bundle.
 
-The table keeps what an analyst needs offline (technique and sub-technique names and tactics,
-deprecated and revoked techniques, groups and software with the techniques they use) and
-nothing else, so it ships inside the package at a few tens of KB. ``scripts/build_attack_table.py``
-writes it; :meth:`vedette.intel.attack.AttackKB.load` also builds it on the fly from a
-user-supplied bundle.
+The table keeps what an analyst needs offline (technique and sub-technique names, tactics and a
+short description, deprecated and revoked techniques, groups and software with the techniques
+they use) and nothing else, so it ships inside the package at about a hundred KB.
+``scripts/build_attack_table.py`` writes it; :meth:`vedette.intel.attack.AttackKB.load` also
+builds it on the fly from a user-supplied bundle.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,31 @@ MITRE_DISCLAIMER = (
 )
 
 _KILL_CHAIN = "mitre-attack"
+
+DESCRIPTION_CHARS = 320
+"""A technique's description is its first paragraph, cut to about this many characters."""
+_CITATION = re.compile(r"\s*\(Citation:[^()]*(?:\([^()]*\)[^()]*)*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
+
+
+def short_description(text: str, limit: int = DESCRIPTION_CHARS) -> str:
+    """The first paragraph of an ATT&CK description as plain text: citations ``(Citation:
+    ...)``, markdown links (their text kept), HTML tags and emphasis removed, whitespace
+    folded, and cut to ``limit`` characters at a sentence end (else a word end, with "…")."""
+    paragraph = text.strip().split("\n\n", 1)[0]
+    plain = _CITATION.sub("", paragraph)
+    plain = _LINK.sub(r"\1", plain)
+    plain = _TAG.sub("", plain).replace("**", "")
+    plain = " ".join(plain.split())
+    if len(plain) <= limit:
+        return plain
+    head = plain[: limit + 1]
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    if ends and ends[-1] >= limit // 2:
+        return head[: ends[-1]]
+    return head[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def read_json_file(path: Path) -> Any:
@@ -117,6 +143,9 @@ def table_from_stix(bundle: Mapping[str, Any], *, version: str = "") -> dict[str
         platforms = obj.get("x_mitre_platforms")
         if platforms:
             entry["platforms"] = list(platforms)
+        description = "" if obj.get("revoked") else short_description(obj.get("description", ""))
+        if description:
+            entry["description"] = description
         techniques[tid] = entry
 
     uses: dict[str, set[str]] = {}
