@@ -217,6 +217,8 @@ def register(registry: CommandRegistry) -> None:
                  _configure_token_revoke, _token_revoke)  # fmt: skip
     registry.add(("admin", "user", "add"), "add a user", _configure_user_add, _user_add)
     _register_channels(registry)  # notification channels: the block below
+    registry.add(("admin", "compact"), "merge the event store's small files (safe while serving)",
+                 _configure_compact, _compact, COMPACT_DESCRIPTION)  # fmt: skip
 
 
 # -- notification channels (vedette.notify) ---------------------------------------------------
@@ -370,3 +372,61 @@ def _register_channels(registry: CommandRegistry) -> None:
                  _configure_channel_list, _channel_list)  # fmt: skip
     registry.add(("admin", "channel", "delete"), "delete a channel and its unsent notifications",
                  _configure_channel_delete, _channel_delete)  # fmt: skip
+
+
+# -- event store compaction (vedette.store.compact) -------------------------------------------
+
+COMPACT_DESCRIPTION = """\
+Merge the event store's small Parquet files (one per unit, day and flush) into files of about
+--target-mb each. Only files the workers have committed are merged; hunts and retro-hunts
+running meanwhile see every event exactly once. Safe beside a running centre and after a crash
+at any point (the next run finishes the job). Merged sources are deleted by the first run
+--grace seconds after their merge, so a hunt that listed them can still read them.
+
+examples:
+  vedette admin --home ./centre compact
+  vedette admin --home /var/lib/vedette --database postgresql://vedette@pg/vedette \\
+      compact --store /srv/vedette/events --target-mb 256
+"""
+
+
+def _configure_compact(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--store", type=Path, metavar="PATH",
+                        help="the event store (scale-out: --store of the roles; default: the "
+                        "home's events/)")  # fmt: skip
+    parser.add_argument("--target-mb", type=float, default=128.0, metavar="MIB",
+                        help="size a merged file grows to (default 128)")  # fmt: skip
+    parser.add_argument("--target-rows", type=int, metavar="N",
+                        help="and rows a merged file grows to (default: no limit)")  # fmt: skip
+    parser.add_argument("--grace", type=float, default=300.0, metavar="SECONDS",
+                        help="keep merged sources this long for hunts (default 300)")  # fmt: skip
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from vedette.paths import ServerHome
+    from vedette.server.compaction import compact_store, report_lines
+    from vedette.store.compact import CompactPolicy
+    from vedette.store.state.db import open_state
+
+    if getattr(args, "home", None) is None:
+        raise ConfigError("say which centre: vedette admin --home DIR compact ...")
+    if args.target_mb <= 0 or args.grace < 0 or (args.target_rows or 1) < 1:
+        raise ConfigError("--target-mb and --target-rows must be positive, --grace not negative")
+    home = ServerHome(args.home).create()
+    store = args.store or home.events
+    if not Path(store).is_dir():
+        raise ConfigError(f"{store} is not an event store folder")
+    state = open_state(args.database or home.state_url, backup_dir=home.backups)
+    try:
+        policy = CompactPolicy(
+            target_bytes=int(args.target_mb * 1024 * 1024),
+            target_rows=args.target_rows,
+            grace_seconds=args.grace,
+        )
+        report = compact_store(Path(store), state, policy)
+    finally:
+        state.close()
+    for line in report_lines(report):
+        print(line)
+    return 0

@@ -56,6 +56,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unit-quota", type=float, default=50_000.0, metavar="EPS",
                         help="events/s a unit may send before 429 (0: no quota)")  # fmt: skip
     parser.add_argument("--retention-days", type=int, default=90, help="days of events kept")
+    parser.add_argument("--compact-every", type=float, default=600.0, metavar="SECONDS",
+                        help="merge the event store's small files this often (default 600; "
+                        "0: never, e.g. when another process compacts)")  # fmt: skip
+    parser.add_argument("--compact-target-mb", type=float, default=128.0, metavar="MIB",
+                        help="size a merged event file grows to (default 128)")  # fmt: skip
     parser.add_argument("--silent-check", type=float, default=60.0, metavar="SECONDS",
                         help="how often units are checked for silence (default 60)")  # fmt: skip
     parser.add_argument("--warning-policy", type=Path, metavar="FILE",
@@ -147,6 +152,8 @@ def _run(args: argparse.Namespace) -> int:
         warning_policy=args.warning_policy,
         silent_check_seconds=args.silent_check,
         worker_process=args.worker_process,
+        compact_seconds=args.compact_every,
+        compact_target_bytes=int(args.compact_target_mb * 1024 * 1024),
     )
     if args.role != "all" or args.nats:
         _check_scale_out(args)

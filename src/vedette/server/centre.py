@@ -29,6 +29,7 @@ from vedette.pipeline.build import DetectorConfig, LoadFacts, build_detector
 from vedette.pipeline.detector import Detector
 from vedette.rulepacks import default_rule_paths
 from vedette.server.auth import Authenticator
+from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
 from vedette.server.quota import UnitQuota
 from vedette.server.retrohunt import RetroHuntRunner, hunt_new_indicators, hunt_new_rules
@@ -36,6 +37,7 @@ from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
 from vedette.server.worker import DETECT, STORE, Worker
 from vedette.server.worker_process import WorkerProcess
+from vedette.store.compact import CompactPolicy, CompactReport
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
 from vedette.store.state.alerts import fingerprint, record_detection
@@ -312,8 +314,12 @@ class Centre:
     # -- housekeeping ------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        """Silent sensors and retention, on a timer."""
+        """Silent sensors, retention and compaction of the event store, on a timer.
+
+        Retention and compaction run one after the other in this task, never side by side.
+        """
         last_retention = 0.0
+        compacted_at = time.monotonic()
         while True:
             await asyncio.sleep(self.config.silent_check_seconds)
             try:
@@ -321,8 +327,20 @@ class Centre:
                 if time.monotonic() - last_retention > 3600:
                     last_retention = time.monotonic()
                     await run_in_threadpool(self.store.apply_retention, self.config.retention_days)
+                every = self.config.compact_seconds
+                if every > 0 and time.monotonic() - compacted_at >= every:
+                    compacted_at = time.monotonic()
+                    await run_in_threadpool(self.compact_store)
             except Exception:
                 log.exception("housekeeping failed; trying again later")
+
+    def compact_store(self) -> CompactReport:
+        """Merge the event store's small committed files (vedette.server.compaction)."""
+        policy = CompactPolicy(
+            target_bytes=self.config.compact_target_bytes,
+            target_rows=self.config.compact_target_rows,
+        )
+        return compact_store(self.store, self.state, policy)
 
     def raise_silent_alerts(self, now: datetime | None = None) -> int:
         """An alert for each unit that has sent events and gone quiet past its threshold."""

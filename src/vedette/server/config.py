@@ -38,6 +38,12 @@ class ServeConfig:
     """Early-warning policy (YAML); default: vedette.alerts.warning's documented defaults."""
     worker_process: bool = False
     """Run the embedded worker in a child process (vedette.server.worker_process)."""
+    compact_seconds: float = 600.0
+    """How often housekeeping merges small event files (vedette.store.compact); 0: never."""
+    compact_target_bytes: int = 128 * 1024 * 1024
+    """A merged event file grows up to about this size."""
+    compact_target_rows: int | None = None
+    """And up to this many rows, when set."""
 
     @property
     def paths(self) -> ServerHome:

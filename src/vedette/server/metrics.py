@@ -11,12 +11,15 @@ with no unit label (no unit's name or volume shows); a scrape with a bearer toke
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+from vedette.store.compact import read_status
 
 
 class CentreCollector(Collector):
@@ -146,9 +149,33 @@ class CentreCollector(Collector):
         for outcome in ("alerts", "grouped", "hunts", "warnings", "errors"):
             coordination.add_metric([outcome], getattr(centre.coordinator.stats, outcome))
         yield coordination
+        yield from _compaction(centre.store.root)
         yield _gauge("vedette_rules_loaded", "Sigma rules loaded", centre.rules.facts.rules_loaded)
         yield _gauge("vedette_rules_not_loaded", "Sigma rules that did not load",
                      len(centre.rules.facts.rule_errors))  # fmt: skip
+
+
+def _compaction(root: Path) -> Iterator[Any]:
+    """The event store's compaction, from its status file: whichever process ran it (this
+    centre's housekeeping, a scheduler, ``vedette admin compact``) on the same store."""
+    status = read_status(root)
+    last = status.get("last_run") or {}
+    yield _counter("vedette_compaction_runs", "Compaction runs over the event store",
+                   status.get("runs", 0))  # fmt: skip
+    yield _counter("vedette_compaction_files_merged",
+                   "Small event files merged away (each is deleted after its merge)",
+                   status.get("files_merged", 0))  # fmt: skip
+    yield _counter("vedette_compaction_files_written", "Merged event files written",
+                   status.get("merges", 0))  # fmt: skip
+    yield _counter("vedette_compaction_bytes_read", "Bytes of the files merged",
+                   status.get("bytes_in", 0))  # fmt: skip
+    yield _counter("vedette_compaction_bytes_written", "Bytes of the merged files",
+                   status.get("bytes_out", 0))  # fmt: skip
+    yield _gauge("vedette_compaction_last_run_timestamp_seconds",
+                 "When the last compaction run started (Unix time; 0: never)",
+                 last.get("started_at", 0.0))  # fmt: skip
+    yield _gauge("vedette_compaction_last_run_seconds", "How long the last compaction run took",
+                 last.get("seconds", 0.0))  # fmt: skip
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from vedette.pipeline.detector import Detector
 from vedette.server.state_ops import PipelineState
-from vedette.server.worker import DETECT, STORE, Worker, WorkerStats
+from vedette.server.worker import Worker, WorkerStats, position_names
 from vedette.store.eventstore import EVENTS_SCHEMA, ParquetEventStore
 from vedette.store.jetstream import JetStreamSpool
 from vedette.store.state.db import StateDB
@@ -142,11 +142,6 @@ class _Serialised:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def position_names(partition: int) -> tuple[str, str]:
-    """The detect and store position names of one partition."""
-    return f"{DETECT}:p{partition}", f"{STORE}:p{partition}"
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """Retro-hunt: one Sigma rule or indicator set over the stored events of chosen units, later.
 
 A job reads the Parquet files of its units for the days of its time range
-(:meth:`ParquetEventStore.files`, one file per unit, day and flush), in Arrow record batches,
+(:meth:`ParquetEventStore.files`, one file per unit, day and flush, or per merge of the
+compactor), in Arrow record batches,
 turns each batch back into :class:`~vedette.events.Event` objects and matches them with the same
 :class:`~vedette.pipeline.Detector` stage as ``vedette scan`` and the worker: the Sigma engine
 built from the rule's YAML, or the indicator index built by the intel feed loaders. Hits pass
@@ -41,7 +42,7 @@ from vedette.errors import VedetteError
 from vedette.events import Detection, Event, LogSource, SourceRef, iso_utc
 from vedette.intel import FeedSpec, IndicatorIndex
 from vedette.pipeline.detector import Detector, Enricher
-from vedette.store.eventstore import ParquetEventStore
+from vedette.store.eventstore import ParquetEventStore, PartName
 from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB
 from vedette.store.state.exceptions import active_exceptions, matches
@@ -191,17 +192,27 @@ def read_events(
     time_to: datetime | None = None,
     batch_rows: int = BATCH_ROWS,
     admits: Callable[[LogSource], bool] | None = None,
+    seq_range: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, list[Event]]]:
     """``(rows read, events)`` of one stored file in [time_from, time_to], per Arrow batch.
 
     Columns are converted a batch at a time; events without a time are kept (their file's day
     already lies in the range). With ``admits``, rows whose logsource it refuses are skipped
-    before their fields are decoded (decoding the JSON is most of the cost).
+    before their fields are decoded (decoding the JSON is most of the cost). With
+    ``seq_range``, only rows of those spool batches (a merged file read for one of its
+    sources). Raises FileNotFoundError at once when ``path`` is gone.
     """
     parquet = pq.ParquetFile(path)
     logsources: dict[tuple[Any, ...], LogSource | None] = {}
     name = str(path)
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(COLUMNS)):
+    columns = [*COLUMNS, "seq"] if seq_range is not None else list(COLUMNS)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+        if seq_range is not None:
+            seq = batch.column("seq")
+            keep = pc.and_(pc.greater_equal(seq, seq_range[0]), pc.less_equal(seq, seq_range[1]))
+            batch = batch.filter(keep)
+            if batch.num_rows == 0:
+                continue
         if time_from is not None or time_to is not None:
             batch = _within(batch, time_from, time_to)
             if batch.num_rows == 0:
@@ -238,6 +249,43 @@ def read_events(
                 )
             )
         yield batch.num_rows, events
+
+
+def read_listed(
+    store: ParquetEventStore,
+    path: Path,
+    unit: str,
+    *,
+    time_from: datetime | None = None,
+    time_to: datetime | None = None,
+    batch_rows: int = BATCH_ROWS,
+    admits: Callable[[LogSource], bool] | None = None,
+) -> Iterator[tuple[int, list[Event]]]:
+    """:func:`read_events` of a file listed earlier by ``store.files``: when the compactor
+    merged it away since, the same rows (its spool range) from the file covering it now.
+    FileNotFoundError when nothing covers it (retention removed the day)."""
+    gone = PartName.parse(path.name)
+    at: Path | None = path
+    span: tuple[int, int] | None = None
+    for _ in range(5):  # each lap follows one more merge that happened meanwhile
+        if at is None:
+            break
+        try:
+            yield from read_events(
+                at,
+                unit,
+                time_from=time_from,
+                time_to=time_to,
+                batch_rows=batch_rows,
+                admits=admits,
+                seq_range=span,
+            )
+            return
+        except FileNotFoundError:
+            # Raised on opening, before any row (an open file stays readable when unlinked).
+            at = store.covering(path)
+            span = None if gone is None else (gone.first, gone.last)
+    raise FileNotFoundError(path)
 
 
 def _names(joined: str | None) -> frozenset[str]:
@@ -470,7 +518,8 @@ class RetroHuntRunner:
             folds: dict[str, _Fold] = {}
             events_read = hits = excepted = 0
             try:
-                batches = read_events(
+                batches = read_listed(
+                    self.store,
                     path,
                     unit,
                     time_from=time_from,

@@ -50,6 +50,13 @@ DETECT = "detect"
 STORE = "store"
 
 
+def position_names(partition: int | None) -> tuple[str, str]:
+    """The detect and store position names of a scale-out partition (None: embedded)."""
+    if partition is None:
+        return DETECT, STORE
+    return f"{DETECT}:p{partition}", f"{STORE}:p{partition}"
+
+
 class WorkerState(Protocol):
     """The state-store operations the worker needs (one transaction per call)."""
 

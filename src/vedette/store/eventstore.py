@@ -13,6 +13,13 @@ renamed and its folder fsync'd, so a reader never sees half a file.
 
 The ``day`` of an event is the UTC date of its own time, or of its receive time when it has
 none. One writer at a time (the pipeline); readers may run concurrently.
+
+The scale-out workers name their files ``part-<first>-<last>-p<N>.parquet`` (partition ``N``,
+:mod:`vedette.server.partitions`); :class:`PartName` reads both forms. The compactor
+(:mod:`vedette.store.compact`) merges a partition's consecutive files of one folder into one
+file named for the whole range, then deletes the sources: while both exist, every reader here
+sees only the merged one, because a file whose range another file of the same partition and
+folder covers is hidden (:func:`visible`). So a hunt never counts an event twice.
 """
 
 from __future__ import annotations
@@ -33,7 +40,15 @@ import pyarrow.parquet as pq
 
 from vedette.events import Event
 
-__all__ = ["EVENTS_SCHEMA", "EventRow", "ParquetEventStore", "event_row", "events_table"]
+__all__ = [
+    "EVENTS_SCHEMA",
+    "EventRow",
+    "ParquetEventStore",
+    "PartName",
+    "event_row",
+    "events_table",
+    "visible",
+]
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -56,7 +71,71 @@ EVENTS_SCHEMA = pa.schema(
 """Columns of a stored event; ``fields`` is the event's fields as a JSON object string."""
 
 _PART = re.compile(r"part-(\d{16})-(\d{16})\.parquet")
+_NAME = re.compile(r"part-(\d{16})-(\d{16})(?:-p(\d+))?\.parquet")
 _DAY = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class PartName:
+    """What a stored file's name says: its spool range and the partition that wrote it.
+
+    ``partition`` is None for the embedded writer (``part-<first>-<last>.parquet``) and ``N``
+    for a scale-out worker's partition (``part-<first>-<last>-p<N>.parquet``).
+    """
+
+    first: int
+    last: int
+    partition: int | None = None
+
+    @classmethod
+    def parse(cls, name: str) -> PartName | None:
+        """The parts of a file name, or None when it is not a stored file's name."""
+        match = _NAME.fullmatch(name)
+        if match is None:
+            return None
+        return cls(int(match[1]), int(match[2]), None if match[3] is None else int(match[3]))
+
+    @property
+    def name(self) -> str:
+        """The file name (the inverse of :meth:`parse`)."""
+        suffix = "" if self.partition is None else f"-p{self.partition}"
+        return f"part-{self.first:016d}-{self.last:016d}{suffix}.parquet"
+
+    def covers(self, other: PartName) -> bool:
+        """True when ``other`` is another file of the same partition inside this range."""
+        return (
+            self.partition == other.partition
+            and self.first <= other.first
+            and other.last <= self.last
+            and (self.first, self.last) != (other.first, other.last)
+        )
+
+
+def visible(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` without the files another of them covers (same folder and partition).
+
+    A merged file and its sources both exist between the compactor's rename and its deletion
+    of the sources; readers take the merged one only. Order is kept; unknown names stay.
+    """
+    paths = list(paths)
+    groups: dict[tuple[Path, int | None], list[tuple[PartName, Path]]] = {}
+    for path in paths:
+        part = PartName.parse(path.name)
+        if part is not None:
+            groups.setdefault((path.parent, part.partition), []).append((part, path))
+    hidden: set[Path] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        # By first ascending, widest first: a file is covered exactly when an earlier one
+        # reaches at least as far.
+        members.sort(key=lambda m: (m[0].first, -m[0].last))
+        reach = -1
+        for part, path in members:
+            if part.last <= reach:
+                hidden.add(path)
+            reach = max(reach, part.last)
+    return [p for p in paths if p not in hidden] if hidden else paths
 
 
 @dataclass(slots=True)
@@ -149,6 +228,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _mtime(path: Path) -> float:
+    """Modification time, 0 for a file deleted meanwhile (the compactor's sources)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def _seq_range(path: Path) -> tuple[int, int] | None:
     match = _PART.fullmatch(path.name)
     return (int(match[1]), int(match[2])) if match else None
@@ -195,6 +282,22 @@ class ParquetEventStore:
         dirs = unit_dirs if unit_dirs is not None else sorted(self.root.glob("unit=*"))
         return [p for d in dirs for p in sorted(d.glob("day=*/part-*.parquet"))]
 
+    def covering(self, path: Path) -> Path | None:
+        """The file that now holds the events of ``path``, a stored file that is gone.
+
+        The compactor merged it: a file of the same folder and partition covers its range and
+        holds exactly its rows among those with ``seq`` in that range. None when nothing covers
+        it (retention removed the day).
+        """
+        gone = PartName.parse(path.name)
+        if gone is None:
+            return None
+        for candidate in visible(sorted(path.parent.glob("part-*.parquet"))):
+            part = PartName.parse(candidate.name)
+            if part is not None and part.covers(gone):
+                return candidate
+        return None
+
     def discard_after(self, seq: int) -> int:
         """Delete files whose last_seq > ``seq`` (written, never committed); the count removed.
 
@@ -221,7 +324,14 @@ class ParquetEventStore:
         out: dict[str, int] = {}
         for unit_dir in sorted(self.root.glob("unit=*")):
             unit = unquote(unit_dir.name.removeprefix("unit="))
-            rows = sum(pq.read_metadata(p).num_rows for p in self._parts([unit_dir]))
+            rows = 0
+            for path in visible(self._parts([unit_dir])):
+                try:
+                    rows += pq.read_metadata(path).num_rows
+                except FileNotFoundError:
+                    # Merged away since the listing: its rows are in the merged file, which
+                    # this listing hid it behind or which the next count sees.
+                    continue
             if rows:
                 out[unit] = rows
         return out
@@ -250,7 +360,9 @@ class ParquetEventStore:
         for unit_dir in sorted(self.root.glob("unit=*")):
             for day_dir in sorted(unit_dir.glob("day=*")):
                 match = _DAY.fullmatch(day_dir.name)
-                recent = any(p.stat().st_mtime > written_cutoff for p in day_dir.iterdir())
+                # A merged file keeps its newest source's modification time (the compactor
+                # sets it), so compaction never makes an old day look recently written.
+                recent = any(_mtime(p) > written_cutoff for p in day_dir.iterdir())
                 if match and match[1] < cutoff and not recent:
                     shutil.rmtree(day_dir)
                     removed += 1
@@ -274,5 +386,6 @@ class ParquetEventStore:
             for day in self.days(unit):
                 d = date.fromisoformat(day)
                 if (low is None or d >= low) and (high is None or d <= high):
-                    out.extend(sorted((self.unit_dir(unit) / f"day={day}").glob("part-*.parquet")))
+                    folder = self.unit_dir(unit) / f"day={day}"
+                    out.extend(visible(sorted(folder.glob("part-*.parquet"))))
         return out

@@ -21,6 +21,9 @@ How the scope is kept:
 - a timer interrupts a query that runs past ``timeout_s``; rows past ``max_rows`` are cut
   and the result says so.
 
+The file list hides files the compactor merged (:func:`~vedette.store.eventstore.visible`), and
+a query that meets a file deleted since the listing runs again on a fresh list.
+
 Every refusal or failure is a :class:`HuntRefused` naming the reason, never a DuckDB error.
 """
 
@@ -30,6 +33,7 @@ import base64
 import datetime as dt
 import math
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,9 +160,39 @@ def run_hunt(
     max_rows: int = 10_000,
     timeout_s: float = 30.0,
 ) -> HuntResult:
-    """Run one SELECT over the events of ``units`` in [time_from, time_to] (see module doc)."""
+    """Run one SELECT over the events of ``units`` in [time_from, time_to] (see module doc).
+
+    A file the compactor merged away between the listing and DuckDB opening it fails the
+    query before any row is returned: the files are listed again and the query rerun, within
+    the same time limit.
+    """
     _check_statement(sql)
-    files = store.files(units, time_from, time_to)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        files = store.files(units, time_from, time_to)
+        left = deadline - time.monotonic()
+        try:
+            return _query(files, sql, time_from, time_to, max_rows, max(left, 0.1), timeout_s)
+        except _FilesMoved:
+            if time.monotonic() >= deadline:
+                raise HuntRefused(f"query took longer than {timeout_s:g} s") from None
+            time.sleep(0.05)  # the compactor is at work in these folders: let it finish
+
+
+class _FilesMoved(Exception):
+    """A listed file went before the query read it (compaction or retention)."""
+
+
+def _query(
+    files: list[Path],
+    sql: str,
+    time_from: dt.datetime | None,
+    time_to: dt.datetime | None,
+    max_rows: int,
+    timeout_s: float,
+    limit_s: float,
+) -> HuntResult:
+    """One attempt, interrupted after ``timeout_s`` (what is left of the caller's ``limit_s``)."""
     con = duckdb.connect(":memory:")
     timed_out = threading.Event()
 
@@ -176,7 +210,9 @@ def run_hunt(
         fetched = cursor.fetchmany(max_rows + 1)
     except duckdb.Error as exc:
         if timed_out.is_set():
-            raise HuntRefused(f"query took longer than {timeout_s:g} s") from None
+            raise HuntRefused(f"query took longer than {limit_s:g} s") from None
+        if any(not p.exists() for p in files):
+            raise _FilesMoved from None
         raise HuntRefused(str(exc).strip()) from None
     finally:
         timer.cancel()
