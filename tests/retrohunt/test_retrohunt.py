@@ -180,6 +180,8 @@ def test_sigma_retrohunt_over_one_unit(world: Any) -> None:
             assert job["status"] == "done", job
             assert job["progress"] == 1.0
             assert job["files_done"] == job["files_total"] > 0
+            assert job["days_done"] == job["days_total"] >= 1
+            assert (job["units_done"], job["units_total"]) == (1, 1)
             assert job["events_read"] == len(world["lines"])
             assert job["hits"] == len(world["scan_x"])
             assert job["units"] == ["unit-a"]
@@ -325,6 +327,9 @@ def test_cancel_stops_a_long_job(world: Any) -> None:
         job = _wait_job(http, job_id)
         assert job["status"] == "cancelled", job
         assert 0 < job["files_done"] < job["files_total"] == 60
+        # One file a day: as many unit-days read as files; the unit is not read through.
+        assert (job["days_done"], job["days_total"]) == (job["files_done"], 60)
+        assert (job["units_done"], job["units_total"]) == (0, 1)
         assert 0 < job["progress"] < 1
         time.sleep(1.0)
         again = http.get(f"/api/v1/retrohunts/{job_id}").json()

@@ -46,6 +46,7 @@ from serverkit import Centre, add_token, admin, make_centre
 from vedette.server.app import ROUTERS
 from vedette.server.authz import ROUTE_RIGHTS
 from vedette.server.routes_console import router as console_router
+from vedette.server.routes_console_hunt import router as hunt_router
 
 assert ROUTERS, "importing the app fills ROUTE_RIGHTS"
 
@@ -149,10 +150,14 @@ EXPECTED: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("GET", "/alerts/{alert_id}"):                   READ,
     ("POST", "/alerts/{alert_id}"):                  WRITE,
     ("GET", "/console/stream"):                      READ,
-    # The hunt page is an empty form: nothing of any unit to show or hide.
-    ("GET", "/hunt"):                                _rights(EVERYWHERE, EVERYWHERE, EVERYWHERE,
-                                                             FORBIDDEN),
+    # The hunt page lists the user's units' retro-hunts (the standing job of each).
+    ("GET", "/hunt"):                                READ,
     ("POST", "/hunt"):                               READ,
+    # Console retro-hunts (web: start from the hunt page, a job's page, cancel, progress).
+    ("POST", "/hunt/retrohunts"):                    WRITE,
+    ("GET", "/hunt/retrohunts/{job_id}"):            READ,
+    ("POST", "/hunt/retrohunts/{job_id}/cancel"):    WRITE,
+    ("GET", "/console/retrohunts"):                  READ,
     ("GET", "/rules"):                               READ,
     ("GET", "/admin"):                               ADMIN,
     ("POST", "/admin/tokens"):                       ADMIN,
@@ -213,8 +218,15 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/incidents/{incident_id}/escalate"): 303,
     ("POST", "/bulletins"): 303,
     ("POST", "/bulletins/{bulletin_id}/ack"): 303,
+    # Console retro-hunts: form posts answer 303.
+    ("POST", "/hunt/retrohunts"): 303,
+    ("POST", "/hunt/retrohunts/{job_id}/cancel"): 303,
 }
-CONSOLE = {(m, r.path) for r in console_router.routes for m in getattr(r, "methods", ())}
+CONSOLE = {
+    (m, r.path)
+    for r in (*console_router.routes, *hunt_router.routes)
+    for m in getattr(r, "methods", ())
+}
 """The console's routes (left out of /openapi.json): HTML pages and form posts."""
 HTML = {"Accept": "text/html"}
 LISTS = {("POST", "/api/v1/hunt"), ("POST", "/hunt")}
@@ -233,6 +245,9 @@ PAGES = {
     # Console incident sharing and bulletins.
     ("POST", "/incidents/{incident_id}/share"), ("POST", "/incidents/{incident_id}/escalate"),
     ("GET", "/bulletins"), ("POST", "/bulletins"), ("POST", "/bulletins/{bulletin_id}/ack"),
+    # Console retro-hunts.
+    ("POST", "/hunt/retrohunts"), ("GET", "/hunt/retrohunts/{job_id}"),
+    ("POST", "/hunt/retrohunts/{job_id}/cancel"), ("GET", "/console/retrohunts"),
 }  # fmt: skip
 """Console routes called as a browser would (``Accept: text/html``) by :func:`_console_call`
 and checked for marks of other units by :func:`_console_shows`."""
@@ -446,6 +461,22 @@ def _asset(unit: str, name: str) -> dict[str, Any]:
 def _retrohunt(unit: str, title: str) -> dict[str, Any]:
     """A retro-hunt over ``unit`` for an indicator no sample event holds (raises nothing)."""
     return {"units": [unit], "indicators": "0" * 32, "format": "list", "title": f"{title}-{unit}"}
+
+
+# A Sigma rule the console's retro-hunt form starts (no sample event matches it).
+PROBE_RULE = """
+title: Matrix probe
+id: 0a6a3c51-5d6e-4c55-9a33-7f3d1f0c2a10
+status: test
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        Image|endswith: '\\matrix-probe-nowhere.exe'
+    condition: selection
+level: low
+"""
 
 
 def _start_retrohunt(world: World, unit: str, title: str) -> int:
@@ -741,6 +772,23 @@ def _console_call(
             answer = http.post(f"/bulletins/{made.json()['id']}/ack", data={}, headers=HTML)
             answer.extensions["listed"] = ("/api/v1/bulletins", before)
             return answer
+        # -- console retro-hunts --
+        case ("POST", "/hunt/retrohunts"):
+            title = f"probe-{n}-{unit}"
+            data = {"rule": PROBE_RULE, "units": unit, "title": title, "lookback": "all"}
+            answer = http.post("/hunt/retrohunts", data=data, headers=HTML)
+            answer.extensions["created"] = title
+            return answer
+        case ("GET", "/hunt/retrohunts/{job_id}"):
+            return http.get(f"/hunt/retrohunts/{world.retrohunts[unit]}", headers=HTML)
+        case ("POST", "/hunt/retrohunts/{job_id}/cancel"):
+            job_id = _start_retrohunt(world, unit, f"v{n}")
+            answer = http.post(f"/hunt/retrohunts/{job_id}/cancel", data={}, headers=HTML)
+            answer.extensions["job"] = job_id
+            return answer
+        case ("GET", "/console/retrohunts"):
+            # The poll of the hunt page's script, naming the target's job by id.
+            return http.get("/console/retrohunts", params={"ids": world.retrohunts[unit]})
         case _:
             assert route[0] == "GET" and "{" not in route[1], route
             return http.get(route[1], headers=HTML)
@@ -904,6 +952,11 @@ def _console_shows(world: World, route: tuple[str, str], answer: httpx.Response,
     if route == ("GET", "/static/{name:path}"):
         assert answer.headers["content-type"].startswith("text/css"), answer.headers
         return True
+    if route == ("GET", "/console/retrohunts"):
+        assert answer.headers["content-type"].startswith("application/json"), answer.headers
+        items = answer.json()["items"]
+        assert {j["unit"] for j in items} <= MINE, items
+        return [j["id"] for j in items] == [world.retrohunts[unit]]
     if answer.status_code == 303:  # a form post done: it went where it should, and did it
         _console_did(world, route, answer, unit)
         return True
@@ -941,7 +994,10 @@ def _console_shows(world: World, route: tuple[str, str], answer: httpx.Response,
         # -- console incident sharing and bulletins --
         case ("GET", "/bulletins"):
             return f"standing-{unit}" in text
-    return True  # the login page, the empty hunt form: nothing of any unit
+        # -- console retro-hunts --
+        case ("GET", "/hunt") | ("GET", "/hunt/retrohunts/{job_id}"):
+            return f"standing-{unit}" in text
+    return True  # the login page: nothing of any unit
 
 
 def _console_did(world: World, route: tuple[str, str], answer: httpx.Response, unit: str) -> None:
@@ -1019,6 +1075,23 @@ def _console_did(world: World, route: tuple[str, str], answer: httpx.Response, u
             _, before = answer.extensions["listed"]
             after = _root_item(world, "/api/v1/bulletins", before["id"])
             assert [t["status"] for t in after["targets"]] == ["acknowledged"], after
+        # -- console retro-hunts --
+        case ("POST", "/hunt/retrohunts"):
+            found = re.fullmatch(r"/hunt\?started=(\d+)#h-jobs", location)
+            assert found, location
+            job = world.as_root("GET", f"/api/v1/retrohunts/{found.group(1)}").json()
+            assert job["title"] == answer.extensions["created"], job
+            assert (job["unit"], job["units"], job["kind"]) == ("north", [unit], "sigma"), job
+        case ("POST", "/hunt/retrohunts/{job_id}/cancel"):
+            assert location == "/hunt?done=cancelled#h-jobs", location
+            path = f"/api/v1/retrohunts/{answer.extensions['job']}"
+            job = world.as_root("GET", path).json()
+            deadline = time.monotonic() + 60
+            while job["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)  # a running job stops at its next batch
+                job = world.as_root("GET", path).json()
+            # A small job may have finished before the cancel reached it.
+            assert job["status"] in ("cancelled", "done"), job
         case _:
             raise AssertionError(f"{route} answered 303 to {location}")
 
@@ -1052,9 +1125,16 @@ def _untouched(world: World, route: tuple[str, str], answer: httpx.Response, uni
         case ("DELETE", "/api/v1/assets/{asset_id}"):
             ids = {a["id"] for a in world.as_root("GET", "/api/v1/assets").json()["items"]}
             assert answer.extensions["victim"] in ids
-        case ("POST", "/api/v1/retrohunts/{job_id}/cancel"):
+        case ("POST", "/api/v1/retrohunts/{job_id}/cancel") | (
+            "POST",
+            "/hunt/retrohunts/{job_id}/cancel",
+        ):
             job = world.as_root("GET", f"/api/v1/retrohunts/{answer.extensions['job']}").json()
             assert job["status"] != "cancelled", job
+        case ("POST", "/hunt/retrohunts"):
+            listed = world.as_root("GET", "/api/v1/retrohunts", params={"limit": 1000}).json()
+            titles = {j["title"] for j in listed["items"]}
+            assert answer.extensions["created"] not in titles, titles
         case _ if "listed" in answer.extensions:
             path, before = answer.extensions["listed"]
             assert _root_item(world, path, before["id"]) == before

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from vedette.store.state import (
     Role,
     add_received,
@@ -15,6 +17,8 @@ from vedette.store.state import (
     set_position,
     silent_units,
 )
+from vedette.store.state.models import IngestRate
+from vedette.store.state.positions import ingest_rates
 from vedette.store.state.units import set_silent_after
 
 if TYPE_CHECKING:
@@ -77,3 +81,37 @@ def test_silent_units(world: World) -> None:
     with world.db.session() as session:
         names = [s.name for s in silent_units(session, later + timedelta(minutes=20))]
     assert names == ["north", "south"]
+
+
+def test_ingest_rates_over_the_last_minute_and_five(world: World) -> None:
+    north, south = world.ids["north"], world.ids["south"]
+    now = datetime(2026, 3, 1, 12, 10, 5, tzinfo=UTC)  # 5 s into a ten-second bucket
+    with world.db.session() as session:
+        # Three commits of one bucket add up; older arrivals land in their own buckets.
+        add_received(session, {north: (30, now - timedelta(seconds=3))})
+        add_received(session, {north: (30, now - timedelta(seconds=1)), south: (7, now)})
+    with world.db.session() as session:
+        add_received(session, {north: (60, now - timedelta(seconds=3))})
+        add_received(session, {north: (600, now - timedelta(seconds=200))})
+        add_received(session, {north: (9_999, now - timedelta(minutes=20))})  # outside both
+    with world.db.session() as session:
+        rates = ingest_rates(session, [north, south, world.ids["centre"]], now)
+    # The last minute counts from the bucket holding now - 60 s (12:09:00): 65 s of arrivals.
+    assert rates[north][0] == 120 / 65
+    # Five minutes from 12:05:00: 305 s.
+    assert rates[north][1] == 720 / 305
+    assert rates[south] == (7 / 65, 7 / 305)
+    assert rates[world.ids["centre"]] == (0.0, 0.0)
+
+
+def test_ingest_rate_buckets_older_than_an_hour_are_pruned(world: World) -> None:
+    north = world.ids["north"]
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # a pruning bucket (every 300 s)
+    with world.db.session() as session:
+        add_received(session, {north: (5, start - timedelta(hours=2))})
+        add_received(session, {north: (5, start - timedelta(minutes=30))})
+    with world.db.session() as session:
+        add_received(session, {north: (1, start)})
+    with world.db.session() as session:
+        buckets = sorted(session.scalars(select(IngestRate.bucket)))
+    assert buckets == [int((start - timedelta(minutes=30)).timestamp()), int(start.timestamp())]

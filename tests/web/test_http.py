@@ -15,7 +15,17 @@ from webkit import PASSWORD, World
 
 from vedette.web.security import set_cookie
 
-PAGES = ["/overview", "/alerts", "/hunt", "/rules", "/admin", "/incidents", "/warnings"]
+PAGES = [
+    "/overview",
+    "/alerts",
+    "/hunt",
+    "/rules",
+    "/rules/tuning",
+    "/admin",
+    "/incidents",
+    "/warnings",
+    "/bulletins",
+]
 HTML = {"Accept": "text/html"}
 
 
@@ -199,3 +209,50 @@ def test_hunt_exports_and_time_range(session: httpx.Client, world: World) -> Non
     assert later.status_code == 200 and f"<td>{host}</td>" not in later.text
     refused = session.post("/hunt", data={"csrf": token, "sql": "COPY events TO '/tmp/x.csv'"})
     assert refused.status_code == 400 and 'role="alert"' in refused.text
+
+
+BAD_RULES = {
+    "yaml": "title: [never closed\ndetection: {",
+    "no detection": "title: Nothing to find\nlogsource:\n    product: windows\n",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_a_rule_that_does_not_load_is_a_message_on_the_hunt_page(
+    session: httpx.Client, lang: str
+) -> None:
+    page = session.get("/hunt", params={"lang": lang})
+    token = _csrf(page.text)
+    before = session.get("/console/retrohunts").json()["items"]
+    for name, rule in BAD_RULES.items():
+        answer = session.post("/hunt/retrohunts", data={"csrf": token, "rule": rule})
+        assert answer.status_code == 400, (name, answer.text[:500])
+        message = re.search(r'<p class="error-text" role="alert" id="retro-error">([^<]+)</p>',
+                            answer.text)  # fmt: skip
+        assert message, (name, answer.text[:2000])
+        lead = {"en": "The retro-hunt did not start:", "vi": "Chưa bắt đầu được truy lùng ngược:"}
+        assert message.group(1).startswith(lead[lang]), (name, message.group(1))
+        assert "Traceback" not in answer.text and 'File "' not in answer.text
+        assert "[never closed" in answer.text or name != "yaml"  # the form keeps the rule
+    empty = session.post("/hunt/retrohunts", data={"csrf": token, "rule": "  "})
+    assert empty.status_code == 400 and 'role="alert"' in empty.text
+    assert session.get("/console/retrohunts").json()["items"] == before  # nothing started
+    forged = session.post("/hunt/retrohunts", data={"csrf": "0" * 64, "rule": BAD_RULES["yaml"]})
+    assert forged.status_code == 403
+
+
+def test_per_unit_events_per_second_after_ingest(session: httpx.Client, world: World) -> None:
+    from webkit import lsass_event
+
+    world.send("branch-b", b"".join(lsass_event(f"rate-{i}.corp.example") for i in range(12)))
+    cell = re.compile(r'<td class="rate" data-unit="branch-b" data-window="60">([^<]+)</td>')
+    deadline = time.monotonic() + 60
+    shown = "0.0"
+    # Twelve events within the last minute: at least 12 / 70 s, once the worker has committed
+    # their batch (other tests' earlier events may already show a smaller figure).
+    while float(shown.replace(",", "")) < 0.17 and time.monotonic() < deadline:
+        found = cell.search(session.get("/overview", params={"lang": "en"}).text)
+        assert found, "no events/s cell for branch-b"
+        shown = found.group(1)
+        time.sleep(0.5)
+    assert float(shown.replace(",", "")) >= 0.17, shown

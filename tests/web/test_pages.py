@@ -4,6 +4,7 @@ host but the centre's own."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,19 @@ from webkit import SHOTS, World, login, lsass_event
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 LANGS = ("en", "vi")
+PAGES_RULE = """\
+title: Pages check retro-hunt
+id: 5e0c1a2b-3d4e-4f5a-8b9c-0d1e2f3a4b5c
+status: test
+logsource:
+    product: windows
+    category: process_access
+detection:
+    selection:
+        TargetImage|endswith: '\\lsass.exe'
+    condition: selection
+level: high
+"""
 THEMES = ("dark", "light")
 
 
@@ -26,17 +40,30 @@ def paths(world: World) -> dict[str, str]:
     assert made.status_code == 201, made.text
     incident = made.json()["id"]
     world.api("POST", f"/api/v1/incidents/{incident}/tasks", json={"title": "Isolate pages-01"})
+    world.api("POST", "/api/v1/bulletins", json={"title": "Pages bulletin", "text": "Look out."})
+    hunt = world.api(
+        "POST", "/api/v1/retrohunts", json={"rule": PAGES_RULE, "title": "Pages retro-hunt"}
+    )
+    assert hunt.status_code == 201, hunt.text
+    job = hunt.json()["id"]
+    deadline = time.monotonic() + 120  # finished: its page then stays as photographed
+    while world.api("GET", f"/api/v1/retrohunts/{job}").json()["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, "the pages' retro-hunt did not finish"
+        time.sleep(0.2)
     return {
         "overview": "/overview",
         "wall": "/overview?wall=1&hours=168",
         "alerts": "/alerts",
         "alert": f"/alerts/{alert['id']}",
         "hunt": "/hunt",
+        "retrohunt": f"/hunt/retrohunts/{job}",
         "rules": "/rules",
+        "tuning": "/rules/tuning?hours=720",
         "admin": "/admin",
         "incidents": "/incidents",
         "incident": f"/incidents/{incident}",
         "warnings": "/warnings",
+        "bulletins": "/bulletins",
         "not-found": "/alerts/999999",
     }
 

@@ -18,6 +18,7 @@ from vedette.server import (
     routes_assets,
     routes_bulletins,
     routes_console,
+    routes_console_hunt,
     routes_deadletters,
     routes_incidents,
     routes_ingest,
@@ -43,6 +44,7 @@ ROUTERS = (
     routes_assets.router,
     routes_deadletters.router,
     routes_console.router,
+    routes_console_hunt.router,
 )
 
 DESCRIPTION = """\

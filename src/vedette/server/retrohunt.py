@@ -8,8 +8,8 @@ turns each batch back into :class:`~vedette.events.Event` objects and matches th
 built from the rule's YAML, or the indicator index built by the intel feed loaders. Hits pass
 the unit's rule exceptions and become alerts in the unit of the event, one per fingerprint and
 job (the job id is part of the fingerprint and of ``matched``), optionally attached to an
-incident. Each file's alerts commit with the job's progress (files done / files total) in one
-transaction; a cancel is seen between batches.
+incident. Each file's alerts commit with the job's progress (files, and the unit-days and units
+read so far: :class:`Milestones`) in one transaction; a cancel is seen between batches.
 
 Jobs run on a small thread pool (``workers``, 2 by default) beside the worker; a job that was
 running when the centre stopped is marked failed on the next start (its alerts so far stay),
@@ -22,7 +22,7 @@ import logging
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -332,12 +332,14 @@ def _within(
 
 @dataclass(slots=True)
 class _Job:
-    """What a running job needs beside its row: the detector, the caller, the cancel flag."""
+    """What a running job needs beside its row: the detector, the caller, the cancel flag,
+    and once it runs, its files' milestones."""
 
     id: int
     detector: Detector
     scope: Scope | None
     cancel: threading.Event = field(default_factory=threading.Event)
+    milestones: Milestones = field(default_factory=lambda: Milestones(0, (), (), 0))
 
 
 @dataclass(slots=True)
@@ -346,6 +348,44 @@ class _Fold:
     count: int
     first: datetime
     last: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Milestones:
+    """How many unit-days and units a job has read after each file, for files in (unit, day)
+    order (as :meth:`ParquetEventStore.files` lists them): a unit-day is read with its last
+    file, a unit with its last file or at once when it has none in the range."""
+
+    days_total: int
+    days_after: tuple[int, ...]
+    units_after: tuple[int, ...]
+    units_without_files: int
+
+    @classmethod
+    def of(cls, files: Sequence[tuple[str, Path]], units: Iterable[str]) -> Milestones:
+        """The milestones of ``files`` ((unit, path) pairs, ``day=YYYY-MM-DD`` folders)."""
+        days: list[int] = []
+        read: list[int] = []
+        day_count = unit_count = 0
+        for index, (unit, path) in enumerate(files):
+            after = files[index + 1] if index + 1 < len(files) else None
+            if after is None or (after[0], after[1].parent.name) != (unit, path.parent.name):
+                day_count += 1
+            if after is None or after[0] != unit:
+                unit_count += 1
+            days.append(day_count)
+            read.append(unit_count)
+        empty = len(set(units) - {unit for unit, _ in files})
+        return cls(day_count, tuple(days), tuple(read), empty)
+
+    def days_done(self, files_done: int) -> int:
+        """Unit-days read once the first ``files_done`` files are."""
+        return self.days_after[files_done - 1] if files_done > 0 else 0
+
+    def units_done(self, files_done: int) -> int:
+        """Units read once the first ``files_done`` files are."""
+        read = self.units_after[files_done - 1] if files_done > 0 else 0
+        return self.units_without_files + read
 
 
 @dataclass(slots=True)
@@ -506,9 +546,12 @@ class RetroHuntRunner:
                 for unit in sorted(unit_ids)
                 for path in self.store.files([unit], time_from, time_to)
             ]
+            job.milestones = Milestones.of(files, unit_ids)
             row.status = "running"
             row.started_at = utcnow()
             row.files_total = len(files)
+            row.days_total = job.milestones.days_total
+            row.units_done = job.milestones.units_done(0)
             row.progress = 0.0 if files else 1.0
             exceptions = active_exceptions(session, datetime.now(UTC))
         admits = logsource_filter(job.detector)
@@ -622,6 +665,8 @@ class RetroHuntRunner:
             row.alert_ids = alert_ids
             row.samples = samples
             row.files_done = files_done
+            row.days_done = job.milestones.days_done(files_done)
+            row.units_done = job.milestones.units_done(files_done)
             row.progress = files_done / row.files_total if row.files_total else 1.0
             row.events_read += events_read
             row.hits += hits

@@ -6,15 +6,14 @@ logged in is sent to the login page, and a refused or unknown object is an HTML 
 other clients get the API's JSON errors. Console ``POST``s are form posts carrying the CSRF
 token of :mod:`vedette.web.security` (not needed with an ``Authorization`` header, which a
 browser never adds by itself). ``GET /console/stream`` streams new-alert notices of the
-user's units as server-sent events.
+user's units as server-sent events. The hunt page (SQL and retro-hunts) is
+:mod:`vedette.server.routes_console_hunt`, on a router of its own with the same route class.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -29,7 +28,6 @@ from starlette.concurrency import run_in_threadpool
 from vedette.server.authz import bearer, caller, guarded
 from vedette.server.centre import feeds_folder, rule_error_record
 from vedette.server.errors import ApiError
-from vedette.store.hunt import HuntRefused, run_hunt
 from vedette.store.state import incidents as incident_svc
 from vedette.store.state.accounts import (
     AuthError,
@@ -368,7 +366,7 @@ async def alert_page(request: Request, scope: Caller, alert_id: ObjectId) -> Res
                 "close_reason": alert.close_reason,
                 "assignee": alert.assignee,
                 "first_seen": alert.first_seen,
-                "attack": alert.attack or [],
+                "attack": rulesview.described_techniques(alert.attack or []),
                 "observables": alert.observables or [],
                 "matched": alert.matched or {},
                 "sample_event": alert.sample_event or {},
@@ -474,67 +472,6 @@ async def alert_stream(request: Request, scope: Caller) -> Response:
 
     answer = StreamingResponse(events(), media_type="text/event-stream")
     answer.headers["X-Accel-Buffering"] = "no"
-    return protect(answer)
-
-
-# -- hunt ----------------------------------------------------------------------------------
-
-DEFAULT_SQL = "SELECT time, unit, host, category FROM events ORDER BY time DESC LIMIT 100"
-
-
-@guarded(router, "GET", "/hunt", "read")
-async def hunt_page(request: Request, scope: Caller) -> Response:
-    """The SQL box over the user's stored events."""
-    page = _page(request, scope)
-    return page.render("hunt.html", sql=DEFAULT_SQL, result=None, error="", form={})
-
-
-@guarded(router, "POST", "/hunt", "read")
-async def hunt_submit(request: Request, scope: Caller) -> Response:
-    """Run the query (as ``POST /api/v1/hunt`` does); show it, or export it as CSV or JSON."""
-    page = _page(request, scope)
-    form = await _checked_form(request)
-    sql = _one(form, "sql")[:20_000]
-    export = _one(form, "export")
-    since, until = _utc(_date(_one(form, "from"))), _utc(_date(_one(form, "to")))
-    centre = request.app.state.centre
-
-    def run() -> Any:
-        with _session(request, readonly=True) as session:
-            units = sorted(unit_names(session, scope.unit_ids).values())
-        return run_hunt(
-            centre.store, sql, units=units, time_from=since, time_to=until, max_rows=10_000
-        )
-
-    try:
-        result = await run_in_threadpool(run)
-    except HuntRefused as exc:
-        return page.render("hunt.html", status=400, sql=sql, result=None, error=str(exc), form=form)
-    if export == "json":
-        body = orjson.dumps(
-            {"columns": result.columns, "rows": result.rows, "truncated": result.truncated},
-            default=str,
-        )
-        return _download(body, "application/json", "hunt.json")
-    if export == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(result.columns)
-        for row in result.rows:
-            writer.writerow([_csv_cell(v) for v in row])
-        return _download(buffer.getvalue().encode(), "text/csv; charset=utf-8", "hunt.csv")
-    return page.render("hunt.html", sql=sql, result=result, error="", form=form)
-
-
-def _csv_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula to a spreadsheet: event text must stay text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _download(body: bytes, media_type: str, name: str) -> Response:
-    answer = Response(body, media_type=media_type)
-    answer.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return protect(answer)
 
 

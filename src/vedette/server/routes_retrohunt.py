@@ -44,10 +44,12 @@ class RetroHuntIn(BaseModel):
     title: str | None = Field(default=None, max_length=500)
 
 
-def _start(request: Request, scope: Scope, body: RetroHuntIn) -> dict[str, Any]:
+def start_job(centre: Any, scope: Scope, body: RetroHuntIn) -> dict[str, Any]:
+    """Check and start the retro-hunt ``body`` asks for (the API's and the console's start):
+    units outside the scope are :class:`NotFound`, a rule or set that does not load
+    :class:`Invalid`. ``{"id", "units"}``."""
     if (body.rule is None) == (body.indicators is None):
         raise Invalid("give either 'rule' (Sigma YAML) or 'indicators'")
-    centre = request.app.state.centre
     with centre.state.session(readonly=True) as session:
         if body.units:
             units = sorted({scoped_unit(session, scope, name).name for name in body.units})
@@ -86,7 +88,7 @@ async def retrohunts_start(
     request: Request, scope: Annotated[Scope, Depends(caller)], body: RetroHuntIn
 ) -> dict[str, Any]:
     """Start a retro-hunt → ``{"id", "units"}``; follow it with ``GET /retrohunts/{id}``."""
-    return await run_in_threadpool(_start, request, scope, body)
+    return await run_in_threadpool(start_job, request.app.state.centre, scope, body)
 
 
 @guarded(router, "GET", "/retrohunts", "read")
@@ -110,8 +112,9 @@ async def retrohunts_get(
     request: Request, scope: Annotated[Scope, Depends(caller)], job_id: JobId
 ) -> dict[str, Any]:
     """One retro-hunt: ``status`` (queued, running, done, cancelled, failed), ``progress``
-    (files done / files total), ``hits`` (detections), ``events_read``, ``alert_ids``,
-    ``samples`` (the first hits: unit, host, time, rule, count, alert)."""
+    (files done / files total), ``files_done``/``files_total``, ``days_done``/``days_total``
+    (unit-days read), ``units_done``/``units_total``, ``hits`` (detections), ``events_read``,
+    ``alert_ids``, ``samples`` (the first hits: unit, host, time, rule, count, alert)."""
 
     def run() -> dict[str, Any]:
         with request.app.state.centre.state.session(readonly=True) as session:

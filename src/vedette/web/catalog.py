@@ -41,7 +41,7 @@ def extract() -> dict[str, list[tuple[str, int]]]:
 
     add(WEB, "web", METHODS)
     # The page routes build a few messages in Python (flash and error texts).
-    add(SERVER, "server", [("routes_console.py", "python")])
+    add(SERVER, "server", [("routes_console.py", "python"), ("routes_console_hunt.py", "python")])
     return found
 
 

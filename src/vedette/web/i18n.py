@@ -112,3 +112,9 @@ class Formats:
         if value is None:
             return "—"
         return format_decimal(value, locale=self.lang)
+
+    def rate(self, value: float | None) -> str:
+        """A rate (events/s): two decimals below 10 (a trickle still shows), whole above."""
+        if value is None:
+            return "—"
+        return format_decimal(value, format="#,##0.0#" if value < 10 else "#,##0", locale=self.lang)

@@ -23,6 +23,11 @@ LABELS: dict[str, str] = {
     "closed": N_("closed"),
     "open": N_("open"),
     "done": N_("done"),
+    # retro-hunt statuses (besides "done")
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "cancelled": N_("cancelled"),
+    "failed": N_("failed"),
     # close reasons
     "true_positive": N_("true positive"),
     "false_positive": N_("false positive"),

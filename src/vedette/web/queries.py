@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from vedette.store.state.alerts import update_alert
 from vedette.store.state.models import Alert, Unit
+from vedette.store.state.positions import ingest_rates
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
 from vedette.store.state.units import UnitInfo, list_units
 
@@ -167,6 +168,8 @@ class UnitHealth:
     last_received_at: datetime | None
     backlog: int
     silent: bool
+    rates: tuple[float, ...] = ()
+    """Events/s received over :data:`~vedette.store.state.positions.RATE_WINDOWS`."""
 
 
 @dataclass(slots=True)
@@ -271,11 +274,14 @@ def unit_health(
     """Each of the caller's units with received/stored counts, backlog and silence.
 
     A unit is silent when it has a ``silent_after`` and its last batch is older than that, or
-    when it has one and has never sent anything.
+    when it has one and has never sent anything. Events/s come from the state store's buckets
+    (written by whichever process runs the worker).
     """
     now = now or datetime.now(UTC)
     out = []
-    for info in list_units(session, scope):
+    units = list_units(session, scope)
+    rates = ingest_rates(session, [info.id for info in units], now)
+    for info in units:
         count, last = received.get(info.name, (0, 0.0))
         last_at = datetime.fromtimestamp(last, tz=UTC) if last else info.last_received_at
         if last_at is not None and last_at.tzinfo is None:
@@ -291,6 +297,7 @@ def unit_health(
                 last_received_at=last_at,
                 backlog=max(0, count - info.events_stored),
                 silent=silent,
+                rates=rates.get(info.id, ()),
             )
         )
     return out

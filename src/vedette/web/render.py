@@ -42,6 +42,7 @@ def environment(lang: str) -> Environment:
     formats = i18n.Formats(lang)
     env.filters["when"] = formats.when
     env.filters["number"] = formats.number
+    env.filters["rate"] = formats.rate
     catalogue = i18n.translations(lang)
     env.filters["tr"] = lambda code: catalogue.gettext(label(code)) if code else ""
     env.globals["LANGUAGES"] = i18n.LANGUAGES

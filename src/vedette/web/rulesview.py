@@ -20,8 +20,23 @@ _KEY = re.compile(r"^(\s*)([A-Za-z0-9_|.*-]+)\s*:")
 
 @cache
 def attack_kb() -> AttackKB:
-    """Enterprise ATT&CK as bundled (names and tactics of techniques)."""
+    """Enterprise ATT&CK as bundled (names, tactics and descriptions of techniques)."""
     return AttackKB.load()
+
+
+def described_techniques(attack: list[Any]) -> list[dict[str, Any]]:
+    """An alert's techniques (``{id, name, tactics}``) with the bundled ATT&CK description of
+    each (empty when the id is unknown)."""
+    out = []
+    for entry in attack:
+        if not isinstance(entry, dict):
+            continue
+        technique = attack_kb().technique(str(entry.get("id") or ""))
+        described = {**entry, "description": technique.description if technique else ""}
+        if technique is not None and not described.get("name"):
+            described["name"] = technique.name
+        out.append(described)
+    return out
 
 
 def loaded_rules(centre: Any) -> list[RuleInfo]:

@@ -223,6 +223,18 @@ class UnitStats(Base):
     silent_alerted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class IngestRate(Base):
+    """Events received per unit in one ten-second bucket (epoch seconds of its start), kept
+    for the last hour: the overview's events/s, from any process that reads the store."""
+
+    __tablename__ = "ingest_rates"
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_ingest_rates_bucket", "bucket"),)
+
+
 # -- notifications (outbox) ------------------------------------------------------------------
 
 

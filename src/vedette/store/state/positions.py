@@ -2,18 +2,32 @@
 
 Nothing here commits: the pipeline commits a position together with what it produced, so a
 crash replays from the last committed position and neither loses nor doubles anything.
+
+Events received are also counted per unit in ten-second buckets of their arrival time
+(``ingest_rates``, the last hour kept), so events/s per unit can be read by any process over the
+same store: the api of a scale-out deployment as well as the embedded centre.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from vedette.store.state.models import Position, Unit, UnitStats, as_utc
+from vedette.store.state.models import IngestRate, Position, Unit, UnitStats, as_utc
+
+RATE_BUCKET_SECONDS: Final = 10
+RATE_KEEP_SECONDS: Final = 3600
+RATE_PRUNE_EVERY: Final = 300
+"""Buckets older than :data:`RATE_KEEP_SECONDS` are deleted by the writes of one bucket in
+this many seconds' worth (a few deletes every five minutes, not one per commit)."""
+RATE_WINDOWS: Final = (60, 300)
+"""The overview's events/s: over the last minute and the last five minutes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,73 @@ def add_received(session: Session, counts: Mapping[int, tuple[int, datetime]]) -
         row.last_received_at = _later(row.last_received_at, received_at)
         row.silent_alerted = False
     session.flush()
+    _add_rates(session, counts)
+
+
+def _bucket(moment: datetime) -> int:
+    seconds = int(as_utc(moment).timestamp())
+    return seconds - seconds % RATE_BUCKET_SECONDS
+
+
+def _add_rates(session: Session, counts: Mapping[int, tuple[int, datetime]]) -> None:
+    """Add each unit's count to the bucket of its arrival time (an upsert: two workers that
+    briefly share a unit while a partition changes hands add up instead of colliding)."""
+    rows = [
+        {"unit_id": unit_id, "bucket": _bucket(received_at), "events": n}
+        for unit_id, (n, received_at) in counts.items()
+        if n > 0
+    ]
+    if not rows:
+        return
+    key = [IngestRate.unit_id, IngestRate.bucket]
+    if session.get_bind().dialect.name == "postgresql":
+        on_pg = postgresql.insert(IngestRate).values(rows)
+        session.execute(
+            on_pg.on_conflict_do_update(
+                index_elements=key, set_={"events": IngestRate.events + on_pg.excluded.events}
+            )
+        )
+    else:
+        on_lite = sqlite.insert(IngestRate).values(rows)
+        session.execute(
+            on_lite.on_conflict_do_update(
+                index_elements=key, set_={"events": IngestRate.events + on_lite.excluded.events}
+            )
+        )
+    newest = max(int(row["bucket"]) for row in rows)
+    if newest % RATE_PRUNE_EVERY == 0:
+        session.execute(delete(IngestRate).where(IngestRate.bucket < newest - RATE_KEEP_SECONDS))
+
+
+def ingest_rates(
+    session: Session,
+    unit_ids: Iterable[int],
+    now: datetime,
+    windows: Sequence[int] = RATE_WINDOWS,
+) -> dict[int, tuple[float, ...]]:
+    """Events/s each of ``unit_ids`` received over each of ``windows`` (seconds) up to
+    ``now``: the events of the buckets from the one holding ``now - window`` on, over the time
+    since that bucket began. Units with nothing in the window are 0."""
+    ids = sorted(set(unit_ids))
+    now_seconds = as_utc(now).timestamp()
+    starts = [_bucket(as_utc(now) - timedelta(seconds=w)) for w in windows]
+    totals = {unit_id: [0] * len(windows) for unit_id in ids}
+    if ids and starts:
+        rows = session.execute(
+            select(IngestRate.unit_id, IngestRate.bucket, IngestRate.events).where(
+                IngestRate.unit_id.in_(ids), IngestRate.bucket >= min(starts)
+            )
+        ).all()
+        for unit_id, bucket, events in rows:
+            for index, start in enumerate(starts):
+                if bucket >= start:
+                    totals[unit_id][index] += int(events)
+    return {
+        unit_id: tuple(
+            total / max(now_seconds - start, 1.0) for total, start in zip(sums, starts, strict=True)
+        )
+        for unit_id, sums in totals.items()
+    }
 
 
 set_received = add_received  # the name the server design notes use

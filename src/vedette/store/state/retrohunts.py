@@ -3,7 +3,8 @@
 A job belongs to the unit of the caller who started it (``owner_unit_id``) and names the units
 whose events it reads (``units``, each covered by the caller when it was started). The runner
 (:mod:`vedette.server.retrohunt`) moves it from ``queued`` to ``running`` and to ``done``,
-``cancelled`` or ``failed``, writing its progress (files done / files total) as it goes. Only
+``cancelled`` or ``failed``, writing its progress as it goes (files, unit-days and units done of
+their totals: a unit-day is one unit's events of one day, held in one or more files). Only
 the owner side (the owner unit and the units above it) sees a job: anyone else gets
 :class:`NotFound`, as for an id that does not exist.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vedette.store.state.audit import append_audit, jsonable
@@ -44,6 +45,9 @@ class RetroHunt(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     files_total: Mapped[int] = mapped_column(Integer, default=0)
     files_done: Mapped[int] = mapped_column(Integer, default=0)
+    days_total: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    days_done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    units_done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     events_read: Mapped[int] = mapped_column(Integer, default=0)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     excepted: Mapped[int] = mapped_column(Integer, default=0)
@@ -139,6 +143,10 @@ def retrohunt_out(row: RetroHunt, owner: str, *, detail: bool = True) -> dict[st
         "progress": row.progress,
         "files_total": row.files_total,
         "files_done": row.files_done,
+        "days_total": row.days_total,
+        "days_done": row.days_done,
+        "units_total": len(row.units or []),
+        "units_done": row.units_done,
         "events_read": row.events_read,
         "hits": row.hits,
         "excepted": row.excepted,

@@ -1,4 +1,5 @@
-// Vedette console: live alert queue (server-sent events), bulk selection, keyboard shortcuts.
+// Vedette console: live alert queue (server-sent events), bulk selection, keyboard shortcuts,
+// retro-hunt progress (polled JSON), wall-screen refresh.
 // Served from the centre itself (CSP script-src 'self'); no library, no build step.
 // Every value from the server is inserted with textContent, never as HTML.
 "use strict";
@@ -154,18 +155,83 @@
     if (!document.body.classList.contains("wall") || !main) return;
     const seconds = Number(main.dataset.refresh || "30");
     window.setInterval(function () {
-      fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (answer) { return answer.ok ? answer.text() : Promise.reject(answer.status); })
-        .then(function (html) {
-          const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
-          const current = document.getElementById("main");
-          if (fresh && current) current.replaceWith(document.importNode(fresh, true));
-        })
-        .catch(function () { /* keep showing the last picture; try again next time */ });
+      refreshMain().catch(function () { /* keep showing the last picture; try again next time */ });
     }, seconds * 1000);
   }
 
+  // Swap the page's main content for a fresh copy from the server (rendered and escaped as for
+  // any page view): no reload, no flash.
+  function refreshMain() {
+    return fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (answer) { return answer.ok ? answer.text() : Promise.reject(answer.status); })
+      .then(function (html) {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+        const current = document.getElementById("main");
+        if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+      });
+  }
+
+  // Retro-hunts: poll the progress of the unfinished jobs shown (JSON rows in the user's
+  // language) and update their cells in place until every one is finished.
+  const JOB_FIELDS = ["units", "days", "events", "hits", "alerts", "error"];
+
+  function retroHuntProgress() {
+    const table = document.getElementById("retrohunts");
+    if (!table || !window.fetch) return;
+    const every = Math.max(500, Number(table.dataset.every || "2000"));
+    const live = document.getElementById("jobs-live");
+    function pending() {
+      return Array.prototype.slice.call(table.querySelectorAll('tr[data-job][data-finished="0"]'));
+    }
+    function update(row, job) {
+      const state = row.querySelector('[data-field="status"]');
+      if (state) {
+        state.className = "status status-" + String(job.status).replace(/[^a-z_]/g, "");
+        state.textContent = String(job.status_label);
+      }
+      JOB_FIELDS.forEach(function (name) {
+        const cell = row.querySelector('[data-field="' + name + '"]');
+        if (cell) cell.textContent = String(job[name] === undefined || job[name] === null ? "" : job[name]);
+      });
+      const bar = row.querySelector("progress");
+      if (bar) bar.value = Number(job.percent) || 0;
+      if (!job.finished) return false;
+      row.dataset.finished = "1";
+      const cancel = row.querySelector("form.cancel");
+      if (cancel) cancel.remove();
+      if (live) {
+        live.textContent = (table.dataset.doneLabel || "%s: %t")
+          .replace("%s", String(job.id)).replace("%t", String(job.status_label));
+      }
+      return true;
+    }
+    function poll() {
+      const rows = pending();
+      if (!rows.length) return;
+      const ids = rows.map(function (row) { return row.dataset.job; }).join(",");
+      fetch(table.dataset.poll + "?ids=" + encodeURIComponent(ids),
+            { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (answer) { return answer.ok ? answer.json() : Promise.reject(answer.status); })
+        .then(function (data) {
+          let finished = false;
+          (data.items || []).forEach(function (job) {
+            const row = table.querySelector('tr[data-job="' + String(Number(job.id)) + '"]');
+            if (row && update(row, job)) finished = true;
+          });
+          // A job page shows the alerts a finished job raised: fetch it again in place.
+          if (finished && table.dataset.refresh) {
+            return refreshMain().then(retroHuntProgress);
+          }
+          window.setTimeout(poll, every);
+          return null;
+        })
+        .catch(function () { window.setTimeout(poll, every * 2); });
+    }
+    if (pending().length) window.setTimeout(poll, every);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    retroHuntProgress();
     wallRefresh();
     liveQueue();
     selectAll();
