@@ -268,7 +268,7 @@ def test_sigkill_twice_mid_stream_stores_every_acknowledged_event_once_and_alert
     ingest = add_token(centre.home, "branch-a", "ingest")
     analyst = add_token(centre.home, "hq", "analyst")
     centre.start()
-    sender = Sender(centre, ingest, batches, threads=2, deadline=75).start()
+    sender = Sender(centre, ingest, batches, threads=2, deadline=180).start()
     # First kill: a third of the way through, whatever the worker is doing.
     _wait_until(lambda: sender.acked_count() >= len(batches) // 3, 30)
     centre.kill()

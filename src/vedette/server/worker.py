@@ -19,6 +19,11 @@ spool has nothing more: the state store's cost is per distinct fingerprint per c
 commit folds every detection of a fingerprint since the last one; and a fingerprint's alert
 facts (sample event, observables) are built once per commit, as only the first are kept.
 
+The two stages may run in two processes (``stages``; vedette.server.worker_process does so):
+a ``detect`` worker commits only the detect position and its alerts, a ``store`` worker only
+the store position and its Parquet files, and reads no batch past the committed detect
+position, so an event visible as stored has its alerts visible too.
+
 Correlation state is in memory, one correlator per unit (its watermark is that unit's newest
 event time; late events are counted). A restart loses the windows open at that moment: this is
 counted in ``correlation_restarts`` and said in the docs.
@@ -115,15 +120,16 @@ class Worker:
         spool: Spool,
         store: ParquetEventStore,
         state: WorkerState,
-        detector: Detector,
+        detector: Detector | None,
         *,
         correlator_factory: Callable[[], Any] | None = None,
         flush_rows: int = 20_000,
         flush_seconds: float = 1.0,
-        read_batches: int = 32,
+        read_batches: int = 4,
         alert_commit_seconds: float = 0.5,
         release_seconds: float = 0.5,
         max_attempts: int = 3,
+        stages: frozenset[str] = frozenset({DETECT, STORE}),
     ) -> None:
         self.spool = spool
         self.store = store
@@ -136,6 +142,10 @@ class Worker:
         self.alert_commit_seconds = alert_commit_seconds
         self.release_seconds = release_seconds
         self.max_attempts = max_attempts
+        if not stages or not stages <= {DETECT, STORE}:
+            raise ValueError(f"worker stages must be detect, store or both, not {sorted(stages)}")
+        self.detects = DETECT in stages
+        self.stores = STORE in stages
         self._failures: dict[int, int] = {}
         self.stats = WorkerStats()
         self.decoder = BatchDecoder()
@@ -166,12 +176,13 @@ class Worker:
     def recover(self) -> None:
         """Read committed positions and cut Parquet files nobody committed."""
         self.detect_pos, self.store_pos = self.state.positions()
-        removed = self.store.discard_after(self.store_pos)
-        if removed:
-            log.warning(
-                "removed %d uncommitted event files past position %d", removed, self.store_pos
-            )
-        if self.detect_pos or self.store_pos:
+        if self.stores:
+            removed = self.store.discard_after(self.store_pos)
+            if removed:
+                log.warning(
+                    "removed %d uncommitted event files past position %d", removed, self.store_pos
+                )
+        if self.detects and (self.detect_pos or self.store_pos):
             self.stats.correlation_restarts += 1
 
     def start(self) -> None:
@@ -193,7 +204,11 @@ class Worker:
 
     @property
     def position(self) -> int:
-        """Everything up to here is both stored and alerted."""
+        """Everything up to here is done by this worker's stages (stored and alerted)."""
+        if not self.stores:
+            return self.detect_pos
+        if not self.detects:
+            return self.store_pos
         return min(self.detect_pos, self.store_pos)
 
     def wait_processed(self, seq: int, timeout: float) -> bool:
@@ -213,7 +228,7 @@ class Worker:
         cursor = self.position
         while not self._stop.is_set():
             try:
-                batches = self.spool.read(cursor, self.read_batches)
+                batches = self._read(cursor)
                 if batches:
                     self._process(batches)
                     cursor = batches[-1].seq
@@ -221,8 +236,10 @@ class Worker:
                     self._commit_alerts()
                 elif self._rows:
                     self._flush()
-                else:
+                elif self.detects:
                     self.spool.wait(cursor, 0.2)
+                else:
+                    self._stop.wait(0.05)  # waiting for the detect worker, not for the spool
                 if self._detect_to and self._commit_due():
                     self._commit_alerts()
                 if self._rows and self._flush_due():
@@ -235,7 +252,8 @@ class Worker:
                 self._rows.clear()
                 self._forget_alerts()
                 self.detect_pos, self.store_pos = self.state.positions()
-                self.store.discard_after(self.store_pos)
+                if self.stores:
+                    self.store.discard_after(self.store_pos)
                 cursor = self.position
                 self._stop.wait(1.0)
         try:
@@ -245,6 +263,18 @@ class Worker:
                 self._flush()
         except Exception:
             log.exception("could not commit alerts or flush stored events at stop")
+
+    def _read(self, cursor: int) -> list[SpoolBatch]:
+        """The next batches past ``cursor``; a store-only worker stops at the committed detect
+        position (it re-reads that position once it has caught up with it)."""
+        if self.detects:
+            return self.spool.read(cursor, self.read_batches)
+        if cursor >= self.detect_pos:
+            self.detect_pos = self.state.positions()[0]
+            if cursor >= self.detect_pos:
+                return []
+        batches = self.spool.read(cursor, self.read_batches)
+        return [b for b in batches if b.seq <= self.detect_pos]
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._alerts_since >= self.alert_commit_seconds
@@ -275,37 +305,38 @@ class Worker:
         detect_to = max(self._detect_to, self.detect_pos)
         now = time.time()
         for batch in batches:
+            detect = self.detects and batch.seq > self.detect_pos
+            store = self.stores and batch.seq > self.store_pos
             if batch.corrupt is not None:
-                self.stats.corrupt_batches += 1
-                log.error("spool batch %d is corrupt (%s): skipped", batch.seq, batch.corrupt)
-                detect_to = max(detect_to, batch.seq)
+                if self.detects:
+                    self.stats.corrupt_batches += 1
+                    log.error("spool batch %d is corrupt (%s): skipped", batch.seq, batch.corrupt)
+                detect_to = max(detect_to, batch.seq) if detect else detect_to
                 self._note_rows(batch.seq, [])
                 continue
+            if not (detect or store):
+                continue  # replayed: both stages of this worker already have it
             try:
                 events = self.decoder.events(batch)
                 when = datetime.fromtimestamp(batch.received_at, tz=UTC)
-                found = (
-                    self._detect(batch.unit, events, when, facts_memo)
-                    if batch.seq > self.detect_pos
-                    else []
-                )
+                found = self._detect(batch.unit, events, when, facts_memo) if detect else []
             except Exception as exc:
                 if not self._give_up(batch, exc):
                     raise  # the error loop retries from the committed position
-                detect_to = max(detect_to, batch.seq)
+                detect_to = max(detect_to, batch.seq) if detect else detect_to
                 self._note_rows(batch.seq, [])
                 continue
             self._failures.pop(batch.seq, None)
-            self.stats.batches += 1
-            self.stats.events += len(events)
-            if batch.seq > self.detect_pos:
+            if detect:
+                self.stats.batches += 1
+                self.stats.events += len(events)
                 alerts.extend(found)
                 count, _ = received.get(batch.unit, (0, when))
                 received[batch.unit] = (count + len(events), when)
                 detect_to = batch.seq
-            if batch.seq > self.store_pos:
+                self.stats.lag_seconds = max(0.0, now - batch.received_at)
+            if store:
                 self._note_rows(batch.seq, [_row(batch.seq, e, when) for e in events])
-            self.stats.lag_seconds = max(0.0, now - batch.received_at)
         if detect_to > self.detect_pos and not self._detect_to:
             self._alerts_since = time.monotonic()
         if detect_to > self.detect_pos:
@@ -321,7 +352,8 @@ class Worker:
         reason = f"{type(exc).__name__}: {exc}"
         self.state.dead_letter(batch, attempts, reason)
         del self._failures[batch.seq]
-        self.stats.dead_letters += 1
+        if self.detects:  # a store-only worker meets the same batch after the detect worker
+            self.stats.dead_letters += 1
         log.error("spool batch %d of %s dead-lettered after %d attempts: %s",
                   batch.seq, batch.unit, attempts, reason)  # fmt: skip
         return True
@@ -344,7 +376,7 @@ class Worker:
         self._detect_to = 0
 
     def _note_rows(self, seq: int, rows: list[EventRow]) -> None:
-        if seq <= self.store_pos:
+        if not self.stores or seq <= self.store_pos:
             return
         if not self._rows_first:
             self._rows_first = seq
@@ -389,6 +421,8 @@ class Worker:
         facts_memo: dict[tuple[str, str, str, bytes], AlertFacts],
     ) -> list[tuple[str, AlertFacts]]:
         detector = self.detector
+        if detector is None:
+            raise RuntimeError("a worker without a detector cannot run the detect stage")
         found = detector.match(events)
         correlator = self._correlator(unit)
         if correlator is not None and found:
