@@ -54,11 +54,16 @@ class NatsServer:
     root: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    extra_config: str = ""
+    """More of the server's configuration (TLS, authorization, cluster), appended as is."""
+    env: dict[str, str] | None = None
+    """Environment of the server process (variables its configuration names as $VAR)."""
+    scheme: str = "nats"
 
     @property
     def url(self) -> str:
         """The client URL."""
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def config_path(self) -> Path:
@@ -76,7 +81,7 @@ class NatsServer:
             "  sync_interval: always\n"
             "  max_memory_store: 64MB\n"
             "  max_file_store: 2GB\n"
-            "}\n"
+            "}\n" + self.extra_config
         )
 
     def start(self, timeout: float = 20.0) -> None:
@@ -84,7 +89,10 @@ class NatsServer:
         self.write_config()
         log = (self.root / "nats.log").open("ab")
         self.process = subprocess.Popen(
-            [_binary(), "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
+            [_binary(), "-c", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=None if self.env is None else {**os.environ, **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

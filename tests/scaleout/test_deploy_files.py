@@ -61,6 +61,12 @@ def check_serve_command(argv: list[str], flags: set[str], roles: set[str]) -> st
     assert role in roles
     for needed in ("--home", "--nats", "--database", "--store", "--partitions"):
         assert needed in used, f"{needed} missing from {argv}"
+    # NATS: three replicas on the 3-node cluster, TLS with the CA and a client certificate;
+    # its credentials come from the environment (VEDETTE_NATS_*), never from the arguments.
+    assert args[args.index("--replicas") + 1] == "3", argv
+    for needed in ("--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key"):
+        assert needed in used, f"{needed} missing from {argv}"
+    assert not any(re.search(r"://[^/\s]*@", a) for a in args), argv
     return role
 
 
@@ -146,6 +152,18 @@ def test_compose_writes_no_secret() -> None:
             assert secret in doc["secrets"], (name, secret)
     ignored = (DEPLOY / ".gitignore").read_text().split()
     assert {"secrets/", "tls/"} <= set(ignored)
+
+
+def test_nats_credentials_are_in_the_environment_file_not_the_url() -> None:
+    lines = (DEPLOY / "systemd" / "vedette.env.example").read_text().splitlines()
+    env = dict(x.split("=", 1) for x in lines if x and not x.startswith("#"))
+    assert "@" not in env["NATS_URL"] and env["NATS_URL"].startswith("tls://")
+    assert env["NATS_URL"].count("tls://") == 3
+    assert env["VEDETTE_NATS_USER"] == "vedette" and env["VEDETTE_NATS_PASSWORD"] == "CHANGE_ME"
+    # The servers verify the client certificates the roles present.
+    conf = (DEPLOY / "nats" / "nats.conf").read_text()
+    clients = conf.split("tls {", 1)[1].split("}", 1)[0]
+    assert "verify: true" in clients
 
 
 def test_no_password_literal_in_any_deploy_file() -> None:

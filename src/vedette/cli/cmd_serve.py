@@ -8,10 +8,13 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from vedette.cli.registry import CommandRegistry
 from vedette.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vedette.store.jetstream import JetStreamConfig
 
 DESCRIPTION = """\
 Run the monitoring centre: units send events over HTTP (POST /api/v1/events) or syslog, the
@@ -83,6 +86,18 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                        help="worker lease; a dead worker's partitions move after it")  # fmt: skip
     scale.add_argument("--max-partitions", type=int, metavar="N",
                        help="a worker takes at most N partitions")  # fmt: skip
+    scale.add_argument("--replicas", type=int, default=1, metavar="N",
+                       help="copies of the event stream on a JetStream cluster (3 for a "
+                       "3-node cluster; refused when the servers cannot place them)")  # fmt: skip
+    scale.add_argument("--nats-creds", type=Path, metavar="FILE",
+                       help="NATS credentials file (JWT and nkey seed); or a user and "
+                       "password in $VEDETTE_NATS_USER and $VEDETTE_NATS_PASSWORD")  # fmt: skip
+    scale.add_argument("--nats-tls-ca", type=Path, metavar="FILE",
+                       help="CA (PEM) of the NATS servers' certificates (TLS on)")  # fmt: skip
+    scale.add_argument("--nats-tls-cert", type=Path, metavar="FILE",
+                       help="client certificate (PEM), for servers that verify")  # fmt: skip
+    scale.add_argument("--nats-tls-key", type=Path, metavar="FILE",
+                       help="the client certificate's private key (PEM)")  # fmt: skip
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))  # fmt: skip
 
@@ -157,15 +172,17 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.role != "all" or args.nats:
         _check_scale_out(args)
+    from vedette.store.natsauth import redact_url
+
     if args.role == "worker":
         from vedette.server.roles import run_worker
 
-        print(f"vedette serve: worker loading rules, NATS {args.nats} ...", file=sys.stderr)
+        print(f"vedette serve: worker loading rules, NATS {redact_url(args.nats)} ...",
+              file=sys.stderr)  # fmt: skip
         return run_worker(
             config,
-            args.nats,
+            _nats_config(args),
             args.store,
-            args.partitions,
             lease_seconds=args.lease_seconds,
             max_partitions=args.max_partitions,
         )
@@ -173,7 +190,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.role == "api":
         from vedette.server.roles import open_api
 
-        centre: Centre = open_api(config, args.nats, args.store, args.partitions)
+        nats = _nats_config(args)
+        centre: Centre = open_api(config, nats, args.store)
+        print(f"vedette serve: api on NATS {redact_url(nats.url)}, stream {nats.stream} keeps "
+              f"{nats.replicas} replica(s)", file=sys.stderr)  # fmt: skip
     else:
         centre = Centre.open(config)
     facts = centre.rules.facts
@@ -220,6 +240,24 @@ def _check_scale_out(args: argparse.Namespace) -> None:
         raise ConfigError("--role api/worker share their state: --database must be PostgreSQL")
     if args.partitions < 1:
         raise ConfigError("--partitions must be at least 1")
+    if not 1 <= args.replicas <= 5:
+        raise ConfigError("--replicas must be 1 to 5 (JetStream's limit)")
+
+
+def _nats_config(args: argparse.Namespace) -> JetStreamConfig:
+    """The stream and connection settings of the scale-out flags and environment."""
+    from vedette.store.jetstream import JetStreamConfig
+    from vedette.store.natsauth import NatsAuth
+
+    auth = NatsAuth.from_env(
+        creds=args.nats_creds,
+        tls_ca=args.nats_tls_ca,
+        tls_cert=args.nats_tls_cert,
+        tls_key=args.nats_tls_key,
+    )
+    return JetStreamConfig(
+        url=args.nats, partitions=args.partitions, replicas=args.replicas, auth=auth
+    )
 
 
 def _server_class() -> type:

@@ -84,12 +84,10 @@ def received_from_state(state: StateDB) -> dict[str, tuple[int, float]]:
     return out
 
 
-def open_spool(
-    config: ServeConfig, state: StateDB, nats_url: str, partitions: int
-) -> JetStreamSpool:
+def open_spool(config: ServeConfig, state: StateDB, nats: JetStreamConfig) -> JetStreamSpool:
     """The JetStream spool with the state store's ledger and received counts."""
     return JetStreamSpool(
-        JetStreamConfig(url=nats_url, partitions=partitions),
+        nats,
         high_water_events=config.high_water_events,
         ledger=StateLedger(state),
         received=lambda: received_from_state(state),
@@ -182,11 +180,11 @@ class ApiCentre(Centre):
         return bool(self.spool.pending_events() < self.config.high_water_events)
 
 
-def open_api(config: ServeConfig, nats_url: str, store: Path, partitions: int) -> ApiCentre:
+def open_api(config: ServeConfig, nats: JetStreamConfig, store: Path) -> ApiCentre:
     """Open the api role's stores (PostgreSQL state, JetStream spool, shared event store)."""
     home = config.paths.create()
     state = open_state(config.state_url, backup_dir=home.backups)
-    spool = open_spool(config, state, nats_url, partitions)
+    spool = open_spool(config, state, nats)
     events = ParquetEventStore(store)
     rules = load_rules(config)
     return ApiCentre(config, state, cast(Any, spool), events, rules)
@@ -194,9 +192,8 @@ def open_api(config: ServeConfig, nats_url: str, store: Path, partitions: int) -
 
 def run_worker(
     config: ServeConfig,
-    nats_url: str,
+    nats: JetStreamConfig,
     store: Path,
-    partitions: int,
     *,
     lease_seconds: float = 10.0,
     max_partitions: int | None = None,
@@ -204,7 +201,8 @@ def run_worker(
     """The worker role in the foreground until SIGTERM or SIGINT; returns the exit status."""
     home = config.paths.create()
     state = open_state(config.state_url, backup_dir=home.backups)
-    spool = JetStreamSpool(JetStreamConfig(url=nats_url, partitions=partitions))
+    spool = JetStreamSpool(nats)
+    partitions = nats.partitions
     rules = load_rules(config)
     workers = PartitionWorkers(
         spool,
@@ -225,7 +223,8 @@ def run_worker(
     signal.signal(signal.SIGINT, on_signal)
     workers.start()
     log.info("worker %s: %d partitions, lease %.0f s", workers.owner, partitions, lease_seconds)
-    print(f"vedette serve: worker {workers.owner} running", flush=True)
+    print(f"vedette serve: worker {workers.owner} running; stream {nats.stream} keeps "
+          f"{spool.replicas} replica(s)", flush=True)  # fmt: skip
     held: list[int] = []
     while not stop.wait(1.0):
         if workers.held() != held:

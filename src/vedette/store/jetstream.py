@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, unquote
 
@@ -54,6 +56,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 
 from vedette.errors import ConfigError
 from vedette.store.batchcodec import decode_batch, encode_batch
+from vedette.store.natsauth import NatsAuth, redact_url
 from vedette.store.spool import AppendResult, SpoolBatch, SpoolFull, SpoolUnavailable
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("vedette.jetstream")
 
 _H_UNIT = "Vedette-Unit"
 _H_KIND = "Vedette-Kind"
@@ -76,6 +80,72 @@ _META_PARTITIONS = "vedette_partitions"
 _FULL_CODES = {10047, 10077, 10078}
 _STATE_TTL_S = 0.5
 _WAIT_POLL_S = 0.05
+
+
+async def _open_connection(config: JetStreamConfig) -> Any:
+    """Connect (reconnecting for ever afterwards), or raise ConfigError with the reason.
+
+    nats-py retries a first connection for ever when reconnecting is on; a wrong password or
+    certificate would then hang the process silently. Its errors are watched instead: once
+    every server refused for such a reason, or ``connect_timeout`` passed, give up and say why.
+    """
+    servers = [u.strip() for u in config.url.split(",") if u.strip()]
+    seen: list[BaseException] = []
+    connected = asyncio.Event()
+
+    async def on_error(exc: Exception) -> None:
+        if connected.is_set():
+            log.warning("NATS: %s: %s", type(exc).__name__, exc)
+        elif len(seen) < 100:
+            seen.append(exc)
+
+    task = asyncio.ensure_future(
+        nats.connect(
+            servers,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            name="vedette",
+            error_cb=on_error,
+            **config.auth.options(),
+        )
+    )
+    deadline = time.monotonic() + config.connect_timeout
+    while not task.done():
+        refused = [e for e in seen if _refusal(e)]
+        if len(refused) >= len(servers) or time.monotonic() > deadline:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            errors = refused or seen
+            reason = _reason(errors[-1]) if errors else "no answer"
+            raise ConfigError(f"cannot connect to NATS at {redact_url(config.url)}: {reason}")
+        await asyncio.sleep(0.05)
+    try:
+        nc = task.result()
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot connect to NATS at {redact_url(config.url)}: {_reason(exc)}"
+        ) from exc
+    connected.set()
+    return nc
+
+
+def _refusal(exc: BaseException) -> bool:
+    """An error that retrying will not cure: credentials or certificates."""
+    if isinstance(exc, nats.errors.AuthorizationError | ssl.SSLError):
+        return True
+    return "authorization" in str(exc).lower() or "tls" in str(exc).lower()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return "authorization refused (check the credentials)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: {exc.verify_message} (check --nats-tls-ca)"
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
 
 
 def partition_of(unit: str, partitions: int) -> int:
@@ -108,6 +178,10 @@ class JetStreamConfig:
     max_bytes: int = -1
     """Stream size limit; past it publishes are refused (503 to the client), nothing dropped."""
     request_timeout: float = 10.0
+    connect_timeout: float = 20.0
+    """How long the first connection may take before the process gives up (ConfigError)."""
+    auth: NatsAuth = field(default_factory=NatsAuth)
+    """Credentials and TLS (vedette.store.natsauth)."""
 
     def subject(self, partition: int) -> str:
         """The subject of one partition."""
@@ -146,8 +220,10 @@ class JetStreamSpool:
         self._appended_events = 0
         self._appended_batches = 0
         self._closed = False
+        self.replicas = config.replicas
+        """Replicas the stream keeps (checked against ``config.replicas`` on connect)."""
         try:
-            self._nc: Any = self._call(self._connect(), timeout=30.0)
+            self._nc: Any = self._call(self._connect(), timeout=config.connect_timeout + 30.0)
         except BaseException:
             self._stop_loop()
             raise
@@ -164,18 +240,7 @@ class JetStreamSpool:
 
     async def _connect(self) -> Any:
         config = self.config
-        try:
-            nc = await nats.connect(
-                # A comma-separated list names several servers of a cluster.
-                [u.strip() for u in config.url.split(",") if u.strip()],
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                connect_timeout=5,
-                name="vedette",
-            )
-        except Exception as exc:
-            raise ConfigError(f"cannot reach NATS at {config.url}: {exc}") from exc
+        nc = await _open_connection(config)
         js = nc.jetstream(timeout=config.request_timeout)
         stream = StreamConfig(
             name=config.stream,
@@ -190,19 +255,45 @@ class JetStreamSpool:
             metadata={_META_PARTITIONS: str(config.partitions)},
         )
         try:
-            await js.add_stream(stream)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != 10058:  # 10058: exists with another configuration
-                raise
+            try:
+                await js.add_stream(stream)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != 10058:  # 10058: exists with another configuration
+                    raise
+                info = await js.stream_info(config.stream)
+                had = (info.config.metadata or {}).get(_META_PARTITIONS)
+                if had is not None and had != str(config.partitions):
+                    raise ConfigError(
+                        f"stream {config.stream} has {had} partitions, not "
+                        f"{config.partitions}: every api and worker must use the same "
+                        "--partitions"
+                    ) from exc
+                await js.update_stream(stream)
             info = await js.stream_info(config.stream)
-            had = (info.config.metadata or {}).get(_META_PARTITIONS)
-            if had is not None and had != str(config.partitions):
-                await nc.close()
+        except nats.js.errors.APIError as exc:
+            await nc.close()
+            if config.replicas > 1:
                 raise ConfigError(
-                    f"stream {config.stream} has {had} partitions, not {config.partitions}: "
-                    "every api and worker must use the same --partitions"
+                    f"NATS cannot keep {config.replicas} replicas of stream {config.stream} "
+                    f"({exc.description}, error {exc.err_code}): --replicas needs a JetStream "
+                    f"cluster of at least {config.replicas} servers"
                 ) from exc
-            await js.update_stream(stream)
+            raise ConfigError(f"stream {config.stream}: {exc.description}") from exc
+        except (nats.errors.TimeoutError, TimeoutError) as exc:
+            await nc.close()
+            raise ConfigError(
+                f"JetStream did not answer for stream {config.stream} within "
+                f"{config.request_timeout:g} s (JetStream off, or a cluster without a leader yet)"
+            ) from exc
+        except BaseException:
+            await nc.close()
+            raise
+        self.replicas = int(info.config.num_replicas or 1)
+        if self.replicas != config.replicas:
+            await nc.close()
+            raise ConfigError(
+                f"stream {config.stream} keeps {self.replicas} replicas, not {config.replicas}"
+            )
         return nc
 
     def _js(self) -> Any:
