@@ -98,6 +98,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                        help="client certificate (PEM), for servers that verify")  # fmt: skip
     scale.add_argument("--nats-tls-key", type=Path, metavar="FILE",
                        help="the client certificate's private key (PEM)")  # fmt: skip
+    scale.add_argument("--hunt-threads", type=int, default=1, metavar="N",
+                       help="retro-hunt tasks run at once (0: none; default 1)")  # fmt: skip
     parser.add_argument("--log-level", default="info",
                         choices=("debug", "info", "warning", "error"))  # fmt: skip
 
@@ -185,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
             args.store,
             lease_seconds=args.lease_seconds,
             max_partitions=args.max_partitions,
+            hunt_threads=args.hunt_threads,
         )
     print(f"vedette serve: loading rules and opening {args.home} ...", file=sys.stderr)
     if args.role == "api":

@@ -32,7 +32,12 @@ from vedette.server.auth import Authenticator
 from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
 from vedette.server.quota import UnitQuota
-from vedette.server.retrohunt import RetroHuntRunner, hunt_new_indicators, hunt_new_rules
+from vedette.server.retrohunt import (
+    HuntRunner,
+    RetroHuntRunner,
+    hunt_new_indicators,
+    hunt_new_rules,
+)
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
 from vedette.server.worker import DETECT, STORE, Worker
@@ -108,6 +113,8 @@ class Centre:
         spool: SqliteSpool,
         store: ParquetEventStore,
         rules: RuleSet,
+        *,
+        retrohunts: HuntRunner | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -136,8 +143,11 @@ class Centre:
                 correlator_factory=_correlator_factory(rules.detector),
             )
             self.pipeline_state.on_new_alerts = self.coordinator.submit
-        # Retro-hunt: rules and indicator sets over stored events, in the background.
-        self.retrohunts = RetroHuntRunner(state, store, attack_kb=rules.detector.attack_kb)
+        # Retro-hunt: rules and indicator sets over stored events, in the background (in this
+        # process by default; the scale-out api hands them to the workers' queue).
+        self.retrohunts: HuntRunner = retrohunts or RetroHuntRunner(
+            state, store, attack_kb=rules.detector.attack_kb
+        )
         self.listeners: list[SyslogListener] = []
         self.started_at = time.time()
         self.reload_errors: list[str] = []

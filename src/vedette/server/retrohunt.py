@@ -8,12 +8,17 @@ turns each batch back into :class:`~vedette.events.Event` objects and matches th
 built from the rule's YAML, or the indicator index built by the intel feed loaders. Hits pass
 the unit's rule exceptions and become alerts in the unit of the event, one per fingerprint and
 job (the job id is part of the fingerprint and of ``matched``), optionally attached to an
-incident. Each file's alerts commit with the job's progress (files, and the unit-days and units
-read so far: :class:`Milestones`) in one transaction; a cancel is seen between batches.
+incident (:mod:`vedette.server.hunt_scan`). Each file's alerts commit with the job's progress
+(files, and the unit-days and units read so far: :class:`Milestones`) in one transaction; a
+cancel is seen between batches.
 
-Jobs run on a small thread pool (``workers``, 2 by default) beside the worker; a job that was
-running when the centre stopped is marked failed on the next start (its alerts so far stay),
-a queued one runs.
+Two runners behind one interface (:class:`HuntRunner`), chosen like the spool: the embedded
+:class:`RetroHuntRunner` here runs jobs on a small thread pool (``workers``, 2 by default)
+beside the worker; a job that was running when the centre stopped is marked failed on the next
+start (its alerts so far stay), a queued one runs. The scale-out mode splits a job into tasks
+per unit and day on a JetStream work queue run by the workers
+(:mod:`vedette.server.hunt_tasks`); that runner rebuilds a job's detector from its stored
+``spec`` (:func:`rebuild_detector`), so every job keeps what it hunts there.
 """
 
 from __future__ import annotations
@@ -22,54 +27,103 @@ import logging
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlalchemy import select
 
-from vedette.alerts.facts import AlertFacts, facts_of, key_fields
 from vedette.detect import Engine
 from vedette.detect.loader import RuleSources, load_placeholders, load_rules, read_rule_sources
 from vedette.errors import VedetteError
-from vedette.events import Detection, Event, LogSource, SourceRef, iso_utc
+from vedette.events import AttackRef
 from vedette.intel import FeedSpec, IndicatorIndex
+from vedette.intel.model import Indicator, IndicatorInfo
 from vedette.pipeline.detector import Detector, Enricher
-from vedette.store.eventstore import ParquetEventStore, PartName
-from vedette.store.state.alerts import fingerprint, record_detection
+from vedette.server.hunt_scan import (
+    BATCH_ROWS,
+    Found,
+    OnlyRules,
+    enrich_found,
+    logsource_filter,
+    read_events,
+    read_listed,
+    record_hits,
+    scan_files,
+)
+from vedette.store.eventstore import ParquetEventStore
 from vedette.store.state.db import StateDB
-from vedette.store.state.exceptions import active_exceptions, matches
+from vedette.store.state.exceptions import active_exceptions
 from vedette.store.state.incidents import attach_alerts
 from vedette.store.state.models import Unit, utcnow
-from vedette.store.state.retrohunts import MAX_SAMPLES, RetroHunt, create_retrohunt, unfinished
-from vedette.store.state.scope import Invalid, Scope
+from vedette.store.state.retrohunts import RetroHunt, create_retrohunt, unfinished
+from vedette.store.state.scope import Invalid, Principal, Role, Scope
+
+__all__ = [
+    "HuntRunner",
+    "OnlyRules",
+    "RetroHuntError",
+    "RetroHuntRunner",
+    "caller_record",
+    "caller_scope",
+    "can_rebuild",
+    "hunt_new_indicators",
+    "hunt_new_rules",
+    "indicator_records",
+    "indicators_from_records",
+    "intel_detector",
+    "read_events",
+    "read_listed",
+    "rebuild_detector",
+    "sigma_detector",
+]
 
 log = logging.getLogger("vedette.retrohunt")
 
-BATCH_ROWS: Final = 8192
-COLUMNS: Final = (
-    "time",
-    "host",
-    "product",
-    "services",
-    "categories",
-    "source_format",
-    "record_id",
-    "fields",
-)
-_PLAIN: Final = ("host", "product", "source_format", "record_id", "fields")
-_SEP: Final = "\x1f"
 FEED_FORMATS: Final = {"stix": ".json", "misp": ".json", "csv": ".csv", "list": ".txt"}
-DEDUP_SECONDS: Final = 100 * 365 * 86400.0
-"""A job folds every hit of a fingerprint into one alert, however far apart the events are."""
-MAX_ALERT_IDS: Final = 10_000
+
+
+class HuntRunner(Protocol):
+    """What the routes and the reload hunts need of a runner (embedded or work queue)."""
+
+    state: StateDB
+
+    def start(self) -> None:
+        """Take up what a previous process left."""
+        ...
+
+    def stop(self) -> None:
+        """Stop; what runs here stops at its next batch."""
+        ...
+
+    def submit(
+        self,
+        scope: Scope | None,
+        *,
+        owner_unit_id: int,
+        kind: str,
+        title: str,
+        spec: dict[str, Any],
+        detector: Detector,
+        units: Sequence[str],
+        time_from: datetime | None,
+        time_to: datetime | None,
+        incident_id: int | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Record a queued job and have it run; its id."""
+        ...
+
+    def cancel(self, job_id: int) -> None:
+        """Stop a job (the route has marked its row ``cancel_requested``)."""
+        ...
+
+    def wait(self, job_id: int, timeout: float | None = None) -> None:
+        """Block until the job is finished (tests, benchmarks)."""
+        ...
 
 
 class RetroHuntError(VedetteError):
@@ -124,19 +178,6 @@ def new_indicators(old: IndicatorIndex | None, new: IndicatorIndex | None) -> In
     return fresh if len(fresh) else None
 
 
-@dataclass(slots=True)
-class OnlyRules:
-    """An engine whose detections are kept only for ``rule_ids``: the new rules of a reload
-    share their files with rules already run (the files are loaded whole, as ``scan`` does)."""
-
-    engine: Engine
-    rule_ids: frozenset[str]
-
-    def match(self, events: Sequence[Event]) -> list[Detection]:
-        """The engine's detections of the chosen rules."""
-        return [d for d in self.engine.match(events) if d.rule_id in self.rule_ids]
-
-
 _FILTER_DOC: Final = re.compile(r"^filter:", re.MULTILINE)
 MAX_SPEC_TEXT: Final = 4 * 1024 * 1024
 """Rule texts kept in a reload job's spec (so a queued job runs after a restart) up to this."""
@@ -177,156 +218,6 @@ def new_rules_sources(
     ]
 
 
-# -- reading stored events -----------------------------------------------------------------------
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def read_events(
-    path: Path,
-    unit: str,
-    *,
-    time_from: datetime | None = None,
-    time_to: datetime | None = None,
-    batch_rows: int = BATCH_ROWS,
-    admits: Callable[[LogSource], bool] | None = None,
-    seq_range: tuple[int, int] | None = None,
-) -> Iterator[tuple[int, list[Event]]]:
-    """``(rows read, events)`` of one stored file in [time_from, time_to], per Arrow batch.
-
-    Columns are converted a batch at a time; events without a time are kept (their file's day
-    already lies in the range). With ``admits``, rows whose logsource it refuses are skipped
-    before their fields are decoded (decoding the JSON is most of the cost). With
-    ``seq_range``, only rows of those spool batches (a merged file read for one of its
-    sources). Raises FileNotFoundError at once when ``path`` is gone.
-    """
-    parquet = pq.ParquetFile(path)
-    logsources: dict[tuple[Any, ...], LogSource | None] = {}
-    name = str(path)
-    columns = [*COLUMNS, "seq"] if seq_range is not None else list(COLUMNS)
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-        if seq_range is not None:
-            seq = batch.column("seq")
-            keep = pc.and_(pc.greater_equal(seq, seq_range[0]), pc.less_equal(seq, seq_range[1]))
-            batch = batch.filter(keep)
-            if batch.num_rows == 0:
-                continue
-        if time_from is not None or time_to is not None:
-            batch = _within(batch, time_from, time_to)
-            if batch.num_rows == 0:
-                continue
-        # Column-wise conversion: an aware timestamp column converts five times slower than a
-        # naive one, and list columns are joined to one string each so that the logsource of
-        # a batch is built once per distinct (product, services, categories).
-        times = batch.column("time").cast(pa.timestamp("us")).to_pylist()
-        services = pc.binary_join(batch.column("services"), _SEP).to_pylist()
-        categories = pc.binary_join(batch.column("categories"), _SEP).to_pylist()
-        columns = [batch.column(c).to_pylist() for c in _PLAIN]
-        events: list[Event] = []
-        for when, service, category, host, product, fmt, record_id, fields in zip(
-            times, services, categories, *columns, strict=True
-        ):
-            key = (product, service, category)
-            if key in logsources:
-                logsource = logsources[key]
-            else:
-                logsource = LogSource(product, _names(service), _names(category))
-                if admits is not None and not admits(logsource):
-                    logsource = None
-                logsources[key] = logsource
-            if logsource is None:
-                continue
-            events.append(
-                Event(
-                    fields=orjson.loads(fields) if fields else {},
-                    logsource=logsource,
-                    timestamp=None if when is None else when.replace(tzinfo=UTC),
-                    host=host,
-                    source=SourceRef(name, fmt or "stored", record_id),
-                    unit=unit,
-                )
-            )
-        yield batch.num_rows, events
-
-
-def read_listed(
-    store: ParquetEventStore,
-    path: Path,
-    unit: str,
-    *,
-    time_from: datetime | None = None,
-    time_to: datetime | None = None,
-    batch_rows: int = BATCH_ROWS,
-    admits: Callable[[LogSource], bool] | None = None,
-) -> Iterator[tuple[int, list[Event]]]:
-    """:func:`read_events` of a file listed earlier by ``store.files``: when the compactor
-    merged it away since, the same rows (its spool range) from the file covering it now.
-    FileNotFoundError when nothing covers it (retention removed the day)."""
-    gone = PartName.parse(path.name)
-    at: Path | None = path
-    span: tuple[int, int] | None = None
-    for _ in range(5):  # each lap follows one more merge that happened meanwhile
-        if at is None:
-            break
-        try:
-            yield from read_events(
-                at,
-                unit,
-                time_from=time_from,
-                time_to=time_to,
-                batch_rows=batch_rows,
-                admits=admits,
-                seq_range=span,
-            )
-            return
-        except FileNotFoundError:
-            # Raised on opening, before any row (an open file stays readable when unlinked).
-            at = store.covering(path)
-            span = None if gone is None else (gone.first, gone.last)
-    raise FileNotFoundError(path)
-
-
-def _names(joined: str | None) -> frozenset[str]:
-    return frozenset(joined.split(_SEP)) if joined else frozenset()
-
-
-def logsource_filter(detector: Detector) -> Callable[[LogSource], bool] | None:
-    """For a rules-only detector: whether any rule's logsource admits an event's (the engine's
-    own test), so events no rule can match are never decoded. None when all events count."""
-    engine = detector.engine
-    if detector.indicators is not None:
-        return None
-    if isinstance(engine, OnlyRules):
-        rules = [r for r in engine.engine.rules if r.id in engine.rule_ids]
-    elif isinstance(engine, Engine):
-        rules = engine.rules
-    else:
-        return None
-    wanted = {(r.logsource.product, r.logsource.service, r.logsource.category) for r in rules}
-
-    def admits(logsource: LogSource) -> bool:
-        return any(logsource.admits(*triple) for triple in wanted)
-
-    return admits
-
-
-def _within(
-    batch: pa.RecordBatch, time_from: datetime | None, time_to: datetime | None
-) -> pa.RecordBatch:
-    times = batch.column("time")
-    keep = pc.is_null(times)
-    inside: Any = None
-    if time_from is not None:
-        inside = pc.greater_equal(times, pa.scalar(_aware(time_from), times.type))
-    if time_to is not None:
-        upper = pc.less_equal(times, pa.scalar(_aware(time_to), times.type))
-        inside = upper if inside is None else pc.and_(inside, upper)
-    mask = pc.or_(keep, pc.fill_null(inside, False)) if inside is not None else keep
-    return batch.filter(mask)
-
-
 # -- the runner ----------------------------------------------------------------------------------
 
 
@@ -340,14 +231,6 @@ class _Job:
     scope: Scope | None
     cancel: threading.Event = field(default_factory=threading.Event)
     milestones: Milestones = field(default_factory=lambda: Milestones(0, (), (), 0))
-
-
-@dataclass(slots=True)
-class _Fold:
-    detection: Detection
-    count: int
-    first: datetime
-    last: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,13 +314,13 @@ class RetroHuntRunner:
                 row = session.get(RetroHunt, job_id)
                 if row is None:
                     continue
-                detector = None if row.status == "running" else _rebuild(row.spec)
+                detector = None if row.status == "running" else rebuild_detector(row.spec)
                 if detector is None:
                     row.status = "failed"
                     row.error = "interrupted: the centre stopped before the job finished"
                     row.finished_at = utcnow()
                     continue
-                self._jobs[row.id] = _Job(row.id, detector, None)
+                self._jobs[row.id] = _Job(row.id, detector, caller_scope(row.spec.get("caller")))
         for job_id in sorted(self._jobs):
             self._futures[job_id] = self._pool.submit(self._run, self._jobs[job_id])
 
@@ -471,6 +354,8 @@ class RetroHuntRunner:
             raise Invalid("the centre is stopping")
         if self.attack_kb is not None and detector.attack_kb is None:
             detector.attack_kb = self.attack_kb
+        if scope is not None:
+            spec = {**spec, "caller": caller_record(scope)}
         with self.state.session() as session:
             if incident_id is not None:
                 if scope is None:
@@ -540,7 +425,6 @@ class RetroHuntRunner:
             query = select(Unit.name, Unit.id).where(Unit.name.in_(names))
             unit_ids = {name: unit_id for name, unit_id in session.execute(query).tuples()}
             time_from, time_to = row.time_from, row.time_to
-            incident_id = row.incident_id
             files = [
                 (unit, path)
                 for unit in sorted(unit_ids)
@@ -558,38 +442,22 @@ class RetroHuntRunner:
         for done, (unit, path) in enumerate(files, 1):
             if job.cancel.is_set():
                 break
-            folds: dict[str, _Fold] = {}
-            events_read = hits = excepted = 0
-            try:
-                batches = read_listed(
-                    self.store,
-                    path,
-                    unit,
-                    time_from=time_from,
-                    time_to=time_to,
-                    batch_rows=self.batch_rows,
-                    admits=admits,
-                )
-                for rows, events in batches:
-                    if job.cancel.is_set():
-                        break
-                    events_read += rows
-                    for detection in job.detector.match(events):
-                        if exceptions and any(
-                            matches(e, unit, detection.rule_id, detection.event.fields)
-                            for e in exceptions
-                        ):
-                            excepted += 1
-                            continue
-                        hits += 1
-                        _fold(folds, job.id, unit, detection)
-            except FileNotFoundError:
-                log.info("retro-hunt %d: %s went (retention) while it ran", job.id, path)
-            self.stats.events_read += events_read
-            self.stats.hits += hits
-            self._commit(
-                job, unit_ids[unit], unit, folds, incident_id, done, events_read, hits, excepted
+            found = scan_files(
+                job.id,
+                job.detector,
+                self.store,
+                unit,
+                [path],
+                time_from=time_from,
+                time_to=time_to,
+                exceptions=exceptions,
+                admits=admits,
+                batch_rows=self.batch_rows,
+                stop=job.cancel.is_set,
             )
+            self.stats.events_read += found.events_read
+            self.stats.hits += found.hits
+            self._commit(job, unit_ids[unit], unit, found, done)
         if job.cancel.is_set():
             if self._stopping.is_set():
                 self._finish(job.id, "failed", "interrupted: the centre stopped")
@@ -600,112 +468,22 @@ class RetroHuntRunner:
         self.stats.jobs_done += 1
         self._finish(job.id, "done")
 
-    def _commit(
-        self,
-        job: _Job,
-        unit_id: int,
-        unit: str,
-        folds: dict[str, _Fold],
-        incident_id: int | None,
-        files_done: int,
-        events_read: int,
-        hits: int,
-        excepted: int,
-    ) -> None:
+    def _commit(self, job: _Job, unit_id: int, unit: str, found: Found, files_done: int) -> None:
         """One file's alerts and the job's progress, in one transaction."""
-        found = [f.detection for f in folds.values()]
-        enriched = job.detector.enrich(found) if found else found
-        for fold, detection in zip(folds.values(), enriched, strict=True):
-            fold.detection = detection
+        enrich_found(job.detector, found)
         with self.state.session() as session:
             row = session.get(RetroHunt, job.id)
             if row is None:
                 return
-            new_ids: list[int] = []
-            alert_ids = list(row.alert_ids or [])
-            samples = list(row.samples or [])
-            for print_, fold in folds.items():
-                facts = _facts(fold.detection, job.id)
-                alert, new = record_detection(
-                    session,
-                    unit_id=unit_id,
-                    fingerprint=print_,
-                    kind=facts.kind,
-                    rule_id=facts.rule_id,
-                    rule_title=facts.rule_title,
-                    level=facts.level,
-                    when=fold.first,
-                    host=facts.host,
-                    attack=facts.attack,
-                    matched=facts.matched,
-                    sample_event=facts.sample_event,
-                    observables=facts.observables,
-                    n=fold.count,
-                    dedup_window_s=DEDUP_SECONDS,
-                )
-                alert.last_seen = max(alert.last_seen, fold.last)
-                if new:
-                    new_ids.append(alert.id)
-                    if len(alert_ids) < MAX_ALERT_IDS:
-                        alert_ids.append(alert.id)
-                if len(samples) < MAX_SAMPLES:
-                    samples.append(
-                        {
-                            "unit": unit,
-                            "host": facts.host,
-                            "time": iso_utc(fold.first),
-                            "rule_id": facts.rule_id,
-                            "rule_title": facts.rule_title,
-                            "count": fold.count,
-                            "alert_id": alert.id,
-                        }
-                    )
-            if new_ids and incident_id is not None and job.scope is not None:
-                attach_alerts(session, job.scope, incident_id, new_ids)
-            row.alert_ids = alert_ids
-            row.samples = samples
+            record_hits(session, row, unit_id=unit_id, unit=unit, found=found, scope=job.scope)
             row.files_done = files_done
             row.days_done = job.milestones.days_done(files_done)
             row.units_done = job.milestones.units_done(files_done)
             row.progress = files_done / row.files_total if row.files_total else 1.0
-            row.events_read += events_read
-            row.hits += hits
-            row.excepted += excepted
 
 
-def _fold(folds: dict[str, _Fold], job_id: int, unit: str, detection: Detection) -> None:
-    key = {**key_fields(detection), "retrohunt": job_id}
-    print_ = fingerprint(detection.rule_id, unit, key)
-    when = detection.event.timestamp or datetime.now(UTC)
-    fold = folds.get(print_)
-    if fold is None:
-        folds[print_] = _Fold(detection, 1, when, when)
-    else:
-        fold.count += 1
-        fold.first = min(fold.first, when)
-        fold.last = max(fold.last, when)
-
-
-def _facts(detection: Detection, job_id: int) -> AlertFacts:
-    facts = facts_of(detection, received=datetime.now(UTC))
-    matched = {**facts.matched, "retrohunt": job_id}
-    return AlertFacts(
-        kind=facts.kind,
-        rule_id=facts.rule_id,
-        rule_title=facts.rule_title,
-        level=facts.level,
-        key_fields=facts.key_fields,
-        when=facts.when,
-        host=facts.host,
-        attack=facts.attack,
-        matched=matched,
-        sample_event=facts.sample_event,
-        observables=facts.observables,
-    )
-
-
-def _rebuild(spec: dict[str, Any]) -> Detector | None:
-    """The detector of a queued job from its stored spec (None when it cannot be rebuilt)."""
+def rebuild_detector(spec: dict[str, Any]) -> Detector | None:
+    """The detector of a job from its stored spec (None when it cannot be rebuilt)."""
     try:
         if spec.get("source") == "rules-reload":
             texts = [(str(p), str(t)) for p, t in spec.get("texts") or []]
@@ -714,13 +492,113 @@ def _rebuild(spec: dict[str, Any]) -> Detector | None:
                 str(k): [str(x) for x in v] for k, v in (spec.get("placeholders") or {}).items()
             }
             return rules_subset_detector(texts, ids, holders) if texts else None
+        if spec.get("source") == "reload" and isinstance(spec.get("indicator_set"), list):
+            index = indicators_from_records(spec["indicator_set"])
+            return Detector(indicators=index) if len(index) else None
         if "rule" in spec:
             return sigma_detector(str(spec["rule"]))[0]
         if "indicators" in spec and isinstance(spec["indicators"], str):
             return intel_detector(spec["indicators"], str(spec.get("format", "list")))[0]
-    except RetroHuntError:
+    except (RetroHuntError, ValueError, TypeError, KeyError):
         return None
     return None
+
+
+def can_rebuild(spec: dict[str, Any]) -> bool:
+    """Whether ``spec`` holds what :func:`rebuild_detector` needs (without building it)."""
+    if spec.get("source") == "rules-reload":
+        return bool(spec.get("texts"))
+    if spec.get("source") == "reload":
+        return isinstance(spec.get("indicator_set"), list)
+    return "rule" in spec or isinstance(spec.get("indicators"), str)
+
+
+MAX_SPEC_INDICATORS: Final = 20_000
+"""New indicators of a feed reload kept in the job's spec (about 4 MiB) so it can be rebuilt."""
+
+
+def indicator_records(index: IndicatorIndex) -> list[dict[str, Any]]:
+    """The indicators of ``index`` as JSON-able records (:func:`indicators_from_records`)."""
+    out: list[dict[str, Any]] = []
+    for indicator in index.indicators():
+        info = indicator.info
+        record: dict[str, Any] = {
+            "type": indicator.type,
+            "value": indicator.value,
+            "source": info.source,
+            "id": info.id,
+            "reference": info.reference,
+            "description": info.description,
+            "confidence": info.confidence,
+            "level": info.level,
+            "valid_from": None if info.valid_from is None else info.valid_from.isoformat(),
+            "valid_until": None if info.valid_until is None else info.valid_until.isoformat(),
+            "labels": list(info.labels),
+            "tags": list(info.tags),
+            "attack": [[a.technique_id, a.name, list(a.tactics)] for a in info.attack],
+            "requires": [list(pair) for pair in info.requires],
+        }
+        out.append({k: v for k, v in record.items() if v not in (None, [])})
+    return out
+
+
+def indicators_from_records(records: Sequence[dict[str, Any]]) -> IndicatorIndex:
+    """An index of the indicators :func:`indicator_records` wrote."""
+    index = IndicatorIndex()
+    for r in records:
+        info = IndicatorInfo(
+            source=str(r.get("source", "")),
+            id=r.get("id"),
+            reference=r.get("reference"),
+            description=r.get("description"),
+            confidence=r.get("confidence"),
+            level=r.get("level"),
+            valid_from=_when(r.get("valid_from")),
+            valid_until=_when(r.get("valid_until")),
+            labels=tuple(str(x) for x in r.get("labels", ())),
+            tags=tuple(str(x) for x in r.get("tags", ())),
+            attack=tuple(
+                AttackRef(str(t), str(name), tuple(str(x) for x in tactics))
+                for t, name, tactics in r.get("attack", ())
+            ),
+            requires=tuple((str(k), str(v)) for k, v in r.get("requires", ())),
+        )
+        index.add(Indicator(str(r["type"]), str(r["value"]), info))
+    return index
+
+
+def _when(text: Any) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(str(text))
+
+
+def caller_record(scope: Scope) -> dict[str, Any]:
+    """Who started a job, kept in its spec so a worker elsewhere acts with the same scope
+    (attaching hits to the caller's incident)."""
+    p = scope.principal
+    return {
+        "kind": p.kind,
+        "id": p.id,
+        "name": p.name,
+        "unit_id": p.unit_id,
+        "unit_name": p.unit_name,
+        "role": p.role.value,
+        "unit_ids": sorted(scope.unit_ids),
+    }
+
+
+def caller_scope(record: Any) -> Scope | None:
+    """The scope :func:`caller_record` wrote (None for the centre's own jobs)."""
+    if not isinstance(record, dict):
+        return None
+    principal = Principal(
+        kind="user" if record.get("kind") == "user" else "token",
+        id=int(record["id"]),
+        name=str(record["name"]),
+        unit_id=int(record["unit_id"]),
+        unit_name=str(record["unit_name"]),
+        role=Role(str(record["role"])),
+    )
+    return Scope(principal, frozenset(int(u) for u in record.get("unit_ids", ())))
 
 
 def lookback(days: float, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -730,7 +608,7 @@ def lookback(days: float, now: datetime | None = None) -> tuple[datetime, dateti
 
 
 def hunt_new_indicators(
-    runner: RetroHuntRunner,
+    runner: HuntRunner,
     old: Detector,
     new: Detector,
     *,
@@ -752,12 +630,15 @@ def hunt_new_indicators(
         return None
     time_from, time_to = lookback(lookback_days)
     sample = sorted(f"{i.type}:{i.value}" for i in fresh.indicators())[:20]
+    spec: dict[str, Any] = {"source": "reload", "count": len(fresh), "sample": sample}
+    if len(fresh) <= MAX_SPEC_INDICATORS:
+        spec["indicator_set"] = indicator_records(fresh)
     return runner.submit(
         None,
         owner_unit_id=root,
         kind="intel",
         title=f"{len(fresh)} new indicators (feed reload)",
-        spec={"source": "reload", "count": len(fresh), "sample": sample},
+        spec=spec,
         detector=Detector(indicators=fresh),
         units=units,
         time_from=time_from,
@@ -767,7 +648,7 @@ def hunt_new_indicators(
 
 
 def _unit_targets(
-    runner: RetroHuntRunner, exclude_units: Sequence[str], target_units: Sequence[str] | None
+    runner: HuntRunner, exclude_units: Sequence[str], target_units: Sequence[str] | None
 ) -> tuple[int | None, list[str]]:
     """The root unit's id and the units an automatic hunt reads (policy filters applied)."""
     with runner.state.session(readonly=True) as session:
@@ -782,7 +663,7 @@ def _unit_targets(
 
 
 def hunt_new_rules(
-    runner: RetroHuntRunner,
+    runner: HuntRunner,
     old: Detector,
     new: Detector,
     *,

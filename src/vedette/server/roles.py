@@ -6,7 +6,9 @@
   warning), fed by polling new alert ids, the notification dispatcher and the silent-sensor
   check; /metrics adds the partition leases (owner, moves, takeovers) read from PostgreSQL.
 - **worker**: no HTTP; leases partitions and runs one pipeline Worker per partition
-  (:mod:`vedette.server.partitions`), writing Parquet under ``--store`` (shared storage).
+  (:mod:`vedette.server.partitions`), writing Parquet under ``--store`` (shared storage), and
+  a small pool running retro-hunt tasks from the work queue (:mod:`vedette.server.hunt_tasks`;
+  the api splits and publishes them).
 
 Both need ``--nats``, ``--database`` (PostgreSQL) and ``--store``; ``--home`` still holds the
 compiled-rule cache. ``--role all`` without ``--nats`` is the embedded default, unchanged.
@@ -31,9 +33,11 @@ from starlette.concurrency import run_in_threadpool
 
 from vedette.server.centre import Centre, SpoolSink, _correlator_factory, load_rules
 from vedette.server.config import ServeConfig
+from vedette.server.hunt_tasks import HuntTaskPool, QueuedHuntRunner
 from vedette.server.partitions import PartitionWorkers
 from vedette.server.syslog_listen import SyslogListener
 from vedette.store.eventstore import ParquetEventStore
+from vedette.store.huntqueue import HuntQueue, HuntQueueConfig
 from vedette.store.jetstream import JetStreamConfig, JetStreamSpool
 from vedette.store.state.db import StateDB, open_state
 from vedette.store.state.ingest_ledger import forget_keys_before, lookup_key, record_key
@@ -142,10 +146,12 @@ class ApiCentre(Centre):
         self._last_alert_id = 0
 
     async def start(self) -> None:
-        """Listeners, dispatcher, coordinator (fed by polling), housekeeping; no worker."""
+        """Listeners, dispatcher, coordinator (fed by polling), the retro-hunt queue's sweep,
+        housekeeping; no worker."""
         with self.state.session(readonly=True) as session:
             self._last_alert_id = int(session.scalar(select(func.max(Alert.id))) or 0)
         self.coordinator.start()
+        self.retrohunts.start()
         self.dispatcher.start()
         sink = SpoolSink(self)
         for listener_config in self.config.syslog:
@@ -187,7 +193,8 @@ def open_api(config: ServeConfig, nats: JetStreamConfig, store: Path) -> ApiCent
     spool = open_spool(config, state, nats)
     events = ParquetEventStore(store)
     rules = load_rules(config)
-    return ApiCentre(config, state, cast(Any, spool), events, rules)
+    hunts = QueuedHuntRunner(state, events, HuntQueue(HuntQueueConfig.like(nats)))
+    return ApiCentre(config, state, cast(Any, spool), events, rules, retrohunts=hunts)
 
 
 def run_worker(
@@ -197,6 +204,7 @@ def run_worker(
     *,
     lease_seconds: float = 10.0,
     max_partitions: int | None = None,
+    hunt_threads: int = 1,
 ) -> int:
     """The worker role in the foreground until SIGTERM or SIGINT; returns the exit status."""
     home = config.paths.create()
@@ -222,6 +230,17 @@ def run_worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     workers.start()
+    hunts = None
+    if hunt_threads > 0:
+        hunts = HuntTaskPool(
+            state,
+            ParquetEventStore(store),
+            HuntQueue(HuntQueueConfig.like(nats)),
+            owner=workers.owner,
+            threads=hunt_threads,
+            attack_kb=rules.detector.attack_kb,
+        )
+        hunts.start()
     log.info("worker %s: %d partitions, lease %.0f s", workers.owner, partitions, lease_seconds)
     print(f"vedette serve: worker {workers.owner} running; stream {nats.stream} keeps "
           f"{spool.replicas} replica(s)", flush=True)  # fmt: skip
@@ -230,6 +249,8 @@ def run_worker(
         if workers.held() != held:
             held = workers.held()
             print(f"vedette serve: worker {workers.owner} holds partitions {held}", flush=True)
+    if hunts is not None:
+        hunts.stop()
     workers.stop()
     spool.close()
     state.close()

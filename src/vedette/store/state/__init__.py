@@ -15,6 +15,7 @@ from vedette.store.state import (  # noqa: F401
     incidents,
     ingest_ledger,
     leases,
+    retrohunt_tasks,
     retrohunts,
     rule_switches,
     warnings,

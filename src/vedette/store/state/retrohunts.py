@@ -2,10 +2,11 @@
 
 A job belongs to the unit of the caller who started it (``owner_unit_id``) and names the units
 whose events it reads (``units``, each covered by the caller when it was started). The runner
-(:mod:`vedette.server.retrohunt`) moves it from ``queued`` to ``running`` and to ``done``,
-``cancelled`` or ``failed``, writing its progress as it goes (files, unit-days and units done of
-their totals: a unit-day is one unit's events of one day, held in one or more files). Only
-the owner side (the owner unit and the units above it) sees a job: anyone else gets
+(:mod:`vedette.server.retrohunt`, or the work-queue tasks of the scale-out mode,
+:mod:`vedette.store.state.retrohunt_tasks`) moves it from ``queued`` to ``running`` and to
+``done``, ``cancelled`` or ``failed``, writing its progress as it goes (files, unit-days and
+units done of their totals: a unit-day is one unit's events of one day, held in one or more
+files). Only the owner side (the owner unit and the units above it) sees a job: anyone else gets
 :class:`NotFound`, as for an id that does not exist.
 """
 
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from vedette.store.state.audit import append_audit, jsonable
 from vedette.store.state.models import Base, Unit, utcnow
@@ -183,6 +184,7 @@ def list_retrohunts(
         raise Invalid(f"status must be one of {', '.join(STATUSES)}")
     query = (
         select(RetroHunt, Unit.name)
+        .options(defer(RetroHunt.spec))  # rule texts or indicator sets: not listed, maybe large
         .join(Unit, Unit.id == RetroHunt.owner_unit_id)
         .where(RetroHunt.owner_unit_id.in_(scope.unit_ids))
     )
