@@ -25,8 +25,8 @@ import pytest
 
 from datasets import dataset
 from vedette.events import Event
+from vedette.server.hunt_scan import read_listed
 from vedette.server.partitions import PartitionEventStore
-from vedette.server.retrohunt import read_listed
 from vedette.sources import ReadReport, read_events
 from vedette.store.compact import (
     CompactPolicy,
