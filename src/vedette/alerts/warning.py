@@ -16,6 +16,12 @@ DuckDB of the hunting API, reading only that unit's files): ``contains(lower(fie
 with each value written as it appears inside the JSON text and as an escaped SQL literal; the
 rows are then checked field by field in Python, so a hit names the field and its value.
 
+Step 2's search is the coordinator's :class:`WarningSearch`: in the embedded mode
+:class:`LocalSearch` runs it in this process, one unit after the other; in the scale-out mode
+:class:`vedette.server.warning_tasks.QueuedWarningSearch` splits it into (unit, day) tasks on
+the work queue the retro-hunts use, run by the workers, and hands back their hits merged per
+unit (:func:`merge_found`) so the warnings drafted here are the same.
+
 The policy (``vedette serve --warning-policy FILE``, YAML; every key optional)::
 
     automatic: true          # false: no automatic retro-hunt (grouping still runs)
@@ -48,7 +54,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 import yaml
@@ -284,6 +290,101 @@ def find_hits(
     return hits, total, [{"type": o.get("type"), "value": o.get("value")} for o in found.values()]
 
 
+# -- the search step -----------------------------------------------------------------------------
+
+UnitFound = tuple[list[dict[str, Any]], int, list[dict[str, Any]]]
+"""``(hits, total, observables found)`` of one unit (see :func:`find_hits`)."""
+
+
+def merge_found(parts: Iterable[UnitFound], max_hits: int) -> UnitFound:
+    """One unit's result from those of its days, oldest day first: what one search over all
+    of them gives (hits in time order cut at ``max_hits``, totals summed, observables in the
+    order first found)."""
+    hits: list[dict[str, Any]] = []
+    total = 0
+    seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for part_hits, part_total, part_seen in parts:
+        hits.extend(part_hits[: max(0, max_hits - len(hits))])
+        total += part_total
+        for observable in part_seen:
+            seen.setdefault((observable.get("type"), observable.get("value")), observable)
+    return hits, total, list(seen.values())
+
+
+@dataclass(slots=True)
+class SearchResult:
+    """What the search of one alert's observables found, per target unit."""
+
+    found: dict[str, UnitFound] = field(default_factory=dict)
+    """Units where something appeared."""
+    absent: list[str] = field(default_factory=list)
+    """Units searched where nothing appeared."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """Units whose search failed, with the reason (neither warned nor counted absent)."""
+
+
+class SearchStopped(Exception):
+    """The coordinator is stopping mid-search; the alert is done again from the position."""
+
+
+class WarningSearch(Protocol):
+    """The coordinator's search step (in-process, or tasks on the work queue)."""
+
+    def search(
+        self,
+        alert_id: int,
+        observables: list[dict[str, Any]],
+        units: list[str],
+        *,
+        time_from: datetime,
+        time_to: datetime,
+        max_hits: int,
+        stop: threading.Event,
+    ) -> SearchResult:
+        """Search ``units``' stored events; raises :class:`SearchStopped` once ``stop`` is set
+        if it cannot finish first."""
+        ...
+
+
+class LocalSearch:
+    """The embedded search: :func:`find_hits` for each unit in turn, in this process."""
+
+    def __init__(self, store: ParquetEventStore) -> None:
+        self.store = store
+
+    def search(
+        self,
+        alert_id: int,
+        observables: list[dict[str, Any]],
+        units: list[str],
+        *,
+        time_from: datetime,
+        time_to: datetime,
+        max_hits: int,
+        stop: threading.Event,
+    ) -> SearchResult:
+        """Every unit, one SELECT each (``stop`` is not needed: each takes seconds)."""
+        result = SearchResult()
+        for unit in units:
+            try:
+                hits, total, seen = find_hits(
+                    self.store,
+                    unit,
+                    observables,
+                    time_from=time_from,
+                    time_to=time_to,
+                    max_hits=max_hits,
+                )
+            except HuntRefused as exc:
+                result.errors[unit] = exc.reason
+                continue
+            if total:
+                result.found[unit] = (hits, total, seen)
+            else:
+                result.absent.append(unit)
+        return result
+
+
 # -- the coordinator -----------------------------------------------------------------------------
 
 
@@ -315,10 +416,20 @@ class _AlertFacts:
 class Coordinator:
     """Groups new alerts into incidents and runs early warning, in a thread of its own."""
 
-    def __init__(self, state: StateDB, store: ParquetEventStore, policy: WarningPolicy) -> None:
+    def __init__(
+        self,
+        state: StateDB,
+        store: ParquetEventStore,
+        policy: WarningPolicy,
+        *,
+        search: WarningSearch | None = None,
+    ) -> None:
         self.state = state
         self.store = store
         self.policy = policy
+        # The search step: in-process by default; the workers' tasks in the scale-out mode.
+        self.search: WarningSearch = search or LocalSearch(store)
+        self._stopping = threading.Event()
         self.stats = CoordinatorStats()
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -344,6 +455,7 @@ class Coordinator:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the alert at hand and stop (queued ids are done again on the next start)."""
+        self._stopping.set()  # a search on the work queue stops waiting; its alert is redone
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -369,6 +481,9 @@ class Coordinator:
             try:
                 self.process(alert_id)
                 self._done = alert_id
+            except SearchStopped:
+                log.info("coordination stops at alert %d (done again on the next start)", alert_id)
+                return
             except Exception as exc:  # one bad alert must not stop coordination
                 self.stats.errors += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -401,28 +516,23 @@ class Coordinator:
             units = {name: uid for uid, name in session.execute(select(Unit.id, Unit.name))}
         time_from = facts.first_seen - timedelta(days=policy.lookback_days)
         time_to = datetime.now(UTC) + timedelta(days=1)
-        found: dict[int, tuple[list[dict[str, Any]], int, list[dict[str, Any]]]] = {}
-        absent: list[str] = []
-        for unit in policy.targets(units, facts.unit):
-            self.stats.hunts += 1
-            try:
-                hits, total, seen = find_hits(
-                    self.store,
-                    unit,
-                    facts.observables,
-                    time_from=time_from,
-                    time_to=time_to,
-                    max_hits=policy.max_hits,
-                )
-            except HuntRefused as exc:
-                self.stats.errors += 1
-                self.stats.last_error = f"hunt in {unit}: {exc.reason}"
-                log.error("retro-hunt of alert %d in %s failed: %s", alert_id, unit, exc.reason)
-                continue
-            if total:
-                found[units[unit]] = (hits, total, seen)
-            else:
-                absent.append(unit)
+        targets = policy.targets(units, facts.unit)
+        self.stats.hunts += len(targets)
+        result = self.search.search(
+            alert_id,
+            facts.observables,
+            targets,
+            time_from=time_from,
+            time_to=time_to,
+            max_hits=policy.max_hits,
+            stop=self._stopping,
+        )
+        for unit, reason in result.errors.items():
+            self.stats.errors += 1
+            self.stats.last_error = f"hunt in {unit}: {reason}"
+            log.error("retro-hunt of alert %d in %s failed: %s", alert_id, unit, reason)
+        found = {units[unit]: got for unit, got in result.found.items()}
+        absent = result.absent
         raised = 0
         names = {uid: name for name, uid in units.items()}
         with self.state.session() as session:

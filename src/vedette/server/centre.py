@@ -21,7 +21,7 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from vedette.alerts.warning import Coordinator, load_policy
+from vedette.alerts.warning import Coordinator, WarningSearch, load_policy
 from vedette.correlate import Correlator
 from vedette.errors import ConfigError, RuleLoadError
 from vedette.notify.dispatcher import Dispatcher
@@ -115,6 +115,7 @@ class Centre:
         rules: RuleSet,
         *,
         retrohunts: HuntRunner | None = None,
+        warning_search: WarningSearch | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -127,8 +128,11 @@ class Centre:
         self.ingest = IngestCounters()
         # Notifications: sends the outbox the worker fills (vedette.notify).
         self.dispatcher = Dispatcher(state)
-        # Coordination: incidents and early warning for the alerts the worker commits.
-        self.coordinator = Coordinator(state, store, load_policy(config.warning_policy))
+        # Coordination: incidents and early warning for the alerts the worker commits (the
+        # search in this process, or on the workers in the scale-out mode).
+        self.coordinator = Coordinator(
+            state, store, load_policy(config.warning_policy), search=warning_search
+        )
         self.worker: Worker | WorkerProcess
         if config.worker_process and isinstance(spool, SqliteSpool):
             # Detection in a child process of its own (vedette.server.worker_process).

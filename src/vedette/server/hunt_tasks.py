@@ -19,6 +19,10 @@ Two halves of one :class:`~vedette.server.retrohunt.HuntRunner`:
   failing task is retried after 5 s and, after ``max_attempts``, recorded ``failed`` with its
   reason; the job then ends ``failed`` (the other tasks' hits stay). A stopping worker gives
   its running task back at its next batch (``queued``, delivered again at once).
+
+The same queue and threads run the tasks of the coordinator's early-warning searches
+(:mod:`vedette.server.warning_tasks`): a task whose job is of kind ``warning`` runs one
+observable search over its unit-day instead of a detector.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from vedette.server.hunt_scan import (
     scan_files,
 )
 from vedette.server.retrohunt import caller_record, caller_scope, can_rebuild, rebuild_detector
+from vedette.server.warning_tasks import is_warning_task, run_warning_task
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.huntqueue import HuntMessage, HuntQueue, HuntQueueUnavailable, TaskRef
 from vedette.store.state.db import StateDB
@@ -175,10 +180,12 @@ class QueuedHuntRunner:
             ]
             task_ids = add_tasks(session, row, parts)
             job_id, created = row.id, row.created_at
-        self._publish([TaskRef(job_id, task_id, created) for task_id in task_ids])
+        self.publish([TaskRef(job_id, task_id, created) for task_id in task_ids])
         return job_id
 
-    def _publish(self, refs: Sequence[TaskRef]) -> None:
+    def publish(self, refs: Sequence[TaskRef]) -> None:
+        """Publish recorded tasks and mark them queued; those the queue did not acknowledge
+        stay pending for the sweep."""
         if not refs:
             return
         try:
@@ -195,7 +202,7 @@ class QueuedHuntRunner:
         """Publish the tasks recorded but never acknowledged by the queue; how many."""
         with self.state.session(readonly=True) as session:
             rows = pending_tasks(session)
-        self._publish([TaskRef(job, task, created) for job, task, created in rows])
+        self.publish([TaskRef(job, task, created) for job, task, created in rows])
         return len(rows)
 
     def cancel(self, job_id: int) -> None:
@@ -381,6 +388,9 @@ class HuntTaskPool:
         if work is None:
             msg.ack()
             return
+        if is_warning_task(work):
+            self._handle_warning(msg, work)
+            return
         detector = self._detector(work, cache)
         if detector is None:
             self._fail(work, "the job's rule or indicators cannot be rebuilt from its spec")
@@ -412,6 +422,30 @@ class HuntTaskPool:
             self.stats.tasks_done += 1
             self.stats.events_read += found.events_read
             self.stats.hits += found.hits
+        else:
+            self.stats.tasks_discarded += 1
+
+    def _handle_warning(self, msg: HuntMessage, work: TaskWork) -> None:
+        """An early-warning task (vedette.server.warning_tasks): one query, no detector."""
+        limit = self.queue.config.max_attempts
+        try:
+            with _Heartbeat(msg, self.queue.config.ack_wait / 3):
+                committed, hits = run_warning_task(self.state, self.store, work, worker=self.owner)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            log.exception("early-warning task %d (%s %s) failed", work.task_id, work.unit, work.day)
+            if msg.delivered >= limit:
+                self._fail(work, f"failed {limit} times; last: {reason}")
+                msg.ack()
+            else:
+                with self.state.session() as session:
+                    note_error(session, work.job_id, work.task_id, reason)
+                msg.nak(delay=RETRY_DELAY_S)
+            return
+        msg.ack()
+        if committed:
+            self.stats.tasks_done += 1
+            self.stats.hits += hits
         else:
             self.stats.tasks_discarded += 1
 

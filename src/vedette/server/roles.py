@@ -3,12 +3,13 @@
 - **api**: the HTTP API (ingest, alerts, units, hunting, ...) and the syslog listeners; a batch
   is published to JetStream (:class:`~vedette.store.jetstream.JetStreamSpool`) and answered 202
   after the PubAck. It runs no pipeline worker. It also runs the coordinator (incidents, early
-  warning), fed by polling new alert ids, the notification dispatcher and the silent-sensor
-  check; /metrics adds the partition leases (owner, moves, takeovers) read from PostgreSQL.
+  warning, whose searches run as tasks of the workers: :mod:`vedette.server.warning_tasks`),
+  fed by polling new alert ids, the notification dispatcher and the silent-sensor check;
+  /metrics adds the partition leases (owner, moves, takeovers) read from PostgreSQL.
 - **worker**: no HTTP; leases partitions and runs one pipeline Worker per partition
   (:mod:`vedette.server.partitions`), writing Parquet under ``--store`` (shared storage), and
-  a small pool running retro-hunt tasks from the work queue (:mod:`vedette.server.hunt_tasks`;
-  the api splits and publishes them).
+  a small pool running retro-hunt and early-warning tasks from the work queue
+  (:mod:`vedette.server.hunt_tasks`; the api splits and publishes them).
 
 Both need ``--nats``, ``--database`` (PostgreSQL) and ``--store``; ``--home`` still holds the
 compiled-rule cache. ``--role all`` without ``--nats`` is the embedded default, unchanged.
@@ -36,6 +37,7 @@ from vedette.server.config import ServeConfig
 from vedette.server.hunt_tasks import HuntTaskPool, QueuedHuntRunner
 from vedette.server.partitions import PartitionWorkers
 from vedette.server.syslog_listen import SyslogListener
+from vedette.server.warning_tasks import QueuedWarningSearch
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.huntqueue import HuntQueue, HuntQueueConfig
 from vedette.store.jetstream import JetStreamConfig, JetStreamSpool
@@ -194,7 +196,17 @@ def open_api(config: ServeConfig, nats: JetStreamConfig, store: Path) -> ApiCent
     events = ParquetEventStore(store)
     rules = load_rules(config)
     hunts = QueuedHuntRunner(state, events, HuntQueue(HuntQueueConfig.like(nats)))
-    return ApiCentre(config, state, cast(Any, spool), events, rules, retrohunts=hunts)
+    # Early-warning searches go on the same work queue as (unit, day) tasks of the workers.
+    search = QueuedWarningSearch(state, events, hunts)
+    return ApiCentre(
+        config,
+        state,
+        cast(Any, spool),
+        events,
+        rules,
+        retrohunts=hunts,
+        warning_search=search,
+    )
 
 
 def run_worker(

@@ -27,7 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select, update
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vedette.store.state.models import Base, utcnow
@@ -56,6 +66,8 @@ class RetroHuntTask(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
     excepted: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    found: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """An early-warning task's result (hits, total, observables found; migration 0016)."""
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
 

@@ -25,6 +25,10 @@ from vedette.store.state.scope import Invalid, NotFound, Scope, require
 STATUSES: Final = ("queued", "running", "done", "cancelled", "failed")
 FINISHED: Final = ("done", "cancelled", "failed")
 KINDS: Final = ("sigma", "intel")
+WARNING_KIND: Final = "warning"
+"""The coordinator's early-warning search of an alert's observables (scale-out mode: its
+(unit, day) tasks run on the work queue; :mod:`vedette.server.warning_tasks`). Not a kind the
+API starts."""
 MAX_SAMPLES: Final = 100
 """Hits kept on the job itself (each hit is an alert detection too)."""
 
@@ -82,7 +86,7 @@ def create_retrohunt(
         require(scope.can_write_alerts(), "start retro-hunts")
         if not scope.covers(owner_unit_id):
             raise NotFound("no such unit")
-    if kind not in KINDS:
+    if kind not in KINDS and not (scope is None and kind == WARNING_KIND):
         raise Invalid(f"kind must be one of {', '.join(KINDS)}")
     if time_from is not None and time_to is not None and time_from > time_to:
         raise Invalid("'from' is after 'to'")
