@@ -15,6 +15,7 @@ from vedette.alerts.warning import (
     find_hits,
     hunt_sql,
     load_policy,
+    merge_found,
 )
 from vedette.errors import ConfigError
 from vedette.store.eventstore import EventRow, ParquetEventStore, events_table
@@ -87,6 +88,32 @@ def test_hits_name_the_field_respect_lookback_and_whole_tokens(store: ParquetEve
     window = {"time_from": T0 - timedelta(days=30), "time_to": T0 + timedelta(days=1)}
     assert find_hits(store, "c", observables, max_hits=10, **window) == ([], 0, [])
     assert find_hits(store, "nobody", observables, max_hits=10, **window) == ([], 0, [])
+
+
+@pytest.mark.parametrize("max_hits", [1, 2, 10])
+def test_days_searched_apart_and_merged_give_one_search(
+    store: ParquetEventStore, max_hits: int
+) -> None:
+    """The scale-out search runs find_hits per (unit, day) and merges the days, oldest first:
+    the result must be the single search's, hits cut at max_hits included."""
+    observables = [{"type": "ip", "value": "198.51.100.7"}, {"type": "url", "value": QUOTED}]
+    low, high = T0 - timedelta(days=60), T0 + timedelta(days=1)
+    whole = find_hits(store, "b", observables, time_from=low, time_to=high, max_hits=max_hits)
+    parts = []
+    for day in store.days("b"):
+        start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        end = start + timedelta(days=1) - timedelta(microseconds=1)
+        part = find_hits(
+            store,
+            "b",
+            observables,
+            time_from=max(start, low),
+            time_to=min(end, high),
+            max_hits=max_hits,
+        )
+        parts.append(part)
+    assert len(parts) == 4 and whole[1] == 3
+    assert merge_found(parts, max_hits) == whole
 
 
 def test_hunt_sql_escapes_every_value() -> None:
