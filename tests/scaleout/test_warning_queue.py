@@ -73,14 +73,14 @@ def _seed(store: ParquetEventStore) -> None:
     store.write(events_table(rows), 1, seq - 1)
 
 
-def _record_alert(url: str) -> int:
+def _record_alert(url: str, fingerprint: str = "warning-queue-1") -> int:
     state = open_state(url)
     try:
         with state.session() as session:
             row, _ = record_detection(
                 session,
                 unit_id=unit_by_name(session, "a").id,
-                fingerprint="warning-queue-1",
+                fingerprint=fingerprint,
                 kind="intel",
                 rule_id="intel-1",
                 rule_title="Known-bad IP",
@@ -118,12 +118,13 @@ def _warnings(url: str, alert_id: int) -> dict[str, dict[str, Any]]:
         state.close()
 
 
-def _tasks(database: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The warning job's row and its tasks (empty job until the coordinator made it)."""
+def _tasks(database: str, alert_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The alert's warning job and its tasks (empty job until the coordinator made it)."""
     with psycopg.connect(database) as conn:
         job = conn.execute(
             "SELECT id, status, files_total, files_done, hits FROM retrohunts"
-            " WHERE kind = 'warning' ORDER BY id"
+            " WHERE kind = 'warning' AND title = %s ORDER BY id",
+            (f"Early warning: observables of alert {alert_id}",),
         ).fetchall()
         if not job:
             return {}, []
@@ -137,6 +138,24 @@ def _tasks(database: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         tasks = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     head = {"id": job_id, "status": status, "total": total, "done": done, "hits": hits}
     return head, tasks
+
+
+def _position(database: str) -> int:
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT value FROM positions WHERE name = 'coordinate'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_done(database: str, alert_id: int, logs: Any) -> dict[str, dict[str, Any]]:
+    """The alert's warnings once the coordinator committed its position past it."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if _position(database) >= alert_id:
+            return _warnings(database, alert_id)
+        time.sleep(0.5)
+    raise AssertionError(
+        f"alert {alert_id} not coordinated: {_tasks(database, alert_id)}\n{logs()}"
+    )
 
 
 def test_the_warning_search_runs_as_unit_day_tasks_on_the_workers(
@@ -154,7 +173,7 @@ def test_the_warning_search_runs_as_unit_day_tasks_on_the_workers(
         job: dict[str, Any] = {}
         warned: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:
-            job, tasks = _tasks(database)
+            job, tasks = _tasks(database, alert_id)
             warned = _warnings(database, alert_id)
             if job.get("status") == "done" and set(warned) == {"b", "c"}:
                 break
@@ -212,3 +231,43 @@ def test_the_warning_search_runs_as_unit_day_tasks_on_the_workers(
         {"type": "url", "value": URL},
         {"type": "ip", "value": IP},
     ]
+
+
+def test_a_cancelled_warning_search_warns_nobody_and_coordination_goes_on(
+    work_dir: Path, nats_server: str, database: str
+) -> None:
+    """No worker at first: the job waits, queued, visible to the centre with its progress; a
+    cancel skips its tasks and the coordinator moves past the alert without a warning. With a
+    worker started, the next alert's search runs and warns."""
+    cluster = Cluster(work_dir / "cluster", nats_server, database)
+    cluster.add_units([("hq", None), *((u, "hq") for u in UNITS)])
+    hq = cluster.token("hq", "admin")
+    _seed(ParquetEventStore(cluster.store))
+    cluster.start(workers=0)
+    try:
+        first = _record_alert(database)
+        deadline = time.monotonic() + 120
+        job, tasks = _tasks(database, first)
+        while not tasks and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job, tasks = _tasks(database, first)
+        assert tasks, cluster.logs()
+        with cluster.api.client(hq) as http:
+            waiting = http.get(f"/api/v1/retrohunts/{job['id']}").json()
+            assert waiting["kind"] == "warning" and waiting["status"] == "queued", waiting
+            assert waiting["progress"] == 0 and waiting["files_total"] == len(tasks) == 21
+            answer = http.post(f"/api/v1/retrohunts/{job['id']}/cancel")
+            assert answer.status_code == 200, answer.text
+        assert _wait_done(database, first, cluster.logs) == {}
+        job, tasks = _tasks(database, first)
+        assert job["status"] == "cancelled" and {t["status"] for t in tasks} == {"skipped"}
+
+        cluster.add_worker().start()
+        second = _record_alert(database, "warning-queue-2")
+        warned = _wait_done(database, second, cluster.logs)
+        assert set(warned) == {"b", "c"}
+        assert warned["b"]["hits_total"] == 3 and warned["c"]["hits_total"] == 1
+        job, tasks = _tasks(database, second)
+        assert job["status"] == "done" and {t["status"] for t in tasks} == {"done"}
+    finally:
+        cluster.kill_all()
