@@ -41,6 +41,8 @@ LABELS: dict[str, str] = {
     "sigma": N_("Sigma rule"),
     "correlation": N_("correlation"),
     "intel": N_("indicator"),
+    # the coordinator's early-warning search, a job of the scale-out work queue
+    "warning": N_("early-warning search"),
     # incident access
     "owner": N_("owner"),
     "participant": N_("participant"),
