@@ -12,6 +12,7 @@ same events (tests/coordination/test_warning.py).
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import psycopg
 from scalekit import Cluster
 
-from vedette.alerts.warning import Coordinator, WarningPolicy
+from vedette.alerts.warning import Coordinator, LocalSearch, WarningPolicy
+from vedette.server.warning_tasks import QueuedWarningSearch
 from vedette.store.eventstore import EventRow, ParquetEventStore, events_table
 from vedette.store.state import add_unit, open_state, record_detection, unit_by_name
 from vedette.store.state.warnings import EarlyWarning
@@ -270,4 +272,35 @@ def test_a_cancelled_warning_search_warns_nobody_and_coordination_goes_on(
         job, tasks = _tasks(database, second)
         assert job["status"] == "done" and {t["status"] for t in tasks} == {"done"}
     finally:
+        cluster.kill_all()
+
+
+def test_a_search_from_a_process_without_nats_is_published_by_the_api_sweep(
+    work_dir: Path, nats_server: str, database: str
+) -> None:
+    """A coordinator in a process with no NATS connection (a scheduler given only --database)
+    records the tasks ``pending``; the api's sweep publishes them, a worker runs them, and the
+    result is the in-process search's."""
+    cluster = Cluster(work_dir / "cluster", nats_server, database)
+    cluster.add_units([("hq", None), *((u, "hq") for u in UNITS)])
+    store = ParquetEventStore(cluster.store)
+    _seed(store)
+    cluster.start(workers=1)
+    state = open_state(database)
+    try:
+        window = {"time_from": T0 - timedelta(days=30), "time_to": T0 + timedelta(days=1)}
+        args = (9999, OBSERVABLES, ["b", "c", "d"])
+        queued = QueuedWarningSearch(state, store, None).search(
+            *args, max_hits=2, stop=threading.Event(), **window
+        )
+        local = LocalSearch(store).search(*args, max_hits=2, stop=threading.Event(), **window)
+        assert queued == local
+        assert set(queued.found) == {"b", "c"} and queued.absent == ["d"]
+        assert queued.found["b"][1] == 3 and len(queued.found["b"][0]) == 2
+        job, tasks = _tasks(database, 9999)
+        assert job["status"] == "done" and {t["status"] for t in tasks} == {"done"}
+        (worker,) = [w.process.pid for w in cluster.workers if w.process is not None]
+        assert {int(str(t["worker"]).split(":")[1]) for t in tasks} == {worker}
+    finally:
+        state.close()
         cluster.kill_all()

@@ -7,7 +7,8 @@ JetStream work queue (:mod:`vedette.store.huntqueue`), so the workers' hunt thre
 (:class:`vedette.server.hunt_tasks.HuntTaskPool`) run them in parallel:
 
 - :class:`QueuedWarningSearch` (the coordinator's side) records the job and its tasks, publishes
-  them through the retro-hunt runner (its sweep publishes again what was not acknowledged),
+  them through the retro-hunt runner (its sweep publishes again what was not acknowledged;
+  without a runner, in a process with no NATS connection, an api's sweep publishes them),
   polls the job until it is finished, then merges the tasks' results per unit
   (:func:`vedette.alerts.warning.merge_found`, oldest day first) into what the in-process
   search gives. The job is named after the alert, so a coordinator that stopped or died
@@ -76,7 +77,11 @@ def is_warning_task(work: TaskWork) -> bool:
 class QueuedWarningSearch:
     """The coordinator's search step on the work queue (see the module docstring)."""
 
-    def __init__(self, state: StateDB, store: ParquetEventStore, hunts: QueuedHuntRunner) -> None:
+    def __init__(
+        self, state: StateDB, store: ParquetEventStore, hunts: QueuedHuntRunner | None
+    ) -> None:
+        """``hunts`` publishes the tasks; None in a process without NATS: the tasks stay
+        ``pending`` until an api's sweep publishes them (within its 30 s)."""
         self.state = state
         self.store = store
         self.hunts = hunts
@@ -151,7 +156,8 @@ class QueuedWarningSearch:
             ]
             task_ids = add_tasks(session, row, parts)
             job_id, created = row.id, row.created_at
-        self.hunts.publish([TaskRef(job_id, task_id, created) for task_id in task_ids])
+        if self.hunts is not None:
+            self.hunts.publish([TaskRef(job_id, task_id, created) for task_id in task_ids])
         log.info("alert %d: early-warning job %d, %d tasks", alert_id, job_id, len(task_ids))
         return job_id
 
