@@ -1,8 +1,9 @@
-"""A scale-out centre for tests: one ``--role api`` and N ``--role worker`` processes.
+"""A scale-out centre for tests: ``--role api``, N ``--role worker``, a ``--role scheduler``
+and a ``--role notifier`` process (more of each when a test asks).
 
 Each is the installed command in a subprocess, on a real NATS (JetStream) and a real
-PostgreSQL; the api is a ``serverkit.Centre`` (same HTTP helpers as the embedded tests), the
-workers are plain processes a test may SIGKILL and start again.
+PostgreSQL; an api is a ``serverkit.Centre`` (same HTTP helpers as the embedded tests), the
+other roles are plain processes a test may SIGKILL and start again.
 """
 
 from __future__ import annotations
@@ -20,38 +21,50 @@ STARTER = Path(__file__).resolve().parents[2] / "src" / "vedette" / "rulepacks" 
 
 
 @dataclass
-class WorkerProcess:
-    """One ``vedette serve --role worker``."""
+class RoleProcess:
+    """One ``vedette serve --role ROLE`` without HTTP (worker, scheduler, notifier)."""
 
     home: Path
     args: list[str]
+    role: str = "worker"
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     starts: int = 0
 
-    def start(self) -> WorkerProcess:
-        """Start (or restart) the worker; returns at once (it claims partitions on its own)."""
+    def start(self) -> RoleProcess:
+        """Start (or restart) the process; returns at once (it claims its work on its own)."""
         self.starts += 1
         self.home.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.home / f"worker-{self.starts}.log"
+        self.log_path = self.home / f"{self.role}-{self.starts}.log"
         self.process = subprocess.Popen(
-            [*VEDETTE, "serve", "--role", "worker", "--home", str(self.home), *self.args],
+            [*VEDETTE, "serve", "--role", self.role, "--home", str(self.home), *self.args],
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
         )
         return self
 
     def log(self) -> str:
-        """What the worker printed so far."""
+        """What the process printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
+    def alive(self) -> bool:
+        """Started and not exited."""
+        return self.process is not None and self.process.poll() is None
+
     def held(self) -> list[int]:
-        """The partitions it last said it holds."""
+        """The partitions a worker last said it holds."""
         lines = [line for line in self.log().splitlines() if "holds partitions" in line]
         if not lines:
             return []
         inside = lines[-1].rsplit("[", 1)[1].rstrip("]")
         return [int(p) for p in inside.split(",") if p.strip()]
+
+    def active(self) -> bool:
+        """A scheduler that last said it runs the duties (this start's log)."""
+        lines = [
+            ln for ln in self.log().splitlines() if " active (epoch " in ln or "standing by" in ln
+        ]
+        return bool(lines) and " active (epoch " in lines[-1]
 
     def kill(self) -> None:
         """SIGKILL."""
@@ -67,9 +80,13 @@ class WorkerProcess:
         return self.process.wait(60)
 
 
+WorkerProcess = RoleProcess
+"""The name the worker tests use."""
+
+
 @dataclass
 class Cluster:
-    """The api and the workers of one scale-out centre."""
+    """The apis, workers, schedulers and notifiers of one scale-out centre."""
 
     root: Path
     nats: str
@@ -78,14 +95,17 @@ class Cluster:
     lease_seconds: float = 3.0
     rules: Sequence[str] = (str(STARTER),)
     api: Centre = field(init=False)
-    workers: list[WorkerProcess] = field(default_factory=list)
+    apis: list[Centre] = field(default_factory=list)
+    workers: list[RoleProcess] = field(default_factory=list)
+    schedulers: list[RoleProcess] = field(default_factory=list)
+    notifiers: list[RoleProcess] = field(default_factory=list)
+    extra_args: Sequence[str] = ()
+    """More flags for every process (--intel, --warning-policy, ...)."""
 
     def __post_init__(self) -> None:
         self.store = self.root / "store"
         self.store.mkdir(parents=True, exist_ok=True)
-        common = self.common_args()
-        self.api = Centre(home=self.root / "api", port=free_port(), args=["--role", "api", *common])
-        self.api.home.mkdir(parents=True, exist_ok=True)
+        self.api = self.add_api()
 
     def common_args(self) -> list[str]:
         """What every role is told: NATS, PostgreSQL, the shared store, partitions, rules."""
@@ -93,7 +113,19 @@ class Cluster:
         args += ["--partitions", str(self.partitions)]
         for rule in self.rules:
             args += ["--rules", rule]
-        return args
+        return [*args, *self.extra_args]
+
+    def add_api(self) -> Centre:
+        """One more api process (HTTP on a port of its own), not started."""
+        home = self.root / ("api" if not self.apis else f"api-{len(self.apis)}")
+        home.mkdir(parents=True, exist_ok=True)
+        api = Centre(
+            home=home,
+            port=free_port(),
+            args=["--role", "api", *self.common_args()],
+        )
+        self.apis.append(api)
+        return api
 
     def admin(self, *args: str) -> str:
         """``vedette admin`` against the shared database."""
@@ -108,27 +140,54 @@ class Cluster:
         """A new token (printed alone on the last line)."""
         return self.admin("token", "add", "--unit", unit, "--role", role).strip().splitlines()[-1]
 
-    def add_worker(self) -> WorkerProcess:
-        """A worker process, not started."""
-        worker = WorkerProcess(
-            home=self.root / f"worker-{len(self.workers)}",
+    def _role(self, role: str, into: list[RoleProcess]) -> RoleProcess:
+        process = RoleProcess(
+            home=self.root / f"{role}-{len(into)}",
             args=[*self.common_args(), "--lease-seconds", str(self.lease_seconds)],
+            role=role,
         )
-        self.workers.append(worker)
-        return worker
+        into.append(process)
+        return process
 
-    def start(self, workers: int = 2) -> Cluster:
-        """Start the api (ready when /readyz answers) and ``workers`` workers."""
-        self.api.start()
-        for _ in range(workers):
-            self.add_worker().start()
+    def add_worker(self) -> RoleProcess:
+        """A worker process, not started."""
+        return self._role("worker", self.workers)
+
+    def add_scheduler(self) -> RoleProcess:
+        """A scheduler process, not started."""
+        return self._role("scheduler", self.schedulers)
+
+    def add_notifier(self) -> RoleProcess:
+        """A notifier process, not started."""
+        return self._role("notifier", self.notifiers)
+
+    def start(self, workers: int = 2, schedulers: int = 1, notifiers: int = 1) -> Cluster:
+        """Start the apis (each ready when /readyz answers), ``workers`` workers,
+        ``schedulers`` schedulers and ``notifiers`` notifiers (restarting those of an earlier
+        start rather than adding more)."""
+        for api in self.apis:
+            api.start()
+        for wanted, have, add in (
+            (workers, self.workers, self.add_worker),
+            (schedulers, self.schedulers, self.add_scheduler),
+            (notifiers, self.notifiers, self.add_notifier),
+        ):
+            for process in have[:wanted]:
+                process.start()
+            for _ in range(wanted - len(have)):
+                add().start()
         return self
+
+    def processes(self) -> list[RoleProcess]:
+        """Every process without HTTP."""
+        return [*self.workers, *self.schedulers, *self.notifiers]
 
     def wait_spread(self, timeout: float = 60.0) -> None:
         """Wait until the live workers hold every partition between them, none idle."""
         deadline = time.monotonic() + timeout
+        live: list[RoleProcess] = []
         while time.monotonic() < deadline:
-            live = [w for w in self.workers if w.process and w.process.poll() is None]
+            live = [w for w in self.workers if w.alive()]
             held = [p for w in live for p in w.held()]
             if sorted(held) == list(range(self.partitions)) and all(w.held() for w in live):
                 return
@@ -137,19 +196,31 @@ class Cluster:
             "partitions not spread: " + "; ".join(f"{w.held()} {w.log()[-2000:]}" for w in live)
         )
 
+    def wait_scheduler(self, timeout: float = 60.0) -> RoleProcess:
+        """Wait until one live scheduler runs the duties; that one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            active = [s for s in self.schedulers if s.alive() and s.active()]
+            if active:
+                assert len(active) == 1, self.logs()
+                return active[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no scheduler active: {self.logs()}")
+
     def kill_all(self) -> None:
         """SIGKILL everything (the end of a test, whatever happened)."""
-        for worker in self.workers:
-            worker.kill()
-        self.api.kill()
+        for process in self.processes():
+            process.kill()
+        for api in self.apis:
+            api.kill()
 
     def stop_all(self) -> list[int]:
-        """SIGTERM everything; the exit statuses (api last)."""
-        codes = [w.stop() for w in self.workers]
-        return [*codes, self.api.stop()]
+        """SIGTERM everything; the exit statuses (workers, schedulers, notifiers, apis)."""
+        codes = [p.stop() for p in self.processes()]
+        return [*codes, *(api.stop() for api in self.apis)]
 
     def logs(self) -> str:
         """Every process's output, for failure messages."""
-        parts = [f"--- api\n{self.api.log()[-4000:]}"]
-        parts += [f"--- {w.home.name}\n{w.log()[-4000:]}" for w in self.workers]
+        parts = [f"--- {api.home.name}\n{api.log()[-4000:]}" for api in self.apis]
+        parts += [f"--- {p.home.name}\n{p.log()[-4000:]}" for p in self.processes()]
         return "\n".join(parts)

@@ -1,5 +1,5 @@
-"""Compaction in the scale-out set: workers write ``-p<N>`` files on the shared store, the api
-role's housekeeping merges them per partition (positions ``store:p<N>`` in PostgreSQL), and
+"""Compaction in the scale-out set: workers write ``-p<N>`` files on the shared store, the
+scheduler's housekeeping merges them per partition (positions ``store:p<N>`` in PostgreSQL), and
 ``vedette admin compact --database --store`` does the same from an operator's shell; hunting
 through the api returns the same rows throughout."""
 
@@ -52,11 +52,17 @@ def metric(cluster: Cluster, name: str) -> float:
     return float(found.group(1))
 
 
-def test_api_housekeeping_and_admin_compact_merge_each_partition(
+def test_scheduler_housekeeping_and_admin_compact_merge_each_partition(
     work_dir: Path, nats_server: str, database: str
 ) -> None:
-    cluster = Cluster(work_dir, nats_server, database, partitions=2, rules=())
-    cluster.api.args += ["--silent-check", "1", "--compact-every", "2"]
+    cluster = Cluster(
+        work_dir,
+        nats_server,
+        database,
+        partitions=2,
+        rules=(),
+        extra_args=["--silent-check", "1", "--compact-every", "2"],
+    )
     cluster.add_units([("hq", None), ("branch-a", "hq"), ("branch-b", "hq")])
     tokens = {u: cluster.token(u, "ingest") for u in UNITS}
     reader = cluster.token("hq", "analyst")
@@ -95,18 +101,16 @@ def test_api_housekeeping_and_admin_compact_merge_each_partition(
                 break
             time.sleep(0.5)
         else:
-            raise AssertionError(f"the api did not compact: {shown}\n{cluster.logs()}")
+            raise AssertionError(f"the scheduler did not compact: {shown}\n{cluster.logs()}")
         names = [PartName.parse(p.name) for p in shown]
         assert all(n is not None and n.partition is not None for n in names), shown
         assert any(n is not None and n.first != n.last for n in names), shown
         assert metric(cluster, "vedette_compaction_files_merged_total") >= 2
         assert hunt(cluster, reader) == before
 
-        # The api's housekeeping off the store (as when a scheduler compacts), more batches,
-        # and an operator's run with the roles' --database and --store.
-        assert cluster.api.stop() == 0
-        cluster.api.args = ["--role", "api", *cluster.common_args(), "--compact-every", "0"]
-        cluster.api.start()
+        # No scheduler (nothing compacts on its own), more batches, and an operator's run
+        # with the roles' --database and --store.
+        assert all(s.stop() == 0 for s in cluster.schedulers)
         send("b", 8)
         everything = hunt(cluster, reader)
         assert len(everything) == sum(stored.values())

@@ -1,6 +1,7 @@
 """The deployment files (deploy/) hold together: the compose file parses and names every part,
 no secret is written in any of them, the commands they run name real ``vedette serve`` flags,
-and the NATS cluster configuration passes ``nats-server -t``.
+and the NATS cluster configuration passes ``nats-server -t``. Every role (api, worker,
+scheduler, notifier) has a systemd unit and a compose service of two or more replicas.
 
 These files are a sketch of a production set-up; what runs in the other scale-out tests is one
 NATS server and one PostgreSQL (docs/deploy.md says which is which).
@@ -21,12 +22,22 @@ import trustme
 import yaml
 
 from natsserver import _binary
+from vedette.cli.cmd_serve import ROLE_NEEDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
-UNITS = [DEPLOY / "systemd" / "vedette-api.service", DEPLOY / "systemd" / "vedette-worker@.service"]
-SERVICES = {"nats1", "nats2", "nats3", "pg-primary", "pg-standby", "api", "worker", "proxy"}
+UNITS = [
+    DEPLOY / "systemd" / name
+    for name in (
+        "vedette-api.service",
+        "vedette-worker@.service",
+        "vedette-scheduler@.service",
+        "vedette-notifier@.service",
+    )
+]
+ROLES = ("api", "worker", "scheduler", "notifier")
+SERVICES = {"nats1", "nats2", "nats3", "pg-primary", "pg-standby", *ROLES, "proxy"}
 # A key that names a secret; its value must point at a file or a variable, never be one.
 SECRET_KEY = re.compile(r"pass(word)?|secret|token|(^|_)key$", re.I)
 
@@ -59,14 +70,19 @@ def check_serve_command(argv: list[str], flags: set[str], roles: set[str]) -> st
     assert not unknown, f"not flags of vedette serve: {unknown}"
     role = args[args.index("--role") + 1]
     assert role in roles
-    for needed in ("--home", "--nats", "--database", "--store", "--partitions"):
-        assert needed in used, f"{needed} missing from {argv}"
-    # NATS: three replicas on the 3-node cluster, TLS with the CA and a client certificate;
-    # its credentials come from the environment (VEDETTE_NATS_*), never from the arguments.
-    assert args[args.index("--replicas") + 1] == "3", argv
-    for needed in ("--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key"):
-        assert needed in used, f"{needed} missing from {argv}"
+    # What `vedette serve` refuses to start the role without, and the shared partition count.
+    needed = ["--home", *ROLE_NEEDS[role]]
+    if "--nats" in ROLE_NEEDS[role]:
+        needed.append("--partitions")
+    for flag in needed:
+        assert flag in used, f"{flag} missing from {argv}"
     assert not any(re.search(r"://[^/\s]*@", a) for a in args), argv
+    if "--nats" in ROLE_NEEDS[role]:
+        # NATS: three replicas on the 3-node cluster, TLS with the CA and a client certificate;
+        # its credentials come from the environment (VEDETTE_NATS_*), never from the arguments.
+        assert args[args.index("--replicas") + 1] == "3", argv
+        for flag in ("--nats-tls-ca", "--nats-tls-cert", "--nats-tls-key"):
+            assert flag in used, f"{flag} missing from {argv}"
     return role
 
 
@@ -86,8 +102,10 @@ def test_compose_parses_with_every_service() -> None:
     for name in ("nats1", "nats2", "nats3"):
         assert any(str(v).endswith(":/data") for v in services[name]["volumes"]), name
         assert services[name]["environment"]["NATS_SERVER_NAME"] == name
-    assert services["worker"]["deploy"]["replicas"] >= 2
-    for name in ("api", "worker"):
+    # No role is a single point of failure: two or more of each.
+    for name in ROLES:
+        assert services[name]["deploy"]["replicas"] >= 2, name
+    for name in ("api", "worker", "scheduler"):
         assert "events:/srv/vedette/events" in services[name]["volumes"]
     assert "events" in doc["volumes"]
 
@@ -96,12 +114,12 @@ def test_compose_commands_name_real_serve_flags() -> None:
     flags, roles = serve_flags()
     services = compose()["services"]
     seen = set()
-    for name in ("api", "worker"):
+    for name in ROLES:
         command = services[name]["command"]
         # sh -c '...': the inner command, with $$ (compose's escape) as the shell's $.
         inner = shlex.split(command)[2].replace("$$", "$")
         seen.add(check_serve_command(shlex.split(inner), flags, roles))
-    assert seen == {"api", "worker"}
+    assert seen == set(ROLES) <= roles
     # A worker holding one partition (the Hyperscan scratch limit): one worker per partition,
     # or the partitions nobody may take keep their events waiting.
     worker = shlex.split(shlex.split(services["worker"]["command"])[2])
@@ -114,14 +132,15 @@ def test_compose_commands_name_real_serve_flags() -> None:
 def test_systemd_units_name_real_serve_flags() -> None:
     flags, roles = serve_flags()
     seen = {check_serve_command(exec_start(unit), flags, roles) for unit in UNITS}
-    assert seen == {"api", "worker"}
+    assert seen == set(ROLES)
     for unit in UNITS:
         text = unit.read_text()
         # Secrets come from the environment file and the password file, not the unit.
         assert "EnvironmentFile=/etc/vedette/vedette.env" in text
         assert "PGPASSFILE=" in text
-    # One home per worker instance, so instances do not share a rule cache or backups.
-    assert "--home /var/lib/vedette/worker-%i" in UNITS[1].read_text()
+    # One home per instance, so instances do not share a rule cache or backups.
+    for unit, role in zip(UNITS[1:], ROLES[1:], strict=True):
+        assert f"--home /var/lib/vedette/{role}-%i" in unit.read_text()
 
 
 def _walk(node: Any, path: str = "") -> list[tuple[str, Any]]:

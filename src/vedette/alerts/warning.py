@@ -50,7 +50,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,6 +69,7 @@ from vedette.store.hunt import HuntRefused, run_hunt
 from vedette.store.state.bulletins import publish_bulletin
 from vedette.store.state.db import StateDB
 from vedette.store.state.incidents import group_alert
+from vedette.store.state.leases import LeaseLost
 from vedette.store.state.models import Alert, Unit
 from vedette.store.state.positions import get_position, set_position
 from vedette.store.state.scope import Principal, Role, Scope
@@ -423,6 +424,7 @@ class Coordinator:
         policy: WarningPolicy,
         *,
         search: WarningSearch | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> None:
         self.state = state
         self.store = store
@@ -430,11 +432,15 @@ class Coordinator:
         # The search step: in-process by default; the workers' tasks in the scale-out mode.
         self.search: WarningSearch = search or LocalSearch(store)
         self._stopping = threading.Event()
+        # Scale-out: runs in each write transaction and raises LeaseLost once the scheduler
+        # duty is lost (vedette.server.scheduler); the thread then stops, its work undone.
+        self.fence = fence
         self.stats = CoordinatorStats()
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._done = 0
         self._busy = False
+        self._halt = False
         self._idle = threading.Condition()
 
     def submit(self, alert_ids: Iterable[int]) -> None:
@@ -453,8 +459,11 @@ class Coordinator:
         self._thread = threading.Thread(target=self._run, name="vedette-coordinate", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the alert at hand and stop (queued ids are done again on the next start)."""
+    def stop(self, timeout: float = 30.0, *, drain: bool = True) -> None:
+        """Finish the alert at hand and stop (queued ids are done again on the next start);
+        ``drain``: do the queued ids first."""
+        if not drain:
+            self._halt = True
         self._stopping.set()  # a search on the work queue stops waiting; its alert is redone
         self._queue.put(None)
         if self._thread is not None:
@@ -473,7 +482,7 @@ class Coordinator:
     def _run(self) -> None:
         while True:
             alert_id = self._queue.get()
-            if alert_id is None:
+            if alert_id is None or self._halt:
                 return
             if alert_id <= self._done:
                 continue
@@ -483,6 +492,11 @@ class Coordinator:
                 self._done = alert_id
             except SearchStopped:
                 log.info("coordination stops at alert %d (done again on the next start)", alert_id)
+                return
+            except LeaseLost as exc:
+                # Another scheduler holds the duty now: it redoes this alert from the position.
+                log.warning("coordination stops at alert %d: %s", alert_id, exc)
+                self._halt = True
                 return
             except Exception as exc:  # one bad alert must not stop coordination
                 self.stats.errors += 1
@@ -512,8 +526,10 @@ class Coordinator:
                 facts.kind, facts.level, facts.unit, bool(facts.observables)
             ):
                 set_position(session, POSITION, alert_id)
+                self._fence(session)
                 return 0
             units = {name: uid for uid, name in session.execute(select(Unit.id, Unit.name))}
+            self._fence(session)
         time_from = facts.first_seen - timedelta(days=policy.lookback_days)
         time_to = datetime.now(UTC) + timedelta(days=1)
         targets = policy.targets(units, facts.unit)
@@ -555,8 +571,14 @@ class Coordinator:
                 # Same transaction as the position: a redo after a crash publishes it once.
                 _absent_bulletin(session, facts, absent, policy.lookback_days)
             set_position(session, POSITION, alert_id)
+            self._fence(session)
         self.stats.warnings += raised
         return raised
+
+    def _fence(self, session: Session) -> None:
+        """Last before a commit: refuse it when the duty was lost (scale-out; see __init__)."""
+        if self.fence is not None:
+            self.fence(session)
 
 
 def _facts(session: Session, alert_id: int) -> _AlertFacts | None:

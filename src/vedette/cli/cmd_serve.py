@@ -31,6 +31,14 @@ examples:
   vedette serve --home ./centre --rules ~/sigma/rules/windows --intel feeds/misp.json
 """
 
+# The flags each scale-out role needs (docs/scale-out.md, "Roles").
+ROLE_NEEDS = {
+    "api": ("--nats", "--database", "--store"),
+    "worker": ("--nats", "--database", "--store"),
+    "scheduler": ("--database", "--store"),  # --nats: publishes its searches itself
+    "notifier": ("--database",),
+}
+
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", type=Path, required=True, help="the centre's folder")
@@ -73,9 +81,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="embedded mode: detect in a child process (default)")  # fmt: skip
     scale = parser.add_argument_group(
         "scale-out mode (docs/scale-out.md)",
-        "--role api or worker, each with --nats, --database (PostgreSQL) and --store",
+        "--role api, worker, scheduler or notifier, with --database (PostgreSQL); api and "
+        "worker with --nats and --store, scheduler with --store (and --nats)",
     )
-    scale.add_argument("--role", choices=("all", "api", "worker"), default="all",
+    scale.add_argument("--role", choices=("all", *ROLE_NEEDS), default="all",
                        help="all: every role in this process (the embedded default)")  # fmt: skip
     scale.add_argument("--nats", metavar="URL", help="NATS server with JetStream")
     scale.add_argument("--store", type=Path, metavar="PATH",
@@ -83,7 +92,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--partitions", type=int, default=8, metavar="N",
                        help="event partitions (the same on every process; default 8)")  # fmt: skip
     scale.add_argument("--lease-seconds", type=float, default=10.0, metavar="S",
-                       help="worker lease; a dead worker's partitions move after it")  # fmt: skip
+                       help="worker, scheduler lease: a dead one's work moves on")  # fmt: skip
     scale.add_argument("--max-partitions", type=int, metavar="N",
                        help="a worker takes at most N partitions")  # fmt: skip
     scale.add_argument("--replicas", type=int, default=1, metavar="N",
@@ -174,6 +183,15 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.role != "all" or args.nats:
         _check_scale_out(args)
+    if args.role == "scheduler":
+        from vedette.server.scheduler import run_scheduler
+
+        nats = _nats_config(args) if args.nats else None
+        return run_scheduler(config, nats, args.store, lease_seconds=args.lease_seconds)
+    if args.role == "notifier":
+        from vedette.server.notifier import run_notifier
+
+        return run_notifier(config, lease_seconds=args.lease_seconds)
     from vedette.store.natsauth import redact_url
 
     if args.role == "worker":
@@ -227,20 +245,14 @@ def _run(args: argparse.Namespace) -> int:
 def _check_scale_out(args: argparse.Namespace) -> None:
     """The scale-out roles need NATS, PostgreSQL and a shared store; say what is missing."""
     if args.role == "all":
-        raise ConfigError("--nats runs the scale-out mode: start --role api and --role worker")
-    missing = [
-        flag
-        for flag, value in (
-            ("--nats", args.nats),
-            ("--database", args.database),
-            ("--store", args.store),
+        raise ConfigError(
+            "--nats runs the scale-out mode: start --role api, worker, scheduler and notifier"
         )
-        if not value
-    ]
+    missing = [flag for flag in ROLE_NEEDS[args.role] if not getattr(args, flag[2:])]
     if missing:
         raise ConfigError(f"--role {args.role} needs {', '.join(missing)}")
     if not str(args.database).startswith("postgresql"):
-        raise ConfigError("--role api/worker share their state: --database must be PostgreSQL")
+        raise ConfigError("the scale-out roles share their state: --database must be PostgreSQL")
     if args.partitions < 1:
         raise ConfigError("--partitions must be at least 1")
     if not 1 <= args.replicas <= 5:

@@ -21,16 +21,17 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from vedette.alerts.warning import Coordinator, WarningSearch, load_policy
+from vedette.alerts.warning import Coordinator, CoordinatorStats, WarningSearch, load_policy
 from vedette.correlate import Correlator
 from vedette.errors import ConfigError, RuleLoadError
-from vedette.notify.dispatcher import Dispatcher
+from vedette.notify.dispatcher import Dispatcher, DispatchStats
 from vedette.pipeline.build import DetectorConfig, LoadFacts, build_detector
 from vedette.pipeline.detector import Detector
 from vedette.rulepacks import default_rule_paths
 from vedette.server.auth import Authenticator
 from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
+from vedette.server.housekeeping import RETENTION_EVERY_SECONDS, raise_silent_alerts
 from vedette.server.quota import UnitQuota
 from vedette.server.retrohunt import (
     HuntRunner,
@@ -45,14 +46,10 @@ from vedette.server.worker_process import WorkerProcess
 from vedette.store.compact import CompactPolicy, CompactReport
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
-from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB, open_state
-from vedette.store.state.notifications import enqueue_for_alert
-from vedette.store.state.positions import get_position, mark_silent_alerted, silent_units
+from vedette.store.state.positions import get_position
 
 log = logging.getLogger("vedette.server")
-
-SILENT_RULE_ID = "vedette-sensor-silent"
 
 
 @dataclass(slots=True)
@@ -328,7 +325,8 @@ class Centre:
     # -- housekeeping ------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        """Silent sensors, retention and compaction of the event store, on a timer.
+        """Silent sensors, retention and compaction of the event store, on a timer
+        (vedette.server.housekeeping, vedette.server.compaction).
 
         Retention and compaction run one after the other in this task, never side by side.
         """
@@ -338,7 +336,7 @@ class Centre:
             await asyncio.sleep(self.config.silent_check_seconds)
             try:
                 await run_in_threadpool(self.raise_silent_alerts)
-                if time.monotonic() - last_retention > 3600:
+                if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                     last_retention = time.monotonic()
                     await run_in_threadpool(self.store.apply_retention, self.config.retention_days)
                 every = self.config.compact_seconds
@@ -358,30 +356,19 @@ class Centre:
 
     def raise_silent_alerts(self, now: datetime | None = None) -> int:
         """An alert for each unit that has sent events and gone quiet past its threshold."""
-        now = now or datetime.now(UTC)
-        raised = 0
-        with self.state.session() as session:
-            for unit in silent_units(session, now):
-                key = {"last_received_at": unit.last_received_at.isoformat()}
-                alert, new = record_detection(
-                    session,
-                    unit_id=unit.unit_id,
-                    fingerprint=fingerprint(SILENT_RULE_ID, unit.name, key),
-                    kind="health",
-                    rule_id=SILENT_RULE_ID,
-                    rule_title=f"Sensor silent: no event from {unit.name} for "
-                    f"{int((now - unit.last_received_at).total_seconds())} s "
-                    f"(threshold {unit.silent_after_seconds} s)",
-                    level="high",
-                    when=now,
-                    matched={"last_received_at": unit.last_received_at.isoformat()},
-                    dedup_window_s=self.config.dedup_window_seconds,
-                )
-                if new:
-                    enqueue_for_alert(session, alert)  # notifications, same transaction
-                mark_silent_alerted(session, unit.unit_id)
-                raised += 1
-        return raised
+        return raise_silent_alerts(
+            self.state, dedup_window_seconds=self.config.dedup_window_seconds, now=now
+        )
+
+    # -- counters of the duties (the scale-out api reads them from the processes running them)
+
+    def coordination_stats(self) -> CoordinatorStats:
+        """The coordinator's counters, for /metrics."""
+        return self.coordinator.stats
+
+    def dispatch_stats(self) -> DispatchStats:
+        """The notification dispatcher's counters, for /metrics."""
+        return self.dispatcher.stats
 
 
 def _committed_position(state: StateDB) -> int:

@@ -125,7 +125,7 @@ class CentreCollector(Collector):
                 syslog.add_metric([name, outcome], getattr(stats, outcome))
         yield syslog
         # Notifications (vedette.notify): outcomes per channel since start, and what waits.
-        dispatch = centre.dispatcher.stats
+        dispatch = centre.dispatch_stats()
         notifications = CounterMetricFamily(
             "vedette_notifications",
             "Notification sends per channel and outcome (failed sends are retried)",
@@ -146,8 +146,9 @@ class CentreCollector(Collector):
             "Alerts coordinated, grouped into incidents, unit hunts run, warnings, errors",
             labels=["outcome"],
         )
+        coordinated = centre.coordination_stats()
         for outcome in ("alerts", "grouped", "hunts", "warnings", "errors"):
-            coordination.add_metric([outcome], getattr(centre.coordinator.stats, outcome))
+            coordination.add_metric([outcome], getattr(coordinated, outcome))
         yield coordination
         yield from _compaction(centre.store.root)
         yield _gauge("vedette_rules_loaded", "Sigma rules loaded", centre.rules.facts.rules_loaded)

@@ -1,23 +1,23 @@
 """The scale-out roles of ``vedette serve``: ``api`` and ``worker`` processes (NATS, PostgreSQL).
 
-- **api**: the HTTP API (ingest, alerts, units, hunting, ...) and the syslog listeners; a batch
-  is published to JetStream (:class:`~vedette.store.jetstream.JetStreamSpool`) and answered 202
-  after the PubAck. It runs no pipeline worker. It also runs the coordinator (incidents, early
-  warning, whose searches run as tasks of the workers: :mod:`vedette.server.warning_tasks`),
-  fed by polling new alert ids, the notification dispatcher and the silent-sensor check;
-  /metrics adds the partition leases (owner, moves, takeovers) read from PostgreSQL.
+- **api**: the HTTP API (ingest, alerts, units, hunting, ...) and the syslog listeners, nothing
+  else; a batch is published to JetStream (:class:`~vedette.store.jetstream.JetStreamSpool`)
+  and answered 202 after the PubAck. Stateless apart from NATS and PostgreSQL: run as many as
+  wanted behind a load balancer. /metrics adds the partition leases (owner, moves, takeovers),
+  the scheduler duty and the counters the scheduler and notifier processes publish.
 - **worker**: no HTTP; leases partitions and runs one pipeline Worker per partition
   (:mod:`vedette.server.partitions`), writing Parquet under ``--store`` (shared storage), and
   a small pool running retro-hunt and early-warning tasks from the work queue
-  (:mod:`vedette.server.hunt_tasks`; the api splits and publishes them).
+  (:mod:`vedette.server.hunt_tasks`; the api and the scheduler split and publish them).
+- **scheduler** (:mod:`vedette.server.scheduler`) and **notifier**
+  (:mod:`vedette.server.notifier`): the coordinator and housekeeping, and the notifications.
 
-Both need ``--nats``, ``--database`` (PostgreSQL) and ``--store``; ``--home`` still holds the
-compiled-rule cache. ``--role all`` without ``--nats`` is the embedded default, unchanged.
+``--home`` still holds the compiled-rule cache. ``--role all`` without ``--nats`` is the
+embedded default, unchanged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import threading
@@ -29,26 +29,27 @@ from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import select
 
+from vedette.alerts.warning import CoordinatorStats
+from vedette.notify.dispatcher import DispatchStats
 from vedette.server.centre import Centre, SpoolSink, _correlator_factory, load_rules
 from vedette.server.config import ServeConfig
 from vedette.server.hunt_tasks import HuntTaskPool, QueuedHuntRunner
 from vedette.server.partitions import PartitionWorkers
 from vedette.server.syslog_listen import SyslogListener
-from vedette.server.warning_tasks import QueuedWarningSearch
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.huntqueue import HuntQueue, HuntQueueConfig
 from vedette.store.jetstream import JetStreamConfig, JetStreamSpool
 from vedette.store.state.db import StateDB, open_state
+from vedette.store.state.duties import duty_table, live_members
 from vedette.store.state.ingest_ledger import forget_keys_before, lookup_key, record_key
 from vedette.store.state.leases import lease_table
-from vedette.store.state.models import Alert, Unit, UnitStats
+from vedette.store.state.models import Unit, UnitStats
 
 log = logging.getLogger("vedette.roles")
 
-__all__ = ["ApiCentre", "StateLedger", "open_api", "run_worker"]
+__all__ = ["ApiCentre", "DutyCollector", "MemberStats", "StateLedger", "open_api", "run_worker"]
 
 LEDGER_TTL_S = 7 * 86400.0
 
@@ -137,51 +138,123 @@ class LeaseCollector(Collector):
         )
 
 
+class DutyCollector(Collector):
+    """The scheduler duty and the live role processes for /metrics (vedette.server.scheduler)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Any]:
+        """Read the duty leases and the live members (two queries per scrape)."""
+        now = time.time()
+        with self.state.session(readonly=True) as session:
+            duties = duty_table(session, now)
+            members = live_members(session, now)
+        owned = GaugeMetricFamily(
+            "vedette_duty_owned", "1 when the duty has a live lease, by holder",
+            labels=["duty", "owner"],
+        )  # fmt: skip
+        moves = CounterMetricFamily(
+            "vedette_duty_moves", "Times a duty changed holder", labels=["duty"]
+        )
+        takeovers = CounterMetricFamily(
+            "vedette_duty_takeovers",
+            "Times a duty was taken from a holder whose lease expired (it died or stalled)",
+            labels=["duty"],
+        )
+        for row in duties:
+            owned.add_metric([row.duty, row.owner or ""], 1.0 if row.live else 0.0)
+            moves.add_metric([row.duty], row.moves)
+            takeovers.add_metric([row.duty], row.takeovers)
+        live = GaugeMetricFamily(
+            "vedette_role_processes", "Live scheduler and notifier processes", labels=["role"]
+        )
+        for role in ("scheduler", "notifier"):
+            live.add_metric([role], sum(1 for m in members if m.role == role))
+        yield owned
+        yield moves
+        yield takeovers
+        yield live
+
+
+class MemberStats:
+    """The counters the scheduler and notifier processes publish, summed (cached 2 s)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+        self._at = 0.0
+        self._coordination = CoordinatorStats()
+        self._dispatch = DispatchStats()
+        self._lock = threading.Lock()
+
+    def coordination(self) -> CoordinatorStats:
+        """Coordination counters of every live scheduler."""
+        self._refresh()
+        return self._coordination
+
+    def dispatch(self) -> DispatchStats:
+        """Notification counters of every live notifier (pending: the newest report)."""
+        self._refresh()
+        return self._dispatch
+
+    def _refresh(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._at < 2.0:
+                return
+            with self.state.session(readonly=True) as session:
+                members = live_members(session, time.time())
+            coordination = CoordinatorStats()
+            dispatch = DispatchStats()
+            for member in members:
+                stats = member.stats or {}
+                if member.role == "scheduler":
+                    for name, value in (stats.get("coordination") or {}).items():
+                        if isinstance(value, int) and hasattr(coordination, name):
+                            setattr(coordination, name, getattr(coordination, name) + value)
+                elif member.role == "notifier":
+                    for channel, outcome, count in stats.get("outcomes") or []:
+                        key = (str(channel), str(outcome))
+                        dispatch.outcomes[key] = dispatch.outcomes.get(key, 0) + int(count)
+                    dispatch.pending.update(stats.get("pending") or {})
+                    dispatch.errors += int(stats.get("errors") or 0)
+            self._coordination, self._dispatch = coordination, dispatch
+            self._at = time.monotonic()
+
+
 class ApiCentre(Centre):
-    """The api role: the centre's HTTP and syslog face over JetStream, no pipeline worker."""
+    """The api role: the centre's HTTP and syslog face over JetStream and nothing else.
+
+    No pipeline worker, no coordinator, no dispatcher, no housekeeping: those run in the
+    worker, scheduler and notifier roles, so any number of apis can serve side by side.
+    """
 
     runs_worker = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.extra_collectors: list[Collector] = [LeaseCollector(self.state)]
-        self._last_alert_id = 0
+        self.extra_collectors: list[Collector] = [
+            LeaseCollector(self.state),
+            DutyCollector(self.state),
+        ]
+        self.member_stats = MemberStats(self.state)
 
     async def start(self) -> None:
-        """Listeners, dispatcher, coordinator (fed by polling), the retro-hunt queue's sweep,
-        housekeeping; no worker."""
-        with self.state.session(readonly=True) as session:
-            self._last_alert_id = int(session.scalar(select(func.max(Alert.id))) or 0)
-        self.coordinator.start()
+        """The retro-hunt queue's sweep (idempotent: every api may run it) and the syslog
+        listeners; HTTP is uvicorn's."""
         self.retrohunts.start()
-        self.dispatcher.start()
         sink = SpoolSink(self)
         for listener_config in self.config.syslog:
             listener = SyslogListener(listener_config, sink)
             await listener.start()
             self.listeners.append(listener)
-        self._tasks.append(asyncio.create_task(self._housekeeping()))
-        self._tasks.append(asyncio.create_task(self._feed_coordinator()))
 
-    async def _feed_coordinator(self) -> None:
-        """The workers commit alerts in other processes: hand new alert ids over by polling."""
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await run_in_threadpool(self._submit_new_alerts)
-            except Exception:
-                log.exception("could not poll new alerts for coordination")
+    def coordination_stats(self) -> CoordinatorStats:
+        """The schedulers' coordination counters (vedette.server.scheduler)."""
+        return self.member_stats.coordination()
 
-    def _submit_new_alerts(self) -> None:
-        with self.state.session(readonly=True) as session:
-            ids = list(
-                session.scalars(
-                    select(Alert.id).where(Alert.id > self._last_alert_id).order_by(Alert.id)
-                )
-            )
-        if ids:
-            self._last_alert_id = ids[-1]
-            self.coordinator.submit(ids)
+    def dispatch_stats(self) -> DispatchStats:
+        """The notifiers' counters (vedette.server.notifier)."""
+        return self.member_stats.dispatch()
 
     def accepting(self) -> bool:
         """Below the high-water mark (an estimate from the stream; see JetStreamSpool)."""
@@ -196,17 +269,7 @@ def open_api(config: ServeConfig, nats: JetStreamConfig, store: Path) -> ApiCent
     events = ParquetEventStore(store)
     rules = load_rules(config)
     hunts = QueuedHuntRunner(state, events, HuntQueue(HuntQueueConfig.like(nats)))
-    # Early-warning searches go on the same work queue as (unit, day) tasks of the workers.
-    search = QueuedWarningSearch(state, events, hunts)
-    return ApiCentre(
-        config,
-        state,
-        cast(Any, spool),
-        events,
-        rules,
-        retrohunts=hunts,
-        warning_search=search,
-    )
+    return ApiCentre(config, state, cast(Any, spool), events, rules, retrohunts=hunts)
 
 
 def run_worker(
@@ -220,7 +283,8 @@ def run_worker(
 ) -> int:
     """The worker role in the foreground until SIGTERM or SIGINT; returns the exit status."""
     home = config.paths.create()
-    state = open_state(config.state_url, backup_dir=home.backups)
+    # A worker frozen inside a transaction must not hold its lease rows locked for ever.
+    state = open_state(config.state_url, backup_dir=home.backups, stall_timeout=lease_seconds)
     spool = JetStreamSpool(nats)
     partitions = nats.partitions
     rules = load_rules(config)

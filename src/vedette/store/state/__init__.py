@@ -12,6 +12,7 @@ from vedette.store.state import (  # noqa: F401
     assets,
     bulletins,
     deadletters,
+    duties,
     incidents,
     ingest_ledger,
     leases,

@@ -31,6 +31,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from vedette.errors import VedetteError
@@ -129,13 +130,25 @@ def _scope_transaction(
 # ----------------------------------------------------------------------------------------------
 
 
-def make_engine(url: str, *, foreign_keys: bool = True, system: bool = True) -> Engine:
+def _stall_timeout(ms: int, dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET idle_in_transaction_session_timeout = {int(ms)}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def make_engine(
+    url: str, *, foreign_keys: bool = True, system: bool = True, stall_timeout: float | None = None
+) -> Engine:
     """An engine for ``url`` with the store's connection settings.
 
     ``foreign_keys=False`` is for migrations only: SQLite's batch mode drops and recreates
     tables, and with foreign keys enforced a drop would cascade into the rows that refer to it.
     ``system`` (PostgreSQL): every connection asks for the row-level-security bypass, which the
     policies grant to the owner role only; ``False`` for the app role's engine.
+    ``stall_timeout`` (PostgreSQL, seconds): the server ends a session idle inside a
+    transaction for that long, so a process frozen while it holds row locks (lease rows) does
+    not block the others past its lease.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -149,7 +162,18 @@ def make_engine(url: str, *, foreign_keys: bool = True, system: bool = True) -> 
     engine = create_engine(url, pool_pre_ping=True)
     if system:
         event.listen(engine, "connect", _system_connect)
+    if stall_timeout is not None:
+        ms = max(1000, int(stall_timeout * 1000))
+        event.listen(engine, "connect", partial(_stall_timeout, ms))
     return engine
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached or went away (a restart, a
+    failover, a network cut), not that the statement was wrong: worth a retry later."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class StateDB:
@@ -239,15 +263,20 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def open_state(
-    url: str, *, backup_dir: Path | None = None, scoped_url: str | None = None
+    url: str,
+    *,
+    backup_dir: Path | None = None,
+    scoped_url: str | None = None,
+    stall_timeout: float | None = None,
 ) -> StateDB:
     """Open the state store at ``url``, creating or migrating its schema first.
 
     ``url`` is ``sqlite:///path`` or ``postgresql://...``. An older schema is backed up
     (SQLite: ``backup_dir/state-<rev>-<timestamp>.db``, by default beside the database; on
     PostgreSQL the operator's backup is assumed and logged) and then upgraded to the head.
+    ``stall_timeout``: see :func:`make_engine` (the lease-holding roles give their lease).
     """
-    engine = make_engine(url)
+    engine = make_engine(url, stall_timeout=stall_timeout)
     try:
         script = ScriptDirectory.from_config(alembic_config())
         head = script.get_current_head()

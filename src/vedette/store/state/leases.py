@@ -12,7 +12,10 @@ Every claim locks all rows (``SELECT ... FOR UPDATE``), so claims are serialised
 share (partitions / live workers, rounded up) is computed on one consistent view. A worker's
 commits are *fenced*: :func:`check_lease` runs inside the worker's own write transaction and
 locks its lease row, so a worker that lost its lease (paused longer than the lease, then woke
-up) cannot commit positions or alerts for a partition that someone else now owns.
+up) cannot commit positions or alerts for a partition that someone else now owns. A worker
+frozen inside a transaction would hold its row locks and block every claim: its connections
+end a transaction idle for longer than the lease (``open_state(stall_timeout=...)``), so
+PostgreSQL ends such a session and its locks go.
 
 Times are the workers' own clocks (epoch seconds): keep them in sync (NTP); the lease time
 (10 s by default) is far longer than any sane skew.
