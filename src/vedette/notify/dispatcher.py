@@ -21,7 +21,7 @@ from typing import Final
 
 from vedette.notify.sender import DeliveryError, send
 from vedette.store.state.channel_config import Retry, parse_config
-from vedette.store.state.db import StateDB
+from vedette.store.state.db import StateDB, unavailable
 from vedette.store.state.models import utcnow
 from vedette.store.state.notifications import (
     Delivery,
@@ -97,9 +97,12 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 sent = self.run_once()
-            except Exception:
+            except Exception as exc:
                 self.stats.errors += 1
-                log.exception("notification dispatch failed; trying again")
+                if unavailable(exc):  # a restart of the database: one line, not a traceback
+                    log.warning("notification dispatch waits for the state store: %s", exc)
+                else:
+                    log.exception("notification dispatch failed; trying again")
                 sent = 0
             if sent == 0:
                 self._wake.wait(self.poll_seconds)

@@ -2,6 +2,7 @@
 
 Domain errors are translated here, in one place: not found (including another unit's object)
 404, forbidden 403, invalid 400, unauthenticated 401, back-pressure 503 and quota 429 with
+``Retry-After``; the state database unreachable (a restart, a failover) 503 with
 ``Retry-After``. Anything unexpected is logged with its traceback on the server and answered
 500 with an incident id, never with the traceback.
 """
@@ -15,12 +16,14 @@ import secrets
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vedette.server.body import BodyError
 from vedette.store.hunt import HuntRefused
 from vedette.store.spool import SpoolFull, SpoolUnavailable
 from vedette.store.state.accounts import AuthError
+from vedette.store.state.db import unavailable
 from vedette.store.state.scope import Forbidden, Invalid, NotFound
 
 log = logging.getLogger("vedette.server")
@@ -116,6 +119,23 @@ def install_error_handlers(app: FastAPI) -> None:
             "storage_unavailable",
             f"the centre cannot store events now ({exc}); nothing of this request was stored",
             retry_after=30,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not unavailable(exc):
+            return await _unexpected(request, exc)
+        # A restart or failover of the state store: the client retries after a few seconds.
+        reason = (str(exc.orig or exc).splitlines() or [type(exc).__name__])[0]
+        log.warning(
+            "state store unavailable on %s %s: %s", request.method, request.url.path, reason
+        )
+        return error_response(
+            503,
+            "state_unavailable",
+            "the centre's database is unavailable for a moment: retry later (events with the "
+            "same Idempotency-Key are stored once)",
+            retry_after=5,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -37,7 +37,7 @@ from vedette.server.state_ops import PipelineState
 from vedette.server.worker import Worker, WorkerStats, position_names
 from vedette.store.eventstore import EVENTS_SCHEMA, ParquetEventStore
 from vedette.store.jetstream import JetStreamSpool
-from vedette.store.state.db import StateDB
+from vedette.store.state.db import StateDB, unavailable
 from vedette.store.state.leases import (
     check_lease,
     claim_partitions,
@@ -238,7 +238,10 @@ class PartitionWorkers:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._claim_once()
+            try:
+                self._claim_once()
+            except Exception as exc:  # a release after the claim failed: the loop must go on
+                log.warning("lease loop: %s", exc)
             self._stop.wait(self.lease_seconds / 3)
 
     def _claim_once(self) -> None:
@@ -253,9 +256,12 @@ class PartitionWorkers:
                     self.lease_seconds,
                     limit=self.max_partitions,
                 )
-        except Exception:
+        except Exception as exc:
             self.stats.claim_errors += 1
-            log.exception("lease claim failed")
+            if unavailable(exc):
+                log.warning("lease claim failed, the state store is unavailable: %s", exc)
+            else:
+                log.exception("lease claim failed")
             if time.time() - self._renewed_at > self.lease_seconds and self.workers:
                 # The leases have surely expired: someone else may own them now.
                 log.error("leases not renewed for %.0f s: stopping workers", self.lease_seconds)

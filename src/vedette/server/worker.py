@@ -48,6 +48,7 @@ from vedette.pipeline.detector import Detector
 from vedette.server.records import BatchDecoder
 from vedette.store.eventstore import EventRow, ParquetEventStore, event_row, events_table
 from vedette.store.spool import Spool, SpoolBatch
+from vedette.store.state.db import unavailable
 
 log = logging.getLogger("vedette.worker")
 
@@ -248,14 +249,16 @@ class Worker:
             except Exception as exc:  # the worker must outlive a bad batch or a full disk
                 self.stats.errors += 1
                 self.failure = f"{type(exc).__name__}: {exc}"
-                log.exception("worker error; retrying from position %d", self.position)
+                if unavailable(exc):
+                    log.warning("state store unavailable; retrying from position %d: %s",
+                                self.position, exc)  # fmt: skip
+                else:
+                    log.exception("worker error; retrying from position %d", self.position)
                 self._rows.clear()
                 self._forget_alerts()
-                self.detect_pos, self.store_pos = self.state.positions()
-                if self.stores:
-                    self.store.discard_after(self.store_pos)
-                cursor = self.position
                 self._stop.wait(1.0)
+                self._recover_after_error()
+                cursor = self.position
         try:
             if self._detect_to:
                 self._commit_alerts()
@@ -275,6 +278,21 @@ class Worker:
                 return []
         batches = self.spool.read(cursor, self.read_batches)
         return [b for b in batches if b.seq <= self.detect_pos]
+
+    def _recover_after_error(self) -> None:
+        """Re-read the committed positions (a failed commit may have happened or not) and cut
+        the files past them; until the state store answers again (a restart of PostgreSQL)."""
+        while True:
+            try:
+                self.detect_pos, self.store_pos = self.state.positions()
+                if self.stores:
+                    self.store.discard_after(self.store_pos)
+                return
+            except Exception as exc:
+                self.stats.errors += 1
+                log.warning("cannot read the committed positions yet: %s", exc)
+                if self._stop.wait(1.0):
+                    return  # stopping: nothing is committed past the positions anyway
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._alerts_since >= self.alert_commit_seconds
@@ -321,7 +339,8 @@ class Worker:
                 when = datetime.fromtimestamp(batch.received_at, tz=UTC)
                 found = self._detect(batch.unit, events, when, facts_memo) if detect else []
             except Exception as exc:
-                if not self._give_up(batch, exc):
+                # The state store down (exceptions are read from it) is not the batch's fault.
+                if unavailable(exc) or not self._give_up(batch, exc):
                     raise  # the error loop retries from the committed position
                 detect_to = max(detect_to, batch.seq) if detect else detect_to
                 self._note_rows(batch.seq, [])
