@@ -4,6 +4,7 @@ not collide in Hyperscan's scratch space (ScratchInUseError dead-lettered good b
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from datasets import dataset
@@ -43,12 +44,13 @@ def test_partition_threads_sharing_a_rule_set_match_without_scratch_collisions(
     assert len(events) > 1000
     shared = Detector(engine=engine)
     # Bare sharing collides (this is what the lock is for: the test could fail)...
+    # A collision needs two scans at once: rounds until one is seen (on a loaded machine the
+    # threads run one at a time more often, so this may take many rounds, never forever).
     collided = False
-    for _ in range(5):  # a collision needs two scans at once: a few rounds make it certain
-        if any("ScratchInUse" in e for e in _hammer([shared] * 4, events)):
-            collided = True
-            break
-    assert collided, "no collision seen: the check would prove nothing"
+    deadline = time.monotonic() + 300
+    while not collided and time.monotonic() < deadline:
+        collided = any("ScratchInUse" in e for e in _hammer([shared] * 4, events))
+    assert collided, "no collision seen in 300 s: the check would prove nothing"
     # ... the partitions' serialised matchers never do, and find the same detections.
     lock = threading.Lock()
     serialised = [Detector(engine=_Serialised(engine, lock)) for _ in range(4)]  # type: ignore[arg-type]
