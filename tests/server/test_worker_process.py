@@ -31,8 +31,8 @@ WORKER = ["--worker-process"]
 
 
 def child_pid(centre: Centre) -> int:
-    """The detect child's pid, as it writes it in its stats file."""
-    path = centre.home / "run" / "worker-detect-stats.json"
+    """The worker child's pid, as it writes it in its stats file."""
+    path = centre.home / "run" / "worker-stats.json"
     assert _wait_until(path.exists, 60), centre.log()
     return int(orjson.loads(path.read_bytes())["pid"])
 

@@ -19,10 +19,12 @@ spool has nothing more: the state store's cost is per distinct fingerprint per c
 commit folds every detection of a fingerprint since the last one; and a fingerprint's alert
 facts (sample event, observables) are built once per commit, as only the first are kept.
 
-The two stages may run in two processes (``stages``; vedette.server.worker_process does so):
-a ``detect`` worker commits only the detect position and its alerts, a ``store`` worker only
-the store position and its Parquet files, and reads no batch past the committed detect
-position, so an event visible as stored has its alerts visible too.
+The two stages can run apart (``stages``): a ``detect`` worker commits only the detect position
+and its alerts, a ``store`` worker only the store position and its Parquet files, and reads no
+batch past the committed detect position, so an event visible as stored has its alerts visible
+too. The embedded centre runs both in one worker: two child processes, one per stage, were
+tried and cost more CPU per event (a second decode) than their overlap saved on the shared
+2-core machine (BENCHMARKS.md).
 
 Correlation state is in memory, one correlator per unit (its watermark is that unit's newest
 event time; late events are counted). A restart loses the windows open at that moment: this is

@@ -1,31 +1,27 @@
-"""The embedded worker in two child processes, so ingest, detection and storage run side by side.
+"""The embedded worker in a child process, so HTTP ingest and detection stop sharing one GIL.
 
 ``vedette serve --worker-process`` runs the same :class:`~vedette.server.worker.Worker` (spool →
-Detector → alerts, and spool → Parquet store, the same two positions committed the same way)
-as two children ``python -m vedette.server.worker_process ... detect|store``, one per stage.
-Storing in a process of its own costs a second decode of each batch, and buys detection (what
-ingest-to-alert latency waits for) a core that never stops for Parquet building. What each does:
+Detector → Parquet store and alerts, the same two positions committed the same way) in a child
+``python -m vedette.server.worker_process``. What each side does:
 
-- **the detect child** owns the detect position and the alerts; **the store child** owns the
-  store position and the Parquet files, and reads no batch past the committed detect position
-  (an event visible as stored has its alerts visible). Each reads the SQLite spool through a
-  connection of its own (WAL: readers never block the API's group-commit writer) and, as
-  another process appends, waits for new batches by polling. Neither releases the spool. Once a
-  second each writes its counters to a small JSON file (replaced atomically). On Linux each
-  gets SIGKILL when the parent dies, even by SIGKILL (``PR_SET_PDEATHSIG``), and an exclusive
-  ``flock`` on ``worker-<stage>.lock`` keeps a second one of a stage from ever running beside
-  it (a restarted centre's child waits for the old one to go);
+- **the child** owns the worker positions and is the only one to write them, exactly as the
+  worker thread did. It reads the SQLite spool through a connection of its own (WAL: readers
+  never block the API's group-commit writer) and, as another process appends, waits for new
+  batches by polling. It never releases the spool. Once a second it writes its counters to a
+  small JSON file (replaced atomically). On Linux it gets SIGKILL when the parent dies, even by
+  SIGKILL (``PR_SET_PDEATHSIG``), and an exclusive ``flock`` on ``worker.lock`` keeps a second
+  worker from ever running beside it (a restarted centre's child waits for the old one to go);
 - **the parent** (:class:`WorkerProcess`, in place of the worker thread) starts, supervises and
-  stops the children (SIGTERM, detection first, then waits: each finishes its batch and
-  commits), restarts one that dies, releases the spool up to the lower committed position it
-  reads from the state store (the spool's pending counters live in the API process's writer),
-  hands new alert ids to the coordinator by polling the alerts table (as the scale-out api role
-  does), and shows the children's counters on ``/metrics`` and ``/readyz``. A rules reload
-  (SIGHUP or ``POST /api/v1/rules/reload``) restarts the detect child on the new rules, which
-  drops open correlation windows as the in-thread swap does; a rule exception change is
-  signalled to it (SIGUSR1), which re-reads the exceptions before its next detection.
+  stops the child (SIGTERM, then waits: the child finishes its batch and commits), restarts it
+  when it dies, releases the spool up to the committed positions it reads from the state store
+  (the spool's pending counters live in the API process's writer), hands new alert ids to the
+  coordinator by polling the alerts table (as the scale-out api role does), and shows the
+  child's counters on ``/metrics`` and ``/readyz``. A rules reload (SIGHUP or
+  ``POST /api/v1/rules/reload``) restarts the child on the new rules, which drops open
+  correlation windows as the in-thread swap does; a rule exception change is signalled to the
+  child (SIGUSR1), which re-reads the exceptions before its next detection.
 
-A child's exit and restart lose nothing: it replays from its committed position, as after a
+The child's exit and restart lose nothing: it replays from the committed positions, as after a
 crash of the single-process centre.
 """
 
@@ -53,7 +49,7 @@ import orjson
 from sqlalchemy import func, select
 
 from vedette.server.config import ServeConfig
-from vedette.server.worker import DETECT, STORE, WorkerStats
+from vedette.server.worker import WorkerStats
 from vedette.store.spool import SqliteSpool
 from vedette.store.state.db import StateDB
 from vedette.store.state.models import Alert
@@ -69,8 +65,6 @@ POLL_SECONDS = 0.25
 """How often the parent reads them, the positions and new alert ids."""
 RELEASE_SECONDS = 0.5
 RESTART_DELAY_SECONDS = 1.0
-STAGES = (DETECT, STORE)
-"""One child per stage, stopped in this order."""
 _PR_SET_PDEATHSIG = 1
 _INT_STATS = tuple(
     f.name
@@ -123,23 +117,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-@dataclasses.dataclass
-class _Child:
-    """One child process of a stage: its process, files and counters."""
-
-    stage: str
-    stats_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    ready: bool = False
-    next_start: float = 0.0
-    last: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """The running process's latest counters."""
-    base: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Counters of the stage's ended processes, so counters never go back."""
-
-
 class WorkerProcess:
-    """The parent's side: the worker thread's interface over two child processes (module doc)."""
+    """The parent's side: the worker thread's interface over a child process (module doc)."""
 
     def __init__(
         self,
@@ -168,6 +147,11 @@ class WorkerProcess:
         self._restart = threading.Event()
         self._restarted = threading.Condition()
         self._generation = 0
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_ready = False
+        self._base = WorkerStats()
+        self._base_unclassified: Counter[str] = Counter()
+        self._last: dict[str, Any] = {}
         self._parent_errors = 0
         self._last_alert_id = 0
         self._released = 0
@@ -175,18 +159,16 @@ class WorkerProcess:
         run = config.paths.create().root / "run"
         run.mkdir(mode=0o700, exist_ok=True)
         self._config_path = run / "worker-config.pickle"
-        self._children = {
-            stage: _Child(stage, run / f"worker-{stage}-stats.json") for stage in STAGES
-        }
+        self._stats_path = run / "worker-stats.json"
 
     # -- life cycle --------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Read the committed positions (the children recover the store themselves)."""
+        """Read the committed positions (the child recovers the store itself)."""
         self._read_positions()
 
     def start(self) -> None:
-        """Start the supervising thread, which starts the children."""
+        """Start the supervising thread, which starts the child."""
         self.recover()
         with self.state.session(readonly=True) as session:
             self._last_alert_id = int(session.scalar(select(func.max(Alert.id))) or 0)
@@ -194,21 +176,21 @@ class WorkerProcess:
         fd = os.open(self._config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             pickle.dump(child_config, out)
-        # The children are started from this thread: PR_SET_PDEATHSIG fires when the thread
-        # that forked them ends, so it must live as long as they may.
+        # The child is started from this thread: PR_SET_PDEATHSIG fires when the thread that
+        # forked it ends, so it must live as long as the child may.
         self._thread = threading.Thread(
             target=self._supervise, name="vedette-worker-process", daemon=True
         )
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the children (SIGTERM: each finishes its batch and commits) and wait."""
+        """Stop the child (SIGTERM: it finishes its batch and commits) and wait for it."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout + 10.0)
 
     def swap_detector(self, detector: object, timeout: float = 300.0) -> None:
-        """A reloaded rule set: restart the detect child on it; returns once the new one runs."""
+        """A reloaded rule set: restart the child on it; returns once the new child runs."""
         with self._restarted:
             target = self._generation + 1
             self._restart.set()
@@ -216,16 +198,15 @@ class WorkerProcess:
                                      timeout)  # fmt: skip
 
     def exceptions_changed(self) -> None:
-        """Rule exceptions changed: the detect child re-reads them before its next detection."""
-        child = self._children[DETECT]
-        process = child.process
-        if process is not None and child.ready and process.poll() is None:
+        """Rule exceptions changed: the child re-reads them before its next detection."""
+        child = self._child
+        if child is not None and self._child_ready and child.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGUSR1)
+                child.send_signal(signal.SIGUSR1)
 
     @property
     def position(self) -> int:
-        """Everything up to here is both stored and alerted (as the children committed it)."""
+        """Everything up to here is both stored and alerted (as the child committed it)."""
         return min(self.detect_pos, self.store_pos)
 
     def wait_processed(self, seq: int, timeout: float) -> bool:
@@ -242,140 +223,131 @@ class WorkerProcess:
     # -- the supervising thread ----------------------------------------------------------------
 
     def _supervise(self) -> None:
-        detect = self._children[DETECT]
+        next_start = 0.0
         while not self._stop.is_set():
             try:
-                for child in self._children.values():
-                    process = child.process
-                    if process is not None and process.poll() is not None:
-                        self._ended(child, expected=False)
-                        child.next_start = time.monotonic() + RESTART_DELAY_SECONDS
-                if self._restart.is_set() and detect.process is not None:
-                    self._terminate(detect)
-                spawned = False
-                for child in self._children.values():
-                    if child.process is None and time.monotonic() >= child.next_start:
-                        self._spawn(child)
-                        spawned = spawned or child is detect
-                if spawned:
-                    with self._restarted:
-                        self._restart.clear()
-                        self._generation += 1
-                        self._restarted.notify_all()
+                child = self._child
+                if child is not None and child.poll() is not None:
+                    self._ended(child, expected=False)
+                    next_start = time.monotonic() + RESTART_DELAY_SECONDS
+                if self._restart.is_set() and self._child is not None:
+                    self._terminate()
+                if self._child is None and time.monotonic() >= next_start:
+                    self._spawn()
                 self._poll()
             except Exception:  # supervision must go on whatever one round met
                 log.exception("worker process supervision failed; trying again")
             self._stop.wait(POLL_SECONDS)
         try:
-            # The store child stops at the detect child's committed position: stop detection
-            # first, so what it committed last is stored too.
-            for stage in STAGES:
-                self._terminate(self._children[stage])
+            if self._child is not None:
+                self._terminate()
             self._poll()
         except Exception:
-            log.exception("could not stop the worker processes cleanly")
+            log.exception("could not stop the worker process cleanly")
         with self._restarted:
             self._restarted.notify_all()
 
-    def _spawn(self, child: _Child) -> None:
+    def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            child.stats_path.unlink()
-        child.ready = False
-        child.process = subprocess.Popen(
+            self._stats_path.unlink()
+        self._child_ready = False
+        self._child = subprocess.Popen(
             [
                 self.python,
                 "-m",
                 "vedette.server.worker_process",
                 str(self._config_path),
-                str(child.stats_path),
+                str(self._stats_path),
                 str(os.getpid()),
-                child.stage,
             ],
             stdin=subprocess.DEVNULL,
         )
-        log.info("worker process %d (%s) started", child.process.pid, child.stage)
+        log.info("worker process %d started", self._child.pid)
+        with self._restarted:
+            if self._restart.is_set():
+                self._restart.clear()
+            self._generation += 1
+            self._restarted.notify_all()
 
-    def _terminate(self, child: _Child, timeout: float = 60.0) -> None:
-        process = child.process
-        if process is None:
+    def _terminate(self, timeout: float = 60.0) -> None:
+        child = self._child
+        if child is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout)
+                child.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.error("worker process %d did not stop in %.0f s: killed", process.pid, timeout)
-                process.kill()
-                process.wait()
+                log.error("worker process %d did not stop in %.0f s: killed", child.pid, timeout)
+                child.kill()
+                child.wait()
         self._ended(child, expected=True)
 
-    def _ended(self, child: _Child, *, expected: bool) -> None:
-        """Fold the ended child's last counters into its base, so counters never go back."""
-        process = child.process
-        assert process is not None
-        self._read_stats(child)
-        child.base = _added(child.base, child.last)
-        child.last = {}
-        child.process = None
-        child.ready = False
+    def _ended(self, child: subprocess.Popen[bytes], *, expected: bool) -> None:
+        """Fold the ended child's last counters into the base, so counters never go back."""
+        self._read_stats(child.pid)
+        last = self._last
+        if last:
+            for name in _INT_STATS:
+                setattr(self._base, name, getattr(self._base, name) + int(last.get(name, 0)))
+            self._base.detections_by_level.update(last.get("detections_by_level", {}))
+            self._base_unclassified.update(last.get("unclassified", {}))
+        self._last = {}
+        self._child = None
+        self._child_ready = False
         if not expected:
             self._parent_errors += 1
-            self.failure = (
-                f"worker process {process.pid} ({child.stage}) exited with status "
-                f"{process.returncode}"
-            )
+            self.failure = f"worker process {child.pid} exited with status {child.returncode}"
             log.error("%s; starting it again", self.failure)
         self.restarts += 1
         self._publish()
 
     def _poll(self) -> None:
-        for child in self._children.values():
-            if child.process is not None:
-                self._read_stats(child)
-        self._publish()
+        child = self._child
+        if child is not None:
+            self._read_stats(child.pid)
+            self._publish()
         self._read_positions()
         self._release()
         self._feed_coordinator()
         with self.processed:
             self.processed.notify_all()
 
-    def _read_stats(self, child: _Child) -> None:
-        process = child.process
-        if process is None:
-            return
+    def _read_stats(self, pid: int) -> None:
         try:
-            record = orjson.loads(child.stats_path.read_bytes())
+            record = orjson.loads(self._stats_path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return
-        if record.get("pid") == process.pid:
-            child.last = record
-            child.ready = True
+        if record.get("pid") == pid:
+            self._last = record
+            self._child_ready = True
             if record.get("failure"):
                 self.failure = str(record["failure"])
 
     def _publish(self) -> None:
-        """Every child's base (ended processes) plus its running process, into ``stats``."""
-        total: dict[str, Any] = {}
-        for child in self._children.values():
-            total = _added(total, _added(child.base, child.last))
+        """Base (ended children) plus the running child's counters, into ``stats``."""
+        last, base = self._last, self._base
         stats = WorkerStats()
         for name in _INT_STATS:
-            setattr(stats, name, int(total.get(name, 0)))
+            setattr(stats, name, getattr(base, name) + int(last.get(name, 0)))
         stats.errors += self._parent_errors
-        stats.detections_by_level = Counter(total.get("detections_by_level", {}))
-        # Receive to detected: what an analyst waits for (the store child stores after it).
-        stats.lag_seconds = float(self._children[DETECT].last.get("lag_seconds", 0.0))
+        stats.detections_by_level = base.detections_by_level + Counter(
+            last.get("detections_by_level", {})
+        )
+        stats.lag_seconds = float(last.get("lag_seconds", self.stats.lag_seconds))
         self.stats = stats
-        self.decoder.unclassified = dict(total.get("unclassified", {}))
+        self.decoder.unclassified = dict(
+            self._base_unclassified + Counter(last.get("unclassified", {}))
+        )
 
     def _read_positions(self) -> None:
         with self.state.session(readonly=True) as session:
-            self.detect_pos = get_position(session, DETECT)
-            self.store_pos = get_position(session, STORE)
+            self.detect_pos = get_position(session, "detect")
+            self.store_pos = get_position(session, "store")
 
     def _release(self) -> None:
-        """Release the spool up to what both children committed (at most every 0.5 s: a
-        release is a spool transaction with its own fsync, through the API process's writer)."""
+        """Release the spool up to what the child committed (at most every 0.5 s: a release is
+        a spool transaction with its own fsync, through the API process's writer)."""
         position = self.position
         if position > self._released and (time.monotonic() - self._released_at >= RELEASE_SECONDS):
             self.spool.release(position)
@@ -396,14 +368,6 @@ class WorkerProcess:
             self.on_new_alerts(ids)
 
 
-def _added(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two counter records summed: integers, and the per-level and per-unit counters."""
-    out: dict[str, Any] = {name: int(a.get(name, 0)) + int(b.get(name, 0)) for name in _INT_STATS}
-    for name in ("detections_by_level", "unclassified"):
-        out[name] = dict(Counter(a.get(name, {})) + Counter(b.get(name, {})))
-    return out
-
-
 # -- the child --------------------------------------------------------------------------------
 
 
@@ -419,8 +383,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)  # the parent died before prctl took effect
 
 
-def child_main(config_path: Path, stats_path: Path, parent: int, stage: str) -> int:
-    """The child: run one stage of the worker until SIGTERM (or the parent's death)."""
+def child_main(config_path: Path, stats_path: Path, parent: int) -> int:
+    """The child: run the worker until SIGTERM (or the parent's death); see the module doc."""
     _die_with_parent(parent)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -428,7 +392,7 @@ def child_main(config_path: Path, stats_path: Path, parent: int, stage: str) -> 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.INFO,
-        format=f"%(asctime)s %(levelname)s %(name)s[{stage}]: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s",
         stream=sys.stderr,
     )
     from vedette.server.centre import _correlator_factory, load_rules
@@ -440,34 +404,25 @@ def child_main(config_path: Path, stats_path: Path, parent: int, stage: str) -> 
     with config_path.open("rb") as source:
         config: ServeConfig = pickle.load(source)
     home = config.paths
-    lock = (home.root / "run" / f"worker-{stage}.lock").open("a")
-    fcntl.flock(lock, fcntl.LOCK_EX)  # an older child of the stage still stopping goes first
+    lock = (home.root / "run" / "worker.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # an older worker still stopping goes first
     state = open_state(config.state_url, backup_dir=home.backups)
     spool = ChildSpool(home.spool_db, high_water_events=config.high_water_events)
+    rules = load_rules(config)
     pipeline = PipelineState(state, dedup_window_seconds=config.dedup_window_seconds)
-    if stage == DETECT:
-        rules = load_rules(config)
-        signal.signal(signal.SIGUSR1, lambda *_: pipeline.expire_exceptions())
-        worker = Worker(
-            spool,
-            ParquetEventStore(home.events),
-            pipeline,
-            rules.detector,
-            correlator_factory=_correlator_factory(rules.detector),
-            stages=frozenset({DETECT}),
-        )
-        what = f"detection on {rules.facts.rules_loaded} rules"
-    else:
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        worker = Worker(
-            spool, ParquetEventStore(home.events), pipeline, None, stages=frozenset({STORE})
-        )
-        what = "the event store"
-    # What is loaded now lives as long as the process: keep it out of the collector's work.
+    signal.signal(signal.SIGUSR1, lambda *_: pipeline.expire_exceptions())
+    worker = Worker(
+        spool,
+        ParquetEventStore(home.events),
+        pipeline,
+        rules.detector,
+        correlator_factory=_correlator_factory(rules.detector),
+    )
+    # The rule set lives as long as the process: keep it out of the collector's generations.
     gc.collect()
     gc.freeze()
     worker.start()
-    log.info("worker process %d running %s", os.getpid(), what)
+    log.info("worker process %d running on %d rules", os.getpid(), rules.facts.rules_loaded)
 
     def publish() -> None:
         record = _stats_record(
@@ -493,4 +448,4 @@ def child_main(config_path: Path, stats_path: Path, parent: int, stage: str) -> 
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
+    sys.exit(child_main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])))
