@@ -4,6 +4,7 @@ attempts with its reason, visible on GET /api/v1/deadletters, and the spool move
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from serverkit import add_token, make_centre
@@ -52,3 +53,54 @@ def test_a_poison_batch_is_dead_lettered_and_the_good_ones_after_it_are_stored(
             assert len(http.get("/api/v1/deadletters").json()["items"]) == 1
     finally:
         centre.kill()
+
+
+def test_scale_out_a_batch_of_a_unit_missing_from_the_store_is_dead_lettered_not_retried(
+    work_dir: Path, nats_server: str, database: str
+) -> None:
+    """Scale-out: a batch for a unit the state store does not hold can never commit; the worker
+    sets it aside (after its attempts) with the reason, shown to the centre's admins only, and
+    the good batches behind it in the same partition are stored."""
+    from scalekit import Cluster
+
+    from vedette.store.jetstream import JetStreamConfig, JetStreamSpool
+
+    cluster = Cluster(work_dir, nats_server, database, rules=(), partitions=1)
+    cluster.add_units([("hq", None), ("branch-a", "hq")])
+    admin = cluster.token("hq", "admin")
+    branch_admin = cluster.token("branch-a", "admin")
+    ingest = cluster.token("branch-a", "ingest")
+    cluster.start(workers=1, schedulers=0, notifiers=0)
+    api = cluster.api
+    try:
+        cluster.wait_spread()
+        # Published straight to the stream, as an api of another centre sharing it might.
+        spool = JetStreamSpool(JetStreamConfig(url=nats_server, partitions=1))
+        try:
+            ghost = spool.append("ghost", "json", [GOOD, GOOD]).seq
+        finally:
+            spool.close()
+        with api.client(ingest) as http:
+            sent = http.post(
+                "/api/v1/events",
+                content=b"\n".join([GOOD] * 3),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+        assert sent.status_code == 202, sent.text
+        api.wait_stored(admin, "branch-a", 3, timeout=60)
+        with api.client(admin) as http:
+            items = http.get("/api/v1/deadletters").json()["items"]
+        assert len(items) == 1, (items, cluster.logs())
+        dead = items[0]
+        assert dead["unit"] == "ghost" and dead["seq"] == ghost and dead["records"] == 2
+        assert dead["source"] == "detect:p0" and dead["attempts"] == 3
+        assert "no unit 'ghost'" in dead["reason"], dead["reason"]
+        with api.client(branch_admin) as http:
+            assert http.get("/api/v1/deadletters").json()["items"] == []
+        # Set aside once; the worker does not keep retrying it (nor the batches after it).
+        time.sleep(2.0)
+        log = cluster.workers[0].log()
+        assert log.count("dead-lettered") == 1, log
+        assert log.count("no unit 'ghost'") <= 3, log
+    finally:
+        cluster.kill_all()

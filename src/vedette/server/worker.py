@@ -90,6 +90,10 @@ class WorkerState(Protocol):
         """True when a rule exception of the unit covers this detection."""
         ...
 
+    def unit_id(self, name: str) -> int:
+        """The unit's id; raises when no such unit exists (its batches can never commit)."""
+        ...
+
     def dead_letter(self, batch: SpoolBatch, attempts: int, reason: str) -> None:
         """Set aside a batch that failed ``attempts`` times (idempotent per batch)."""
         ...
@@ -337,6 +341,9 @@ class Worker:
             if not (detect or store):
                 continue  # replayed: both stages of this worker already have it
             try:
+                # A unit missing from the state store fails every commit: it must fail here,
+                # against its own batch, to be dead-lettered instead of retried for ever.
+                self.state.unit_id(batch.unit)
                 events = self.decoder.events(batch)
                 when = datetime.fromtimestamp(batch.received_at, tz=UTC)
                 found = self._detect(batch.unit, events, when, facts_memo) if detect else []

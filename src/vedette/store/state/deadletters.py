@@ -13,9 +13,20 @@ import zlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    exists,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from vedette.store.state.models import Base, Unit, utcnow
 from vedette.store.state.scope import Scope
@@ -75,13 +86,15 @@ def record_dead_letter(
 
 
 def list_dead_letters(session: Session, scope: Scope, *, limit: int = 100) -> list[dict[str, Any]]:
-    """The dead letters of the caller's units, newest first (without their payload)."""
+    """The dead letters of the caller's units, newest first (without their payload); the
+    centre's scope (the root unit) also sees those of units missing from the store."""
     names = set(session.scalars(select(Unit.name).where(Unit.id.in_(scope.unit_ids))))
+    mine: ColumnElement[bool] = DeadLetter.unit.in_(names)
+    root = session.scalar(select(Unit.id).where(Unit.parent_id.is_(None)))
+    if scope.covers(root):
+        mine = or_(mine, ~exists().where(Unit.name == DeadLetter.unit))
     rows = session.scalars(
-        select(DeadLetter)
-        .where(DeadLetter.unit.in_(names))
-        .order_by(DeadLetter.id.desc())
-        .limit(limit)
+        select(DeadLetter).where(mine).order_by(DeadLetter.id.desc()).limit(limit)
     )
     return [
         {
