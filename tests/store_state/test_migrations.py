@@ -10,6 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from vedette.store.state import SchemaTooNew, add_unit, list_alerts, open_state
 from vedette.store.state.db import head_revision, make_engine, normalise_url, upgrade
@@ -138,3 +139,38 @@ def test_sqlite_folder_is_made_and_urls_are_normalised(work_dir: Path) -> None:
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_warning_jobs_made_twice_before_0019_are_kept_renamed(state_url: str) -> None:
+    """0019's unique index on the warning jobs' titles: older duplicates are renamed first."""
+    upgrade(state_url, "0018")
+    engine = make_engine(state_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO units (name, created_at) VALUES ('hq', :t)"),
+                         {"t": "2026-03-01 12:00:00"})  # fmt: skip
+            for kind in ("warning", "warning", "sigma", "sigma"):
+                conn.execute(
+                    text(
+                        "INSERT INTO retrohunts (owner_unit_id, kind, title, spec, units, status,"
+                        " progress, files_total, files_done, events_read, hits, excepted,"
+                        " alert_ids, samples, cancel_requested, created_by, created_at)"
+                        " VALUES (1, :kind, 'Early warning: observables of alert 5', '{}', '[]',"
+                        " 'done', 1, 0, 0, 0, 0, 0, '[]', '[]', false, 'x', :t)"
+                    ),
+                    {"kind": kind, "t": "2026-03-01 12:00:00"},
+                )
+        upgrade(state_url, "head")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, kind, title FROM retrohunts ORDER BY id")).all()
+            title = "Early warning: observables of alert 5"
+            assert [tuple(r) for r in rows] == [
+                (1, "warning", f"{title} (duplicate 1)"),
+                (2, "warning", title),
+                (3, "sigma", title),
+                (4, "sigma", title),
+            ]
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text("UPDATE retrohunts SET title = :t WHERE id = 1"), {"t": title})
+    finally:
+        engine.dispose()

@@ -12,7 +12,9 @@ JetStream work queue (:mod:`vedette.store.huntqueue`), so the workers' hunt thre
   polls the job until it is finished, then merges the tasks' results per unit
   (:func:`vedette.alerts.warning.merge_found`, oldest day first) into what the in-process
   search gives. The job is named after the alert, so a coordinator that stopped or died
-  mid-search finds it again on its next start instead of searching twice.
+  mid-search finds it again on its next start instead of searching twice; and a unique index
+  on the warning jobs' titles (migration 0019) keeps it one job when two coordinators race
+  for the alert (one stalled past its duty lease, and the new holder).
 - :func:`run_warning_task` (a worker's side) runs :func:`vedette.alerts.warning.find_hits`
   over that unit's files of that day (the job's time range cut to the day) and commits the
   result on the task row, the task ``done`` and the job's progress in one transaction under the
@@ -35,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from vedette.alerts.warning import SearchResult, SearchStopped, UnitFound, find_hits, merge_found
 from vedette.store.eventstore import ParquetEventStore
@@ -113,6 +116,29 @@ class QueuedWarningSearch:
         time_to: datetime,
         max_hits: int,
     ) -> int:
+        args = (alert_id, observables, units, time_from, time_to, max_hits)
+        try:
+            job_id, refs = self._record(*args)
+        except IntegrityError:
+            # Another coordinator (a stalled one that lost the duty lease, or the new holder)
+            # made the alert's job between this one's look-up and insert: the unique index on
+            # the warning jobs' titles (migration 0019) refused the second; take the first.
+            log.info("alert %d: early-warning job made by another coordinator", alert_id)
+            job_id, refs = self._record(*args)
+        if refs and self.hunts is not None:
+            self.hunts.publish(refs)
+        return job_id
+
+    def _record(
+        self,
+        alert_id: int,
+        observables: list[dict[str, Any]],
+        units: list[str],
+        time_from: datetime,
+        time_to: datetime,
+        max_hits: int,
+    ) -> tuple[int, list[TaskRef]]:
+        """The alert's job (found again, no task to publish) or a new one and its tasks."""
         title = job_title(alert_id)
         with self.state.session() as session:
             query = select(RetroHunt.id).where(
@@ -121,7 +147,7 @@ class QueuedWarningSearch:
             existing = session.scalar(query.order_by(RetroHunt.id.desc()).limit(1))
             if existing is not None:
                 log.info("alert %d: early-warning job %d found again", alert_id, existing)
-                return int(existing)
+                return int(existing), []
             root = session.scalar(
                 select(Unit.id).where(Unit.parent_id.is_(None)).order_by(Unit.id).limit(1)
             )
@@ -156,10 +182,8 @@ class QueuedWarningSearch:
             ]
             task_ids = add_tasks(session, row, parts)
             job_id, created = row.id, row.created_at
-        if self.hunts is not None:
-            self.hunts.publish([TaskRef(job_id, task_id, created) for task_id in task_ids])
         log.info("alert %d: early-warning job %d, %d tasks", alert_id, job_id, len(task_ids))
-        return job_id
+        return job_id, [TaskRef(job_id, task_id, created) for task_id in task_ids]
 
     def _wait(self, job_id: int, stop: threading.Event) -> None:
         started = reported = time.monotonic()

@@ -15,7 +15,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from vedette.store.state.audit import append_audit, jsonable
@@ -37,6 +48,16 @@ class RetroHunt(Base):
     """One retro-hunt job."""
 
     __tablename__ = "retrohunts"
+    # One early-warning job per alert (its title names the alert; migration 0019).
+    __table_args__ = (
+        Index(
+            "uq_retrohunts_warning_title",
+            "title",
+            unique=True,
+            sqlite_where=text("kind = 'warning'"),
+            postgresql_where=text("kind = 'warning'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
