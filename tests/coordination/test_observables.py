@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from vedette.alerts.observables import (
     field_observables,
     intel_observables,
@@ -81,3 +86,26 @@ def test_intel_values_first_then_merge_dedups_and_bounds() -> None:
     assert [o["value"] for o in merged] == ["140.82.113.3", "1.1.1.1"]
     many = [{"type": "ip", "field": "f", "value": f"1.1.1.{i}"} for i in range(100)]
     assert len(merge(many, limit=50)) == 50
+
+
+@given(
+    address=st.ip_addresses(),
+    left=st.sampled_from(["", " ", "\t", "  "]),
+    right=st.sampled_from(["", " ", "\n"]),
+    bracket=st.booleans(),
+)
+def test_the_cheap_shape_check_never_turns_away_an_address(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, left: str, right: str, bracket: bool
+) -> None:
+    # public_ip says no by a regex before asking ipaddress: every form ipaddress takes must pass.
+    text = f"[{address}]" if bracket else str(address)
+    assert public_ip(f"{left}{text}{right}", include_private=True) == str(address)
+
+
+@given(st.text(max_size=60))
+def test_the_shape_check_agrees_with_ipaddress_on_any_text(text: str) -> None:
+    try:
+        expected: str | None = str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        expected = None
+    assert public_ip(text, include_private=True) == expected

@@ -59,8 +59,17 @@ def key_fields(detection: Detection) -> dict[str, Any]:
     return {"host": host}
 
 
-def facts_of(detection: Detection, *, received: datetime) -> AlertFacts:
-    """The alert facts of a detection; ``received`` dates events that carry no time."""
+def facts_of(
+    detection: Detection,
+    *,
+    received: datetime,
+    event_observables: list[dict[str, str]] | None = None,
+) -> AlertFacts:
+    """The alert facts of a detection; ``received`` dates events that carry no time.
+
+    ``event_observables``: the event's :func:`field_observables`, when the caller already has
+    them (several rules firing on one event share them).
+    """
     event = detection.event
     when = event.timestamp or received
     if when.tzinfo is None:
@@ -86,15 +95,19 @@ def facts_of(detection: Detection, *, received: datetime) -> AlertFacts:
             "source_format": source.format if source else None,
         },
         sample_event=_bounded(jsonable(event.fields)),
-        observables=_observables(detection),
+        observables=_observables(detection, event_observables),
     )
 
 
-def _observables(detection: Detection) -> list[dict[str, str]]:
+def _observables(
+    detection: Detection, event_observables: list[dict[str, str]] | None
+) -> list[dict[str, str]]:
     """Indicator values of an intel detection, then public IPs, domains, URLs and hashes of its
     event's fields (:mod:`vedette.alerts.observables`): what early warning hunts for."""
     found = intel_observables(detection.extra) if detection.kind == "intel" else []
-    return merge(found, field_observables(detection.event.fields))
+    if event_observables is None:
+        event_observables = field_observables(detection.event.fields)
+    return merge(found, event_observables)
 
 
 def _bounded(value: Any) -> Any:

@@ -80,8 +80,17 @@ _INTERNAL_SUFFIXES: Final = (
 )
 
 
+_IP_SHAPE = re.compile(r"\s*\[?[0-9A-Fa-f.:]{2,45}(?:%[^\s\]]{1,64})?\]?\s*")
+"""What an IP address can look like: most field values are not, and say so at this price."""
+
+
 def public_ip(value: str, *, include_private: bool = False) -> str | None:
     """``value`` in canonical form when it is one IP address worth hunting, else None."""
+    # ipaddress raises (slowly) on almost every value an event has; a regex says no first.
+    if len(value) > 128 or ("." not in value and ":" not in value):
+        return None
+    if not _IP_SHAPE.fullmatch(value):
+        return None
     try:
         address = ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:

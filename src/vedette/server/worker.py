@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import orjson
 
 from vedette.alerts.facts import AlertFacts, facts_of, key_fields
+from vedette.alerts.observables import field_observables
 from vedette.events import Detection, Event
 from vedette.pipeline.detector import Detector
 from vedette.server.records import BatchDecoder
@@ -171,6 +172,9 @@ class Worker:
         self._detect_to = 0
         self._alerts_since = 0.0
         self._facts_memo: dict[tuple[str, str, str, bytes], AlertFacts] = {}
+        # An event's observables by id(event), the event kept alive beside them so the id is
+        # not reused: several rules firing on one event need them once.
+        self._observed: dict[int, tuple[Event, list[dict[str, str]]]] = {}
         self._released = 0
         self._released_at = 0.0
         self.detect_pos = 0
@@ -401,6 +405,7 @@ class Worker:
         self._alerts = []
         self._received = {}
         self._facts_memo = {}
+        self._observed = {}
         self._detect_to = 0
 
     def _note_rows(self, seq: int, rows: list[EventRow]) -> None:
@@ -474,7 +479,7 @@ class Worker:
                 self.stats.excepted += 1
                 continue
             self.stats.detections_by_level[detection.level] += 1
-            out.append((unit, _facts(detection, unit, received, facts_memo)))
+            out.append((unit, _facts(detection, unit, received, facts_memo, self._observed)))
         return out
 
     def _correlator(self, unit: str) -> Any:
@@ -491,6 +496,7 @@ def _facts(
     unit: str,
     received: datetime,
     memo: dict[tuple[str, str, str, bytes], AlertFacts],
+    observed: dict[int, tuple[Event, list[dict[str, str]]]],
 ) -> AlertFacts:
     """The detection's alert facts; a repeat of a fingerprint reuses the first one's facts.
 
@@ -507,7 +513,11 @@ def _facts(
     )
     first = memo.get(key)
     if first is None:
-        first = memo[key] = facts_of(detection, received=received)
+        event = detection.event
+        seen = observed.get(id(event))
+        if seen is None:
+            seen = observed[id(event)] = (event, field_observables(event.fields))
+        first = memo[key] = facts_of(detection, received=received, event_observables=seen[1])
         return first
     when = detection.event.timestamp or received
     if when.tzinfo is None:

@@ -250,19 +250,28 @@ LAYOUTS: tuple[Layout, ...] = (
 
 
 class LayoutPicker:
-    """Chooses a record's layout, trying the last one used first."""
+    """Chooses a record's layout, trying the two last used first.
 
-    __slots__ = ("_last",)
+    Two, because a sender often mixes two shapes (Winlogbeat and evtx_dump JSON from two
+    collectors of one unit); the full list is walked only when neither fits.
+    """
+
+    __slots__ = ("_before", "_last")
 
     def __init__(self) -> None:
         self._last: Layout | None = None
+        self._before: Layout | None = None
 
     def event(self, record: dict[str, Any], hint: str, ref: SourceRef) -> Event:
         """Normalise one JSON record into an Event."""
         layout = self._last
         if layout is None or layout.name == "generic" or not layout.matches(record, hint):
-            layout = next(lay for lay in LAYOUTS if lay.matches(record, hint))
-            self._last = layout
+            before = self._before
+            if before is not None and before.name != "generic" and before.matches(record, hint):
+                layout = before
+            else:
+                layout = next(lay for lay in LAYOUTS if lay.matches(record, hint))
+            self._before, self._last = self._last, layout
         fields, logsource, raw_time, host = layout.normalise(record, hint)
         record_id = fields.get("EventRecordID")
         if ref.record_id is None and isinstance(record_id, int) and not isinstance(record_id, bool):

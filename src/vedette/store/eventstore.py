@@ -190,8 +190,9 @@ def _utc(moment: datetime) -> datetime:
 def events_table(rows: Sequence[EventRow]) -> pa.Table:
     """Build the Arrow table :meth:`ParquetEventStore.write` takes (schema ``EVENTS_SCHEMA``)."""
     times = [None if r.time is None else _utc(r.time) for r in rows]
-    services = [sorted(r.services) for r in rows]
-    categories = [sorted(r.categories) for r in rows]
+    # Most events have one service and one category or none: only a longer tuple needs sorting.
+    services = [sorted(s) if len(s) > 1 else list(s) for s in (r.services for r in rows)]
+    categories = [sorted(c) if len(c) > 1 else list(c) for c in (r.categories for r in rows)]
     option = orjson.OPT_NON_STR_KEYS
     day_names: dict[date, str] = {}
     days: list[str] = []
