@@ -161,7 +161,7 @@ def field_observables(
         if leaf in _HASH_FIELDS or leaf.endswith("hash") or leaf.endswith("hashes"):
             out.extend({"type": t, "field": name, "value": h} for t, h in file_hashes(value))
             continue
-        for match in _URL.finditer(value):
+        for match in _URL.finditer(value) if "://" in value else ():
             url = match.group(0).rstrip(".,;)]}")
             host = _url_host(url)
             if host is None:
