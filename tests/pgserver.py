@@ -78,6 +78,7 @@ class PostgresServer:
     root: Path
     port: int = field(default_factory=_free_port)
     as_user: dict[str, Any] = field(default_factory=dict)
+    max_connections: int = 60
 
     @property
     def pgdata(self) -> Path:
@@ -108,7 +109,8 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         """Start the server and wait until it accepts connections."""
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c fsync=off -c max_connections=60"
+        options = (f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c fsync=off "
+                   f"-c max_connections={self.max_connections}")  # fmt: skip
         log = self.pgdata / "server.log"
         _run([*self._pg_ctl(), "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
              self.as_user)  # fmt: skip

@@ -21,6 +21,10 @@ from vedette.store.state import (
 )
 from vedette.store.state.bulletins import ack_bulletin, list_bulletins, publish_bulletin
 
+pytestmark = pytest.mark.embedded_only(
+    "no centre: the state layer in process, on SQLite and PostgreSQL"
+)
+
 
 @pytest.fixture
 def db(state_url: str) -> Iterator[StateDB]:

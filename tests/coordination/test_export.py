@@ -14,6 +14,8 @@ from vedette.intel.feeds import FeedSpec, load_feed
 from vedette.intel.model import normalize
 from vedette.intel.stix_pattern import parse_pattern
 
+pytestmark = pytest.mark.embedded_only("no centre: STIX and MISP export in process")
+
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 INCIDENT: dict[str, Any] = {
     "id": 7,

@@ -25,6 +25,10 @@ from vedette.store.state import (
 )
 from vedette.store.state import incidents as svc
 
+pytestmark = pytest.mark.embedded_only(
+    "no centre: the state layer in process, on SQLite and PostgreSQL"
+)
+
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 

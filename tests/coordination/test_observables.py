@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from vedette.alerts.observables import (
     merge,
     public_ip,
 )
+
+pytestmark = pytest.mark.embedded_only("no centre: observable extraction in process")
 
 
 def _pairs(fields: dict[str, object], **options: bool) -> set[tuple[str, str]]:

@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from serverkit import Centre, add_token, make_centre
 
 from datasets import dataset
+
+pytestmark = pytest.mark.contract
 
 RECORDING = ("otrf-security-datasets", "datasets", "atomic", "windows", "defense_evasion",
              "host", "psh_cmstp_execution_bypassuac.zip")  # fmt: skip

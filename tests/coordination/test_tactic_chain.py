@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from serverkit import add_token, make_centre
+
+pytestmark = pytest.mark.contract
 
 STEPS = (  # (marker in the command line, technique, tactic)
     ("stepexec", "t1059.001", "execution"),

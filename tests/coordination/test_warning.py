@@ -22,6 +22,10 @@ from vedette.store.eventstore import EventRow, ParquetEventStore, events_table
 from vedette.store.state import StateDB, add_unit, open_state, record_detection, unit_by_name
 from vedette.store.state.warnings import EarlyWarning
 
+pytestmark = pytest.mark.embedded_only(
+    "no centre: early warning below the HTTP layer, on SQLite and PostgreSQL"
+)
+
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 QUOTED = "https://evil.example.org/a'b\\c\"d"
 

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from serverkit import Centre, add_token, make_centre
 
 from datasets import dataset
+
+pytestmark = pytest.mark.contract
 
 INDICATOR = "168.63.129.16"
 OTRF = ("otrf-security-datasets", "datasets", "atomic", "windows")

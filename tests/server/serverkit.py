@@ -3,6 +3,10 @@
 The server is the installed command in a subprocess, reached over real HTTP; tests may
 SIGKILL it and start it again on the same home. Units and tokens are made with the real
 ``vedette admin`` command, as an operator would.
+
+``VEDETTE_TEST_CENTRE=scaleout`` makes ``make_centre`` start the scale-out set instead (api +
+2 workers + scheduler on NATS and PostgreSQL, ``scaleoutkit``) with the same interface, and
+``admin`` run against that centre's database: the contract tests run unchanged on both.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import scaleoutkit
 
 VEDETTE = [sys.executable, "-m", "vedette"]
 
@@ -31,7 +36,9 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def admin(home: Path, *args: str, database: str | None = None) -> str:
-    """Run ``vedette admin --home HOME ARGS``; its standard output (fails the test on error)."""
+    """Run ``vedette admin --home HOME ARGS``; its standard output (fails the test on error).
+    A scale-out centre's home runs against the centre's database."""
+    database = database or scaleoutkit.database_of(home)
     extra = ["--database", database] if database else []
     done = subprocess.run(
         [*VEDETTE, "admin", "--home", str(home), *extra, *args],
@@ -144,7 +151,13 @@ def make_centre(
     units: Sequence[tuple[str, str | None]] = (("hq", None), ("branch-a", "hq")),
     args: Sequence[str] = (),
 ) -> Centre:
-    """A home with ``units`` (name, parent), not started; ports chosen free."""
+    """A home with ``units`` (name, parent), not started; ports chosen free (the scale-out
+    set under ``VEDETTE_TEST_CENTRE=scaleout``)."""
+    if scaleoutkit.SCALEOUT:
+        centre: Any = scaleoutkit.new_centre(home, free_port(), args)
+        for name, parent in units:
+            admin(home, "unit", "add", name, *(["--parent", parent] if parent else []))
+        return centre
     for name, parent in units:
         admin(home, "unit", "add", name, *(["--parent", parent] if parent else []))
     return Centre(home=home, port=free_port(), args=list(args))

@@ -21,6 +21,8 @@ import orjson
 import pytest
 from serverkit import Centre, add_token, make_centre
 
+pytestmark = pytest.mark.contract
+
 NDJSON = {"Content-Type": "application/x-ndjson"}
 LIMIT = 32 * 1024 * 1024  # ServeConfig.max_body_bytes, the default `vedette serve` runs with
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "windows" / "WS-FIN-07" / "sysmon.jsonl"

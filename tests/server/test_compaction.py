@@ -17,10 +17,16 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from serverkit import VEDETTE, Centre, add_token, make_centre
 
 from datasets import dataset
 from vedette.store.eventstore import ParquetEventStore
+
+pytestmark = pytest.mark.embedded_only(
+    "vedette admin --home compact beside the embedded centre; scale-out compaction: "
+    "tests/scaleout/test_compaction.py"
+)
 
 STARTER = Path(__file__).resolve().parents[2] / "src" / "vedette" / "rulepacks" / "starter"
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -247,6 +247,7 @@ def new_centre(home: Path, started: list[Centre], args: Sequence[str] = ()) -> C
 # -- the tests -------------------------------------------------------------------------------
 
 
+@pytest.mark.contract
 def test_sigkill_twice_mid_stream_stores_every_acknowledged_event_once_and_alerts_once(
     tmp_path: Path, centres: list[Centre]
 ) -> None:
@@ -298,6 +299,7 @@ def test_sigkill_twice_mid_stream_stores_every_acknowledged_event_once_and_alert
     assert set(sender.answers) <= {200, 202}, sender.answers
 
 
+@pytest.mark.contract
 def test_sigterm_while_ingesting_exits_0_and_loses_nothing_acknowledged(
     tmp_path: Path, centres: list[Centre]
 ) -> None:
@@ -337,6 +339,7 @@ class Tmpfs:
         subprocess.run(["umount", "-l", str(self.path)], check=False)
 
 
+@pytest.mark.embedded_only("the SQLite spool on a full disk; the scale-out api spools to JetStream")
 def test_full_disk_under_the_spool_answers_503_and_loses_nothing_acknowledged(
     tmp_path: Path, centres: list[Centre]
 ) -> None:
@@ -427,6 +430,7 @@ def test_full_disk_under_the_spool_answers_503_and_loses_nothing_acknowledged(
     assert_exactly_once(centre, analyst, [*acked, *rest])
 
 
+@pytest.mark.contract
 def test_high_water_answers_503_and_readyz_fails_and_refused_batches_store_nothing(
     tmp_path: Path, centres: list[Centre]
 ) -> None:
@@ -478,6 +482,7 @@ def test_high_water_answers_503_and_readyz_fails_and_refused_batches_store_nothi
     assert float(refused_metric.split()[-1]) == codes[503], refused_metric
 
 
+@pytest.mark.contract
 def test_unit_over_its_quota_gets_429_and_nothing_of_the_refused_batch_is_stored(
     tmp_path: Path, centres: list[Centre]
 ) -> None:
@@ -517,6 +522,9 @@ def _wait_until(condition: Any, timeout: float, interval: float = 0.05) -> bool:
     return False
 
 
+@pytest.mark.embedded_only(
+    "the SQLite spool file deleted between runs; scale-out has no spool file"
+)
 def test_a_spool_made_anew_numbers_after_the_committed_positions_and_loses_nothing(
     tmp_path: Path, centres: list[Centre]
 ) -> None:

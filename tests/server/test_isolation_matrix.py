@@ -48,6 +48,8 @@ from vedette.server.authz import ROUTE_RIGHTS
 from vedette.server.routes_console import router as console_router
 from vedette.server.routes_console_hunt import router as hunt_router
 
+pytestmark = pytest.mark.contract
+
 assert ROUTERS, "importing the app fills ROUTE_RIGHTS"
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "windows" / "WS-FIN-07" / "sysmon.jsonl"

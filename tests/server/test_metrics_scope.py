@@ -6,7 +6,10 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from serverkit import add_token, make_centre
+
+pytestmark = pytest.mark.contract
 
 LINE = b"<34>1 2026-01-01T00:00:00Z h sshd 42 - - Accepted password for bob from 192.0.2.7\n"
 

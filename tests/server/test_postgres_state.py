@@ -25,6 +25,10 @@ from sqlalchemy.engine import make_url
 
 from pgserver import postgres_url
 
+pytestmark = pytest.mark.embedded_only(
+    "the embedded centre with its state on PostgreSQL; the scale-out set always has it there"
+)
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "windows" / "WS-FIN-07"
 
 

@@ -8,7 +8,10 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from serverkit import add_token, make_centre
+
+pytestmark = pytest.mark.contract
 
 RULE = """\
 title: Test marker process {n}

@@ -20,6 +20,10 @@ from vedette.server.centre import Centre
 from vedette.server.config import ServeConfig
 from vedette.server.routes_console import ConsoleRoute
 
+pytestmark = pytest.mark.embedded_only(
+    "no centre: the FastAPI app's route table in process, the same app on both sets"
+)
+
 # FastAPI's own schema route: public by design, carries no data of any unit, and is not one
 # of ours to declare. Anything else must be in ROUTE_RIGHTS.
 FRAMEWORK_ROUTES = {("GET", "/openapi.json"), ("HEAD", "/openapi.json")}

@@ -23,6 +23,8 @@ from serverkit import Centre, add_token, make_centre
 from vedette.server.app import ROUTERS
 from vedette.server.authz import ROUTE_RIGHTS
 
+pytestmark = pytest.mark.contract
+
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "windows" / "WS-FIN-07" / "sysmon.jsonl"
 EXAMPLES = 25
 # Reloading the rules takes a couple of seconds: a few tries show it does not fail.

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from serverkit import add_token, admin, make_centre
+
+pytestmark = pytest.mark.contract
 
 LINE = b"<34>1 2026-01-01T00:00:00Z sensor-1 sshd 42 - - Accepted password for bob from 192.0.2.7\n"
 

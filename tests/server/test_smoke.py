@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from serverkit import add_token, make_centre
+
+pytestmark = pytest.mark.contract
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "windows" / "WS-FIN-07"
 

@@ -24,6 +24,8 @@ from serverkit import VEDETTE, Centre, add_token, free_port, make_centre
 
 from datasets import dataset
 
+pytestmark = pytest.mark.contract
+
 STARTER = Path(__file__).resolve().parents[2] / "src" / "vedette" / "rulepacks" / "starter"
 UNITS = [
     ("hq", None),

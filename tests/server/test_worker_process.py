@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from serverkit import Centre, add_token
 from test_durability import (
     Sender,
@@ -25,6 +26,10 @@ from test_durability import (
     metric,
     new_centre,
     windows_records,
+)
+
+pytestmark = pytest.mark.embedded_only(
+    "the embedded centre's detection child process; scale-out workers: tests/scaleout"
 )
 
 WORKER = ["--worker-process"]

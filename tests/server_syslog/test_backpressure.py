@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from syslog_testkit import MemorySink, send_udp, wait_stable, wait_until
 
 from vedette.server.syslog_listen import SyslogListener, SyslogListenerConfig
+
+pytestmark = pytest.mark.embedded_only("no centre: the syslog listener in process")
 
 PADDING = b"p" * 1000  # 1 KB lines: 20 MB in all, far more than loopback socket buffers hold
 TOTAL = 20_000

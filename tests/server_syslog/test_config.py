@@ -7,6 +7,8 @@ import pytest
 from vedette.errors import ConfigError
 from vedette.server.syslog_listen import SyslogListenerConfig, UnitRouter, parse_listen_address
 
+pytestmark = pytest.mark.embedded_only("no centre: the syslog listener's configuration in process")
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from syslog_testkit import octet
 
 from vedette.server.syslog_framing import FrameDecoder, datagram_message, escape_line
 from vedette.server.syslog_listen import ListenerStats
+
+pytestmark = pytest.mark.embedded_only("no centre: syslog framing in process")
 
 RFC5424 = b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed"
 RFC3164 = b"<13>Feb  5 17:32:18 10.0.0.99 myapp[123]: Use the BFG!"

@@ -19,6 +19,8 @@ from vedette.server.syslog_listen import (
 )
 from vedette.sources.syslog_parse import parse_syslog_line
 
+pytestmark = pytest.mark.embedded_only("no centre: the syslog listener in process")
+
 RFC5424 = b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed"
 RFC3164 = b"<13>Feb  5 17:32:18 10.0.0.99 myapp[123]: Use the BFG!"
 SSHD = b"<38>Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186"

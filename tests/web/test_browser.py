@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from webkit import World, login, lsass_event, submit
+
+pytestmark = pytest.mark.contract
 
 
 def test_a_new_alert_appears_in_the_queue_without_reload_then_is_acknowledged_and_closed(

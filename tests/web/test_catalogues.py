@@ -11,6 +11,8 @@ import pytest
 from vedette.web import catalog, i18n
 from vedette.web.render import TEMPLATES, environment
 
+pytestmark = pytest.mark.embedded_only("no centre: the console's message catalogues and templates")
+
 MESSAGES = catalog.extract()
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)s")
 # Text a template may show as it is: names, symbols and punctuation, not words to translate.

@@ -12,6 +12,8 @@ import pytest
 from test_rules_console import HTML, _csrf, _login
 from webkit import World
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture
 def ana(world: World) -> Iterator[httpx.Client]:

@@ -15,6 +15,8 @@ from webkit import PASSWORD, World
 
 from vedette.web.security import set_cookie
 
+pytestmark = pytest.mark.contract
+
 PAGES = [
     "/overview",
     "/alerts",

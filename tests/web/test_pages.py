@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from webkit import SHOTS, World, login, lsass_event
 
+pytestmark = pytest.mark.contract
+
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 LANGS = ("en", "vi")
 PAGES_RULE = """\

@@ -17,9 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from webkit import World, login, lsass_event, submit
 
 from vedette.store.eventstore import ParquetEventStore
+
+pytestmark = pytest.mark.contract
 
 MARKED_RULE = """\
 title: Console retro-hunt marker

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from webkit import PASSWORD, World, lsass_event
 
+pytestmark = pytest.mark.contract
+
 HTML = {"Accept": "text/html"}
 
 

@@ -6,6 +6,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.embedded_only("no centre: the vendored front-end files' bytes")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -264,12 +264,16 @@ class HuntQueue:
         return int(info.state.messages)
 
     def close(self) -> None:
-        """Drain the connection and stop the loop thread."""
+        """Close the connection and stop the loop thread.
+
+        A close, not a drain: every ack and publish was already confirmed, and nats-py's drain
+        of a pull subscription waits on a queue its fetches never mark done, so it sat out its
+        whole timeout (10 s of every worker's stop) and left tasks that printed tracebacks."""
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(Exception):  # closing anyway; acks already confirmed
-            self._call(self._nc.drain(), timeout=10.0)
+        with contextlib.suppress(Exception):  # closing anyway
+            self._call(self._nc.close(), timeout=10.0)
         self._stop_loop()
 
     def _stop_loop(self) -> None:
