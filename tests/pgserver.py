@@ -139,3 +139,58 @@ def postgres_url(tmp_dir: Path) -> tuple[str, Callable[[], None]]:
     if given:
         return given, lambda: None
     return start_postgres(tmp_dir)
+
+
+@dataclass(frozen=True)
+class PlainRoles:
+    """A database owned by a plain role, as in a deployment (row-level security applies to it:
+    a superuser would bypass every policy), and an app login role in ``vedette_app``."""
+
+    owner_url: str
+    """The owner's URL: migrations, workers, the admin command (system sessions)."""
+    app_url: str
+    """The api's scoped sessions (``VEDETTE_APP_DATABASE_URL``)."""
+    drop: Callable[[], None]
+    """Drop the database and both roles."""
+
+
+def plain_database(server_url: str, *, owner_bypass: bool = True) -> PlainRoles:
+    """A new database on ``server_url`` (a superuser's URL) owned by a new plain role.
+
+    ``owner_bypass``: the owner role's sessions start with ``vedette.bypass = 'on'`` (its own
+    setting), so a test's raw SQL through the owner URL sees every row, as through a
+    superuser's; Vedette's system connections set it anyway and its scoped transactions turn
+    it off, so this changes nothing of what the product sees.
+    """
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    suffix = uuid.uuid4().hex[:12]
+    name, owner, app = f"vs_{suffix}", f"vs_owner_{suffix}", f"vs_app_{suffix}"
+    admin = make_url(server_url).set(drivername="postgresql")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vedette_app')"
+            " THEN CREATE ROLE vedette_app NOLOGIN; END IF; END $$"
+        )
+        conn.execute(f"CREATE ROLE {owner} LOGIN")
+        if owner_bypass:
+            conn.execute(f"ALTER ROLE {owner} SET vedette.bypass = 'on'")
+        conn.execute(f"CREATE ROLE {app} LOGIN IN ROLE vedette_app")
+        conn.execute(f'CREATE DATABASE "{name}" OWNER {owner}')
+
+    def drop() -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for role in (app, owner):
+                conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+    at = admin.set(database=name)
+    return PlainRoles(
+        at.set(username=owner).render_as_string(hide_password=False),
+        at.set(username=app).render_as_string(hide_password=False),
+        drop,
+    )

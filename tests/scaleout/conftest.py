@@ -16,16 +16,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 # The api process is driven with the embedded tests' helpers (tests/server/serverkit.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from natsserver import NatsServer, nats_url
-from pgserver import postgres_url
+from pgserver import plain_database, postgres_url
+from vedette.store.state.db import APP_DATABASE_ENV
 
 
 @pytest.fixture(scope="session")
@@ -125,18 +124,17 @@ def postgres_server(private_tmp: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def database(postgres_server: str) -> Iterator[str]:
-    """A new empty database on the session's server (dropped after the test)."""
-    name = f"vs_{uuid.uuid4().hex[:16]}"
-    admin = make_url(postgres_server).set(drivername="postgresql")
-    conninfo = admin.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+def database(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new empty database on the session's server (dropped after the test), owned by a plain
+    role as in a deployment, so row-level security applies (a superuser bypasses it); the api's
+    scoped sessions log in as an app role (``VEDETTE_APP_DATABASE_URL``, inherited by every
+    process the test starts). See ``pgserver.plain_database``."""
+    roles = plain_database(postgres_server)
+    monkeypatch.setenv(APP_DATABASE_ENV, roles.app_url)
     try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
+        yield roles.owner_url
     finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        roles.drop()
 
 
 @pytest.fixture

@@ -8,19 +8,22 @@ deployment; the api's scoped sessions log in as a member of ``vedette_app``.
 from __future__ import annotations
 
 import contextvars
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from scalekit import Cluster
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.orm import Session
 
+from pgserver import plain_database
+from vedette.store.state.audit import verify_chain
 from vedette.store.state.bulletins import Bulletin, BulletinTarget
 from vedette.store.state.db import open_state, set_request_units
 from vedette.store.state.deadletters import DeadLetter
@@ -42,31 +45,15 @@ def _conninfo(url: str) -> str:
 
 
 @pytest.fixture
-def roles(database: str) -> Iterator[Roles]:
-    """An owner role owning the test database, and an app login role in ``vedette_app``."""
-    suffix = uuid.uuid4().hex[:10]
-    owner, app = f"vt_owner_{suffix}", f"vt_api_{suffix}"
-    url = make_url(database)
-    with psycopg.connect(_conninfo(database), autocommit=True) as conn:
-        conn.execute(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vedette_app')"
-            " THEN CREATE ROLE vedette_app NOLOGIN; END IF; END $$"
-        )
-        conn.execute(f"CREATE ROLE {owner} LOGIN")
-        conn.execute(f"CREATE ROLE {app} LOGIN IN ROLE vedette_app")
-        conn.execute(f'ALTER DATABASE "{url.database}" OWNER TO {owner}')
-    yield Roles(
-        url.set(username=owner).render_as_string(hide_password=False),
-        url.set(username=app).render_as_string(hide_password=False),
-        owner,
-        app,
-    )
-    with psycopg.connect(_conninfo(database), autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{url.database}" OWNER TO {url.username}')
-        for role in (owner, app):
-            conn.execute(f"REASSIGN OWNED BY {role} TO {url.username}")
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
+def roles(postgres_server: str) -> Iterator[Roles]:
+    """An owner role owning the test database, and an app login role in ``vedette_app``
+    (the owner without a default bypass: its raw SQL sees what the policies give it)."""
+    made = plain_database(postgres_server, owner_bypass=False)
+    owner, app = make_url(made.owner_url), make_url(made.app_url)
+    try:
+        yield Roles(made.owner_url, made.app_url, str(owner.username), str(app.username))
+    finally:
+        made.drop()
 
 
 def _seed(owner_url: str, app_url: str) -> tuple[int, int, int]:
@@ -464,3 +451,300 @@ def test_bulletins_incidents_and_retro_hunts_through_the_scoped_api_under_rls(
             assert http.get("/api/v1/deadletters").status_code == 200
     finally:
         centre.kill()
+
+
+# -- migration 0020: every table whose rows belong to a unit ------------------------------------
+
+# Tables whose rows belong to a unit without a unit column: through the row they hang on.
+THROUGH_A_PARENT = {
+    "alert_comments": "alerts",
+    "incident_alerts": "incidents",
+    "outbox": "notification_channels",
+}
+NOT_UNIT_ROWS = {
+    # The tree itself: a scope is computed from it, and names the units above it (escalation,
+    # the parent's name shown with a unit); it holds no unit's data.
+    "units",
+}
+
+
+def _unit_tables(conn: psycopg.Connection[tuple[str]]) -> set[str]:
+    """Every table with a unit column (``unit``, ``unit_id``, ``*_unit_id``) or a foreign key
+    to ``units``, read from the catalogue, so a table added later is checked too."""
+    rows = conn.execute(
+        """
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relkind = 'r' AND (
+            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+                    AND NOT a.attisdropped
+                    AND (a.attname IN ('unit', 'unit_id') OR a.attname LIKE '%\\_unit\\_id'))
+            OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid
+                       AND k.contype = 'f' AND k.confrelid = 'units'::regclass))
+        """
+    ).fetchall()
+    return {r[0] for r in rows} - NOT_UNIT_ROWS
+
+
+def test_every_table_whose_rows_belong_to_a_unit_has_forced_row_level_security(
+    roles: Roles,
+) -> None:
+    open_state(roles.owner_url).close()
+    with psycopg.connect(_conninfo(roles.owner_url)) as conn:
+        tables = _unit_tables(conn) | set(THROUGH_A_PARENT)
+        rows = conn.execute(
+            """
+            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                   (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relkind = 'r'
+            """
+        ).fetchall()
+    state = {name: (enabled, forced, policies) for name, enabled, forced, policies in rows}
+    # The catalogue query finds them (a sanity check of the query, not the list to check).
+    assert {"alerts", "audit", "users", "incident_shares", "ingest_ledger"} <= tables
+    missing = {t: state[t] for t in tables if state[t] != (True, True, state[t][2])}
+    assert missing == {}, f"tables of units without ENABLE + FORCE ROW LEVEL SECURITY: {missing}"
+    assert all(state[t][2] >= 1 for t in tables), {t: state[t] for t in tables}
+    # Anything not under a policy holds no unit's rows: say so here when adding a table.
+    assert set(state) - tables == {
+        "alembic_version", "units", "positions", "partition_leases", "partition_members",
+        "duty_leases", "role_members",
+    }  # fmt: skip
+
+
+@dataclass
+class All:
+    hq: int
+    a: int
+    b: int
+    job_of_a: int
+    job_of_b: int
+    channel_of_hq: int
+    channel_of_b: int
+    incident_of_b: int
+
+
+def _seed_all(owner_url: str, app_url: str) -> All:
+    """0015's seed, then in each of a and b a row of every other table of units, and hq's
+    own rows (a channel, an audit record); a's incident is shared with b (and its alert)."""
+    from vedette.store.state.alert_keys import AlertKey
+    from vedette.store.state.assets import CriticalAsset
+    from vedette.store.state.audit import append_audit
+    from vedette.store.state.incidents import IncidentShare
+    from vedette.store.state.ingest_ledger import IngestKey
+    from vedette.store.state.models import (
+        IngestRate,
+        NotificationChannel,
+        OutboxRow,
+        UnitStats,
+        User,
+    )
+    from vedette.store.state.retrohunt_tasks import RetroHuntTask
+    from vedette.store.state.rule_switches import DisabledRule
+    from vedette.store.state.warnings import EarlyWarning
+
+    seeded = _seed_more(owner_url, app_url)
+    state = open_state(owner_url, scoped_url=app_url)
+    now = datetime.now(UTC)
+    try:
+        with state.session() as session:
+            jobs: dict[int, int] = {}
+            channels: dict[int, int] = {}
+            for unit, name in ((seeded.hq, "hq"), (seeded.a, "a"), (seeded.b, "b")):
+                channel = NotificationChannel(unit_id=unit, kind="webhook", name=f"hook-{name}",
+                                              config={"url": "http://127.0.0.1:9/"},
+                                              secret="s3cret", min_level="low",
+                                              kinds=["incident"], enabled=True)  # fmt: skip
+                session.add(channel)
+                session.flush()
+                channels[unit] = channel.id
+                session.add(OutboxRow(channel_id=channel.id, kind="incident", object_type="x",
+                                      object_id="1", payload={}, next_attempt_at=now))  # fmt: skip
+                append_audit(session, actor="x", action="t", object_type="t", object_id=name,
+                             unit_id=unit, before=None, after=None)  # fmt: skip
+                if unit == seeded.hq:
+                    continue
+                session.add(User(unit_id=unit, name=f"user-{name}", role="analyst",
+                                 password_hash="x"))  # fmt: skip
+                session.add(UnitStats(unit_id=unit, events_received=1, events_stored=1))
+                session.add(IngestRate(unit_id=unit, bucket=0, events=1))
+                session.add(IngestKey(unit=name, key="k", seq=1, count=1, created_at=0.0))
+                session.add(CriticalAsset(unit_id=unit, kind="host", value=f"{name}-dc1",
+                                          criticality="critical", created_by="x"))  # fmt: skip
+                session.add(DisabledRule(unit_id=unit, rule_id="r", author="x"))
+                alert = session.scalars(select(Alert).where(Alert.unit_id == unit)).one()
+                session.add(AlertKey(alert_id=alert.id, key=name, unit_id=unit))
+                session.add(AlertComment(alert_id=alert.id, author="x", text="c"))
+                session.add(Token(unit_id=unit, role="analyst", name=name, secret_hash=name * 64,
+                                  prefix=name))  # fmt: skip
+                session.add(RuleException(unit_id=unit, author="x", reason="r"))
+                session.add(EarlyWarning(unit_id=unit, source_alert_id=alert.id, level="high",
+                                         title="w"))  # fmt: skip
+                job = session.scalars(
+                    select(RetroHunt).where(RetroHunt.owner_unit_id == unit)
+                ).one()
+                jobs[unit] = job.id
+                session.add(RetroHuntTask(job_id=job.id, unit_id=unit, unit=name,
+                                          day="2026-01-01"))  # fmt: skip
+            append_audit(session, actor="x", action="t", object_type="t", object_id="centre",
+                         unit_id=None, before=None, after=None)  # fmt: skip
+            # a's incident shared with b, with its alert.
+            incident_of_a = session.scalars(
+                select(Incident.id).where(Incident.owner_unit_id == seeded.a)
+            ).one()
+            alert_of_a = session.scalars(select(Alert.id).where(Alert.unit_id == seeded.a)).one()
+            session.add(IncidentShare(incident_id=incident_of_a, unit_id=seeded.b,
+                                      alert_ids=[alert_of_a], added_by="x"))  # fmt: skip
+        return All(seeded.hq, seeded.a, seeded.b, jobs[seeded.a], jobs[seeded.b],
+                   channels[seeded.hq], channels[seeded.b], seeded.incident_of_b)  # fmt: skip
+    finally:
+        state.close()
+
+
+def test_no_table_of_units_shows_a_row_without_a_scope(roles: Roles) -> None:
+    """Every table the catalogue names as a unit's holds rows here, and none is visible to the
+    app role, asking for the bypass or not, nor to the owner without the bypass."""
+    _seed_all(roles.owner_url, roles.app_url)
+    with psycopg.connect(_conninfo(roles.owner_url)) as conn:
+        tables = sorted(_unit_tables(conn) | set(THROUGH_A_PARENT))
+
+    def counts(conn: psycopg.Connection[tuple[int]]) -> dict[str, int]:
+        out = {}
+        for table in tables:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert row is not None
+            out[table] = row[0]
+        return out
+
+    nothing = dict.fromkeys(tables, 0)
+    with psycopg.connect(_conninfo(roles.app_url)) as conn:
+        assert counts(conn) == nothing
+        conn.execute("SET vedette.bypass = 'on'")
+        assert counts(conn) == nothing
+        # Nor through the definer functions, which answer for the caller's scope only.
+        assert conn.execute("SELECT count(*) FROM vedette_notify_channels(1)").fetchone() == (0,)
+    with psycopg.connect(_conninfo(roles.owner_url)) as conn:
+        assert counts(conn) == nothing
+        conn.execute("SET vedette.bypass = 'on'")
+        seen = counts(conn)
+    # Seeded, so each of them was really checked (a new table needs a row in _seed_all).
+    assert {t: n for t, n in seen.items() if n == 0} == {}
+
+
+def test_every_table_of_units_scopes_reads_and_refuses_cross_unit_writes(roles: Roles) -> None:
+    from vedette.store.state.assets import CriticalAsset
+    from vedette.store.state.audit import append_audit
+    from vedette.store.state.incidents import IncidentShare
+    from vedette.store.state.ingest_ledger import IngestKey
+    from vedette.store.state.models import (
+        AuditRecord,
+        NotificationChannel,
+        OutboxRow,
+        UnitStats,
+        User,
+    )
+    from vedette.store.state.notifications import enqueue
+    from vedette.store.state.retrohunt_tasks import RetroHuntTask
+
+    seeded = _seed_all(roles.owner_url, roles.app_url)
+    state = open_state(roles.owner_url, scoped_url=roles.app_url)
+    a, b, hq = seeded.a, seeded.b, seeded.hq
+    now = datetime.now(UTC)
+
+    def reads(unit: int) -> dict[str, Any]:
+        set_request_units(frozenset({unit}))
+        with state.session() as session:
+            return {
+                "users": session.scalars(select(User.unit_id)).all(),
+                "stats": session.scalars(select(UnitStats.unit_id)).all(),
+                "ledger": session.scalars(select(IngestKey.unit)).all(),
+                "tasks": session.scalars(select(RetroHuntTask.unit_id)).all(),
+                "assets": sorted(session.scalars(select(CriticalAsset.unit_id))),
+                "shares": session.scalars(select(IncidentShare.unit_id)).all(),
+                "channels": session.scalars(select(NotificationChannel.unit_id)).all(),
+                "outbox": session.scalar(select(func.count()).select_from(OutboxRow)),
+                "audit": sorted(session.scalars(select(AuditRecord.object_id))),
+            }
+
+    def centre() -> list[str]:
+        set_request_units(frozenset({hq, a, b}))
+        with state.session() as session:
+            return sorted(session.scalars(select(AuditRecord.object_id)))
+
+    def refused(unit: int, make: Callable[[Session], object]) -> None:
+        set_request_units(frozenset({unit}))
+        with (
+            pytest.raises(ProgrammingError, match="row-level security"),
+            state.session() as session,
+        ):
+            made = make(session)
+            if made is not None:
+                session.add(made)
+            session.flush()
+
+    def writes_of_a() -> None:
+        refused(a, lambda s: User(unit_id=b, name="intruder", role="admin", password_hash="x"))
+        refused(a, lambda s: UnitStats(unit_id=hq, events_received=5))
+        refused(a, lambda s: IngestKey(unit="b", key="k2", seq=1, count=1, created_at=0.0))
+        refused(a, lambda s: RetroHuntTask(job_id=seeded.job_of_b, unit_id=b, unit="b",
+                                           day="2026-01-02"))  # fmt: skip
+        # Its own job, another unit's day: refused too.
+        refused(a, lambda s: RetroHuntTask(job_id=seeded.job_of_a, unit_id=b, unit="b",
+                                           day="2026-01-02"))  # fmt: skip
+        refused(a, lambda s: CriticalAsset(unit_id=b, kind="host", value="x",
+                                           criticality="high", created_by="x"))  # fmt: skip
+        refused(a, lambda s: IncidentShare(incident_id=seeded.incident_of_b, unit_id=a,
+                                           added_by="x"))  # fmt: skip
+        refused(a, lambda s: NotificationChannel(unit_id=b, kind="webhook", name="x",
+                                                 config={}, min_level="low", kinds=[]))  # fmt: skip
+        # An outbox row for a sibling's channel (never one a's events notify).
+        refused(a, lambda s: OutboxRow(channel_id=seeded.channel_of_b, kind="incident",
+                                       object_type="x", object_id="2", payload={},
+                                       next_attempt_at=now))  # fmt: skip
+        # An audit record about a sibling with which a shares no incident.
+        refused(a, lambda s: append_audit(s, actor="x", action="t", object_type="t",
+                                          object_id="forged", unit_id=b, before=None,
+                                          after=None))  # fmt: skip
+        # The audit trail is append only, even for the scope's own records.
+        set_request_units(frozenset({a}))
+        with state.session() as session:
+            changed = session.execute(
+                text("UPDATE audit SET actor = 'y' WHERE object_id = 'a'")
+            ).rowcount
+            assert changed == 0
+        # What a legitimately writes about the units above it: notifications of hq's channel
+        # (an incident of a notifies hq), an audit record about hq (an escalation).
+        with state.session() as session:
+            assert enqueue(session, kind="incident", unit_id=a, level="high",
+                           object_type="incident", object_id=9, payload={}) == 2  # fmt: skip
+            append_audit(session, actor="x", action="escalate", object_type="incident",
+                         object_id="up", unit_id=hq, before=None, after=None)  # fmt: skip
+        with state.session() as session:
+            # Its own channel's new row it reads back; hq's it does not.
+            assert session.scalar(select(func.count()).select_from(OutboxRow)) == 2
+            assert "up" not in session.scalars(select(AuditRecord.object_id)).all()
+
+    try:
+        of_a = contextvars.copy_context().run(reads, a)
+        of_b = contextvars.copy_context().run(reads, b)
+        assert of_a == {"users": [a], "stats": [a], "ledger": ["a"], "tasks": [a],
+                        "assets": [a], "shares": [b], "channels": [a], "outbox": 1,
+                        "audit": ["a"]}  # fmt: skip
+        # b takes part in a's incident: its share, and a's assets (its shared alert's
+        # priority); not a's users, channels or audit.
+        assert of_b == {"users": [b], "stats": [b], "ledger": ["b"], "tasks": [b],
+                        "assets": [a, b], "shares": [b], "channels": [b], "outbox": 1,
+                        "audit": ["b"]}  # fmt: skip
+        assert contextvars.copy_context().run(centre) == ["a", "b", "centre", "hq"]
+        contextvars.copy_context().run(writes_of_a)
+        with state.session() as session:  # system: what a wrote is there, hq's row included
+            hq_rows = session.scalar(
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(OutboxRow.channel_id == seeded.channel_of_hq)
+            )
+            assert hq_rows == 2
+            ok, first_bad = verify_chain(session)
+            assert (ok, first_bad) == (True, None)
+    finally:
+        state.close()

@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ import httpx
 import psycopg
 import pytest
 from serverkit import Centre, add_token, admin, free_port
-from sqlalchemy.engine import make_url
 
-from pgserver import postgres_url
+from pgserver import plain_database, postgres_url
+from vedette.store.state.db import APP_DATABASE_ENV
 
 pytestmark = pytest.mark.embedded_only(
     "the embedded centre with its state on PostgreSQL; the scale-out set always has it there"
@@ -44,16 +43,15 @@ def database() -> Iterator[str]:
             if os.environ.get("CI"):
                 raise
             pytest.skip(f"no PostgreSQL server: {exc}")
-        name = f"vs_{uuid.uuid4().hex[:16]}"
-        conninfo = make_url(server_url).set(drivername="postgresql")
-        plain = conninfo.render_as_string(hide_password=False)
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        # Owned by a plain role, as in a deployment: row-level security applies to the
+        # server's scoped sessions (a superuser would bypass it), made as the app role.
+        roles = plain_database(server_url)
         try:
-            yield conninfo.set(database=name).render_as_string(hide_password=False)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv(APP_DATABASE_ENV, roles.app_url)
+                yield roles.owner_url
         finally:
-            with psycopg.connect(plain, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            roles.drop()
             stop()
     finally:
         shutil.rmtree(private, ignore_errors=True)

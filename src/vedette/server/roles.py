@@ -71,8 +71,10 @@ class StateLedger:
         now = time.time()
         with self.state.session() as session:
             record_key(session, unit, key, seq, count, now)
-            if now - self._pruned_at > 3600:
-                self._pruned_at = now
+        if now - self._pruned_at > 3600:
+            self._pruned_at = now
+            # Every unit's old keys: the request's own sessions see its units' rows only.
+            with self.state.session(system=True) as session:
                 forget_keys_before(session, now - LEDGER_TTL_S)
 
 

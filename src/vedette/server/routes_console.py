@@ -681,13 +681,15 @@ async def admin_page(request: Request, scope: Caller) -> Response:
 
 
 def _admin_data(request: Request, scope: Scope) -> dict[str, Any]:
+    # The whole chain, in a system session (row-level security shows a scope its records only).
+    with request.app.state.centre.state.session(readonly=True, system=True) as session:
+        chain_ok, first_bad = verify_chain(session)
     with _session(request, readonly=True) as session:
         units = list_units(session, scope)
         tokens = list_tokens(session, scope)
         users = list_users(session, scope)
         names = unit_names(session, {t.unit_id for t in tokens} | {u.unit_id for u in users})
         audit = list_audit(session, scope, limit=100)
-        chain_ok, first_bad = verify_chain(session)
         return {
             "tree": queries.unit_tree(units),
             "tokens": [(names.get(t.unit_id), t) for t in tokens],

@@ -76,10 +76,19 @@ def append_audit(
     now: datetime | None = None,
 ) -> AuditRecord:
     """Append one record in the caller's transaction (flushed, not committed)."""
+    record_id: int | None = None
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
+        # Row-level security (migration 0020): a scoped transaction reads only its units'
+        # records, so the chain's head comes from a definer function; and its record may be
+        # about a unit it cannot read (the owner of an incident it takes part in), so the id
+        # is taken first and the INSERT needs no RETURNING (which would have to read it back).
+        prev = session.scalar(text("SELECT vedette_audit_head()"))
+        record_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit', 'id'))"))
+    else:
+        prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
     record = AuditRecord(
+        id=record_id,
         at=now or utcnow(),
         actor=actor,
         unit_id=unit_id,

@@ -101,6 +101,10 @@ APP_DATABASE_ENV = "VEDETTE_APP_DATABASE_URL"
 
 _request_units: ContextVar[frozenset[int] | None] = ContextVar("vedette_units", default=None)
 
+SCOPED = "vedette_scoped"
+"""Key of ``Session.info``: True in a session whose transactions run with a request's scope
+(PostgreSQL), for the repository code that must take another path under row-level security."""
+
 
 def set_request_units(unit_ids: frozenset[int]) -> None:
     """Scope every state session opened later in this context (one API request) to ``unit_ids``."""
@@ -191,19 +195,22 @@ class StateDB:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+    def session(self, *, readonly: bool = False, system: bool = False) -> Iterator[Session]:
         """One session for one request or job: committed on a clean exit, rolled back on error.
 
         ``readonly`` lets SQLite readers run beside a writer instead of queueing for its lock.
         On SQLite a write session holds the database write lock from its start, so do not open
         a second write session while one is open in the same thread: it waits, then fails.
+        ``system``: a system session even inside a scoped request, for a check that must read
+        every row and hands none to the caller (the audit chain's verification).
         """
         bind = self._readonly_engine if readonly else self.engine
-        units = _request_units.get() if self.dialect == "postgresql" else None
+        units = _request_units.get() if self.dialect == "postgresql" and not system else None
         if units is not None:
             bind = self.scoped_engine or self.engine
         with Session(bind, expire_on_commit=False) as session:
             if units is not None:
+                session.info[SCOPED] = True
                 event.listen(session, "after_begin", partial(_scope_transaction, units))
             try:
                 yield session

@@ -15,9 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vedette.events import LEVELS
@@ -29,6 +30,7 @@ from vedette.store.state.channel_config import (
     lease_seconds,
     parse_config,
 )
+from vedette.store.state.db import SCOPED
 from vedette.store.state.models import (
     Alert,
     NotificationChannel,
@@ -150,8 +152,13 @@ def add_channel(
         kinds=list(dict.fromkeys(kinds)),
         enabled=enabled,
     )
-    session.add(channel)
-    session.flush()
+    try:
+        # Names are unique across units: under row-level security the check above sees the
+        # scope's channels only, and the index refuses a name another unit took.
+        with session.begin_nested():
+            session.add(channel)
+    except IntegrityError:
+        raise Invalid(f"channel {name!r} exists") from None
     append_audit(
         session,
         actor=actor or (scope.actor if scope else "system"),
@@ -313,43 +320,63 @@ def enqueue(
     payload: dict[str, Any],
     now: datetime | None = None,
 ) -> int:
-    """One outbox row per enabled channel that wants this object; flushes, never commits.
+    """One outbox row per enabled channel that wants this object, written in the caller's
+    transaction (never committed here).
 
     Call it in the transaction that creates the object, so both are committed or neither.
     Returns how many rows were written.
     """
     if kind not in NOTIFY_KINDS:
         raise Invalid(f"notification kind must be one of {', '.join(NOTIFY_KINDS)}")
-    channels = list(session.scalars(select(NotificationChannel).where(NotificationChannel.enabled)))
-    if not channels:
-        return 0
-    units = _units_up(session, unit_id)
     rank = level_rank(level)
+    targets = [
+        channel_id
+        for channel_id, kinds, min_level in _channels_up(session, unit_id)
+        if kind in kinds and rank >= level_rank(min_level)
+    ]
+    if not targets:
+        return 0
     now = as_utc(now) if now else utcnow()
     body = jsonable(payload)
-    written = 0
-    for channel in channels:
-        if (
-            channel.unit_id in units
-            and kind in channel.kinds
-            and rank >= level_rank(channel.min_level)
-        ):
-            session.add(
-                OutboxRow(
-                    channel_id=channel.id,
-                    kind=kind,
-                    object_type=object_type,
-                    object_id=str(object_id),
-                    payload=body,
-                    created_at=now,
-                    attempts=0,
-                    next_attempt_at=now,
-                )
-            )
-            written += 1
-    if written:
-        session.flush()
-    return written
+    # A Core INSERT without RETURNING: under row-level security a scoped transaction may write
+    # a row for a channel of a unit above it but not read it back (migration 0020).
+    session.execute(
+        insert(cast(Table, OutboxRow.__table__)),
+        [
+            {
+                "channel_id": channel_id,
+                "kind": kind,
+                "object_type": object_type,
+                "object_id": str(object_id),
+                "payload": body,
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for channel_id in targets
+        ],
+    )
+    return len(targets)
+
+
+def _channels_up(session: Session, unit_id: int) -> list[tuple[int, list[Any], str]]:
+    """``(id, kinds, min_level)`` of the enabled channels of the unit and the units above it."""
+    if session.info.get(SCOPED):
+        # The scope may not read the channels of the units above it (row-level security):
+        # the definer function gives what a notification needs of them, nothing more.
+        rows = session.execute(
+            text(
+                "SELECT channel_id, channel_kinds, channel_min_level"
+                " FROM vedette_notify_channels(:unit)"
+            ),
+            {"unit": unit_id},
+        ).all()
+        return [(int(r[0]), list(r[1] or []), str(r[2])) for r in rows]
+    channels = list(session.scalars(select(NotificationChannel).where(NotificationChannel.enabled)))
+    if not channels:
+        return []
+    units = _units_up(session, unit_id)
+    return [(c.id, list(c.kinds), c.min_level) for c in channels if c.unit_id in units]
 
 
 def alert_payload(alert: Alert, unit: str) -> dict[str, Any]:
