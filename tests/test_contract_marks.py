@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(session, config, items):
         found[item.nodeid] = [
             [mark.name, [str(arg) for arg in mark.args]]
             for mark in item.iter_markers()
-            if mark.name in ("contract", "embedded_only")
+            if mark.name in ("contract", "embedded_only", "scaleout_excluded")
         ]
     with open(os.environ["MARKS_OUT"], "w") as out:
         json.dump(found, out)
@@ -52,21 +52,32 @@ def collect_marks(tmp_path: Path, *paths: str) -> dict[str, list[list[object]]]:
     return found
 
 
+def _names(marks: list[list[object]]) -> set[str]:
+    return {str(mark[0]) for mark in marks}
+
+
 def test_every_centre_and_coordination_test_is_contract_or_embedded_only(tmp_path: Path) -> None:
     found = collect_marks(tmp_path, *(f"tests/{d}" for d in CENTRE_DIRS))
     assert len(found) > 100, sorted(found)  # the folders were collected at all
-    unmarked = [node for node, marks in found.items() if not marks]
+    unmarked = [node for node, marks in found.items() if not _names(marks) - {"scaleout_excluded"}]
     assert not unmarked, f"mark these contract or embedded_only(reason): {unmarked}"
-    both = [node for node, marks in found.items() if len({m[0] for m in marks}) > 1]
+    both = [node for node, marks in found.items() if {"contract", "embedded_only"} <= _names(marks)]
     assert not both, f"contract and embedded_only at once: {both}"
     no_reason = [
         node
         for node, marks in found.items()
         for name, args in marks
-        if name == "embedded_only" and not (args and str(args[0]).strip())  # type: ignore[index]
+        if name in ("embedded_only", "scaleout_excluded") and not (args and str(args[0]).strip())  # type: ignore[index]
     ]
-    assert not no_reason, f"embedded_only needs its reason: {no_reason}"
-    assert any(m[0][0] == "contract" for m in found.values())
+    assert not no_reason, f"embedded_only and scaleout_excluded need their reason: {no_reason}"
+    # An exclusion from the scale-out pass is of a contract test, and says so (never silent).
+    stray = [
+        node
+        for node, marks in found.items()
+        if "scaleout_excluded" in _names(marks) and "contract" not in _names(marks)
+    ]
+    assert not stray, f"scaleout_excluded on a test that is not contract: {stray}"
+    assert any("contract" in _names(m) for m in found.values())
 
 
 def test_the_check_catches_an_unmarked_test(tmp_path: Path) -> None:

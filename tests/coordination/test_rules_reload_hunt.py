@@ -26,7 +26,13 @@ from serverkit import Centre, add_token, make_centre
 
 from datasets import dataset
 
-pytestmark = pytest.mark.contract
+pytestmark = [
+    pytest.mark.contract,
+    pytest.mark.scaleout_excluded(
+        "rules reload does not reach the workers in scale-out: the api refuses it "
+        "and says to restart the roles"
+    ),
+]
 
 RECORDING = ("otrf-security-datasets", "datasets", "atomic", "windows", "defense_evasion",
              "host", "psh_cmstp_execution_bypassuac.zip")  # fmt: skip

@@ -35,10 +35,24 @@ class Server:
         self.centre = centre
         self.ingest = ingest
         self.root = root
+        self.accepted = 0
+        """Events of north acknowledged so far (every one this module sent)."""
 
-    def send(self, content: Any, *, token: str | None = None, **headers: str) -> httpx.Response:
+    def send(
+        self,
+        content: Any,
+        *,
+        token: str | None = None,
+        params: dict[str, str] | None = None,
+        **headers: str,
+    ) -> httpx.Response:
         with self.centre.client(token or self.ingest) as http:
-            return http.post("/api/v1/events", content=content, headers={**NDJSON, **headers})
+            answer = http.post(
+                "/api/v1/events", content=content, params=params, headers={**NDJSON, **headers}
+            )
+        if answer.status_code == 202:
+            self.accepted += int(answer.json()["accepted"])
+        return answer
 
     def received(self) -> int:
         with self.centre.client(self.root) as http:
@@ -46,10 +60,12 @@ class Server:
         return int(next(u for u in units if u["name"] == "north")["events_received"])
 
     def settle(self) -> None:
-        """Send one good event and wait until north stored everything it received."""
+        """Send one good event and wait until north stored everything acknowledged (not
+        what /units says it received: the scale-out set counts a batch received when a worker
+        commits it, so right after a 202 the count may not show it yet)."""
         answer = self.send(_line(marker="settle"))
         assert answer.status_code == 202, answer.text
-        self.centre.wait_stored(self.root, "north", self.received())
+        self.centre.wait_stored(self.root, "north", self.accepted)
 
     def hunt(self, marker: str) -> list[list[Any]]:
         sql = (
@@ -203,6 +219,9 @@ def test_a_revoked_token_is_401(server: Server) -> None:
     _refused_and_not_stored(server, answer, 401, marker)
 
 
+@pytest.mark.scaleout_excluded(
+    "the workers' counters (unclassified events) are not on the api's /metrics yet"
+)
 def test_json_in_no_known_layout_is_stored_and_counted(server: Server) -> None:
     marker = uuid.uuid4().hex
     before = server.unclassified()
@@ -214,6 +233,9 @@ def test_json_in_no_known_layout_is_stored_and_counted(server: Server) -> None:
     assert server.unclassified_reaches(before + 1)
 
 
+@pytest.mark.scaleout_excluded(
+    "the workers' counters (unclassified events) are not on the api's /metrics yet"
+)
 def test_a_text_line_that_is_no_syslog_is_stored_raw_and_counted(server: Server) -> None:
     marker = uuid.uuid4().hex
     before = server.unclassified()
@@ -238,10 +260,10 @@ def test_html_and_script_in_fields_come_back_as_json_data(server: Server) -> Non
             if isinstance(data.get(name), str):
                 data[name] += script
     body = b"".join(orjson.dumps(record) + b"\n" for record in lines)
+    answer = server.send(body, token=server.root, params={"unit": "north"})
+    assert answer.status_code == 202, answer.text
+    server.centre.wait_stored(server.root, "north", server.accepted)
     with server.centre.client(server.root) as http:
-        answer = http.post("/api/v1/events", params={"unit": "north"}, content=body, headers=NDJSON)
-        assert answer.status_code == 202, answer.text
-        server.centre.wait_stored(server.root, "north", server.received())
         hunted = http.post(
             "/api/v1/hunt",
             json={"sql": "SELECT fields->>'User' AS u FROM events WHERE u LIKE '%<script>%'"},
@@ -262,3 +284,42 @@ def test_html_and_script_in_fields_come_back_as_json_data(server: Server) -> Non
         if any(str(v).endswith(script) for v in d.json()["sample_event"].values())
     ]
     assert carried, "no alert's sample event carries the field as sent"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/alerts/{}"),
+        ("PATCH", "/api/v1/alerts/{}"),
+        ("GET", "/api/v1/incidents/{}"),
+        ("DELETE", "/api/v1/exceptions/{}"),
+        ("DELETE", "/api/v1/notifications/channels/{}"),
+    ],
+)
+def test_an_id_past_32_bits_is_invalid_and_the_largest_is_not_found(
+    server: Server, method: str, path: str
+) -> None:
+    # Ids are INTEGER columns, 32 bits on PostgreSQL: a larger one made it raise (500).
+    body = {"status": "acknowledged"} if method == "PATCH" else None
+    with server.centre.client(server.root) as http:
+        past = http.request(method, path.format(2**31), json=body)
+        largest = http.request(method, path.format(2**31 - 1), json=body)
+    assert past.status_code == 400 and past.json()["error"] == "invalid", past.text
+    assert largest.status_code == 404, largest.text
+
+
+def test_text_with_a_nul_character_is_refused_or_kept_never_a_server_error(
+    server: Server,
+) -> None:
+    # PostgreSQL refuses NUL in text (SQLite keeps it): a 400 there, never a 500.
+    with server.centre.client(server.root) as http:
+        login = http.post("/api/v1/auth/login", json={"name": "a\x00b", "password": "x" * 12})
+        bulletin = http.post(
+            "/api/v1/bulletins", json={"title": "nul \x00 inside", "text": "and \x00 here"}
+        )
+        listed = http.get("/api/v1/bulletins")
+    assert login.status_code in (400, 401), login.text
+    assert bulletin.status_code in (201, 400), bulletin.text
+    if bulletin.status_code == 400:
+        assert bulletin.json()["error"] == "invalid", bulletin.text
+    assert listed.status_code == 200, listed.text

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from serverkit import add_token, make_centre
 
-pytestmark = pytest.mark.contract
+pytestmark = [
+    pytest.mark.contract,
+    pytest.mark.scaleout_excluded(
+        "rules reload does not reach the workers in scale-out: the api refuses it "
+        "and says to restart the roles"
+    ),
+]
 
 RULE = """\
 title: Test marker process {n}

@@ -16,7 +16,7 @@ import secrets
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vedette.server.body import BodyError
@@ -123,6 +123,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, DataError):
+            # A value the database cannot hold that got past validation (PostgreSQL refuses
+            # a NUL character in text and numbers out of a column's range; SQLite takes them):
+            # the request's fault, said as such, not a 500 with a traceback in the log.
+            reason = (str(exc.orig or exc).splitlines() or [type(exc).__name__])[0]
+            log.info("refused on %s %s: %s", request.method, request.url.path, reason)
+            return error_response(
+                400,
+                "invalid",
+                "a value the centre's database cannot hold (a NUL character in text, or a "
+                "number out of range)",
+            )
         if not unavailable(exc):
             return await _unexpected(request, exc)
         # A restart or failover of the state store: the client retries after a few seconds.

@@ -22,6 +22,7 @@ from typing import Any
 from vedette.notify.dispatcher import Dispatcher, DispatchStats
 from vedette.server.config import ServeConfig
 from vedette.server.partitions import worker_identity
+from vedette.server.role_signals import refuse_reload_on_sighup
 from vedette.store.state.db import StateDB, open_state
 from vedette.store.state.duties import leave, renew_member
 
@@ -61,6 +62,7 @@ def run_notifier(config: ServeConfig, *, lease_seconds: float = 10.0) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    refuse_reload_on_sighup("notifier")
     dispatcher.start()
     print(f"vedette serve: notifier {owner} running", flush=True)
     while True:

@@ -32,11 +32,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 
 from vedette.alerts.warning import CoordinatorStats
+from vedette.errors import ConfigError
 from vedette.notify.dispatcher import DispatchStats
-from vedette.server.centre import Centre, SpoolSink, _correlator_factory, load_rules
+from vedette.server.centre import Centre, RuleSet, SpoolSink, _correlator_factory, load_rules
 from vedette.server.config import ServeConfig
 from vedette.server.hunt_tasks import HuntTaskPool, QueuedHuntRunner
 from vedette.server.partitions import PartitionWorkers
+from vedette.server.role_signals import RELOAD_REFUSED, refuse_reload_on_sighup
 from vedette.server.syslog_listen import SyslogListener
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.huntqueue import HuntQueue, HuntQueueConfig
@@ -244,11 +246,16 @@ class ApiCentre(Centre):
         """The retro-hunt queue's sweep (idempotent: every api may run it) and the syslog
         listeners; HTTP is uvicorn's."""
         self.retrohunts.start()
+        refuse_reload_on_sighup("api")
         sink = SpoolSink(self)
         for listener_config in self.config.syslog:
             listener = SyslogListener(listener_config, sink)
             await listener.start()
             self.listeners.append(listener)
+
+    def reload_rules(self) -> RuleSet:
+        """Refused: the workers would go on with the old rules (see role_signals)."""
+        raise ConfigError(RELOAD_REFUSED)
 
     def coordination_stats(self) -> CoordinatorStats:
         """The schedulers' coordination counters (vedette.server.scheduler)."""
@@ -307,6 +314,7 @@ def run_worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    refuse_reload_on_sighup("worker")
     workers.start()
     hunts = None
     if hunt_threads > 0:

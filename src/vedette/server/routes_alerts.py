@@ -22,7 +22,7 @@ from vedette.store.state.alerts import (
     update_alert,
 )
 from vedette.store.state.assets import priorities, sort_by_priority
-from vedette.store.state.models import Alert
+from vedette.store.state.models import MAX_ID, Alert
 from vedette.store.state.scope import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Status = Literal["new", "acknowledged", "in_progress", "closed"]
 CloseReason = Literal["true_positive", "false_positive", "benign"]
 Level = Literal["informational", "low", "medium", "high", "critical"]
-AlertId = Annotated[int, Path(ge=1, le=2**62)]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class AttackOut(BaseModel):

@@ -10,13 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import caller, guarded
 from vedette.store.state.assets import add_asset, delete_asset, list_assets
-from vedette.store.state.models import Unit
+from vedette.store.state.models import MAX_ID, Unit
 from vedette.store.state.scope import Scope
 from vedette.store.state.units import scoped_unit
 
 router = APIRouter(prefix="/api/v1", tags=["assets"])
 
-AssetId = Annotated[int, Path(ge=1, le=2**62)]
+AssetId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class AssetIn(BaseModel):

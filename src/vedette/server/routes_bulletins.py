@@ -13,11 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import caller, guarded
 from vedette.store.state.bulletins import ack_bulletin, list_bulletins, publish_bulletin
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.scope import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["bulletins"])
 
-BulletinId = Annotated[int, Path(ge=1, le=2**62)]
+BulletinId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class ObservableIn(BaseModel):

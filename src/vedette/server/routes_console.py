@@ -40,6 +40,7 @@ from vedette.store.state.alerts import add_comment, get_alert, list_comments, up
 from vedette.store.state.audit import list_audit, verify_chain
 from vedette.store.state.bulletins import ack_bulletin, list_bulletins, publish_bulletin
 from vedette.store.state.exceptions import add_exception, delete_exception, list_exceptions
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.rule_switches import list_disabled, set_rule_enabled
 from vedette.store.state.scope import Forbidden, Invalid, NotFound, Role, Scope
 from vedette.store.state.units import list_units, scoped_unit, unit_names
@@ -81,7 +82,7 @@ WALL_REFRESH = 30
 """Seconds between two refreshes of the wall screen (in place, by the console's script)."""
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-ObjectId = Annotated[int, Path(ge=1, le=2**62)]
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Caller = Annotated[Scope, Depends(caller)]
 
 
@@ -434,6 +435,7 @@ async def alert_stream(request: Request, scope: Caller) -> Response:
         after = int(request.headers.get("last-event-id") or request.query_params.get("after", "0"))
     except ValueError:
         after = 0
+    after = min(max(after, 0), MAX_ID)  # a larger id would make PostgreSQL raise mid-stream
     centre = request.app.state.centre
     credential = bearer(request) or ""
     formats = Formats(page.lang)

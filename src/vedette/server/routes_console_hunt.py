@@ -36,6 +36,7 @@ from vedette.server.routes_console import (
 )
 from vedette.server.routes_retrohunt import RetroHuntIn, start_job
 from vedette.store.hunt import HuntRefused, run_hunt
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.retrohunts import get_retrohunt, list_retrohunts, request_cancel
 from vedette.store.state.scope import Invalid, NotFound, Scope
 from vedette.store.state.units import unit_names
@@ -187,7 +188,7 @@ async def retrohunt_start(request: Request, scope: Caller) -> Response:
         return await refused(page.gettext("Write the times as on the form (UTC)."))
     since, until = views.time_range(retro["lookback"], since, until)
     incident = retro["incident"].strip().lstrip("#")
-    if incident and not (incident.isdigit() and 0 < int(incident) <= 2**62):
+    if incident and not (incident.isdigit() and 0 < int(incident) <= MAX_ID):
         return await refused(page.gettext("The incident is a number."))
     try:
         body = RetroHuntIn.model_validate(

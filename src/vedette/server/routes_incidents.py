@@ -18,15 +18,16 @@ from vedette.alerts.export import misp_event, stix_bundle
 from vedette.server.authz import caller, guarded
 from vedette.store.state import incidents as svc
 from vedette.store.state.incident_priority import add_priorities, sort_by_priority
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.scope import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 Status = Literal["open", "in_progress", "closed"]
-IncidentId = Annotated[int, Path(ge=1, le=2**62)]
-TaskId = Annotated[int, Path(ge=1, le=2**62)]
-AlertIds = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]], Field(max_length=1000)]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID)]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID)]
+AlertIds = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(max_length=1000)]
 
 
 class IncidentIn(BaseModel):

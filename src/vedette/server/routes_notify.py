@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import caller, guarded
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.notifications import (
     add_channel,
     delete_channel,
@@ -25,7 +26,7 @@ from vedette.store.state.scope import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
-ObjectId = Annotated[int, Path(ge=1, le=2**62)]
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Level = Literal["informational", "low", "medium", "high", "critical"]
 NotifyKind = Literal["alert", "incident", "warning", "bulletin"]
 

@@ -17,14 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from vedette.pipeline.detector import Detector
 from vedette.server.authz import caller, guarded
 from vedette.server.retrohunt import RetroHuntError, intel_detector, sigma_detector
-from vedette.store.state.models import Unit
+from vedette.store.state.models import MAX_ID, Unit
 from vedette.store.state.retrohunts import get_retrohunt, list_retrohunts, request_cancel
 from vedette.store.state.scope import Invalid, Scope
 from vedette.store.state.units import scoped_unit
 
 router = APIRouter(prefix="/api/v1", tags=["retrohunts"])
 
-JobId = Annotated[int, Path(ge=1, le=2**62)]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Status = Literal["queued", "running", "done", "cancelled", "failed"]
 
 
@@ -40,7 +40,7 @@ class RetroHuntIn(BaseModel):
     from_: datetime | None = Field(default=None, alias="from")
     to: datetime | None = None
     units: list[Annotated[str, Field(max_length=64)]] = Field(default=[], max_length=1000)
-    incident_id: int | None = Field(default=None, ge=1, le=2**62)
+    incident_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     title: str | None = Field(default=None, max_length=500)
 
 

@@ -13,12 +13,13 @@ from vedette.server.authz import caller, guarded
 from vedette.store.state.accounts import add_token, list_tokens, revoke_token
 from vedette.store.state.audit import list_audit, verify_chain
 from vedette.store.state.exceptions import add_exception, delete_exception, list_exceptions
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.scope import Role, Scope
 from vedette.store.state.units import add_unit, list_units, scoped_unit, unit_names
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 
-ObjectId = Annotated[int, Path(ge=1, le=2**62)]
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 UnitName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
@@ -261,7 +262,7 @@ async def audit_list(
     request: Request,
     scope: Annotated[Scope, Depends(caller)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict[str, Any]:
     """The audit trail of the caller's units, newest first, and whether the chain verifies."""
 

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import caller, guarded
+from vedette.store.state.models import MAX_ID
 from vedette.store.state.scope import Scope
 from vedette.store.state.warnings import ack_warning, approve_warning, list_warnings
 
 router = APIRouter(prefix="/api/v1", tags=["warnings"])
 
-WarningId = Annotated[int, Path(ge=1, le=2**62)]
+WarningId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @guarded(router, "GET", "/warnings", "read")

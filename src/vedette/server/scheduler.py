@@ -48,6 +48,7 @@ from vedette.server.config import ServeConfig
 from vedette.server.housekeeping import RETENTION_EVERY_SECONDS, raise_silent_alerts
 from vedette.server.hunt_tasks import QueuedHuntRunner
 from vedette.server.partitions import worker_identity
+from vedette.server.role_signals import refuse_reload_on_sighup
 from vedette.server.warning_tasks import QueuedWarningSearch
 from vedette.store.compact import CompactPolicy
 from vedette.store.eventstore import ParquetEventStore
@@ -360,6 +361,7 @@ def run_scheduler(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    refuse_reload_on_sighup("scheduler")
     scheduler.start()
     print(f"vedette serve: scheduler {scheduler.owner} standing by", flush=True)
     while not stop.wait(1.0):

@@ -80,6 +80,11 @@ class Base(DeclarativeBase):
     }
 
 
+MAX_ID = 2**31 - 1
+"""The largest id a row can have: the primary keys are INTEGER, 32 bits on PostgreSQL. The API
+refuses larger ids as invalid (a larger one made PostgreSQL raise and the API answer 500)."""
+
+
 class Unit(Base):
     """A unit of the organisation; the tree's root (no parent) is the centre."""
 
