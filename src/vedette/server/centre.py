@@ -41,7 +41,7 @@ from vedette.server.retrohunt import (
 )
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
-from vedette.server.worker import DETECT, STORE, Worker
+from vedette.server.worker import DETECT, STORE, Worker, WorkerStats
 from vedette.server.worker_process import WorkerProcess
 from vedette.store.compact import CompactPolicy, CompactReport
 from vedette.store.eventstore import ParquetEventStore
@@ -369,6 +369,14 @@ class Centre:
     def dispatch_stats(self) -> DispatchStats:
         """The notification dispatcher's counters, for /metrics."""
         return self.dispatcher.stats
+
+    def worker_stats(self) -> WorkerStats:
+        """The pipeline worker's counters, for /metrics."""
+        return self.worker.stats
+
+    def unclassified_counts(self) -> dict[str, int]:
+        """Events in no known layout per unit, for /metrics."""
+        return dict(self.worker.decoder.unclassified)
 
 
 def _committed_position(state: StateDB) -> int:

@@ -48,7 +48,7 @@ class CentreCollector(Collector):
         """One family per measure, labelled by unit, level or reason."""
         centre = self.centre
         ingest = centre.ingest
-        worker = centre.worker.stats
+        worker = centre.worker_stats()
 
         yield self._per_unit(
             "vedette_events_received",
@@ -98,10 +98,15 @@ class CentreCollector(Collector):
         yield _counter("vedette_spool_corrupt_batches", "Spool batches that failed their checksum",
                        worker.corrupt_batches)  # fmt: skip
         yield _counter("vedette_worker_errors", "Errors the worker recovered from", worker.errors)
+        yield _counter("vedette_dead_letters", "Spool batches set aside after repeated failures",
+                       worker.dead_letters)  # fmt: skip
+        yield _counter("vedette_correlation_restarts",
+                       "Times correlation windows were lost (a restart, a partition moved)",
+                       worker.correlation_restarts)  # fmt: skip
         yield self._per_unit(
             "vedette_events_unclassified",
             "Events in no known layout, stored raw or generic",
-            iter(list(centre.worker.decoder.unclassified.items())),
+            iter(list(centre.unclassified_counts().items())),
         )
 
         syslog = CounterMetricFamily(

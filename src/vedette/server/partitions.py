@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,11 @@ class PartitionWorkers:
         self.partitions = spool.config.partitions
         self.workers: dict[int, Worker] = {}
         self.stats = PartitionStats()
+        # Counters of the partition workers stopped so far (a lost lease, a rebalance): the
+        # process's totals only grow (they are published for the api's /metrics).
+        self._stopped = WorkerStats()
+        self._stopped_unclassified: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed_at = 0.0
@@ -216,23 +222,39 @@ class PartitionWorkers:
         return sorted(self.workers)
 
     def worker_stats(self) -> WorkerStats:
-        """The sum of every running worker's counters."""
+        """This process's counters: the running workers' and the stopped ones' summed (the
+        lag: the running workers' highest)."""
         total = WorkerStats()
-        for worker in self.workers.values():
-            s = worker.stats
-            total.batches += s.batches
-            total.events += s.events
-            total.events_stored += s.events_stored
-            total.detections += s.detections
-            total.excepted += s.excepted
-            total.alerts_created += s.alerts_created
-            total.corrupt_batches += s.corrupt_batches
-            total.flushes += s.flushes
-            total.errors += s.errors
-            total.detections_by_level.update(s.detections_by_level)
-            total.lag_seconds = max(total.lag_seconds, s.lag_seconds)
-            total.correlation_restarts += s.correlation_restarts
+        with self._stats_lock:
+            _add_stats(total, self._stopped)
+            total.lag_seconds = 0.0
+            for worker in list(self.workers.values()):
+                _add_stats(total, worker.stats)
         return total
+
+    def unclassified(self) -> dict[str, int]:
+        """Events in no known layout per unit, since this process started."""
+        with self._stats_lock:
+            total = Counter(self._stopped_unclassified)
+            for worker in list(self.workers.values()):
+                total.update(worker.decoder.unclassified)
+        return dict(total)
+
+    def figures(self) -> dict[str, Any]:
+        """The counters as published for the api (vedette.store.state.worker_figures)."""
+        stats = self.worker_stats()
+        out: dict[str, Any] = {
+            name: int(getattr(stats, name))
+            for name in (
+                "batches", "events", "events_stored", "detections", "excepted",
+                "alerts_created", "corrupt_batches", "flushes", "errors", "dead_letters",
+                "correlation_restarts",
+            )
+        }  # fmt: skip
+        out["detections_by_level"] = dict(stats.detections_by_level)
+        out["unclassified"] = self.unclassified()
+        out["lag_seconds"] = float(stats.lag_seconds)
+        return out
 
     # -- the lease loop ----------------------------------------------------------------------
 
@@ -308,7 +330,8 @@ class PartitionWorkers:
             correlator_factory=self.correlator_factory,
         )
         worker.start()
-        self.workers[partition] = worker
+        with self._stats_lock:
+            self.workers[partition] = worker
         self.stats.started[partition] = self.stats.started.get(partition, 0) + 1
         log.info("partition %d: worker started at position %d", partition, worker.position)
 
@@ -331,6 +354,29 @@ class PartitionWorkers:
 
     def _stop_workers(self, partitions: list[int]) -> None:
         for partition in partitions:
-            worker = self.workers.pop(partition, None)
+            worker = self.workers.get(partition)
             if worker is not None:
                 worker.stop()
+                # Moved from the running to the stopped in one step: a reader of the totals
+                # never sees them drop (Prometheus would take it for a counter reset).
+                with self._stats_lock:
+                    _add_stats(self._stopped, worker.stats)
+                    self._stopped_unclassified.update(worker.decoder.unclassified)
+                    del self.workers[partition]
+
+
+def _add_stats(total: WorkerStats, s: WorkerStats) -> None:
+    """Add ``s`` to ``total`` (the lag: the higher)."""
+    total.batches += s.batches
+    total.events += s.events
+    total.events_stored += s.events_stored
+    total.detections += s.detections
+    total.excepted += s.excepted
+    total.alerts_created += s.alerts_created
+    total.corrupt_batches += s.corrupt_batches
+    total.flushes += s.flushes
+    total.errors += s.errors
+    total.detections_by_level.update(s.detections_by_level)
+    total.lag_seconds = max(total.lag_seconds, s.lag_seconds)
+    total.correlation_restarts += s.correlation_restarts
+    total.dead_letters += s.dead_letters

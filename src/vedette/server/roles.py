@@ -40,6 +40,7 @@ from vedette.server.hunt_tasks import HuntTaskPool, QueuedHuntRunner
 from vedette.server.partitions import PartitionWorkers
 from vedette.server.role_signals import RELOAD_REFUSED, refuse_reload_on_sighup
 from vedette.server.syslog_listen import SyslogListener
+from vedette.server.worker import WorkerStats
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.huntqueue import HuntQueue, HuntQueueConfig
 from vedette.store.jetstream import JetStreamConfig, JetStreamSpool
@@ -48,6 +49,9 @@ from vedette.store.state.duties import duty_table, live_members
 from vedette.store.state.ingest_ledger import forget_keys_before, lookup_key, record_key
 from vedette.store.state.leases import lease_table
 from vedette.store.state.models import Unit, UnitStats
+from vedette.store.state.worker_figures import publish as publish_figures
+from vedette.store.state.worker_figures import retire as retire_figures
+from vedette.store.state.worker_figures import totals as worker_totals
 
 log = logging.getLogger("vedette.roles")
 
@@ -171,9 +175,11 @@ class DutyCollector(Collector):
             moves.add_metric([row.duty], row.moves)
             takeovers.add_metric([row.duty], row.takeovers)
         live = GaugeMetricFamily(
-            "vedette_role_processes", "Live scheduler and notifier processes", labels=["role"]
+            "vedette_role_processes",
+            "Live scheduler, notifier and worker processes",
+            labels=["role"],
         )
-        for role in ("scheduler", "notifier"):
+        for role in ("scheduler", "notifier", "worker"):
             live.add_metric([role], sum(1 for m in members if m.role == role))
         yield owned
         yield moves
@@ -225,6 +231,80 @@ class MemberStats:
             self._at = time.monotonic()
 
 
+FIGURES_SECONDS = 2.0
+"""How often a worker process publishes its counters for the api's /metrics."""
+
+
+class FiguresPublisher:
+    """A worker process's counters into the state store (vedette.store.state.worker_figures)."""
+
+    def __init__(self, state: StateDB, workers: PartitionWorkers, *, ttl: float) -> None:
+        self.state = state
+        self.workers = workers
+        self.ttl = ttl
+        self._at = 0.0
+
+    def maybe_publish(self) -> None:
+        """Publish when due; a failure (the database away) is logged and tried again later."""
+        if time.monotonic() - self._at < FIGURES_SECONDS:
+            return
+        self._at = time.monotonic()
+        try:
+            with self.state.session() as session:
+                publish_figures(
+                    session, self.workers.owner, time.time(), self.ttl, self.workers.figures()
+                )
+        except Exception as exc:
+            log.warning("could not publish the worker's counters: %s", exc)
+
+    def retire(self) -> None:
+        """The process stops: its final counters join the retired workers' (kept summed)."""
+        try:
+            with self.state.session() as session:
+                retire_figures(session, self.workers.owner, self.workers.figures())
+        except Exception as exc:
+            log.warning("could not retire the worker's counters: %s", exc)
+
+
+class WorkerFigures:
+    """The worker processes' counters as the api's /metrics shows them (cached 2 s)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+        self._at = 0.0
+        self._stats = WorkerStats()
+        self._unclassified: dict[str, int] = {}
+        self.live = 0
+        self._lock = threading.Lock()
+
+    def stats(self) -> WorkerStats:
+        """Every worker's counters summed (lag: the highest of the live workers)."""
+        self._refresh()
+        return self._stats
+
+    def unclassified(self) -> dict[str, int]:
+        """Events in no known layout per unit, every worker summed."""
+        self._refresh()
+        return self._unclassified
+
+    def _refresh(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._at < 2.0:
+                return
+            with self.state.session(readonly=True, system=True) as session:
+                found = worker_totals(session, time.time())
+            stats = WorkerStats()
+            for name, value in found.counters.items():
+                if hasattr(stats, name) and isinstance(getattr(stats, name), int):
+                    setattr(stats, name, value)
+            stats.detections_by_level.update(found.by_key.get("detections_by_level", {}))
+            stats.lag_seconds = found.gauges.get("lag_seconds", 0.0)
+            self._stats = stats
+            self._unclassified = dict(found.by_key.get("unclassified", {}))
+            self.live = found.live
+            self._at = time.monotonic()
+
+
 class ApiCentre(Centre):
     """The api role: the centre's HTTP and syslog face over JetStream and nothing else.
 
@@ -241,6 +321,7 @@ class ApiCentre(Centre):
             DutyCollector(self.state),
         ]
         self.member_stats = MemberStats(self.state)
+        self.worker_figures = WorkerFigures(self.state)
 
     async def start(self) -> None:
         """The retro-hunt queue's sweep (idempotent: every api may run it) and the syslog
@@ -264,6 +345,14 @@ class ApiCentre(Centre):
     def dispatch_stats(self) -> DispatchStats:
         """The notifiers' counters (vedette.server.notifier)."""
         return self.member_stats.dispatch()
+
+    def worker_stats(self) -> WorkerStats:
+        """The worker processes' counters, as they publish them (vedette.server.roles)."""
+        return self.worker_figures.stats()
+
+    def unclassified_counts(self) -> dict[str, int]:
+        """The worker processes' unclassified events per unit."""
+        return self.worker_figures.unclassified()
 
     def accepting(self) -> bool:
         """Below the high-water mark (an estimate from the stream; see JetStreamSpool)."""
@@ -327,6 +416,7 @@ def run_worker(
             attack_kb=rules.detector.attack_kb,
         )
         hunts.start()
+    figures = FiguresPublisher(state, workers, ttl=max(3 * FIGURES_SECONDS, lease_seconds))
     log.info("worker %s: %d partitions, lease %.0f s", workers.owner, partitions, lease_seconds)
     print(f"vedette serve: worker {workers.owner} running; stream {nats.stream} keeps "
           f"{spool.replicas} replica(s)", flush=True)  # fmt: skip
@@ -335,9 +425,11 @@ def run_worker(
         if workers.held() != held:
             held = workers.held()
             print(f"vedette serve: worker {workers.owner} holds partitions {held}", flush=True)
+        figures.maybe_publish()
     if hunts is not None:
         hunts.stop()
     workers.stop()
+    figures.retire()
     spool.close()
     state.close()
     print("vedette serve: stopped", flush=True)

@@ -160,8 +160,14 @@ def renew_member(
     else:
         member.expires_at = now + ttl
         member.stats = stats
-    # Members gone for long (killed processes) are forgotten.
-    session.execute(delete(RoleMember).where(RoleMember.expires_at < now - 100 * ttl))
+    # Members gone for long (killed processes) are forgotten; not the workers' rows, whose
+    # counts are folded, never dropped (vedette.store.state.worker_figures).
+    session.execute(
+        delete(RoleMember).where(
+            RoleMember.expires_at < now - 100 * ttl,
+            RoleMember.role.notin_(("worker", "worker:retired")),
+        )
+    )
     session.flush()
 
 
