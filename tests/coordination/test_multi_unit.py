@@ -181,8 +181,15 @@ def test_b_is_warned_with_its_own_hits_and_c_gets_nothing(world: Any) -> None:
     assert {h["host"] for h in hits} <= b_hosts
     # The same alert's hunt covered C in the same pass: C has nothing, from any source.
     assert _get(centre, tokens["unit-c:analyst"], "/api/v1/warnings").json()["items"] == []
-    metrics = _get(centre, tokens["hq:admin"], "/metrics").text
-    counted = dict(re.findall(r'vedette_coordination_total\{outcome="(\w+)"\} (\S+)', metrics))
+    # The counters are the coordinator's: in scale-out a scheduler process publishes them every
+    # few seconds, so /metrics may show a warning a moment after the warning itself.
+    deadline = time.monotonic() + 30
+    while True:
+        metrics = _get(centre, tokens["hq:admin"], "/metrics").text
+        counted = dict(re.findall(r'vedette_coordination_total\{outcome="(\w+)"\} (\S+)', metrics))
+        if float(counted["warnings"]) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert float(counted["warnings"]) >= 1 and float(counted["errors"]) == 0, counted
     # Acknowledge: B's own, once; C cannot touch B's.
     first = warnings[0]["id"]

@@ -248,6 +248,10 @@ def new_centre(home: Path, started: list[Centre], args: Sequence[str] = ()) -> C
 
 
 @pytest.mark.contract
+@pytest.mark.scaleout_excluded(
+    "cost: 110 s (a reference centre and three starts of five processes); scale-out kills: "
+    "tests/scaleout/test_faults*.py (a worker SIGKILLed mid-batch, NATS and PostgreSQL restarted)"
+)
 def test_sigkill_twice_mid_stream_stores_every_acknowledged_event_once_and_alerts_once(
     tmp_path: Path, centres: list[Centre]
 ) -> None:

@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 import pytest
 from webkit import SHOTS, World, login, lsass_event
 
-pytestmark = pytest.mark.contract
+pytestmark = [
+    pytest.mark.contract,
+    pytest.mark.scaleout_excluded(
+        "cost: 170 s of the pass (4 themes x languages + 4k, screenshots and axe); the same "
+        "templates on both sets, their data routes run in test_http and test_browser"
+    ),
+]
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 LANGS = ("en", "vi")
