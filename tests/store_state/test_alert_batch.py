@@ -110,3 +110,46 @@ def test_keys_are_kept_and_later_observables_group(world: World) -> None:
         # The new incident took in the first alert through the observable added later only.
         assert incidents.incident_of_alert(session, plain.id) == incident.id
         session.commit()
+
+
+def test_a_burst_of_new_alerts_chains_one_audit_record_each_in_id_order(world: World) -> None:
+    # _open_alerts writes the burst's audit records in one executemany: the chain must come out
+    # exactly as one append per alert would make it, before and after a single append.
+    from vedette.store.state.audit import append_audit, verify_chain
+    from vedette.store.state.models import AuditRecord
+
+    with world.db.session() as session:
+        append_audit(session, actor="t", action="before", object_type="x", object_id=1,
+                     unit_id=None, before=None, after=None)  # fmt: skip
+        new = record_detections(
+            session,
+            [
+                _fold(
+                    world,
+                    "north" if i % 2 else "south",
+                    f"{i:064x}",
+                    T0,
+                    1,
+                    host=f"pc{i}",
+                    observables=[{"type": "ip", "field": "f", "value": f"8.8.4.{i}"}],
+                )
+                for i in range(120)
+            ],
+        )
+        append_audit(session, actor="t", action="after", object_type="x", object_id=2,
+                     unit_id=None, before=None, after=None)  # fmt: skip
+        session.commit()
+    assert len(new) == 120
+    with world.db.session(readonly=True) as session:
+        assert verify_chain(session) == (True, None)
+        records = session.scalars(select(AuditRecord).order_by(AuditRecord.id)).all()
+        actions = [r.action for r in records if r.actor in ("t", "pipeline")]
+        assert actions[-122:] == ["before"] + ["alert.create"] * 120 + ["after"]
+        created = [r for r in records if r.action == "alert.create"][-120:]
+        assert sorted(int(r.object_id) for r in created) == sorted(a.id for a in new)
+        by_alert = {a.id: a for a in new}
+        assert all(r.unit_id == by_alert[int(r.object_id)].unit_id for r in created)
+        keys = set(session.execute(select(AlertKey.alert_id, AlertKey.key)).all())
+    for alert in new:
+        wanted = {key_hash(k) for k in grouping_keys(alert)}
+        assert wanted and {(alert.id, h) for h in wanted} <= keys

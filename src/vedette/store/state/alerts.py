@@ -19,8 +19,8 @@ from typing import Any, Final
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
-from vedette.store.state.alert_keys import keys_of, write_keys
-from vedette.store.state.audit import append_audit, canonical, jsonable
+from vedette.store.state.alert_keys import AlertKey, key_hash, keys_of, write_keys
+from vedette.store.state.audit import AuditEntry, append_audit, append_audits, canonical, jsonable
 from vedette.store.state.models import Alert, AlertComment, Unit, as_utc, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
 
@@ -188,7 +188,7 @@ def record_detections(
     window = timedelta(seconds=dedup_window_s)
     updates: list[dict[str, Any]] = []
     grown: list[DetectionFold] = []
-    created: list[Alert] = []
+    fresh: list[DetectionFold] = []
     now = utcnow()
     for fold in folds:
         first, last = as_utc(fold.first), as_utc(fold.last)
@@ -207,32 +207,74 @@ def record_detections(
             if fold.observables:
                 grown.append(fold)
             continue
-        alert, _ = record_detection(
-            session,
-            unit_id=fold.unit_id,
-            fingerprint=fold.fingerprint,
-            kind=fold.kind,
-            rule_id=fold.rule_id,
-            rule_title=fold.rule_title,
-            level=fold.level,
-            when=first,
-            host=fold.host,
-            attack=fold.attack,
-            matched=fold.matched,
-            sample_event=fold.sample_event,
-            observables=fold.observables,
-            n=fold.n,
-            dedup_window_s=dedup_window_s,
-        )
-        if last > alert.last_seen:
-            alert.last_seen = last
-        created.append(alert)
+        fresh.append(fold)
+    created = _open_alerts(session, fresh)
     if updates:
         session.execute(update(Alert), updates)
     if grown:
         _grow_observables(session, grown, current)
     session.flush()
     return created
+
+
+def _open_alerts(session: Session, folds: list[DetectionFold]) -> list[Alert]:
+    """New alerts for ``folds``, their grouping keys and their audit records, in few round
+    trips: a first burst of detections (a new rule set, an intrusion) opens hundreds at once."""
+    if not folds:
+        return []
+    alerts = [
+        Alert(
+            unit_id=fold.unit_id,
+            fingerprint=fold.fingerprint,
+            kind=fold.kind,
+            rule_id=fold.rule_id,
+            rule_title=fold.rule_title,
+            level=fold.level,
+            status="new",
+            count=fold.n,
+            first_seen=as_utc(fold.first),
+            last_seen=max(as_utc(fold.first), as_utc(fold.last)),
+            host=fold.host,
+            attack=jsonable(fold.attack or []),
+            matched=jsonable(fold.matched or {}),
+            sample_event=jsonable(fold.sample_event or {}),
+            observables=jsonable(fold.observables or []),
+        )
+        for fold in folds
+    ]
+    session.add_all(alerts)
+    session.flush()  # the ids, for the keys and the audit records
+    keys = [
+        AlertKey(alert_id=alert.id, key=digest, unit_id=alert.unit_id)
+        for alert in alerts
+        if alert.kind != "health"  # health alerts never group
+        for digest in sorted(
+            {key_hash(k) for k in keys_of(alert.host, alert.sample_event, alert.observables)}
+        )
+    ]
+    if keys:
+        session.add_all(keys)
+    append_audits(
+        session,
+        [
+            AuditEntry(
+                actor="pipeline",
+                action="alert.create",
+                object_type="alert",
+                object_id=alert.id,
+                unit_id=alert.unit_id,
+                before=None,
+                after={
+                    "rule_id": alert.rule_id,
+                    "level": alert.level,
+                    "fingerprint": alert.fingerprint,
+                    "host": alert.host,
+                },
+            )
+            for alert in alerts
+        ],
+    )
+    return alerts
 
 
 def _grow_observables(

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from vedette.store.state.models import AuditRecord, utcnow
@@ -63,6 +64,19 @@ def _record_hash(record: AuditRecord) -> str:
     return hashlib.sha256((record.prev_hash + canonical(body)).encode()).hexdigest()
 
 
+@dataclass(slots=True, frozen=True, kw_only=True)
+class AuditEntry:
+    """One record to append (see :func:`append_audits`)."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | int
+    unit_id: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
 def append_audit(
     session: Session,
     *,
@@ -76,20 +90,11 @@ def append_audit(
     now: datetime | None = None,
 ) -> AuditRecord:
     """Append one record in the caller's transaction (flushed, not committed)."""
-    record_id: int | None = None
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        # Row-level security (migration 0020): a scoped transaction reads only its units'
-        # records, so the chain's head comes from a definer function; and its record may be
-        # about a unit it cannot read (the owner of an incident it takes part in), so the id
-        # is taken first and the INSERT needs no RETURNING (which would have to read it back).
-        prev = session.scalar(text("SELECT vedette_audit_head()"))
-        record_id = session.scalar(text("SELECT nextval(pg_get_serial_sequence('audit', 'id'))"))
-    else:
-        prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
+    prev = _chain_end(session)
+    ids = _new_ids(session, 1)
     record = AuditRecord(
-        id=record_id,
-        at=now or utcnow(),
+        id=ids[0] if ids else None,
+        at=_aware(now or utcnow()),
         actor=actor,
         unit_id=unit_id,
         action=action,
@@ -97,14 +102,82 @@ def append_audit(
         object_id=str(object_id),
         before=jsonable(before) if before is not None else None,
         after=jsonable(after) if after is not None else None,
-        prev_hash=prev or GENESIS,
+        prev_hash=prev,
     )
-    # Hash the time as the database will give it back (microseconds, UTC).
-    record.at = record.at.astimezone(UTC) if record.at.tzinfo else record.at.replace(tzinfo=UTC)
     record.hash = _record_hash(record)
     session.add(record)
     session.flush()
     return record
+
+
+def append_audits(
+    session: Session, entries: Sequence[AuditEntry], *, now: datetime | None = None
+) -> None:
+    """Append records in order, chained to the trail's end, in the caller's transaction: one
+    lock and one read of the chain's end for all (a storm of new alerts must not pay a round
+    trip per record), then one executemany INSERT. The ids follow the chain, which
+    :func:`verify_chain` walks: taken in order from the sequence on PostgreSQL, given in order
+    by SQLite to rows an executemany inserts one after the other."""
+    if not entries:
+        return
+    prev = _chain_end(session)
+    ids = _new_ids(session, len(entries))
+    at = _aware(now or utcnow())
+    rows: list[dict[str, Any]] = []
+    for n, entry in enumerate(entries):
+        record = AuditRecord(
+            at=at,
+            actor=entry.actor,
+            unit_id=entry.unit_id,
+            action=entry.action,
+            object_type=entry.object_type,
+            object_id=str(entry.object_id),
+            before=jsonable(entry.before) if entry.before is not None else None,
+            after=jsonable(entry.after) if entry.after is not None else None,
+            prev_hash=prev,
+        )
+        prev = _record_hash(record)
+        row = {c: getattr(record, c) for c in _COLUMNS} | {"hash": prev}
+        if ids:
+            row["id"] = ids[n]
+        rows.append(row)
+    session.execute(insert(AuditRecord), rows)
+
+
+_COLUMNS: tuple[str, ...] = (
+    "at", "actor", "unit_id", "action", "object_type", "object_id", "before", "after", "prev_hash",
+)  # fmt: skip
+
+
+def _aware(moment: datetime) -> datetime:
+    # Hash the time as the database will give it back (microseconds, UTC).
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _chain_end(session: Session) -> str:
+    """The last record's hash; appends are serialised from here to the transaction's end, on
+    PostgreSQL by the advisory lock taken here, on SQLite by the write transaction held."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        # Row-level security (migration 0020): a scoped transaction reads only its units'
+        # records, so the chain's head comes from a definer function.
+        prev = session.scalar(text("SELECT vedette_audit_head()"))
+    else:
+        prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
+    return str(prev or GENESIS)
+
+
+def _new_ids(session: Session, count: int) -> list[int]:
+    """PostgreSQL: ``count`` record ids, in order, taken under the chain's lock. A record may be
+    about a unit the scoped transaction cannot read (the owner of an incident it takes part in),
+    so the INSERT must not need RETURNING, which would read it back. SQLite: none needed."""
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    ids = session.scalars(
+        text("SELECT nextval(pg_get_serial_sequence('audit', 'id')) FROM generate_series(1, :n)"),
+        {"n": count},
+    )
+    return sorted(int(i) for i in ids)
 
 
 def verify_chain(session: Session, *, batch: int = 1000) -> tuple[bool, int | None]:
