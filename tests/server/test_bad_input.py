@@ -219,9 +219,6 @@ def test_a_revoked_token_is_401(server: Server) -> None:
     _refused_and_not_stored(server, answer, 401, marker)
 
 
-@pytest.mark.scaleout_excluded(
-    "the workers' counters (unclassified events) are not on the api's /metrics yet"
-)
 def test_json_in_no_known_layout_is_stored_and_counted(server: Server) -> None:
     marker = uuid.uuid4().hex
     before = server.unclassified()
@@ -233,9 +230,6 @@ def test_json_in_no_known_layout_is_stored_and_counted(server: Server) -> None:
     assert server.unclassified_reaches(before + 1)
 
 
-@pytest.mark.scaleout_excluded(
-    "the workers' counters (unclassified events) are not on the api's /metrics yet"
-)
 def test_a_text_line_that_is_no_syslog_is_stored_raw_and_counted(server: Server) -> None:
     marker = uuid.uuid4().hex
     before = server.unclassified()
