@@ -37,6 +37,7 @@ def test_metrics_name_only_the_units_the_scraper_covers(tmp_path: Path) -> None:
                 )
                 assert answer.status_code == 202, answer.text
         centre.wait_stored(root_viewer, "south", 5)
+        centre.wait_stored(root_viewer, "north", 3)
         anonymous = httpx.get(centre.url + "/metrics").text
         assert "north" not in anonymous and "south" not in anonymous
         assert re.search(r"^vedette_events_received_total 8\.0$", anonymous, re.M), anonymous
@@ -47,6 +48,10 @@ def test_metrics_name_only_the_units_the_scraper_covers(tmp_path: Path) -> None:
         with centre.client(root_viewer) as http:
             everything = http.get("/metrics").text
         assert re.search(r'^vedette_events_received_total\{unit="south"\} 5\.0$', everything, re.M)
+        # Stored as the worker committed it with the Parquet files, per unit.
+        assert re.search(r'^vedette_events_stored_total\{unit="south"\} 5\.0$', everything, re.M)
+        assert re.search(r'^vedette_events_stored_total\{unit="north"\} 3\.0$', everything, re.M)
+        assert re.search(r"^vedette_events_stored_total 8\.0$", anonymous, re.M), anonymous
         assert (
             httpx.get(
                 centre.url + "/metrics", headers={"Authorization": "Bearer vdt_wrong"}

@@ -32,6 +32,7 @@ from vedette.server.auth import Authenticator
 from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
 from vedette.server.housekeeping import RETENTION_EVERY_SECONDS, raise_silent_alerts
+from vedette.server.loop_watch import LoopWatch
 from vedette.server.quota import UnitQuota
 from vedette.server.retrohunt import (
     HuntRunner,
@@ -47,7 +48,7 @@ from vedette.store.compact import CompactPolicy, CompactReport
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.spool import SpoolFull, SpoolUnavailable, SqliteSpool
 from vedette.store.state.db import StateDB, open_state
-from vedette.store.state.positions import get_position
+from vedette.store.state.positions import get_position, stored_per_unit
 
 log = logging.getLogger("vedette.server")
 
@@ -122,6 +123,7 @@ class Centre:
         self.auth = Authenticator(state)
         self.quota = UnitQuota(config.unit_quota_eps)
         self.pipeline_state = PipelineState(state, dedup_window_seconds=config.dedup_window_seconds)
+        self.loop_watch = LoopWatch()
         self.ingest = IngestCounters()
         # Notifications: sends the outbox the worker fills (vedette.notify).
         self.dispatcher = Dispatcher(state)
@@ -194,6 +196,7 @@ class Centre:
                 listener.port,
             )
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+        self._tasks.append(asyncio.create_task(self.loop_watch.run()))
         self._watch_sighup()
 
     def _watch_sighup(self) -> None:
@@ -249,10 +252,17 @@ class Centre:
         return (total - first_total) / (now - first_time) if now > first_time else 0.0
 
     def store_counts(self) -> dict[str, int]:
-        """Events stored per unit, from the Parquet metadata (cached for a few seconds)."""
+        """Events stored per unit since the unit began, as the workers committed them with
+        their Parquet files (the state store's unit counters; cached for a few seconds).
+
+        A count that only grows, as a Prometheus counter must: retention does not lower it.
+        Not summed from the Parquet footers: that read every file of every day kept, and
+        took 3.5 s of the api's CPU every scrape after ten minutes at 10,000 events/s.
+        """
         now = time.monotonic()
         if now - self._store_counts_at > 5.0:
-            self._store_counts = self.store.counts()
+            with self.state.session(readonly=True, system=True) as session:
+                self._store_counts = stored_per_unit(session)
             self._store_counts_at = now
         return self._store_counts
 

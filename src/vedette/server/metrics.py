@@ -83,6 +83,11 @@ class CentreCollector(Collector):
                      centre.spool.pending_events())  # fmt: skip
         yield _gauge("vedette_spool_depth_batches", "Acknowledged batches not yet processed",
                      centre.spool.pending_batches())  # fmt: skip
+        yield _gauge("vedette_event_loop_stall_seconds",
+                     "The api event loop's longest stall over the last minute",
+                     centre.loop_watch.worst_recent())  # fmt: skip
+        yield _counter("vedette_event_loop_slow_stalls", "Event loop stalls of a second or more",
+                       centre.loop_watch.slow_stalls)  # fmt: skip
         yield _gauge("vedette_lag_seconds", "Receive-to-processed time of the newest batch",
                      worker.lag_seconds)  # fmt: skip
         yield _counter("vedette_events_processed", "Events through detection", worker.events)
@@ -98,6 +103,9 @@ class CentreCollector(Collector):
         yield _counter("vedette_spool_corrupt_batches", "Spool batches that failed their checksum",
                        worker.corrupt_batches)  # fmt: skip
         yield _counter("vedette_worker_errors", "Errors the worker recovered from", worker.errors)
+        yield _counter("vedette_worker_slow_steps",
+                       "Worker steps that took over a second (each logged with its duration)",
+                       worker.slow_steps)  # fmt: skip
         yield _counter("vedette_dead_letters", "Spool batches set aside after repeated failures",
                        worker.dead_letters)  # fmt: skip
         yield _counter("vedette_correlation_restarts",

@@ -248,7 +248,7 @@ class PartitionWorkers:
             for name in (
                 "batches", "events", "events_stored", "detections", "excepted",
                 "alerts_created", "corrupt_batches", "flushes", "errors", "dead_letters",
-                "correlation_restarts",
+                "correlation_restarts", "slow_steps",
             )
         }  # fmt: skip
         out["detections_by_level"] = dict(stats.detections_by_level)
@@ -380,3 +380,4 @@ def _add_stats(total: WorkerStats, s: WorkerStats) -> None:
     total.lag_seconds = max(total.lag_seconds, s.lag_seconds)
     total.correlation_restarts += s.correlation_restarts
     total.dead_letters += s.dead_letters
+    total.slow_steps += s.slow_steps

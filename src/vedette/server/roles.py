@@ -18,6 +18,7 @@ embedded default, unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -333,6 +334,7 @@ class ApiCentre(Centre):
             listener = SyslogListener(listener_config, sink)
             await listener.start()
             self.listeners.append(listener)
+        self._tasks.append(asyncio.create_task(self.loop_watch.run()))
 
     def reload_rules(self) -> RuleSet:
         """Refused: the workers would go on with the old rules (see role_signals)."""

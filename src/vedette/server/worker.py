@@ -118,6 +118,8 @@ class WorkerStats:
     """Receive-to-processed time of the newest batch processed."""
     correlation_restarts: int = 0
     dead_letters: int = 0
+    slow_steps: int = 0
+    """Steps of the loop (read, detect, commit alerts, store, release) over the slow mark."""
 
 
 class Worker:
@@ -137,6 +139,7 @@ class Worker:
         alert_commit_seconds: float = 0.5,
         release_seconds: float = 0.5,
         max_attempts: int = 3,
+        slow_step_seconds: float = 1.0,
         stages: frozenset[str] = frozenset({DETECT, STORE}),
     ) -> None:
         self.spool = spool
@@ -150,6 +153,7 @@ class Worker:
         self.alert_commit_seconds = alert_commit_seconds
         self.release_seconds = release_seconds
         self.max_attempts = max_attempts
+        self.slow_step_seconds = slow_step_seconds
         if not stages or not stages <= {DETECT, STORE}:
             raise ValueError(f"worker stages must be detect, store or both, not {sorted(stages)}")
         self.detects = DETECT in stages
@@ -239,23 +243,33 @@ class Worker:
         cursor = self.position
         while not self._stop.is_set():
             try:
+                started = time.monotonic()
                 batches = self._read(cursor)
+                started = self._timed("read", started)
                 if batches:
                     self._process(batches)
                     cursor = batches[-1].seq
+                    started = self._timed("detect", started, batches)
                 elif self._detect_to:
                     self._commit_alerts()
+                    started = self._timed("commit alerts", started)
                 elif self._rows:
                     self._flush()
+                    started = self._timed("store", started)
                 elif self.detects:
                     self.spool.wait(cursor, 0.2)
+                    started = time.monotonic()
                 else:
                     self._stop.wait(0.05)  # waiting for the detect worker, not for the spool
+                    started = time.monotonic()
                 if self._detect_to and self._commit_due():
                     self._commit_alerts()
+                    started = self._timed("commit alerts", started)
                 if self._rows and self._flush_due():
                     self._flush()
+                    started = self._timed("store", started)
                 self._release()
+                self._timed("release", started)
             except Exception as exc:  # the worker must outlive a bad batch or a full disk
                 self.stats.errors += 1
                 self.failure = f"{type(exc).__name__}: {exc}"
@@ -303,6 +317,22 @@ class Worker:
                 log.warning("cannot read the committed positions yet: %s", exc)
                 if self._stop.wait(1.0):
                     return  # stopping: nothing is committed past the positions anyway
+
+    def _timed(self, step: str, started: float, batches: list[SpoolBatch] | None = None) -> float:
+        """Note how long ``step`` took since ``started``; log a step slower than
+        ``slow_step_seconds`` (a stall shows as latency to every unit: say where it was).
+        Returns now, the start of the next step."""
+        now = time.monotonic()
+        took = now - started
+        if took >= self.slow_step_seconds:
+            self.stats.slow_steps += 1
+            what = (
+                f" ({len(batches)} batches, seq {batches[0].seq}-{batches[-1].seq})"
+                if batches
+                else ""
+            )
+            log.warning("worker step %s took %.2f s%s", step, took, what)
+        return now
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._alerts_since >= self.alert_commit_seconds

@@ -80,6 +80,14 @@ def add_stored(session: Session, counts: Mapping[int, tuple[int, datetime | None
     session.flush()
 
 
+def stored_per_unit(session: Session) -> dict[str, int]:
+    """Events stored per unit name since the unit began (units that stored none are left out)."""
+    rows = session.execute(
+        select(Unit.name, UnitStats.events_stored).join(UnitStats, UnitStats.unit_id == Unit.id)
+    ).all()
+    return {name: int(count) for name, count in rows if count}
+
+
 def add_received(session: Session, counts: Mapping[int, tuple[int, datetime]]) -> None:
     """Add ``n`` received events per unit id at ``received_at``; a unit heard from again is
     no longer silent (its silence may raise a new alert later)."""
