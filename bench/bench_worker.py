@@ -33,8 +33,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import bench_serve  # noqa: E402  (the same events as the serve benchmark)
-from vedette.server.centre import _correlator_factory, load_rules  # noqa: E402
 from vedette.server.config import ServeConfig  # noqa: E402
+from vedette.server.rules import correlator_factory, load_rules  # noqa: E402
 from vedette.server.state_ops import PipelineState  # noqa: E402
 from vedette.server.worker import Worker  # noqa: E402
 from vedette.store.eventstore import ParquetEventStore  # noqa: E402
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             ParquetEventStore(paths.events),
             PipelineState(state, dedup_window_seconds=config.dedup_window_seconds),
             rules.detector,
-            correlator_factory=_correlator_factory(rules.detector),
+            correlator_factory=correlator_factory(rules.detector),
         )
         cpu0, wall0 = _cpu(), time.perf_counter()
         if args.profile:

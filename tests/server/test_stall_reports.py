@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vedette.server.centre import load_rules
 from vedette.server.config import ServeConfig
 from vedette.server.loop_watch import LoopWatch
+from vedette.server.rules import load_rules
 from vedette.server.state_ops import PipelineState
 from vedette.server.worker import Worker
 from vedette.store.eventstore import ParquetEventStore

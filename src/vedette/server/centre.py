@@ -14,20 +14,14 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
 from vedette.alerts.warning import Coordinator, CoordinatorStats, WarningSearch, load_policy
-from vedette.correlate import Correlator
-from vedette.errors import ConfigError, RuleLoadError
 from vedette.notify.dispatcher import Dispatcher, DispatchStats
-from vedette.pipeline.build import DetectorConfig, LoadFacts, build_detector
 from vedette.pipeline.detector import Detector
-from vedette.rulepacks import default_rule_paths
 from vedette.server.auth import Authenticator
 from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
@@ -40,6 +34,7 @@ from vedette.server.retrohunt import (
     hunt_new_indicators,
     hunt_new_rules,
 )
+from vedette.server.rules import RuleSet, correlator_factory, load_rules
 from vedette.server.state_ops import PipelineState
 from vedette.server.syslog_listen import Backpressure, SyslogListener
 from vedette.server.worker import DETECT, STORE, Worker, WorkerStats
@@ -51,17 +46,6 @@ from vedette.store.state.db import StateDB, open_state
 from vedette.store.state.positions import get_position, stored_per_unit
 
 log = logging.getLogger("vedette.server")
-
-
-@dataclass(slots=True)
-class RuleSet:
-    """The loaded detector and what loading it said (shown on the API)."""
-
-    detector: Detector
-    facts: LoadFacts
-    loaded_at: datetime
-    rule_paths: list[str]
-    intel_paths: list[str]
 
 
 @dataclass(slots=True)
@@ -143,7 +127,7 @@ class Centre:
                 store,
                 self.pipeline_state,
                 rules.detector,
-                correlator_factory=_correlator_factory(rules.detector),
+                correlator_factory=correlator_factory(rules.detector),
             )
             self.pipeline_state.on_new_alerts = self.coordinator.submit
         # Retro-hunt: rules and indicator sets over stored events, in the background (in this
@@ -285,7 +269,7 @@ class Centre:
                 raise
             old, self.rules = self.rules, rules
             self.worker.swap_detector(rules.detector)
-            self.worker.correlator_factory = _correlator_factory(rules.detector)
+            self.worker.correlator_factory = correlator_factory(rules.detector)
         self._hunt_new_indicators(old.detector, rules.detector)
         self._hunt_new_rules(old.detector, rules)
         return rules
@@ -393,58 +377,3 @@ def _committed_position(state: StateDB) -> int:
     """The highest spool position the worker committed (a new spool must number past it)."""
     with state.session(readonly=True) as session:
         return max(get_position(session, DETECT), get_position(session, STORE))
-
-
-def _correlator_factory(detector: Detector) -> Callable[[], Correlator] | None:
-    """A new per-unit correlator like the loaded one, or None without correlation rules."""
-    if detector.correlator is None or detector.engine is None:
-        return None
-    engine = detector.engine
-
-    def make() -> Correlator:
-        # Network arrivals are a little out of order: hold them 30 s for the reorder buffer.
-        return Correlator.from_engine(engine, out_of_order_tolerance=30.0)
-
-    return make
-
-
-def load_rules(config: ServeConfig) -> RuleSet:
-    """Build the detector exactly as ``vedette scan`` does, with the centre's cache."""
-    rule_paths = list(config.rule_paths) or default_rule_paths()
-    intel_paths = [*config.intel_paths, *imported_feeds(config)]
-    for path in [*rule_paths, *intel_paths]:
-        if not Path(path).exists():
-            raise ConfigError(f"{path} does not exist")
-    detector, facts = build_detector(
-        DetectorConfig(
-            rule_paths=tuple(rule_paths),
-            placeholders=config.placeholders,
-            cache_dir=config.paths.cache,
-            intel_feeds=tuple(intel_paths),
-        )
-    )
-    return RuleSet(
-        detector=detector,
-        facts=facts,
-        loaded_at=datetime.now(UTC),
-        rule_paths=[str(p) for p in rule_paths],
-        intel_paths=[str(p) for p in intel_paths],
-    )
-
-
-def feeds_folder(config: ServeConfig) -> Path:
-    """Where feeds imported from the console are kept (the centre's home ``feeds/``)."""
-    return config.home / "feeds"
-
-
-def imported_feeds(config: ServeConfig) -> list[Path]:
-    """The imported-feeds folder when it holds a file (loaded beside the ``--intel`` feeds)."""
-    folder = feeds_folder(config)
-    if folder.is_dir() and any(p.is_file() for p in folder.iterdir()):
-        return [folder]
-    return []
-
-
-def rule_error_record(error: RuleLoadError) -> dict[str, object]:
-    """A rule that did not load, as the API shows it."""
-    return dict(error.to_dict())

@@ -35,11 +35,12 @@ from sqlalchemy import select
 from vedette.alerts.warning import CoordinatorStats
 from vedette.errors import ConfigError
 from vedette.notify.dispatcher import DispatchStats
-from vedette.server.centre import Centre, RuleSet, SpoolSink, _correlator_factory, load_rules
+from vedette.server.centre import Centre, SpoolSink
 from vedette.server.config import ServeConfig
 from vedette.server.hunt_tasks import HuntTaskPool, QueuedHuntRunner
 from vedette.server.partitions import PartitionWorkers
 from vedette.server.role_signals import RELOAD_REFUSED, refuse_reload_on_sighup
+from vedette.server.rules import RuleSet, correlator_factory, load_rules
 from vedette.server.syslog_listen import SyslogListener
 from vedette.server.worker import WorkerStats
 from vedette.store.eventstore import ParquetEventStore
@@ -393,7 +394,7 @@ def run_worker(
         store,
         state,
         rules.detector,
-        correlator_factory=_correlator_factory(rules.detector),
+        correlator_factory=correlator_factory(rules.detector),
         dedup_window_seconds=config.dedup_window_seconds,
         lease_seconds=lease_seconds,
         max_partitions=max_partitions,

@@ -26,8 +26,8 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import bearer, caller, guarded
-from vedette.server.centre import feeds_folder, rule_error_record
 from vedette.server.errors import ApiError
+from vedette.server.rules import feeds_folder, rule_error_record
 from vedette.store.state import incidents as incident_svc
 from vedette.store.state.accounts import (
     AuthError,

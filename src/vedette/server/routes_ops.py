@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vedette.server.authz import bearer, caller, guarded
-from vedette.server.centre import rule_error_record
 from vedette.server.errors import ApiError
 from vedette.server.metrics import render_metrics
+from vedette.server.rules import rule_error_record
 from vedette.store.hunt import run_hunt
 from vedette.store.state.accounts import authenticate_password
 from vedette.store.state.scope import Scope

@@ -412,7 +412,7 @@ def child_main(config_path: Path, stats_path: Path, parent: int) -> int:
         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s",
         stream=sys.stderr,
     )
-    from vedette.server.centre import _correlator_factory, load_rules
+    from vedette.server.rules import correlator_factory, load_rules
     from vedette.server.state_ops import PipelineState
     from vedette.server.worker import Worker
     from vedette.store.eventstore import ParquetEventStore
@@ -433,7 +433,7 @@ def child_main(config_path: Path, stats_path: Path, parent: int) -> int:
         ParquetEventStore(home.events),
         pipeline,
         rules.detector,
-        correlator_factory=_correlator_factory(rules.detector),
+        correlator_factory=correlator_factory(rules.detector),
     )
     # The rule set lives as long as the process: keep it out of the collector's generations.
     gc.collect()
