@@ -13,7 +13,10 @@ tokens made with ``vedette admin``):
   one process writes ``--syslog-share`` of the rate as newline-framed syslog over TCP;
 - markers: every ``--marker-every`` s one event that fires a known Sigma rule, on a host of its
   own (``bench-marker-N``), so each forms its own alert; ``/api/v1/alerts`` is polled every
-  ``--poll`` s and the latency is the time the alert is first visible minus the send time;
+  ``--poll`` s and the latency is the time the alert is first visible minus the send time
+  (every marker counts, those of the warm-up too; p99 per minute and markers over 2 s beside);
+- stalls: the server's own log lines for a worker step over 1 s, an event-loop stall over 1 s
+  and a worker garbage collection over 0.25 s, counted with the longest;
 - samples each second: acknowledged and stored counts (``/api/v1/units``), spool depth and lag
   (``/metrics``, every 5 s as a Prometheus scrape would), server RSS/PSS (``/proc``), CPU of the
   server and of the load generator (``/proc/PID/stat``).
@@ -669,7 +672,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mem_points = [(s["t"], s["rss_mib"]) for s in steady]
     pss_points = [(s["t"], s["pss_mib"]) for s in steady]
     depth_points = [(s["t"], s["spool_depth"]) for s in steady]
-    result = {
+    result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -741,11 +744,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_alerts_created": final_metrics.get("vedette_alerts_created", 0),
         "samples": samples,
     }
+    each = result["markers"]["each"]
+    result["markers"]["over_2s"] = sum(1 for _, latency in each if latency > 2.0)
+    result["markers"]["p99_per_minute"] = [
+        round(percentile([lat for t, lat in each if minute * 60 <= t < minute * 60 + 60], 0.99), 2)
+        for minute in range(int(max((t for t, _ in each), default=0) // 60) + 1)
+    ]
+    result["stalls"] = stalls(home / "serve.log")
     if not args.keep_home:
         subprocess.run(["rm", "-rf", str(home)], check=False)
     else:
         result["home"] = str(home)
     return result
+
+
+_STALL = re.compile(
+    r"(worker step \S+(?: alerts)? took|the event loop stalled|garbage collection of generation \d "
+    r"took) ([0-9.]+) s"
+)
+
+
+def stalls(log: Path) -> dict[str, Any]:
+    """The server's own reports of stalls (vedette.server.worker, loop_watch, the worker's GC
+    watch): how many of each and the longest, with the time each was logged."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = _STALL.search(line)
+        if match:
+            kind = match[1].removesuffix(" took").replace("the ", "")
+            found.setdefault(kind, []).append((line[11:19], float(match[2])))
+    return {
+        kind: {"count": len(items), "longest_s": max(s for _, s in items), "each": items}
+        for kind, items in found.items()
+    }
 
 
 def table(result: dict[str, Any]) -> str:
@@ -771,6 +802,10 @@ def table(result: dict[str, Any]) -> str:
                              f"{result['received_total']:,} stored)"),
         ("ingest-to-alert", f"p50 {m['p50_s']} s, p99 {m['p99_s']} s, max {m['max_s']} s "
                             f"({m['seen']} of {m['sent']} markers; poll {m['poll_s']} s)"),
+        ("p99 per minute", ", ".join(f"{v}" for v in m.get("p99_per_minute", [])) +
+                           f" s; {m.get('over_2s', 0)} markers over 2 s"),
+        ("stalls logged", "; ".join(f"{k}: {v['count']} (longest {v['longest_s']} s)"
+                                    for k, v in result.get("stalls", {}).items()) or "none"),
         ("server RSS", f"{mem['rss_start']:.0f} -> {mem['rss_end']:.0f} MiB (max "
                        f"{mem['rss_max']:.0f}), trend {mem['rss_slope_per_min']:+.1f} MiB/min; "
                        f"PSS end {mem['pss_end']:.0f} MiB"),
