@@ -538,6 +538,7 @@ def _seed_all(owner_url: str, app_url: str) -> All:
         OutboxRow,
         UnitStats,
         User,
+        UserSession,
     )
     from vedette.store.state.retrohunt_tasks import RetroHuntTask
     from vedette.store.state.rule_switches import DisabledRule
@@ -564,8 +565,12 @@ def _seed_all(owner_url: str, app_url: str) -> All:
                              unit_id=unit, before=None, after=None)  # fmt: skip
                 if unit == seeded.hq:
                     continue
-                session.add(User(unit_id=unit, name=f"user-{name}", role="analyst",
-                                 password_hash="x"))  # fmt: skip
+                user = User(unit_id=unit, name=f"user-{name}", role="analyst",
+                            password_hash="x")  # fmt: skip
+                session.add(user)
+                session.flush()
+                session.add(UserSession(secret_hash=f"session-{name}", user_id=user.id,
+                                        unit_id=unit, idle_until=now, expires_at=now))  # fmt: skip
                 session.add(UnitStats(unit_id=unit, events_received=1, events_stored=1))
                 session.add(IngestRate(unit_id=unit, bucket=0, events=1))
                 session.add(IngestKey(unit=name, key="k", seq=1, count=1, created_at=0.0))

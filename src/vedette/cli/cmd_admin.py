@@ -79,6 +79,19 @@ def _configure_user_add(parser: argparse.ArgumentParser) -> None:
                         "$VEDETTE_PASSWORD)")  # fmt: skip
 
 
+def _configure_user_set(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("name")
+    parser.add_argument("--role", choices=("admin", "analyst", "viewer"))
+    switch = parser.add_mutually_exclusive_group()
+    switch.add_argument("--disable", action="store_true",
+                        help="refuse the user's logins and end the user's sessions")  # fmt: skip
+    switch.add_argument("--enable", action="store_true", help="allow the user's logins again")
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="set a new password read from standard input (ends the user's "
+                        "sessions)")  # fmt: skip
+
+
 @contextmanager
 def _state(args: argparse.Namespace) -> Iterator[Any]:
     from vedette.paths import ServerHome
@@ -202,6 +215,32 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_set(args: argparse.Namespace) -> int:
+    from vedette.store.state.accounts import update_user
+    from vedette.store.state.scope import Invalid, NotFound
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise ConfigError("a password needs at least 12 characters")
+    disabled = True if args.disable else False if args.enable else None
+    if args.role is None and disabled is None and password is None:
+        raise ConfigError("nothing to change: --role, --disable, --enable or --password-stdin")
+    try:
+        with _state(args) as session:
+            user, ended = update_user(
+                session, args.name, role=args.role, disabled=disabled, password=password,
+                actor=ACTOR,
+            )  # fmt: skip
+            state = "disabled" if user.disabled else "enabled"
+            print(f"user {user.name}: role {user.role}, {state}; {ended} sessions ended "
+                  "(a running server applies the change within seconds)")  # fmt: skip
+    except (Invalid, NotFound) as exc:
+        raise _translate(exc) from None
+    return 0
+
+
 def register(registry: CommandRegistry) -> None:
     """Register `vedette admin unit|token|user ...`."""
     registry.group(("admin",), "manage a centre's units, users and tokens", _configure_admin)
@@ -216,6 +255,8 @@ def register(registry: CommandRegistry) -> None:
     registry.add(("admin", "token", "revoke"), "revoke a token by id",
                  _configure_token_revoke, _token_revoke)  # fmt: skip
     registry.add(("admin", "user", "add"), "add a user", _configure_user_add, _user_add)
+    registry.add(("admin", "user", "set"), "change a user's role, disable, enable, new password",
+                 _configure_user_set, _user_set)  # fmt: skip
     _register_channels(registry)  # notification channels: the block below
     registry.add(("admin", "compact"), "merge the event store's small files (safe while serving)",
                  _configure_compact, _compact, COMPACT_DESCRIPTION)  # fmt: skip

@@ -74,6 +74,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="size a merged event file grows to (default 128)")  # fmt: skip
     parser.add_argument("--silent-check", type=float, default=60.0, metavar="SECONDS",
                         help="how often units are checked for silence (default 60)")  # fmt: skip
+    parser.add_argument("--session-idle", type=float, default=8 * 3600.0, metavar="SECONDS",
+                        help="a user's session unused this long is over (default 8 h)")  # fmt: skip
+    parser.add_argument("--session-lifetime", type=float, default=7 * 24 * 3600.0,
+                        metavar="SECONDS", help="a user's session is over this long after "
+                        "login, used or not (default 7 days)")  # fmt: skip
     parser.add_argument("--warning-policy", type=Path, metavar="FILE",
                         help="early-warning and incident grouping policy (YAML; default: "
                              "docs/coordination.md)")  # fmt: skip
@@ -172,6 +177,8 @@ def _run(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         warning_policy=args.warning_policy,
         silent_check_seconds=args.silent_check,
+        session_idle_seconds=args.session_idle,
+        session_lifetime_seconds=args.session_lifetime,
         worker_process=args.worker_process,
         compact_seconds=args.compact_every,
         compact_target_bytes=int(args.compact_target_mb * 1024 * 1024),

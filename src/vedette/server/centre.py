@@ -25,7 +25,11 @@ from vedette.pipeline.detector import Detector
 from vedette.server.auth import Authenticator
 from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
-from vedette.server.housekeeping import RETENTION_EVERY_SECONDS, raise_silent_alerts
+from vedette.server.housekeeping import (
+    RETENTION_EVERY_SECONDS,
+    prune_expired_sessions,
+    raise_silent_alerts,
+)
 from vedette.server.loop_watch import LoopWatch
 from vedette.server.quota import UnitQuota
 from vedette.server.retrohunt import (
@@ -104,7 +108,11 @@ class Centre:
         self.spool = spool
         self.store = store
         self.rules = rules
-        self.auth = Authenticator(state)
+        self.auth = Authenticator(
+            state,
+            idle_seconds=config.session_idle_seconds,
+            lifetime_seconds=config.session_lifetime_seconds,
+        )
         self.quota = UnitQuota(config.unit_quota_eps)
         self.pipeline_state = PipelineState(state, dedup_window_seconds=config.dedup_window_seconds)
         self.loop_watch = LoopWatch()
@@ -330,6 +338,7 @@ class Centre:
             await asyncio.sleep(self.config.silent_check_seconds)
             try:
                 await run_in_threadpool(self.raise_silent_alerts)
+                await run_in_threadpool(prune_expired_sessions, self.state)
                 if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                     last_retention = time.monotonic()
                     await run_in_threadpool(self.store.apply_retention, self.config.retention_days)

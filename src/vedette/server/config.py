@@ -34,6 +34,10 @@ class ServeConfig:
     retention_days: int = 90
     silent_check_seconds: float = 60.0
     login_attempts: int = 5
+    session_idle_seconds: float = 8 * 3600.0
+    """A user's session unused this long is over (vedette.store.state.sessions)."""
+    session_lifetime_seconds: float = 7 * 24 * 3600.0
+    """A user's session is over this long after login, used or not."""
     warning_policy: Path | None = None
     """Early-warning policy (YAML); default: vedette.alerts.warning's documented defaults."""
     worker_process: bool = False

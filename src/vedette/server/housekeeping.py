@@ -1,5 +1,6 @@
-"""Housekeeping on a timer: the silent-unit check (retention and compaction are the event
-store's own, :meth:`ParquetEventStore.apply_retention` and :mod:`vedette.server.compaction`).
+"""Housekeeping on a timer: the silent-unit check and the deletion of expired users' sessions
+(retention and compaction are the event store's own, :meth:`ParquetEventStore.apply_retention`
+and :mod:`vedette.server.compaction`).
 
 The embedded centre runs housekeeping in its own process (:class:`vedette.server.centre.Centre`);
 the scale-out mode in the scheduler that holds the scheduler duty
@@ -19,6 +20,7 @@ from vedette.store.state.alerts import fingerprint, record_detection
 from vedette.store.state.db import StateDB
 from vedette.store.state.notifications import enqueue_for_alert
 from vedette.store.state.positions import mark_silent_alerted, silent_units
+from vedette.store.state.sessions import prune_sessions
 
 log = logging.getLogger("vedette.server")
 
@@ -64,3 +66,12 @@ def raise_silent_alerts(
         if raised and fence is not None:
             fence(session)
     return raised
+
+
+def prune_expired_sessions(state: StateDB, *, now: datetime | None = None) -> int:
+    """Delete the users' sessions past their idle or absolute expiry; how many."""
+    with state.session() as session:
+        pruned = prune_sessions(session, now=now)
+    if pruned:
+        log.info("%d expired user sessions deleted", pruned)
+    return pruned

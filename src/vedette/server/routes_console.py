@@ -183,7 +183,7 @@ async def login_page(request: Request) -> Response:
     credential = request.cookies.get(SESSION_COOKIE)
     if credential:
         try:
-            request.app.state.centre.auth.scope(credential)
+            await run_in_threadpool(request.app.state.centre.auth.scope, credential)
             return _redirect(page, "/overview")
         except AuthError:
             pass
@@ -235,7 +235,7 @@ async def logout_submit(request: Request, scope: Caller) -> Response:
     await _checked_form(request)
     credential = bearer(request)
     if credential:
-        request.app.state.centre.auth.close_session(credential)
+        await run_in_threadpool(request.app.state.centre.auth.close_session, credential)
     answer = _redirect(Page.of(request), "/")
     answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer

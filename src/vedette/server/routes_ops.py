@@ -180,7 +180,7 @@ async def logout(request: Request, scope: Annotated[Scope, Depends(caller)]) -> 
     """End the caller's session."""
     credential = bearer(request)
     if credential:
-        request.app.state.centre.auth.close_session(credential)
+        await run_in_threadpool(request.app.state.centre.auth.close_session, credential)
     answer = Response(status_code=204)
     answer.delete_cookie("vedette_session")
     return answer

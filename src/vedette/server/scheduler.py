@@ -45,7 +45,11 @@ from vedette.alerts.warning import (
 )
 from vedette.server.compaction import compact_store
 from vedette.server.config import ServeConfig
-from vedette.server.housekeeping import RETENTION_EVERY_SECONDS, raise_silent_alerts
+from vedette.server.housekeeping import (
+    RETENTION_EVERY_SECONDS,
+    prune_expired_sessions,
+    raise_silent_alerts,
+)
 from vedette.server.hunt_tasks import QueuedHuntRunner
 from vedette.server.partitions import worker_identity
 from vedette.server.role_signals import refuse_reload_on_sighup
@@ -178,6 +182,7 @@ class _Duties:
                     fence=self.fence,
                 )
                 scheduler.silent_alerts += raised
+                prune_expired_sessions(scheduler.state)
                 if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                     last_retention = time.monotonic()
                     scheduler.store.apply_retention(config.retention_days)

@@ -17,12 +17,12 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from vedette.errors import VedetteError
 from vedette.store.state.audit import append_audit
-from vedette.store.state.models import Token, Unit, User, utcnow
+from vedette.store.state.models import Token, Unit, User, UserSession, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Principal, Role, Scope, require
 from vedette.store.state.units import unit_by_name
 
@@ -101,6 +101,59 @@ def add_user(
         after={"name": name, "unit": unit, "role": user.role, "locale": locale},
     )
     return user
+
+
+def update_user(
+    session: Session,
+    name: str,
+    *,
+    role: Role | str | None = None,
+    disabled: bool | None = None,
+    password: str | None = None,
+    actor: str = "system",
+) -> tuple[User, int]:
+    """Change a user's role, disabled state or password (unscoped: the admin command's).
+
+    A new password or disabling ends every session of the user at once (a role change needs
+    not: a session reads its user's role on each lookup). Returns the user and the number of
+    sessions ended. Audited (never the password, only that it changed).
+    """
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    before: dict[str, object] = {}
+    after: dict[str, object] = {}
+    if role is not None and _role(role).value != user.role:
+        before["role"], after["role"] = user.role, _role(role).value
+        user.role = _role(role).value
+    if disabled is not None and disabled != user.disabled:
+        before["disabled"], after["disabled"] = user.disabled, disabled
+        user.disabled = disabled
+    if password is not None:
+        if len(password) < 8:
+            raise Invalid("a password has at least 8 characters")
+        user.password_hash = _hasher.hash(password)
+        user.failed_logins = 0
+        user.locked_until = None
+        after["password"] = "changed"
+    ended = 0
+    if password is not None or user.disabled:
+        result = session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        ended = int(getattr(result, "rowcount", 0) or 0)
+    if after:
+        after["sessions_ended"] = ended
+        append_audit(
+            session,
+            actor=actor,
+            action="user.update",
+            object_type="user",
+            object_id=user.id,
+            unit_id=user.unit_id,
+            before=before,
+            after=after,
+        )
+    session.flush()
+    return user, ended
 
 
 def add_token(

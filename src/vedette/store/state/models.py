@@ -133,6 +133,25 @@ class Token(Base):
     unit: Mapped[Unit] = relationship()
 
 
+class UserSession(Base):
+    """A user's logged-in session (console cookie or API bearer); only its sha256 is stored.
+
+    Valid while now is before both ``idle_until`` (moved on by use, at most once a minute)
+    and ``expires_at`` (the absolute lifetime). ``unit_id`` is the user's unit, for
+    row-level security; the user's role and unit are read from ``users`` on each lookup.
+    """
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    idle_until: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Alert(Base):
     """Detections of one fingerprint in one unit, worked by analysts."""
 
