@@ -139,3 +139,17 @@ def test_logout_password_change_and_disabling_end_sessions(alice: World) -> None
         text = " ".join(str(r.after) for r in session.scalars(select(AuditRecord)))
         assert "another horse" not in text and first not in text
         assert verify_chain(session) == (True, None)
+
+
+def test_a_deleted_users_sessions_go_with_the_user(alice: World) -> None:
+    world = alice
+    credential = _login(world)
+    with world.db.session() as session:
+        user = session.scalar(select(User).where(User.name == "alice"))
+        assert user is not None
+        session.delete(user)
+    with world.db.session() as session:
+        # ON DELETE CASCADE on both databases (SQLite runs with foreign keys on).
+        assert session.scalar(select(func.count()).select_from(UserSession)) == 0
+        with pytest.raises(AuthError):
+            find_session(session, credential, now=T0)
