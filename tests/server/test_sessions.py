@@ -214,3 +214,36 @@ def test_an_idle_session_expires_and_a_used_one_does_not(
         time.sleep(1.0)
     assert _status(centre, idle) == 401
     assert _status(centre, used) == 200
+
+
+def test_browsing_writes_the_last_use_at_most_once_a_minute(
+    tmp_path: Path, centres: list[Centre]
+) -> None:
+    from sqlalchemy import select
+
+    from vedette.paths import ServerHome
+    from vedette.store.state.db import make_engine
+    from vedette.store.state.models import UserSession
+
+    centre = _centre(tmp_path, centres)
+    token = _api_login(centre, "ana")
+    # The owner's engine (the row-level-security bypass on PostgreSQL), as the server's own.
+    engine = make_engine(scaleoutkit.database_of(centre.home) or ServerHome(centre.home).state_url)
+
+    def seen() -> tuple[object, object]:
+        with engine.connect() as conn:
+            row = conn.execute(select(UserSession.created_at, UserSession.last_seen_at)).one()
+        return row[0], row[1]
+
+    try:
+        created, last = seen()
+        assert created == last
+        # 40 requests over more than the lookup cache's seconds: lookups, but no write yet.
+        start = time.monotonic()
+        for _ in range(40):
+            assert _status(centre, token) == 200
+            time.sleep(0.2)
+        assert time.monotonic() - start > SESSION_CACHE_SECONDS
+        assert seen() == (created, last)
+    finally:
+        engine.dispose()
