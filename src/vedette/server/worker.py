@@ -27,8 +27,10 @@ tried and cost more CPU per event (a second decode) than their overlap saved on 
 2-core machine (BENCHMARKS.md).
 
 Correlation state is in memory, one correlator per unit (its watermark is that unit's newest
-event time; late events are counted). A restart loses the windows open at that moment: this is
-counted in ``correlation_restarts`` and said in the docs.
+event time; late events are counted). A restart loses the windows open at that moment, and so
+does an error the worker recovers from (it detects again from the committed position, which a
+correlator that saw those batches would count twice): both are counted in
+``correlation_restarts`` and said in the docs.
 """
 
 from __future__ import annotations
@@ -280,6 +282,7 @@ class Worker:
                     log.exception("worker error; retrying from position %d", self.position)
                 self._rows.clear()
                 self._forget_alerts()
+                self._restart_correlation()
                 self._stop.wait(1.0)
                 self._recover_after_error()
                 cursor = self.position
@@ -333,6 +336,17 @@ class Worker:
             )
             log.warning("worker step %s took %.2f s%s", step, took, what)
         return now
+
+    def _restart_correlation(self) -> None:
+        """Drop the correlation windows after an error, as a restart does: the batches past the
+        committed position are detected again, and a correlator that had already counted them
+        would count them twice (a false threshold crossed) or drop them as late, losing the
+        correlations they completed with the uncommitted alerts."""
+        if self._correlators:
+            self._correlators.clear()
+            self.stats.correlation_restarts += 1
+            log.warning("correlation windows open at the error start again from position %d",
+                        self.position)  # fmt: skip
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._alerts_since >= self.alert_commit_seconds
