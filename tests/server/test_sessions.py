@@ -202,18 +202,23 @@ def test_role_change_disabling_and_new_password_count_within_seconds(
         browser.close()
 
 
-def test_an_idle_session_expires_and_a_used_one_does_not(
+def test_an_idle_session_expires_and_a_used_one_lives_to_its_lifetime(
     tmp_path: Path, centres: list[Centre]
 ) -> None:
     # 12 s idle limit: above the 5 s lookup cache plus the 3 s between writes of the last use.
-    centre = _centre(tmp_path, centres, "--session-idle", "12")
-    used, idle = _api_login(centre, "ana"), _api_login(centre, "ana")
+    centre = _centre(tmp_path, centres, "--session-idle", "12", "--session-lifetime", "32")
     start = time.monotonic()
+    used, idle = _api_login(centre, "ana"), _api_login(centre, "ana")
     while time.monotonic() - start < 20:
         assert _status(centre, used) == 200
         time.sleep(1.0)
     assert _status(centre, idle) == 401
     assert _status(centre, used) == 200
+    # Used all along, it still ends at its absolute lifetime (plus at most the cache).
+    while _status(centre, used) == 200:
+        assert time.monotonic() - start < 32 + SETTLE
+        time.sleep(1.0)
+    assert time.monotonic() - start >= 32
 
 
 def test_browsing_writes_the_last_use_at_most_once_a_minute(
