@@ -3,81 +3,21 @@ and a ``--role notifier`` process (more of each when a test asks).
 
 Each is the installed command in a subprocess, on a real NATS (JetStream) and a real
 PostgreSQL; an api is a ``serverkit.Centre`` (same HTTP helpers as the embedded tests), the
-other roles are plain processes a test may SIGKILL and start again.
+other roles are plain processes a test may SIGKILL and start again (``RoleProcess``, the same
+as the contract pass's scale-out set, tests/server/scaleoutkit.py).
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serverkit import VEDETTE, Centre, admin, free_port
+from scaleoutkit import RoleProcess
+from serverkit import Centre, admin, free_port
 
 STARTER = Path(__file__).resolve().parents[2] / "src" / "vedette" / "rulepacks" / "starter"
-
-
-@dataclass
-class RoleProcess:
-    """One ``vedette serve --role ROLE`` without HTTP (worker, scheduler, notifier)."""
-
-    home: Path
-    args: list[str]
-    role: str = "worker"
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-    starts: int = 0
-
-    def start(self) -> RoleProcess:
-        """Start (or restart) the process; returns at once (it claims its work on its own)."""
-        self.starts += 1
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.home / f"{self.role}-{self.starts}.log"
-        self.process = subprocess.Popen(
-            [*VEDETTE, "serve", "--role", self.role, "--home", str(self.home), *self.args],
-            stdout=self.log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def log(self) -> str:
-        """What the process printed so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def alive(self) -> bool:
-        """Started and not exited."""
-        return self.process is not None and self.process.poll() is None
-
-    def held(self) -> list[int]:
-        """The partitions a worker last said it holds."""
-        lines = [line for line in self.log().splitlines() if "holds partitions" in line]
-        if not lines:
-            return []
-        inside = lines[-1].rsplit("[", 1)[1].rstrip("]")
-        return [int(p) for p in inside.split(",") if p.strip()]
-
-    def active(self) -> bool:
-        """A scheduler that last said it runs the duties (this start's log)."""
-        lines = [
-            ln for ln in self.log().splitlines() if " active (epoch " in ln or "standing by" in ln
-        ]
-        return bool(lines) and " active (epoch " in lines[-1]
-
-    def kill(self) -> None:
-        """SIGKILL."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> int:
-        """SIGTERM and wait; the exit status."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
 
 
 WorkerProcess = RoleProcess

@@ -30,6 +30,9 @@ from vedette.store.state.deadletters import DeadLetter
 from vedette.store.state.incidents import Incident, IncidentAlert, IncidentComment, IncidentTask
 from vedette.store.state.models import Alert, AlertComment, RuleException, Token, Unit
 from vedette.store.state.retrohunts import RetroHunt
+from vedette.store.state.scope import Principal, Role, Scope
+from vedette.store.state.units import add_unit
+from vedette.store.state.warnings import approve_warning, list_warnings, record_warning
 
 
 @dataclass
@@ -751,5 +754,82 @@ def test_every_table_of_units_scopes_reads_and_refuses_cross_unit_writes(roles: 
             assert hq_rows == 2
             ok, first_bad = verify_chain(session)
             assert (ok, first_bad) == (True, None)
+    finally:
+        state.close()
+
+
+def _analyst(unit: int) -> Scope:
+    principal = Principal("token", 1, "t", unit, "u", Role.ANALYST)
+    return Scope(principal=principal, unit_ids=frozenset({unit}))
+
+
+def test_a_scoped_admin_adds_a_unit_below_its_own_and_not_below_another(roles: Roles) -> None:
+    """The request's scope was read when it began: the unit it makes below its own is its own
+    too (the audit record about it is written in the same transaction); below another unit,
+    the database refuses it even though add_unit itself checks no scope (the route does)."""
+    a, _b, _ = _seed(roles.owner_url, roles.app_url)
+    state = open_state(roles.owner_url, scoped_url=roles.app_url)
+
+    def scoped() -> None:
+        set_request_units(frozenset({a}))
+        with state.session() as session:
+            made = add_unit(session, name="a-child", parent="a", actor="token:t")
+            assert session.scalars(select(Unit.name).where(Unit.id == made.id)).all() == ["a-child"]
+        with (
+            pytest.raises(ProgrammingError, match="row-level security"),
+            state.session() as session,
+        ):
+            add_unit(session, name="b-child", parent="b", actor="token:t")
+
+    try:
+        contextvars.copy_context().run(scoped)
+        with state.session() as session:
+            names = session.scalars(select(Unit.name).order_by(Unit.name)).all()
+            added = session.scalars(
+                text("SELECT after->>'name' FROM audit WHERE action = 'unit.add'")
+            ).all()
+        assert names == ["a", "a-child", "b"]
+        assert added == ["a-child"]
+    finally:
+        state.close()
+
+
+def test_the_source_side_reads_and_approves_a_draft_of_another_unit_under_rls(
+    roles: Roles,
+) -> None:
+    """A draft warning belongs to the warned unit (b) but only the source alert's side (a)
+    reads it (migration 0022) and approves it; b sees it once approved, a then no longer."""
+    a, b, _ = _seed(roles.owner_url, roles.app_url)
+    state = open_state(roles.owner_url, scoped_url=roles.app_url)
+    try:
+        with state.session() as session:
+            alert_of_a = session.scalars(select(Alert.id).where(Alert.unit_id == a)).one()
+            draft, _ = record_warning(session, unit_id=b, source_incident_id=None,
+                                      source_alert_id=alert_of_a, level="high", title="w",
+                                      observables=[], attack=[], hits=[{"host": "h"}],
+                                      hits_total=1, draft=True)  # fmt: skip
+
+        def listed(unit: int) -> list[tuple[int, str, list[Any]]]:
+            set_request_units(frozenset({unit}))
+            with state.session() as session:
+                rows = list_warnings(session, _analyst(unit))
+            return [(w["id"], w["status"], w["hits"]) for w in rows]
+
+        def approve() -> str:
+            set_request_units(frozenset({a}))
+            with state.session() as session:
+                return str(approve_warning(session, _analyst(a), draft.id)["status"])
+
+        run = contextvars.copy_context().run
+        assert run(listed, a) == [(draft.id, "draft", [])]  # no hits: b's events
+        assert run(listed, b) == []  # not b's until approved
+        assert run(approve) == "new"
+        assert run(listed, b) == [(draft.id, "new", [{"host": "h"}])]
+        assert run(listed, a) == []
+        with state.session() as session:
+            about = session.scalars(
+                text("SELECT unit_id FROM audit WHERE action = 'warning.approve'")
+            ).all()
+        assert about == [b]
     finally:
         state.close()

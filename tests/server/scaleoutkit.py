@@ -18,7 +18,13 @@ Made for speed (the pass runs in CI beside the embedded one):
 - every role of every centre shares one compiled-rule cache, so a worker loads the rules the
   api compiled instead of compiling them again.
 
+The databases are owned by a plain (non-superuser) role and the api's scoped sessions log in
+as an app role (``VEDETTE_APP_DATABASE_URL``), as in a deployment (``pgserver.plain_database``):
+row-level security applies to every contract test, where a superuser would bypass each policy.
+
 ``VEDETTE_TEST_POSTGRES_URL`` names a PostgreSQL server of your own (``pgserver``).
+
+:class:`RoleProcess` is also the process of ``tests/scaleout/scalekit.py``.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from natsserver import start_nats
-from pgserver import ENV_URL, PostgresServer
+from pgserver import ENV_URL, PlainRoles, PostgresServer, plain_database
+from vedette.store.state.db import APP_DATABASE_ENV
 
 SCALEOUT = os.environ.get("VEDETTE_TEST_CENTRE", "embedded") == "scaleout"
 """Whether ``make_centre`` starts the scale-out set (``VEDETTE_TEST_CENTRE=scaleout``)."""
@@ -63,22 +70,46 @@ _session: _Session | None = None
 
 @dataclass
 class _Session:
-    """What the centres of one test process share: PostgreSQL, the template, the rule cache."""
+    """What the centres of one test process share: PostgreSQL, the roles, the template, the rule
+    cache."""
 
     root: Path
     server_url: str
-    template: str
+    """A superuser's: databases are made and dropped through it, nothing else."""
+    roles: PlainRoles
+    """The owner and app roles, and the template database they were made with."""
     stop: Callable[[], None]
 
     @property
     def rule_cache(self) -> Path:
         return self.root / "rule-cache"
 
+    @property
+    def template(self) -> str:
+        return str(make_url(self.roles.owner_url).database)
+
+    @property
+    def owner(self) -> str:
+        return str(make_url(self.roles.owner_url).username)
+
     def conninfo(self, database: str | None = None) -> str:
-        url = make_url(self.server_url).set(drivername="postgresql")
-        if database is not None:
-            url = url.set(database=database)
-        return url.render_as_string(hide_password=False)
+        """The superuser's (``database``: the server's default one)."""
+        return _at(self.server_url, database)
+
+    def owner_url(self, database: str) -> str:
+        """The owner role's: migrations, workers, scheduler, ``vedette admin``."""
+        return _at(self.roles.owner_url, database)
+
+    def app_url(self, database: str) -> str:
+        """The app role's: the api's scoped sessions."""
+        return _at(self.roles.app_url, database)
+
+
+def _at(url: str, database: str | None) -> str:
+    at = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        at = at.set(database=database)
+    return at.render_as_string(hide_password=False)
 
 
 def _start_session() -> _Session:
@@ -91,15 +122,15 @@ def _start_session() -> _Session:
         # processes each alive at once (a test with a reference centre).
         server = PostgresServer(root / "postgres", max_connections=300).init().start()
         server_url, stop_server = server.url, server.stop
-    template = f"vt_{uuid.uuid4().hex[:12]}"
-    session = _Session(root=root, server_url=server_url, template=template, stop=stop_server)
+    # The template is the plain owner's database, migrated by the owner: the policies name the
+    # role that ran the migrations, and every copy keeps that owner (CREATE DATABASE ... OWNER).
+    roles = plain_database(server_url)
+    session = _Session(root=root, server_url=server_url, roles=roles, stop=stop_server)
     session.rule_cache.mkdir()
-    with psycopg.connect(session.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{template}"')
     # The migrations, once: every centre's database is a copy of this one.
     done = subprocess.run(
         [*VEDETTE, "admin", "--home", str(root / "template-home"), "--database",
-         session.conninfo(template), "unit", "list"],
+         session.owner_url(session.template), "unit", "list"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if done.returncode != 0:
@@ -107,13 +138,30 @@ def _start_session() -> _Session:
 
     def stop() -> None:
         with _lock:
-            _drop(session, template)
-            session.stop()
+            _drop_owned(session)
+            # The server's own stop: session.stop is this function (calling it would wait on
+            # _lock for ever, at exit of a run without xdist).
+            stop_server()
             shutil.rmtree(root, ignore_errors=True)
 
     session.stop = stop
     atexit.register(stop)
     return session
+
+
+def _drop_owned(session: _Session) -> None:
+    """Every database of the owner (a centre's left at exit, the template), then the roles: a
+    role that owns a database cannot be dropped."""
+    with contextlib.suppress(psycopg.Error):  # the server is going away anyway
+        with psycopg.connect(session.conninfo(), autocommit=True) as conn:
+            owned = conn.execute(
+                "SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba"
+                " WHERE r.rolname = %s",
+                (session.owner,),
+            ).fetchall()
+        for (name,) in owned:
+            _drop(session, name)
+        session.roles.drop()
 
 
 def _drop(session: _Session, database: str) -> None:
@@ -140,17 +188,19 @@ def database_of(home: Path) -> str | None:
 
 @dataclass
 class RoleProcess:
-    """One ``vedette serve --role ROLE`` without HTTP (worker, scheduler)."""
+    """One ``vedette serve --role ROLE`` without HTTP (worker, scheduler, notifier)."""
 
     home: Path
-    role: str
     args: list[str]
+    role: str = "worker"
+    env: dict[str, str] = field(default_factory=dict)
+    """Set in the process's environment over this one's."""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     starts: int = 0
 
-    def spawn(self) -> None:
-        """Start the process; returns at once."""
+    def start(self) -> RoleProcess:
+        """Start (or restart) the process; returns at once (it claims its work on its own)."""
         self.starts += 1
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_path = self.home / f"{self.role}-{self.starts}.log"
@@ -158,7 +208,9 @@ class RoleProcess:
             [*VEDETTE, "serve", "--role", self.role, "--home", str(self.home), *self.args],
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
         )
+        return self
 
     def log(self) -> str:
         """What the process printed so far."""
@@ -183,6 +235,19 @@ class RoleProcess:
         ]
         return bool(lines) and " active (epoch " in lines[-1]
 
+    def kill(self) -> None:
+        """SIGKILL."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
 
 @dataclass
 class ScaleoutCentre:
@@ -194,6 +259,9 @@ class ScaleoutCentre:
     port: int
     args: list[str] = field(default_factory=list)
     database: str = ""
+    """The owner role's URL of the centre's database."""
+    app_database: str = ""
+    """The app role's URL of it (``VEDETTE_APP_DATABASE_URL`` of every process)."""
     nats: str = ""
     process: subprocess.Popen[bytes] | None = None
     """The api process."""
@@ -219,6 +287,11 @@ class ScaleoutCentre:
             "--partitions", str(PARTITIONS), "--lease-seconds", str(LEASE_SECONDS), *self.args,
         ]  # fmt: skip
 
+    def _env(self) -> dict[str, str]:
+        # As in a deployment: the api's scoped sessions on the app role (the others only
+        # open system sessions, on the owner's --database).
+        return {APP_DATABASE_ENV: self.app_database}
+
     def _share_cache(self, home: Path) -> None:
         # The compiled rules are keyed by the pattern set and written atomically: every role
         # may use one folder, and only the first process to need a set compiles it.
@@ -234,10 +307,12 @@ class ScaleoutCentre:
         if not self.roles:
             roles_home = self.home.parent / f"{self.home.name}.roles"
             for n in range(WORKERS):
-                self.roles.append(RoleProcess(roles_home / f"worker-{n}", "worker", []))
-            self.roles.append(RoleProcess(roles_home / "scheduler-0", "scheduler", []))
+                self.roles.append(RoleProcess(roles_home / f"worker-{n}", [], "worker"))
+            self.roles.append(RoleProcess(roles_home / "scheduler-0", [], "scheduler"))
+        env = self._env()
         for role in self.roles:
             role.args = self._common()
+            role.env = env
             self._share_cache(role.home)
         self._share_cache(self.home)
         self.log_path = self.home / f"serve-{self.starts}.log"
@@ -246,10 +321,11 @@ class ScaleoutCentre:
              "--http", f"127.0.0.1:{self.port}", *self._common()],
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
         )  # fmt: skip
         self.spawned.append(self.process)
         for role in self.roles:
-            role.spawn()
+            role.start()
             assert role.process is not None
             self.spawned.append(role.process)
         deadline = time.monotonic() + timeout
@@ -331,10 +407,17 @@ def new_centre(home: Path, port: int, args: Sequence[str]) -> ScaleoutCentre:
     home.mkdir(parents=True, exist_ok=True)
     name = f"vs_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(shared.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{shared.template}"')
+        conn.execute(
+            f'CREATE DATABASE "{name}" OWNER "{shared.owner}" TEMPLATE "{shared.template}"'
+        )
     nats, stop_nats = start_nats(shared.root / "nats" / name)
     centre = ScaleoutCentre(
-        home=home, port=port, args=list(args), database=shared.conninfo(name), nats=nats
+        home=home,
+        port=port,
+        args=list(args),
+        database=shared.owner_url(name),
+        app_database=shared.app_url(name),
+        nats=nats,
     )
     _DATABASES[home] = centre.database
     # Once the test lets go of the centre: whatever still runs is killed, its NATS server

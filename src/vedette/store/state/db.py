@@ -119,16 +119,38 @@ def _system_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()
 
 
-def _scope_transaction(
-    unit_ids: frozenset[int], session: Session, _tx: SessionTransaction, conn: Connection
-) -> None:
+_SCOPE_UNITS = "vedette_scope_units"
+"""Key of ``Session.info``: the units a scoped session's transactions run with (a set)."""
+
+
+def _scope_transaction(session: Session, _tx: SessionTransaction, conn: Connection) -> None:
     conn.execute(
         text(
             "SELECT set_config('vedette.unit_ids', :ids, true),"
             " set_config('vedette.bypass', 'off', true)"
         ),
-        {"ids": ",".join(str(u) for u in sorted(unit_ids))},
+        {"ids": _ids(session.info[_SCOPE_UNITS])},
     )
+
+
+def _ids(unit_ids: set[int]) -> str:
+    return ",".join(str(u) for u in sorted(unit_ids))
+
+
+def widen_scope(session: Session, unit_ids: set[int], *, under: int | None = None) -> None:
+    """Add ``unit_ids`` to a scoped session's scope, from its current transaction on (a no-op
+    in a system session; with ``under``, also when the scope does not hold that unit). For
+    repository code that checked the caller may act on them and whose rows the request's
+    scope does not hold yet: a unit the request made below its own, the warned unit of a
+    draft the caller approves."""
+    units = session.info.get(_SCOPE_UNITS)
+    if units is None or unit_ids <= units or (under is not None and under not in units):
+        return
+    units |= unit_ids
+    if session.in_transaction():
+        session.execute(
+            text("SELECT set_config('vedette.unit_ids', :ids, true)"), {"ids": _ids(units)}
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,7 +233,8 @@ class StateDB:
         with Session(bind, expire_on_commit=False) as session:
             if units is not None:
                 session.info[SCOPED] = True
-                event.listen(session, "after_begin", partial(_scope_transaction, units))
+                session.info[_SCOPE_UNITS] = set(units)
+                event.listen(session, "after_begin", _scope_transaction)
             try:
                 yield session
                 session.commit()

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vedette.store.state.audit import append_audit
+from vedette.store.state.db import widen_scope
 from vedette.store.state.models import Unit, UnitStats, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Principal, Scope, require
 
@@ -106,6 +107,10 @@ def add_unit(
     )
     session.add(unit)
     session.flush()
+    if parent_id is not None:
+        # A request's scope is its units and those below them, read when it began: the new
+        # unit below one of them is the request's too (its audit record is about it).
+        widen_scope(session, {unit.id}, under=parent_id)
     append_audit(
         session,
         actor=actor,

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vedette.store.state.audit import append_audit, jsonable
+from vedette.store.state.db import widen_scope
 from vedette.store.state.models import Alert, Base, Unit, utcnow
 from vedette.store.state.scope import Invalid, NotFound, Scope, require
 
@@ -196,6 +197,9 @@ def approve_warning(session: Session, scope: Scope, warning_id: int) -> dict[str
     if row is None or row.status != "draft" or not scope.covers(source):
         raise NotFound(f"no drafted warning {warning_id}")
     require(scope.can_write_alerts(), "approve warnings")
+    # Sending it writes the warned unit's rows (the warning, its notifications, the audit
+    # record about it), which the caller's scope does not hold: checked above, so widened.
+    widen_scope(session, {row.unit_id})
     row.status = "new"
     _notify(session, row)
     append_audit(
