@@ -19,12 +19,8 @@ spool has nothing more: the state store's cost is per distinct fingerprint per c
 commit folds every detection of a fingerprint since the last one; and a fingerprint's alert
 facts (sample event, observables) are built once per commit, as only the first are kept.
 
-The two stages can run apart (``stages``): a ``detect`` worker commits only the detect position
-and its alerts, a ``store`` worker only the store position and its Parquet files, and reads no
-batch past the committed detect position, so an event visible as stored has its alerts visible
-too. The embedded centre runs both in one worker: two child processes, one per stage, were
-tried and cost more CPU per event (a second decode) than their overlap saved on the shared
-2-core machine (BENCHMARKS.md).
+One worker runs both stages: two processes, one per stage, were tried and cost more CPU per
+event (a second decode) than their overlap saved on the shared 2-core machine (BENCHMARKS.md).
 
 Correlation state is in memory, one correlator per unit (its watermark is that unit's newest
 event time; late events are counted). A restart loses the windows open at that moment, and so
@@ -142,7 +138,6 @@ class Worker:
         release_seconds: float = 0.5,
         max_attempts: int = 3,
         slow_step_seconds: float = 1.0,
-        stages: frozenset[str] = frozenset({DETECT, STORE}),
     ) -> None:
         self.spool = spool
         self.store = store
@@ -156,10 +151,6 @@ class Worker:
         self.release_seconds = release_seconds
         self.max_attempts = max_attempts
         self.slow_step_seconds = slow_step_seconds
-        if not stages or not stages <= {DETECT, STORE}:
-            raise ValueError(f"worker stages must be detect, store or both, not {sorted(stages)}")
-        self.detects = DETECT in stages
-        self.stores = STORE in stages
         self._failures: dict[int, int] = {}
         self.stats = WorkerStats()
         self.decoder = BatchDecoder()
@@ -193,13 +184,12 @@ class Worker:
     def recover(self) -> None:
         """Read committed positions and cut Parquet files nobody committed."""
         self.detect_pos, self.store_pos = self.state.positions()
-        if self.stores:
-            removed = self.store.discard_after(self.store_pos)
-            if removed:
-                log.warning(
-                    "removed %d uncommitted event files past position %d", removed, self.store_pos
-                )
-        if self.detects and (self.detect_pos or self.store_pos):
+        removed = self.store.discard_after(self.store_pos)
+        if removed:
+            log.warning(
+                "removed %d uncommitted event files past position %d", removed, self.store_pos
+            )
+        if self.detect_pos or self.store_pos:
             self.stats.correlation_restarts += 1
 
     def start(self) -> None:
@@ -221,11 +211,7 @@ class Worker:
 
     @property
     def position(self) -> int:
-        """Everything up to here is done by this worker's stages (stored and alerted)."""
-        if not self.stores:
-            return self.detect_pos
-        if not self.detects:
-            return self.store_pos
+        """Everything up to here is done (stored and alerted)."""
         return min(self.detect_pos, self.store_pos)
 
     def wait_processed(self, seq: int, timeout: float) -> bool:
@@ -246,7 +232,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 started = time.monotonic()
-                batches = self._read(cursor)
+                batches = self.spool.read(cursor, self.read_batches)
                 started = self._timed("read", started)
                 if batches:
                     self._process(batches)
@@ -258,11 +244,8 @@ class Worker:
                 elif self._rows:
                     self._flush()
                     started = self._timed("store", started)
-                elif self.detects:
-                    self.spool.wait(cursor, 0.2)
-                    started = time.monotonic()
                 else:
-                    self._stop.wait(0.05)  # waiting for the detect worker, not for the spool
+                    self.spool.wait(cursor, 0.2)
                     started = time.monotonic()
                 if self._detect_to and self._commit_due():
                     self._commit_alerts()
@@ -294,26 +277,13 @@ class Worker:
         except Exception:
             log.exception("could not commit alerts or flush stored events at stop")
 
-    def _read(self, cursor: int) -> list[SpoolBatch]:
-        """The next batches past ``cursor``; a store-only worker stops at the committed detect
-        position (it re-reads that position once it has caught up with it)."""
-        if self.detects:
-            return self.spool.read(cursor, self.read_batches)
-        if cursor >= self.detect_pos:
-            self.detect_pos = self.state.positions()[0]
-            if cursor >= self.detect_pos:
-                return []
-        batches = self.spool.read(cursor, self.read_batches)
-        return [b for b in batches if b.seq <= self.detect_pos]
-
     def _recover_after_error(self) -> None:
         """Re-read the committed positions (a failed commit may have happened or not) and cut
         the files past them; until the state store answers again (a restart of PostgreSQL)."""
         while True:
             try:
                 self.detect_pos, self.store_pos = self.state.positions()
-                if self.stores:
-                    self.store.discard_after(self.store_pos)
+                self.store.discard_after(self.store_pos)
                 return
             except Exception as exc:
                 self.stats.errors += 1
@@ -377,17 +347,16 @@ class Worker:
         detect_to = max(self._detect_to, self.detect_pos)
         now = time.time()
         for batch in batches:
-            detect = self.detects and batch.seq > self.detect_pos
-            store = self.stores and batch.seq > self.store_pos
+            detect = batch.seq > self.detect_pos
+            store = batch.seq > self.store_pos
             if batch.corrupt is not None:
-                if self.detects:
-                    self.stats.corrupt_batches += 1
-                    log.error("spool batch %d is corrupt (%s): skipped", batch.seq, batch.corrupt)
+                self.stats.corrupt_batches += 1
+                log.error("spool batch %d is corrupt (%s): skipped", batch.seq, batch.corrupt)
                 detect_to = max(detect_to, batch.seq) if detect else detect_to
                 self._note_rows(batch.seq, [])
                 continue
             if not (detect or store):
-                continue  # replayed: both stages of this worker already have it
+                continue  # replayed: both stages already have it
             try:
                 # A unit missing from the state store fails every commit: it must fail here,
                 # against its own batch, to be dead-lettered instead of retried for ever.
@@ -428,8 +397,7 @@ class Worker:
         reason = f"{type(exc).__name__}: {exc}"
         self.state.dead_letter(batch, attempts, reason)
         del self._failures[batch.seq]
-        if self.detects:  # a store-only worker meets the same batch after the detect worker
-            self.stats.dead_letters += 1
+        self.stats.dead_letters += 1
         log.error("spool batch %d of %s dead-lettered after %d attempts: %s",
                   batch.seq, batch.unit, attempts, reason)  # fmt: skip
         return True
@@ -453,7 +421,7 @@ class Worker:
         self._detect_to = 0
 
     def _note_rows(self, seq: int, rows: list[EventRow]) -> None:
-        if not self.stores or seq <= self.store_pos:
+        if seq <= self.store_pos:
             return
         if not self._rows_first:
             self._rows_first = seq
