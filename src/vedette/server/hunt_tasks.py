@@ -47,13 +47,12 @@ from vedette.server.hunt_scan import (
     record_hits,
     scan_files,
 )
-from vedette.server.retrohunt import caller_record, caller_scope, can_rebuild, rebuild_detector
+from vedette.server.retrohunt import caller_scope, can_rebuild, rebuild_detector, record_job
 from vedette.server.warning_tasks import is_warning_task, run_warning_task
 from vedette.store.eventstore import ParquetEventStore
 from vedette.store.huntqueue import HuntMessage, HuntQueue, HuntQueueUnavailable, TaskRef
 from vedette.store.state.db import StateDB
 from vedette.store.state.exceptions import active_exceptions
-from vedette.store.state.incidents import attach_alerts
 from vedette.store.state.models import Unit
 from vedette.store.state.retrohunt_tasks import (
     TASK_FINISHED,
@@ -71,7 +70,7 @@ from vedette.store.state.retrohunt_tasks import (
     skip_unstarted,
     task_ran,
 )
-from vedette.store.state.retrohunts import FINISHED, RetroHunt, create_retrohunt
+from vedette.store.state.retrohunts import FINISHED, RetroHunt
 from vedette.store.state.scope import Invalid, Scope
 
 __all__ = ["HuntTaskPool", "QueuedHuntRunner"]
@@ -149,22 +148,16 @@ class QueuedHuntRunner:
             raise Invalid("the centre is stopping")
         if not can_rebuild(spec):
             raise Invalid("this hunt is too large to hand to the workers (see docs/scale-out.md)")
-        if scope is not None:
-            spec = {**spec, "caller": caller_record(scope)}
         low, high = _day(time_from), _day(time_to)
         with self.state.session() as session:
-            if incident_id is not None:
-                if scope is None:
-                    raise Invalid("an automatic hunt attaches to no incident")
-                attach_alerts(session, scope, incident_id, [])  # owner side, may write
-            row = create_retrohunt(
+            row = record_job(
                 session,
                 scope,
                 owner_unit_id=owner_unit_id,
                 kind=kind,
                 title=title,
                 spec=spec,
-                units=list(units),
+                units=units,
                 time_from=time_from,
                 time_to=time_to,
                 incident_id=incident_id,

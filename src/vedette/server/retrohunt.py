@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from vedette.detect import Engine
 from vedette.detect.loader import RuleSources, load_placeholders, load_rules, read_rule_sources
@@ -354,21 +355,15 @@ class RetroHuntRunner:
             raise Invalid("the centre is stopping")
         if self.attack_kb is not None and detector.attack_kb is None:
             detector.attack_kb = self.attack_kb
-        if scope is not None:
-            spec = {**spec, "caller": caller_record(scope)}
         with self.state.session() as session:
-            if incident_id is not None:
-                if scope is None:
-                    raise Invalid("an automatic hunt attaches to no incident")
-                attach_alerts(session, scope, incident_id, [])  # owner side, may write
-            row = create_retrohunt(
+            row = record_job(
                 session,
                 scope,
                 owner_unit_id=owner_unit_id,
                 kind=kind,
                 title=title,
                 spec=spec,
-                units=list(units),
+                units=units,
                 time_from=time_from,
                 time_to=time_to,
                 incident_id=incident_id,
@@ -584,6 +579,45 @@ def caller_record(scope: Scope) -> dict[str, Any]:
         "role": p.role.value,
         "unit_ids": sorted(scope.unit_ids),
     }
+
+
+def record_job(
+    session: Session,
+    scope: Scope | None,
+    *,
+    owner_unit_id: int,
+    kind: str,
+    title: str,
+    spec: dict[str, Any],
+    units: Sequence[str],
+    time_from: datetime | None,
+    time_to: datetime | None,
+    incident_id: int | None,
+    actor: str | None,
+) -> RetroHunt:
+    """Record a hunt job in ``session`` (audited), for the thread pool or the workers' queue:
+    its spec keeps the caller (``caller_record``: its scope is rebuilt after a restart or on
+    a worker), and a job for an incident is attached to it only by the incident's owner side
+    (``None``: an automatic hunt, which attaches to none)."""
+    if scope is not None:
+        spec = {**spec, "caller": caller_record(scope)}
+    if incident_id is not None:
+        if scope is None:
+            raise Invalid("an automatic hunt attaches to no incident")
+        attach_alerts(session, scope, incident_id, [])  # owner side, may write
+    return create_retrohunt(
+        session,
+        scope,
+        owner_unit_id=owner_unit_id,
+        kind=kind,
+        title=title,
+        spec=spec,
+        units=list(units),
+        time_from=time_from,
+        time_to=time_to,
+        incident_id=incident_id,
+        actor=actor,
+    )
 
 
 def caller_scope(record: Any) -> Scope | None:
