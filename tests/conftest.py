@@ -22,3 +22,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if mark is not None:
             reason = mark.args[0] if mark.args else "no reason given"
             item.add_marker(pytest.mark.skip(reason=f"not in the scale-out pass: {reason}"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the scale-out pass's PostgreSQL of this process (xdist workers skip atexit)."""
+    kit = sys.modules.get("scaleoutkit")
+    if kit is not None:
+        kit.stop_session()

@@ -136,8 +136,13 @@ def _start_session() -> _Session:
     if done.returncode != 0:
         raise AssertionError(f"migrating the template database failed: {done.stderr}")
 
+    stopped = threading.Event()
+
     def stop() -> None:
         with _lock:
+            if stopped.is_set():
+                return  # at the session's end, then again at exit
+            stopped.set()
             _drop_owned(session)
             # The server's own stop: session.stop is this function (calling it would wait on
             # _lock for ever, at exit of a run without xdist).
@@ -179,6 +184,17 @@ def session() -> _Session:
         if _session is None:
             _session = _start_session()
         return _session
+
+
+def stop_session() -> None:
+    """Stop this test process's PostgreSQL and drop its databases, if it started them (at the
+    end of the test session: an xdist worker leaves without running atexit handlers, and its
+    PostgreSQL outlived the run)."""
+    global _session
+    started = _session
+    if started is not None:
+        started.stop()
+        _session = None
 
 
 def database_of(home: Path) -> str | None:
