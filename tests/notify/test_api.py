@@ -4,6 +4,7 @@ unsent notifications it dropped."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,9 @@ def test_channels_are_admin_only_and_scoped(tmp_path: Path) -> None:
                                    headers={"Content-Type": "application/x-ndjson"})  # fmt: skip
             assert sent.status_code == 202
             wait_for(lambda: hq.get("/api/v1/notifications").json()["failed"], "a failure")
+            # The batch's alerts, then the incidents the coordinator opens from them, each
+            # queue notifications: read the pending rows once nothing more comes.
+            wait_for(lambda: _pending_settled(hq), "the outbox to settle")
             status = hq.get("/api/v1/notifications").json()
             assert {f["channel"] for f in status["failed"]} == {"a-hook"}
             assert b.get("/api/v1/notifications").json()["pending"] == []  # not branch-b's
@@ -86,3 +90,10 @@ def test_channels_are_admin_only_and_scoped(tmp_path: Path) -> None:
             assert secret not in str(audit)
     finally:
         centre.stop()
+
+
+def _pending_settled(client: httpx.Client) -> bool:
+    """True when the pending notifications stay the same for two seconds."""
+    before = len(client.get("/api/v1/notifications").json()["pending"])
+    time.sleep(2.0)
+    return before > 0 and len(client.get("/api/v1/notifications").json()["pending"]) == before
