@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -113,8 +114,9 @@ def test_loop_watch_reports_a_blocked_loop(caplog: pytest.LogCaptureFixture) -> 
         asyncio.run(scenario())
     assert 0.6 <= watch.worst_recent() < 2.0
     assert watch.slow_stalls == 1
-    assert any("event loop stalled 0.6" in r.getMessage() or "event loop stalled 0.7"
-               in r.getMessage() for r in caplog.records)  # fmt: skip
+    # Logged with its length (how late exactly depends on the machine's load).
+    assert any(re.fullmatch(r"the event loop stalled \d+\.\d\d s", r.getMessage())
+               for r in caplog.records)  # fmt: skip
 
 
 def test_loop_watch_forgets_after_its_window() -> None:

@@ -153,12 +153,6 @@ def close_session(session: Session, credential: str, *, now: datetime | None = N
     return True
 
 
-def end_user_sessions(session: Session, user_id: int) -> int:
-    """Delete every session of a user (password changed, user disabled); how many."""
-    result = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def prune_sessions(session: Session, *, now: datetime | None = None) -> int:
     """Delete the expired sessions (housekeeping); how many."""
     now = now or utcnow()
